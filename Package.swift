@@ -1,0 +1,46 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// The data path is visible in the targets: Interactions -> Rankers -> Scoring -> Evaluation,
+// with Artifacts persisting models; LinearAlgebra is the only Swift code that calls C BLAS/LAPACKE.
+let release: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+
+let package = Package(
+    name: "foryou",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "ForYou", targets: ["ForYou"]),
+        .executable(name: "foryou", targets: ["ForYouCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CLAPACKE", path: "Sources/CLAPACKE",
+                       providers: [.apt(["liblapacke-dev"])]),
+        .target(name: "LinearAlgebra", dependencies: ["CBLAS", "CLAPACKE"], swiftSettings: release),
+        .target(name: "Checksum", swiftSettings: release),
+        .target(name: "Interactions", dependencies: ["Checksum"], swiftSettings: release),
+        .target(name: "Rankers", dependencies: ["LinearAlgebra", "Interactions"], swiftSettings: release),
+        .target(name: "Scoring", dependencies: ["LinearAlgebra", "Interactions", "Rankers"], swiftSettings: release),
+        .target(name: "Evaluation", dependencies: ["Interactions", "Scoring"], swiftSettings: release),
+        .target(name: "Artifacts", dependencies: ["Checksum", "LinearAlgebra", "Interactions", "Rankers"],
+                swiftSettings: release),
+        .target(name: "ForYou", dependencies: ["LinearAlgebra", "Interactions", "Rankers", "Scoring",
+                                               "Evaluation", "Artifacts"]),
+        .executableTarget(name: "ForYouCLI", dependencies: [
+            "ForYou", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], swiftSettings: release),
+        .target(name: "TestSupport", dependencies: ["ForYou"], path: "Tests/TestSupport"),
+        .testTarget(name: "LinearAlgebraTests", dependencies: ["LinearAlgebra", "TestSupport"]),
+        .testTarget(name: "InteractionsTests", dependencies: ["Interactions", "TestSupport"]),
+        .testTarget(name: "RankersTests", dependencies: ["Rankers", "TestSupport"]),
+        .testTarget(name: "ScoringTests", dependencies: ["Scoring", "TestSupport"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "TestSupport"]),
+        .testTarget(name: "ArtifactsTests", dependencies: ["Artifacts", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["TestSupport", "ForYouCLI"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

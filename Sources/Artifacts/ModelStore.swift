@@ -1,0 +1,150 @@
+import Foundation
+import Checksum
+import LinearAlgebra
+import Interactions
+import Rankers
+
+/// A trained model on disk: `DIR/run.json`, `users.tsv` and `items.tsv` (raw ids in index
+/// order), `seen.bin` (the training matrix, used to exclude seen items), and the model's own
+/// binary files (`user_factors.bin` + `item_factors.bin` for factor models, `popularity.bin`).
+/// A directory is written under a temporary name and renamed into place when complete.
+public struct StoredModel {
+    public var ranker: Ranker
+    public var users: IdMap
+    public var items: IdMap
+    public var seen: CSR
+    public var run: RunRecord
+    public var directory: String
+}
+
+public enum ModelStore {
+    public static func save(_ ranker: Ranker, users: IdMap, items: IdMap, seen: CSR, run: RunRecord,
+                            to directory: String) throws {
+        let fm = FileManager.default
+        let parent = (directory as NSString).deletingLastPathComponent
+        if !parent.isEmpty { try fm.createDirectory(atPath: parent, withIntermediateDirectories: true) }
+        let tmp = directory + ".partial"
+        if fm.fileExists(atPath: tmp) { try fm.removeItem(atPath: tmp) }
+        try fm.createDirectory(atPath: tmp, withIntermediateDirectories: true)
+        var run = run
+        var files: [String: String] = [:]
+        func record(_ name: String) throws {
+            let data = try Data(contentsOf: URL(fileURLWithPath: tmp + "/" + name))
+            files[name] = digest(data)
+        }
+        try AtomicFile.write(users.raw.joined(separator: "\n") + (users.count > 0 ? "\n" : ""), to: tmp + "/users.tsv")
+        try AtomicFile.write(items.raw.joined(separator: "\n") + (items.count > 0 ? "\n" : ""), to: tmp + "/items.tsv")
+        try BinaryFormat.writeCSR(seen, to: tmp + "/seen.bin")
+        switch ranker {
+        case let f as FactorRanker:
+            try BinaryFormat.writeMatrix(f.userFactors, to: tmp + "/user_factors.bin")
+            try BinaryFormat.writeMatrix(f.itemFactors, to: tmp + "/item_factors.bin")
+        case let p as PopularityModel:
+            try BinaryFormat.writeMatrix(Matrix(rows: p.itemCount, cols: 1, values: p.itemScores), to: tmp + "/popularity.bin")
+        default:
+            throw ArtifactError.inconsistent(directory, "cannot store a ranker of kind \(ranker.kind)")
+        }
+        for name in try fm.contentsOfDirectory(atPath: tmp) { try record(name) }
+        run.files = files
+        try writeRun(run, to: tmp + "/run.json")
+        if fm.fileExists(atPath: directory) { try fm.removeItem(atPath: directory) }
+        try fm.moveItem(atPath: tmp, toPath: directory)
+        try AtomicFile.syncDirectory(parent.isEmpty ? "." : parent)
+    }
+
+    public static func writeRun(_ run: RunRecord, to path: String) throws {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try AtomicFile.write(Array(try enc.encode(run)) + [10], to: path)
+    }
+
+    public static func readRun(_ directory: String) throws -> RunRecord {
+        let path = directory + "/run.json"
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ArtifactError.missing(path + " (is \(directory) a model directory?)")
+        }
+        do { return try JSONDecoder().decode(RunRecord.self, from: data) } catch {
+            throw ArtifactError.badMetadata(path, "unreadable run record: \(error)")
+        }
+    }
+
+    public static func load(_ directory: String) throws -> StoredModel {
+        let run = try readRun(directory)
+        // Every artifact must match the checksum recorded when it was written.
+        for (name, crc) in run.files {
+            let path = directory + "/" + name
+            guard let data = FileManager.default.contents(atPath: path) else { throw ArtifactError.missing(path) }
+            if digest(data) != crc {
+                // Let the binary reader name truncation precisely when it can.
+                if name.hasSuffix(".bin") {
+                    if name == "seen.bin" { _ = try BinaryFormat.readCSR(path) } else { _ = try BinaryFormat.readMatrix(path) }
+                }
+                throw ArtifactError.checksumMismatch(path)
+            }
+        }
+        let users = try readIds(directory + "/users.tsv")
+        let items = try readIds(directory + "/items.tsv")
+        let seen = try BinaryFormat.readCSR(directory + "/seen.bin")
+        guard seen.rows == users.count, seen.cols == items.count else {
+            throw ArtifactError.inconsistent(directory + "/seen.bin", "shape \(seen.rows) x \(seen.cols) does not match "
+                                             + "\(users.count) users x \(items.count) items")
+        }
+        let ranker: Ranker
+        switch run.model {
+        case "als":
+            let x = try BinaryFormat.readMatrix(directory + "/user_factors.bin")
+            let y = try BinaryFormat.readMatrix(directory + "/item_factors.bin")
+            guard x.rows == users.count, y.rows == items.count, x.cols == y.cols else {
+                throw ArtifactError.inconsistent(directory, "factor shapes \(x.rows)x\(x.cols) / \(y.rows)x\(y.cols) do not "
+                                                 + "match \(users.count) users x \(items.count) items")
+            }
+            var cfg = ALSConfig()
+            cfg.factors = x.cols
+            if let r = run.params["reg"].flatMap(Float.init) { cfg.regularization = r }
+            ranker = ALSModel(config: cfg, userFactors: x, itemFactors: y)
+        case "popularity":
+            let p = try BinaryFormat.readMatrix(directory + "/popularity.bin")
+            guard p.rows == items.count else {
+                throw ArtifactError.inconsistent(directory, "popularity has \(p.rows) items, id map \(items.count)")
+            }
+            ranker = PopularityModel(userCount: users.count, itemScores: p.values)
+        default:
+            throw ArtifactError.badMetadata(directory + "/run.json", "unknown model kind '\(run.model)'")
+        }
+        return StoredModel(ranker: ranker, users: users, items: items, seen: seen, run: run, directory: directory)
+    }
+
+    static func readIds(_ path: String) throws -> IdMap {
+        guard let data = FileManager.default.contents(atPath: path) else { throw ArtifactError.missing(path) }
+        let text = String(decoding: data, as: UTF8.self)
+        var ids = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        if ids.last == "" { ids.removeLast() }
+        let map = IdMap(raw: ids)
+        guard map.count == ids.count else { throw ArtifactError.inconsistent(path, "duplicate ids") }
+        return map
+    }
+
+    public static func hex(_ v: UInt32) -> String { String(format: "%08x", v) }
+
+    static func digest(_ data: Data) -> String {
+        "fnv1a64:" + String(format: "%016llx", data.withUnsafeBytes { FNV64.digest($0) })
+    }
+
+    /// CRC-32C over files' bytes, in order: the data fingerprint of a run.
+    public static func fingerprint(paths: [String]) throws -> String {
+        var c = CRC32C()
+        for p in paths {
+            let f = try MappedFile(path: p)
+            c.update(f.bytes)
+        }
+        return hex(c.finalValue)
+    }
+
+    public static func newRunId(model: String, date: Date = Date()) -> String {
+        let f = DateFormatter()
+        f.dateFormat = "yyyyMMdd-HHmmss"
+        f.timeZone = TimeZone(identifier: "UTC")
+        var g = SystemRandomNumberGenerator()
+        return "\(model)-\(f.string(from: date))-\(String(format: "%04x", UInt16.random(in: 0...UInt16.max, using: &g)))"
+    }
+}

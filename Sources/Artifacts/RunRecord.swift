@@ -1,0 +1,75 @@
+import Foundation
+
+/// `run.json`: what a training run was given, what it produced and how long it took.
+public struct RunRecord: Codable, Sendable {
+    public struct DataInfo: Codable, Sendable {
+        public var paths: [String]
+        public var format: String
+        /// CRC-32C over the input files' bytes, in order (hex).
+        public var fingerprint: String
+        public var rows: Int
+        public var users: Int
+        public var items: Int
+        public var nnz: Int
+
+        public init(paths: [String], format: String, fingerprint: String, rows: Int, users: Int, items: Int, nnz: Int) {
+            self.paths = paths; self.format = format; self.fingerprint = fingerprint
+            self.rows = rows; self.users = users; self.items = items; self.nnz = nnz
+        }
+    }
+
+    public struct Timings: Codable, Sendable {
+        public var importSeconds: Double
+        public var fitSeconds: Double
+        public var iterationSeconds: [Double]
+        public var lossSeconds: Double?
+
+        public init(importSeconds: Double, fitSeconds: Double, iterationSeconds: [Double], lossSeconds: Double?) {
+            self.importSeconds = importSeconds; self.fitSeconds = fitSeconds
+            self.iterationSeconds = iterationSeconds; self.lossSeconds = lossSeconds
+        }
+    }
+
+    public var formatVersion = 1
+    public var id: String
+    public var model: String
+    public var createdAt: String
+    public var codeVersion: String
+    public var params: [String: String]
+    public var data: DataInfo
+    public var losses: [Double]
+    public var timings: Timings
+    public var outcome: String
+    public var environment: [String: String]
+    /// Metrics by name ("ndcg@10", ...) from evaluations recorded against this model.
+    public var metrics: [String: Double]
+    /// Digest of each artifact file, checked again on load.
+    public var files: [String: String]
+
+    public init(id: String, model: String, createdAt: String, codeVersion: String, params: [String: String],
+                data: DataInfo, losses: [Double], timings: Timings, outcome: String, environment: [String: String],
+                metrics: [String: Double], files: [String: String]) {
+        self.id = id; self.model = model; self.createdAt = createdAt; self.codeVersion = codeVersion
+        self.params = params; self.data = data; self.losses = losses; self.timings = timings
+        self.outcome = outcome; self.environment = environment; self.metrics = metrics; self.files = files
+    }
+}
+
+public enum CodeVersion {
+    public static let semantic = "0.1.0"
+
+    /// The package version plus the git commit of the working directory when there is one.
+    public static var current: String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["git", "rev-parse", "--short", "HEAD"]
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = FileHandle.nullDevice
+        guard (try? p.run()) != nil else { return semantic }
+        p.waitUntilExit()
+        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        return p.terminationStatus == 0 && !out.isEmpty ? "\(semantic)+\(out)" : semantic
+    }
+}

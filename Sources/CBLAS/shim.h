@@ -1,0 +1,2 @@
+// OpenBLAS's CBLAS interface plus its extensions (thread count, core name).
+#include <cblas.h>

@@ -1,0 +1,7 @@
+// The engine as one importable library: `import ForYou`.
+@_exported import LinearAlgebra
+@_exported import Interactions
+@_exported import Rankers
+@_exported import Scoring
+@_exported import Evaluation
+@_exported import Artifacts

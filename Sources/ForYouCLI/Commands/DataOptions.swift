@@ -1,0 +1,54 @@
+import ArgumentParser
+import ForYou
+
+extension Importer.Format: ExpressibleByArgument {}
+extension Confidence.Scheme: ExpressibleByArgument {}
+extension ALSConfig.Solver: ExpressibleByArgument {}
+
+/// How to read an interaction file.
+struct FormatOptions: ParsableArguments {
+    @Option(help: "Input format: split (user<TAB>item<TAB>weight[<TAB>time]), movielens (ratings.csv), lastfm (user_artists.dat), csv (header + named columns).")
+    var format: Importer.Format = .split
+
+    @Option(name: .customLong("user-col"), help: "csv: name of the user id column.")
+    var userCol = "user"
+    @Option(name: .customLong("item-col"), help: "csv: name of the item id column.")
+    var itemCol = "item"
+    @Option(name: .customLong("weight-col"), help: "csv: name of the weight column ('' = every row weighs 1).")
+    var weightCol = "weight"
+    @Option(name: .customLong("time-col"), help: "csv: name of the time column (optional).")
+    var timeCol: String?
+    @Option(help: "csv: field delimiter (default: tab for .tsv/.dat, comma otherwise).")
+    var delimiter: String?
+    @Option(name: .customLong("min-weight"), help: "Skip rows whose weight is below this (e.g. 4 for MovieLens positives).")
+    var minWeight: Float?
+
+    func validate() throws {
+        if let d = delimiter, d != "\\t", d.utf8.count != 1 { throw ValidationError("--delimiter must be one character (or \\t)") }
+    }
+
+    var importer: Importer {
+        var d: UInt8?
+        if let s = delimiter { d = s == "\\t" ? 9 : s.utf8.first }
+        return Importer(format: format,
+                        columns: .init(user: userCol, item: itemCol, weight: weightCol.isEmpty ? nil : weightCol, time: timeCol),
+                        delimiter: d, minWeight: minWeight)
+    }
+
+    func read(_ path: String, verbose: Bool) throws -> (Interactions, Double) {
+        let t0 = Date()
+        do {
+            let data = try importer.read(path: path)
+            let s = Date().timeIntervalSince(t0)
+            if verbose {
+                Console.err(String(format: "import: %@: %d rows, %d users, %d items in %.2fs (%.2fM rows/s)",
+                                   path, data.count, data.users.count, data.items.count, s, Double(data.count) / max(s, 1e-9) / 1e6))
+            }
+            return (data, s)
+        } catch let e as ImportError {
+            throw CLIError("import failed: \(e)")
+        }
+    }
+}
+
+import Foundation

@@ -1,0 +1,80 @@
+import ArgumentParser
+import ForYou
+import Foundation
+
+struct Evaluate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Evaluate a model on held-out interactions (precision, recall, NDCG, MAP, coverage @K).",
+        discussion: """
+        Every test user gets a top-K list over the whole catalog, training items excluded. \
+        Definitions follow the shared referee (bench/implicit_ref.py, metrics_at_k): averaged \
+        uniformly over test users; test users unknown to the model count with an empty list.
+        """)
+
+    @Option(help: "Model directory.") var model: String
+    @Option(help: "Held-out interactions.") var test: String
+    @OptionGroup var input: FormatOptions
+    @Option(help: "Cutoff K.") var k = 10
+    @Flag(help: "Print one JSON object instead of a table.") var json = false
+    @Flag(name: .customLong("record"), help: "Also store the metrics in the model's run.json.") var record = false
+    @OptionGroup var common: CommonOptions
+
+    func validate() throws { guard k > 0 else { throw ValidationError("--k must be positive") } }
+
+    func run() throws {
+        common.announce()
+        let m = try ModelLoading.load(model)
+        let (testData, _) = try input.read(test, verbose: common.verbose)
+        let report = Evaluator(k: k, threads: common.threads).evaluate(m.ranker, users: m.users, items: m.items,
+                                                                       seen: m.seen, test: testData)
+        if json {
+            print(EvaluationOutput.json(report, model: m))
+        } else {
+            print(EvaluationOutput.table(report))
+        }
+        if record {
+            var run = m.run
+            run.metrics.merge(EvaluationOutput.metricMap(report.summary)) { $1 }
+            try ModelStore.writeRun(run, to: model + "/run.json")
+        }
+    }
+}
+
+enum EvaluationOutput {
+    static func metricMap(_ s: MetricSummary) -> [String: Double] {
+        ["precision@\(s.k)": s.precision, "recall@\(s.k)": s.recall, "ndcg@\(s.k)": s.ndcg, "map@\(s.k)": s.map,
+         "coverage@\(s.k)": s.coverage, "test_users": Double(s.testUsers)]
+    }
+
+    static func table(_ r: Evaluator.Report) -> String {
+        let s = r.summary
+        var lines = [String(format: "%-12@ %@", "metric" as NSString, "value")]
+        for (name, v) in [("precision", s.precision), ("recall", s.recall), ("ndcg", s.ndcg), ("map", s.map),
+                          ("coverage", s.coverage)] {
+            lines.append(String(format: "%-12@ %.6f", "\(name)@\(s.k)" as NSString, v))
+        }
+        lines.append("test users   \(s.testUsers) (\(r.unknownUsers) unknown to the model), "
+                     + "\(r.droppedTestItems) test rows outside the catalog dropped")
+        return lines.joined(separator: "\n")
+    }
+
+    static func json(_ r: Evaluator.Report, model: StoredModel) -> String {
+        let s = r.summary
+        let obj: [String: Any] = [
+            "model": model.directory, "kind": model.run.model, "k": s.k,
+            "precision": s.precision, "recall": s.recall, "ndcg": s.ndcg, "map": s.map, "coverage": s.coverage,
+            "n_test_users": s.testUsers, "unknown_users": r.unknownUsers, "dropped_test_rows": r.droppedTestItems,
+            "seconds": r.seconds,
+        ]
+        let data = try! JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+enum ModelLoading {
+    static func load(_ dir: String) throws -> StoredModel {
+        do { return try ModelStore.load(dir) } catch let e as ArtifactError {
+            throw CLIError("cannot load model: \(e)")
+        }
+    }
+}

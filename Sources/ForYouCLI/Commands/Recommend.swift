@@ -1,0 +1,127 @@
+import ArgumentParser
+import ForYou
+import Foundation
+
+struct Recommend: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Top-N for one user (seen items excluded).")
+
+    @Option(help: "Model directory.") var model: String
+    @Option(help: "Raw user id.") var user: String
+    @Option(help: "List length N.") var top = 10
+    @OptionGroup var common: CommonOptions
+
+    func run() throws {
+        common.announce()
+        let m = try ModelLoading.load(model)
+        guard let u = m.users.index(of: user) else { throw CLIError("unknown user '\(user)' (not in \(model)/users.tsv)") }
+        let recs = BatchScorer(top: top, threads: 1).recommend(m.ranker, users: [u], exclude: m.seen)
+        for (item, score) in zip(recs.list(0), recs.scoreList(0)) {
+            print("\(m.items.raw[Int(item)])\t\(score)")
+        }
+    }
+}
+
+struct Similar: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Items most similar to an item (cosine over item factors).")
+
+    @Option(help: "Model directory (a factor model such as ALS).") var model: String
+    @Option(help: "Raw item id.") var item: String
+    @Option(help: "How many.") var top = 10
+    @OptionGroup var common: CommonOptions
+
+    func run() throws {
+        common.announce()
+        let m = try ModelLoading.load(model)
+        guard let f = m.ranker as? FactorRanker else { throw CLIError("\(m.run.model) models have no item factors; use an ALS model") }
+        guard let i = m.items.index(of: item) else { throw CLIError("unknown item '\(item)' (not in \(model)/items.tsv)") }
+        for (j, s) in f.similarItems(to: Int(i), count: top) { print("\(m.items.raw[j])\t\(s)") }
+    }
+}
+
+struct Inspect: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Import an interaction file and report its size and import speed (validates every line).")
+
+    @Argument(help: "Interaction file.") var file: String
+    @OptionGroup var input: FormatOptions
+    @Flag(help: "Print one JSON object.") var json = false
+
+    func run() throws {
+        let (d, s) = try input.read(file, verbose: false)
+        let csr = d.matrix()
+        let rate = Double(d.count) / max(s, 1e-9)
+        if json {
+            print("{\"rows\": \(d.count), \"users\": \(d.users.count), \"items\": \(d.items.count), \"nnz\": \(csr.nnz), "
+                  + "\"has_time\": \(d.timestamps != nil), \"import_s\": \(s), \"rows_per_s\": \(rate)}")
+        } else {
+            print("\(file): \(d.count) rows, \(d.users.count) users, \(d.items.count) items, \(csr.nnz) distinct pairs, "
+                  + (d.timestamps != nil ? "with times" : "no times")
+                  + String(format: "; imported in %.2fs (%.2fM rows/s)", s, rate / 1e6))
+        }
+    }
+}
+
+struct BlasInfo: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "blas-info",
+        abstract: "Show the OpenBLAS kernels in use and measure SGEMM on the scoring shape.")
+
+    @Option(help: "Rows of the user block (M).") var m = 256
+    @Option(help: "Catalog size (N).") var n = 50_000
+    @Option(help: "Factors (K).") var k = 64
+    @Flag(help: "Measure SGEMM GFLOP/s with one BLAS call per thread, like the scorer.") var benchmark = false
+    @Flag(help: "Print one JSON object.") var json = false
+    @OptionGroup var common: CommonOptions
+
+    func run() throws {
+        let r = CLIContext.kernelReport
+        let sel = KernelSelection.current()
+        var out: [String: Any] = ["core": BLASRuntime.coreName, "config": BLASRuntime.configuration,
+                                  "cpu_level": "\(sel.cpuLevel)", "note": r?.note ?? "",
+                                  "cores": BLASRuntime.availableCores]
+        if benchmark {
+            let threads = common.threads > 0 ? common.threads : BLASRuntime.availableCores
+            out["sgemm_gflops"] = SGEMMBench.run(m: m, n: n, k: k, threads: threads)
+            out["shape"] = "\(m)x\(k) * \(k)x\(n)"
+            out["threads"] = threads
+        }
+        if json {
+            print(String(decoding: try JSONSerialization.data(withJSONObject: out, options: [.sortedKeys]), as: UTF8.self))
+        } else {
+            for key in out.keys.sorted() { print("\(key): \(out[key]!)") }
+        }
+    }
+}
+
+/// Raw SGEMM rate of this OpenBLAS on a scoring-shaped problem: each thread repeatedly
+/// multiplies its own (m x k) block by the shared (k x n) item matrix, OpenBLAS single-threaded.
+enum SGEMMBench {
+    static func run(m: Int, n: Int, k: Int, threads: Int, seconds: Double = 2) -> Double {
+        BLASRuntime.setThreads(1)
+        var g = SeededGenerator(seed: 7)
+        let items = Matrix(rows: n, cols: k)
+        for i in 0..<items.count { items.storage[i] = Float(g.unit()) }
+        let users = (0..<threads).map { _ in Matrix(rows: m, cols: k) }
+        for u in users { for i in 0..<u.count { u.storage[i] = Float(g.unit()) } }
+        let outs = (0..<threads).map { _ in Matrix(rows: m, cols: n) }
+        let calls = ProgressBox()
+        let t0 = Date()
+        DispatchQueue.concurrentPerform(iterations: threads) { t in
+            var done = 0
+            repeat {
+                BLAS.gemm(m: m, n: n, k: k, a: users[t].storage, lda: k, b: items.storage, ldb: k, transB: true,
+                          c: outs[t].storage, ldc: n)
+                done += 1
+            } while Date().timeIntervalSince(t0) < seconds
+            calls.add(done)
+        }
+        let elapsed = Date().timeIntervalSince(t0)
+        return 2.0 * Double(m) * Double(n) * Double(k) * Double(calls.value) / elapsed / 1e9
+    }
+
+    final class ProgressBox: @unchecked Sendable {
+        let lock = NSLock()
+        var value = 0
+        func add(_ n: Int) { lock.lock(); value += n; lock.unlock() }
+    }
+}

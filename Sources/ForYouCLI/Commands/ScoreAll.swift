@@ -1,0 +1,61 @@
+import ArgumentParser
+import ForYou
+import Foundation
+
+struct ScoreAll: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "score-all",
+        abstract: "Top-N over the full catalog for every user of the training data (seen items excluded).",
+        discussion: "Writes user<TAB>item<TAB>score lines in rank order, raw ids. Users with fewer unseen items than N get fewer lines.")
+
+    @Option(help: "Model directory.") var model: String
+    @Option(help: "List length N.") var top = 100
+    @Option(help: "Output TSV.") var out: String
+    @Option(name: .customLong("users"), help: "Only these users: a file with one raw user id per line.") var usersFile: String?
+    @Flag(name: .customLong("include-seen"), help: "Do not exclude the users' training items.") var includeSeen = false
+    @Option(name: .customLong("user-block"), help: "Users per GEMM block.") var userBlock = 256
+    @OptionGroup var common: CommonOptions
+
+    func validate() throws {
+        guard top > 0 else { throw ValidationError("--top must be positive") }
+        guard userBlock > 0 else { throw ValidationError("--user-block must be positive") }
+    }
+
+    func run() throws {
+        common.announce()
+        let m = try ModelLoading.load(model)
+        var subset: [Int32]?
+        if let usersFile {
+            guard let text = try? String(contentsOfFile: usersFile, encoding: .utf8) else {
+                throw CLIError("cannot read \(usersFile)")
+            }
+            var list: [Int32] = []
+            for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+                let id = line.trimmingCharacters(in: .whitespaces)
+                if id.isEmpty { continue }
+                guard let u = m.users.index(of: id) else { throw CLIError("\(usersFile):\(n + 1): unknown user '\(id)'") }
+                list.append(u)
+            }
+            subset = list
+        }
+        let total = subset?.count ?? m.users.count
+        let t0 = Date()
+        var lastReport = Date.distantPast
+        let recs = BatchScorer(top: top, threads: common.threads, userBlock: userBlock)
+            .recommend(m.ranker, users: subset, exclude: includeSeen ? nil : m.seen, cancel: CLIContext.cancel) { p in
+                if Date().timeIntervalSince(lastReport) > 2 {
+                    lastReport = Date()
+                    Console.err(String(format: "score-all: %d/%d users  elapsed %.1fs  ETA %.1fs", p.done, p.total, p.elapsed, p.eta))
+                }
+            }
+        let scoreSeconds = Date().timeIntervalSince(t0)
+        if CLIContext.cancel.isCancelled { throw CLIError("score-all interrupted; \(out) not written") }
+        let t1 = Date()
+        try RecommendationWriter.write(recs, users: m.users, items: m.items, to: out)
+        let writeSeconds = Date().timeIntervalSince(t1)
+        let flops = 2.0 * Double(total) * Double(m.ranker.itemCount) * Double((m.ranker as? FactorRanker)?.factors ?? 0)
+        Console.err(String(format: "score-all: %d users x %d items, top %d in %.2fs (%.0f users/s, GEMM %.1f GFLOP/s effective); written in %.2fs",
+                           total, m.ranker.itemCount, top, scoreSeconds, Double(total) / max(scoreSeconds, 1e-9),
+                           flops / max(scoreSeconds, 1e-9) / 1e9, writeSeconds))
+    }
+}

@@ -1,0 +1,115 @@
+/// Compressed sparse rows: row r's entries are `indices[indptr[r]..<indptr[r+1]]` (sorted,
+/// unique) with `values` alongside. `transposed()` gives the other orientation.
+public struct CSR: Sendable, Equatable {
+    public let rows: Int
+    public let cols: Int
+    public let indptr: [Int]
+    public let indices: [Int32]
+    public let values: [Float]
+
+    public init(rows: Int, cols: Int, indptr: [Int], indices: [Int32], values: [Float]) {
+        precondition(indptr.count == rows + 1 && indices.count == values.count && indptr.last == indices.count)
+        self.rows = rows
+        self.cols = cols
+        self.indptr = indptr
+        self.indices = indices
+        self.values = values
+    }
+
+    /// Builds from coordinates; duplicate (row, col) pairs are summed, columns sorted per row.
+    public init(rows: Int, cols: Int, rowIndex: [Int32], colIndex: [Int32], values: [Float]) {
+        let n = rowIndex.count
+        var counts = [Int](repeating: 0, count: rows + 1)
+        for r in rowIndex { counts[Int(r) + 1] += 1 }
+        for r in 0..<rows { counts[r + 1] += counts[r] }
+        var fill = counts
+        var idx = [Int32](repeating: 0, count: n)
+        var val = [Float](repeating: 0, count: n)
+        idx.withUnsafeMutableBufferPointer { idx in
+            val.withUnsafeMutableBufferPointer { val in
+                for k in 0..<n {
+                    let r = Int(rowIndex[k])
+                    let p = fill[r]
+                    idx[p] = colIndex[k]
+                    val[p] = values[k]
+                    fill[r] = p + 1
+                }
+            }
+        }
+        // Sort each row by column and sum duplicates in place.
+        var outPtr = [Int](repeating: 0, count: rows + 1)
+        var w = 0
+        var pairs: [(Int32, Float)] = []
+        for r in 0..<rows {
+            let s = counts[r], e = counts[r + 1]
+            var sorted = true
+            if e - s > 1 { for p in (s + 1)..<e where idx[p] <= idx[p - 1] { sorted = false; break } }
+            if sorted {
+                for p in s..<e { idx[w] = idx[p]; val[w] = val[p]; w += 1 }
+            } else {
+                pairs.removeAll(keepingCapacity: true)
+                for p in s..<e { pairs.append((idx[p], val[p])) }
+                pairs.sort { $0.0 < $1.0 }
+                var last: Int32 = -1
+                for (c, v) in pairs {
+                    if c == last { val[w - 1] += v } else { idx[w] = c; val[w] = v; w += 1; last = c }
+                }
+            }
+            outPtr[r + 1] = w
+        }
+        idx.removeLast(n - w)
+        val.removeLast(n - w)
+        self.init(rows: rows, cols: cols, indptr: outPtr, indices: idx, values: val)
+    }
+
+    public var nnz: Int { indices.count }
+
+    @inline(__always)
+    public func rowRange(_ r: Int) -> Range<Int> { indptr[r]..<indptr[r + 1] }
+
+    public func rowCount(_ r: Int) -> Int { indptr[r + 1] - indptr[r] }
+
+    public func columns(ofRow r: Int) -> ArraySlice<Int32> { indices[rowRange(r)] }
+
+    public func mapValues(_ f: (Float) -> Float) -> CSR {
+        CSR(rows: rows, cols: cols, indptr: indptr, indices: indices, values: values.map(f))
+    }
+
+    /// The same matrix in the other orientation (a counting sort, so columns stay sorted).
+    public func transposed() -> CSR {
+        var ptr = [Int](repeating: 0, count: cols + 1)
+        for c in indices { ptr[Int(c) + 1] += 1 }
+        for c in 0..<cols { ptr[c + 1] += ptr[c] }
+        var fill = ptr
+        var idx = [Int32](repeating: 0, count: nnz)
+        var val = [Float](repeating: 0, count: nnz)
+        indices.withUnsafeBufferPointer { ind in
+            values.withUnsafeBufferPointer { vs in
+                idx.withUnsafeMutableBufferPointer { idx in
+                    val.withUnsafeMutableBufferPointer { val in
+                        for r in 0..<rows {
+                            for p in indptr[r]..<indptr[r + 1] {
+                                let c = Int(ind[p])
+                                let q = fill[c]
+                                idx[q] = Int32(r)
+                                val[q] = vs[p]
+                                fill[c] = q + 1
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return CSR(rows: cols, cols: rows, indptr: ptr, indices: idx, values: val)
+    }
+
+    /// Whether row r contains column c (binary search).
+    public func contains(row r: Int, col c: Int32) -> Bool {
+        var lo = indptr[r], hi = indptr[r + 1]
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if indices[mid] < c { lo = mid + 1 } else { hi = mid }
+        }
+        return lo < indptr[r + 1] && indices[lo] == c
+    }
+}

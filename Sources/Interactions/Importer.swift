@@ -1,0 +1,340 @@
+/// Reads interaction files into `Interactions`.
+///
+/// Formats: the shared split format (`user<TAB>item<TAB>weight[<TAB>time]`, no header),
+/// MovieLens `ratings.csv`, Last.fm `user_artists.dat`, and generic CSV/TSV with a header row and
+/// named columns. Any bad line stops the import with the file and line number.
+public struct Importer: Sendable {
+    public enum Format: String, Sendable, CaseIterable, Codable {
+        case split, movielens, lastfm, csv
+    }
+
+    /// Column layout for `.csv` (and how the named formats are described internally).
+    public struct Columns: Sendable, Equatable {
+        public var user: String
+        public var item: String
+        public var weight: String?
+        public var time: String?
+        public init(user: String = "user", item: String = "item", weight: String? = "weight", time: String? = nil) {
+            self.user = user
+            self.item = item
+            self.weight = weight
+            self.time = time
+        }
+    }
+
+    public var format: Format
+    public var columns: Columns
+    /// Field separator for `.csv`; nil picks tab for `.tsv`/`.dat` files and comma otherwise.
+    public var delimiter: UInt8?
+    /// Rows whose weight is below this are skipped (e.g. 4 for MovieLens positives).
+    public var minWeight: Float?
+
+    public init(format: Format = .split, columns: Columns = Columns(), delimiter: UInt8? = nil, minWeight: Float? = nil) {
+        self.format = format
+        self.columns = columns
+        self.delimiter = delimiter
+        self.minWeight = minWeight
+    }
+
+    public func read(path: String) throws -> Interactions {
+        let file = try MappedFile(path: path)
+        return try parse(file.bytes, name: path)
+    }
+
+    public func read(paths: [String]) throws -> Interactions {
+        var all = Interactions()
+        for p in paths { try read(path: p, into: &all) }
+        return all
+    }
+
+    /// Appends a file's rows to `into`, extending its id maps.
+    public func read(path: String, into: inout Interactions) throws {
+        let file = try MappedFile(path: path)
+        try parse(file.bytes, name: path, into: &into)
+    }
+
+    public func parse(_ bytes: UnsafeRawBufferPointer, name: String) throws -> Interactions {
+        var out = Interactions()
+        try parse(bytes, name: name, into: &out)
+        return out
+    }
+
+    struct Layout {
+        var delimiter: UInt8
+        var header: Bool
+        var user = 0, item = 1
+        var weight: Int? = 2
+        var time: Int? = nil
+    }
+
+    func layout(name: String) -> Layout {
+        let tab = UInt8(ascii: "\t"), comma = UInt8(ascii: ",")
+        switch format {
+        case .split: return Layout(delimiter: delimiter ?? tab, header: false, weight: 2, time: 3)
+        case .movielens: return Layout(delimiter: delimiter ?? comma, header: true)
+        case .lastfm: return Layout(delimiter: delimiter ?? tab, header: true)
+        case .csv:
+            let lower = name.lowercased()
+            let d = delimiter ?? ((lower.hasSuffix(".tsv") || lower.hasSuffix(".dat")) ? tab : comma)
+            return Layout(delimiter: d, header: true)
+        }
+    }
+
+    func namedColumns() -> Columns? {
+        switch format {
+        case .split: return nil
+        case .movielens: return Columns(user: "userId", item: "movieId", weight: "rating", time: "timestamp")
+        case .lastfm: return Columns(user: "userID", item: "artistID", weight: "weight", time: nil)
+        case .csv: return columns
+        }
+    }
+
+    public func parse(_ bytes: UnsafeRawBufferPointer, name: String, into out: inout Interactions) throws {
+        var lay = layout(name: name)
+        var scanner = LineScanner(bytes: bytes, delimiter: lay.delimiter)
+        var lineNo = 0
+        if lay.header {
+            guard let headerLine = scanner.nextLine() else {
+                throw ImportError(file: name, line: 0, message: "empty file (no header, no interactions)")
+            }
+            lineNo = 1
+            let header = scanner.fields(of: headerLine).map { String(decoding: $0, as: UTF8.self) }
+            let want = namedColumns()!
+            func find(_ col: String, _ what: String) throws -> Int {
+                if let i = header.firstIndex(of: col) { return i }
+                throw ImportError(file: name, line: 1,
+                                  message: "missing column '\(col)' (\(what)) in header [\(header.joined(separator: ", "))]")
+            }
+            lay.user = try find(want.user, "user id")
+            lay.item = try find(want.item, "item id")
+            lay.weight = try want.weight.map { try find($0, "weight") }
+            lay.time = try want.time.map { try find($0, "time") }
+        }
+        // Times are kept when the layout has a time column (for the split format: when the
+        // first line has a fourth field) and everything appended so far had times too.
+        var timesOn: Bool? = lay.time == nil ? false : (format == .split ? nil : true)
+        if out.count > 0 && out.timestamps == nil { timesOn = false }
+        var times: [Int64] = out.timestamps ?? []
+        let needed = max(lay.user, lay.item, lay.weight ?? 0) + 1
+        let maxCol = max(needed, (lay.time ?? 0) + 1)
+        var fields = [UnsafeRawBufferPointer](repeating: UnsafeRawBufferPointer(start: nil, count: 0), count: maxCol)
+        let estimate = bytes.count / 16
+        out.userIndex.reserveCapacity(out.count + estimate)
+        out.itemIndex.reserveCapacity(out.count + estimate)
+        out.weights.reserveCapacity(out.count + estimate)
+        let minWeight = self.minWeight
+        var dataLines = 0
+        while let line = scanner.nextLine() {
+            lineNo += 1
+            if line.count == 0 { continue }
+            dataLines += 1
+            let nf = scanner.split(line, into: &fields)
+            if nf < needed {
+                let which = nf <= lay.user ? "user" : nf <= lay.item ? "item" : "weight"
+                throw ImportError(file: name, line: lineNo,
+                                  message: "missing column \(which) (expected at least \(needed) fields, found \(nf))")
+            }
+            var w: Float = 1
+            if let wc = lay.weight {
+                guard let v = NumberParser.double(fields[wc]) else {
+                    throw ImportError(file: name, line: lineNo,
+                                      message: "non-numeric weight '\(String(decoding: fields[wc], as: UTF8.self))'")
+                }
+                guard v.isFinite else {
+                    throw ImportError(file: name, line: lineNo,
+                                      message: "weight '\(String(decoding: fields[wc], as: UTF8.self))' is not a finite number")
+                }
+                w = Float(v)
+            }
+            if timesOn == nil { timesOn = nf > lay.time! }
+            var t: Int64 = 0
+            if timesOn!, let tc = lay.time {
+                guard tc < nf else {
+                    throw ImportError(file: name, line: lineNo, message: "missing column time (expected \(tc + 1) fields, found \(nf))")
+                }
+                guard let v = NumberParser.int(fields[tc]) else {
+                    throw ImportError(file: name, line: lineNo,
+                                      message: "non-integer time '\(String(decoding: fields[tc], as: UTF8.self))'")
+                }
+                t = v
+            }
+            if let m = minWeight, w < m { continue }
+            let uf = fields[lay.user], itf = fields[lay.item]
+            if uf.count == 0 { throw ImportError(file: name, line: lineNo, message: "empty user id") }
+            if itf.count == 0 { throw ImportError(file: name, line: lineNo, message: "empty item id") }
+            let u: Int32 = IdMap.canonicalInt(uf).map { out.users.index(insertingInt: $0) }
+                ?? out.users.index(inserting: String(decoding: uf, as: UTF8.self))
+            let i: Int32 = IdMap.canonicalInt(itf).map { out.items.index(insertingInt: $0) }
+                ?? out.items.index(inserting: String(decoding: itf, as: UTF8.self))
+            out.userIndex.append(u)
+            out.itemIndex.append(i)
+            out.weights.append(w)
+            if timesOn! { times.append(t) }
+        }
+        if dataLines == 0 {
+            throw ImportError(file: name, line: lineNo, message: "empty file (no interactions)")
+        }
+        out.timestamps = (timesOn == true && times.count == out.count) ? times : nil
+    }
+}
+
+/// Splits a byte buffer into lines and fields (CRLF tolerated, double-quoted CSV fields honoured).
+struct LineScanner {
+    let base: UnsafePointer<UInt8>?
+    let count: Int
+    let delimiter: UInt8
+    var pos = 0
+
+    init(bytes: UnsafeRawBufferPointer, delimiter: UInt8) {
+        base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self)
+        count = bytes.count
+        self.delimiter = delimiter
+    }
+
+    @inline(__always)
+    mutating func nextLine() -> UnsafeRawBufferPointer? {
+        guard pos < count, let base else { return nil }
+        let start = pos
+        var end: Int
+        if let nl = memchr(base + start, Int32(UInt8(ascii: "\n")), count - start) {
+            end = base.distance(to: nl.assumingMemoryBound(to: UInt8.self))
+            pos = end + 1
+        } else {
+            end = count
+            pos = count
+        }
+        if end > start && base[end - 1] == UInt8(ascii: "\r") { end -= 1 }
+        return UnsafeRawBufferPointer(start: base + start, count: end - start)
+    }
+
+    /// Fills `fields` with up to `fields.count` fields of `line`; returns how many the line has
+    /// (counting only up to `fields.count`).
+    @inline(__always)
+    func split(_ line: UnsafeRawBufferPointer, into fields: inout [UnsafeRawBufferPointer]) -> Int {
+        let p = line.baseAddress!.assumingMemoryBound(to: UInt8.self)
+        let n = line.count
+        var f = 0
+        var s = 0
+        let cap = fields.count
+        while f < cap {
+            if s < n && p[s] == UInt8(ascii: "\"") && delimiter == UInt8(ascii: ",") {
+                // Quoted field: take the text between the quotes ("" inside stays doubled).
+                var e = s + 1
+                while e < n {
+                    if p[e] == UInt8(ascii: "\"") {
+                        if e + 1 < n && p[e + 1] == UInt8(ascii: "\"") { e += 2; continue }
+                        break
+                    }
+                    e += 1
+                }
+                fields[f] = UnsafeRawBufferPointer(start: p + s + 1, count: max(0, min(e, n) - s - 1))
+                f += 1
+                var d = e + 1
+                while d < n && p[d] != delimiter { d += 1 }
+                if d >= n { return f }
+                s = d + 1
+                continue
+            }
+            var e = s
+            while e < n && p[e] != delimiter { e += 1 }
+            fields[f] = UnsafeRawBufferPointer(start: p + s, count: e - s)
+            f += 1
+            if e >= n { return f }
+            s = e + 1
+        }
+        return f
+    }
+
+    func fields(of line: UnsafeRawBufferPointer) -> [UnsafeRawBufferPointer] {
+        var out = [UnsafeRawBufferPointer](repeating: UnsafeRawBufferPointer(start: nil, count: 0), count: 4096)
+        let n = split(line, into: &out)
+        return Array(out[0..<n])
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Fast number parsing over raw bytes (no allocation).
+enum NumberParser {
+    @inline(__always)
+    static func int(_ b: UnsafeRawBufferPointer) -> Int64? {
+        let n = b.count
+        guard n > 0 && n <= 19 else { return nil }
+        var i = 0
+        var neg = false
+        if b[0] == UInt8(ascii: "-") || b[0] == UInt8(ascii: "+") { neg = b[0] == UInt8(ascii: "-"); i = 1 }
+        guard i < n else { return nil }
+        var v: Int64 = 0
+        while i < n {
+            let d = b[i] &- 48
+            if d > 9 { return nil }
+            v = v * 10 + Int64(d)
+            i += 1
+        }
+        return neg ? -v : v
+    }
+
+    static let pow10: [Double] = (0...22).map { Foundation.pow(10.0, Double($0)) }
+
+    /// Decimal number; "nan"/"inf" parse (and are rejected by the caller as non-finite).
+    @inline(__always)
+    static func double(_ b: UnsafeRawBufferPointer) -> Double? {
+        let n = b.count
+        guard n > 0 else { return nil }
+        var i = 0
+        var neg = false
+        if b[0] == UInt8(ascii: "-") || b[0] == UInt8(ascii: "+") { neg = b[0] == UInt8(ascii: "-"); i = 1 }
+        var mant: UInt64 = 0
+        var digits = 0
+        var frac = 0
+        while i < n, b[i] &- 48 <= 9 {
+            if digits < 18 { mant = mant * 10 + UInt64(b[i] &- 48); digits += 1 } else { frac -= 1 }
+            i += 1
+        }
+        var any = digits > 0
+        if i < n && b[i] == UInt8(ascii: ".") {
+            i += 1
+            while i < n, b[i] &- 48 <= 9 {
+                if digits < 18 { mant = mant * 10 + UInt64(b[i] &- 48); digits += 1; frac += 1 }
+                i += 1
+                any = true
+            }
+        }
+        if !any { return slow(b) }
+        var exp = 0
+        if i < n && (b[i] == UInt8(ascii: "e") || b[i] == UInt8(ascii: "E")) {
+            i += 1
+            var eneg = false
+            if i < n && (b[i] == UInt8(ascii: "-") || b[i] == UInt8(ascii: "+")) { eneg = b[i] == UInt8(ascii: "-"); i += 1 }
+            guard i < n else { return nil }
+            while i < n, b[i] &- 48 <= 9 { exp = min(exp * 10 + Int(b[i] &- 48), 10_000); i += 1 }
+            if eneg { exp = -exp }
+        }
+        guard i == n else { return nil }
+        let e = exp - frac
+        var v = Double(mant)
+        if e == 0 {
+        } else if e > 0 && e <= 22 {
+            v *= pow10[e]
+        } else if e < 0 && e >= -22 {
+            v /= pow10[-e]
+        } else {
+            return slow(b)
+        }
+        return neg ? -v : v
+    }
+
+    static func slow(_ b: UnsafeRawBufferPointer) -> Double? {
+        let s = String(decoding: b, as: UTF8.self).lowercased()
+        switch s {
+        case "nan", "+nan", "-nan": return .nan
+        case "inf", "+inf", "infinity", "+infinity": return .infinity
+        case "-inf", "-infinity": return -.infinity
+        default: return Double(s)
+        }
+    }
+}
+
+import Foundation

@@ -1,0 +1,91 @@
+/// A table of (user, item, weight[, time]) interactions over dense id maps: what importers
+/// produce and splitters and `CSR` consume. Duplicated (user, item) pairs are allowed here and
+/// summed when a matrix is built.
+public struct Interactions: Sendable {
+    public var users: IdMap
+    public var items: IdMap
+    public var userIndex: [Int32]
+    public var itemIndex: [Int32]
+    public var weights: [Float]
+    /// Seconds (or any increasing order key); nil when the source has no time column.
+    public var timestamps: [Int64]?
+
+    public init(users: IdMap = IdMap(), items: IdMap = IdMap(), userIndex: [Int32] = [], itemIndex: [Int32] = [],
+                weights: [Float] = [], timestamps: [Int64]? = nil) {
+        precondition(userIndex.count == itemIndex.count && itemIndex.count == weights.count)
+        self.users = users
+        self.items = items
+        self.userIndex = userIndex
+        self.itemIndex = itemIndex
+        self.weights = weights
+        self.timestamps = timestamps
+    }
+
+    public var count: Int { userIndex.count }
+
+    /// The user x item matrix of summed raw weights.
+    public func matrix() -> CSR {
+        CSR(rows: users.count, cols: items.count, rowIndex: userIndex, colIndex: itemIndex, values: weights)
+    }
+
+    /// The user x item matrix of confidences (weights summed per pair first, then transformed).
+    public func confidenceMatrix(_ confidence: Confidence) -> CSR {
+        matrix().mapValues { confidence.apply($0) }
+    }
+
+    /// Rows of `self` whose indices are in `keep`, with the same id maps.
+    public func subset(_ keep: [Int]) -> Interactions {
+        Interactions(users: users, items: items,
+                     userIndex: keep.map { userIndex[$0] }, itemIndex: keep.map { itemIndex[$0] },
+                     weights: keep.map { weights[$0] }, timestamps: timestamps.map { t in keep.map { t[$0] } })
+    }
+
+    /// Re-expresses `self` over another pair of id maps (e.g. test data over a model's maps):
+    /// rows whose user or item the maps lack are dropped and counted.
+    public func remapped(users target: IdMap, items targetItems: IdMap) -> (Interactions, droppedUsers: Int, droppedItems: Int) {
+        var out = Interactions(users: target, items: targetItems)
+        var du = 0, di = 0
+        let uMap = users.raw.map { target.index(of: $0) }
+        let iMap = items.raw.map { targetItems.index(of: $0) }
+        var ts: [Int64]? = timestamps == nil ? nil : []
+        for r in 0..<count {
+            guard let u = uMap[Int(userIndex[r])] else { du += 1; continue }
+            guard let i = iMap[Int(itemIndex[r])] else { di += 1; continue }
+            out.userIndex.append(u); out.itemIndex.append(i); out.weights.append(weights[r])
+            if let t = timestamps { ts!.append(t[r]) }
+        }
+        out.timestamps = ts
+        return (out, du, di)
+    }
+}
+
+/// How an interaction's weight becomes an ALS confidence: c = 1 + alpha * r(weight).
+public struct Confidence: Sendable, Equatable, Codable {
+    public enum Scheme: String, Sendable, Codable, CaseIterable {
+        /// r = weight
+        case linear
+        /// r = ln(1 + weight)
+        case log
+        /// r = 1
+        case binary
+    }
+
+    public var scheme: Scheme
+    public var alpha: Float
+
+    public init(scheme: Scheme = .linear, alpha: Float = 1) {
+        self.scheme = scheme
+        self.alpha = alpha
+    }
+
+    @inline(__always)
+    public func apply(_ weight: Float) -> Float {
+        switch scheme {
+        case .linear: return 1 + alpha * weight
+        case .log: return 1 + alpha * Float(Foundation.log1p(Double(weight)))
+        case .binary: return 1 + alpha
+        }
+    }
+}
+
+import Foundation

@@ -1,0 +1,79 @@
+import XCTest
+import LinearAlgebra
+import Checksum
+import TestSupport
+
+final class BLASTests: XCTestCase {
+    func testGemmMatchesNaiveProduct() {
+        let a = Fixtures.randomMatrix(rows: 7, cols: 5, seed: 1)
+        let b = Fixtures.randomMatrix(rows: 9, cols: 5, seed: 2)
+        let c = Matrix(rows: 7, cols: 9)
+        BLAS.gemm(m: 7, n: 9, k: 5, a: a.storage, lda: 5, b: b.storage, ldb: 5, transB: true, c: c.storage, ldc: 9)
+        for i in 0..<7 {
+            for j in 0..<9 {
+                var s: Float = 0
+                for p in 0..<5 { s += a[i, p] * b[j, p] }
+                XCTAssertEqual(c[i, j], s, accuracy: 1e-5)
+            }
+        }
+    }
+
+    func testPosvSolvesSPDSystem() {
+        // A = M^T M + I is SPD; check A x = b.
+        let m = Fixtures.randomMatrix(rows: 6, cols: 4, seed: 3)
+        var a = [Float](repeating: 0, count: 16)
+        BLAS.syrkTransposed(n: 4, k: 6, a: m.storage, lda: 4, beta: 0, c: &a, ldc: 4)
+        for i in 0..<4 { a[i * 4 + i] += 1; for j in 0..<i { a[i * 4 + j] = a[j * 4 + i] } }
+        let full = a
+        var b: [Float] = [1, -2, 3, 0.5]
+        let rhs = b
+        XCTAssertEqual(BLAS.posv(n: 4, a: &a, b: &b), 0)
+        for i in 0..<4 {
+            var s: Float = 0
+            for j in 0..<4 { s += full[i * 4 + j] * b[j] }
+            XCTAssertEqual(s, rhs[i], accuracy: 1e-4)
+        }
+    }
+
+    func testPosvReportsNonPositiveDefinite() {
+        var a: [Float] = [1, 2, 2, 1]  // eigenvalues 3 and -1
+        var b: [Float] = [1, 1]
+        XCTAssertNotEqual(BLAS.posv(n: 2, a: &a, b: &b), 0)
+    }
+
+    func testKernelSelectionUpgradesWastefulCores() {
+        let avx512: Set<String> = ["avx", "avx2", "fma", "avx512f", "avx512bw", "avx512dq", "avx512vl"]
+        XCTAssertEqual(KernelSelection(core: "Prescott", cpuFlags: avx512).recommendedCore, "SkylakeX")
+        XCTAssertEqual(KernelSelection(core: "Prescott", cpuFlags: avx512.union(["avx512_bf16"])).recommendedCore, "Cooperlake")
+        XCTAssertEqual(KernelSelection(core: "Sandybridge", cpuFlags: ["avx", "avx2", "fma"]).recommendedCore, "Haswell")
+        XCTAssertNil(KernelSelection(core: "SkylakeX", cpuFlags: avx512).recommendedCore)
+        XCTAssertNil(KernelSelection(core: "Haswell", cpuFlags: ["avx", "avx2", "fma"]).recommendedCore)
+        XCTAssertNil(KernelSelection(core: "Prescott", cpuFlags: ["sse2"]).recommendedCore)
+        // Unknown names are left alone rather than guessed at.
+        XCTAssertNil(KernelSelection(core: "NeoverseN1", cpuFlags: avx512).recommendedCore)
+    }
+
+    func testKernelSelfCheckPassesOnLoadedKernels() {
+        XCTAssertTrue(KernelSelection.selfCheck())
+    }
+
+    func testParallelVisitsEveryIndexOnce() {
+        let counts = UnsafeMutableBufferPointer<Int>.allocate(capacity: 1000)
+        counts.initialize(repeating: 0)
+        defer { counts.deallocate() }
+        Parallel.forEachChunk(count: 1000, chunk: 7, threads: 3) { range, _ in
+            for i in range { counts[i] += 1 }
+        }
+        XCTAssertTrue(counts.allSatisfy { $0 == 1 })
+    }
+
+    func testCRC32CKnownVector() {
+        XCTAssertEqual(CRC32C.checksum("123456789"), 0xE306_9283)
+        XCTAssertEqual(CRC32C.checksum(""), 0)
+        // Slice-by-8 and the byte loop agree on every length.
+        let text = String(repeating: "foryou-crc", count: 7)
+        var incremental = CRC32C()
+        for ch in text.utf8 { withUnsafeBytes(of: ch) { incremental.update($0) } }
+        XCTAssertEqual(incremental.finalValue, CRC32C.checksum(text))
+    }
+}

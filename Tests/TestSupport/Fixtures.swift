@@ -1,0 +1,47 @@
+import Foundation
+import ForYou
+
+/// Shared fixtures for the test targets.
+public enum Fixtures {
+    /// A fresh temporary directory, removed by the caller when it wishes.
+    public static func tempDir(_ name: String = "foryou-test") -> String {
+        let dir = NSTemporaryDirectory() + "\(name)-\(UUID().uuidString.prefix(8))"
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    public static func write(_ text: String, to path: String) {
+        FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+    }
+
+    /// Random confidence matrix with every row and column non-empty.
+    public static func randomConfidence(users: Int, items: Int, density: Double, seed: UInt64) -> CSR {
+        var g = SeededGenerator(seed: seed)
+        var r: [Int32] = [], c: [Int32] = [], v: [Float] = []
+        for u in 0..<users {
+            for i in 0..<items where g.unit() < density || i == u % items || u == i % users {
+                r.append(Int32(u)); c.append(Int32(i)); v.append(1 + Float(g.unit() * 5))
+            }
+        }
+        return CSR(rows: users, cols: items, rowIndex: r, colIndex: c, values: v)
+    }
+
+    public static func randomMatrix(rows: Int, cols: Int, seed: UInt64, scale: Float = 1) -> Matrix {
+        var g = SeededGenerator(seed: seed)
+        let m = Matrix(rows: rows, cols: cols)
+        for i in 0..<m.count { m.storage[i] = Float(g.unit() * 2 - 1) * scale }
+        return m
+    }
+
+    /// The repository root (Tests/TestSupport/../..).
+    public static var repoRoot: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().path
+    }
+
+    /// `../shared` beside the repository, when present.
+    public static var shared: String? {
+        let p = repoRoot + "/../shared"
+        return FileManager.default.fileExists(atPath: p + "/splits") ? p : nil
+    }
+}
