@@ -26,7 +26,9 @@ public struct BatchScorer: Sendable {
     public var userBlock: Int
     public var itemBlock: Int
 
-    public init(top: Int, threads: Int = 0, userBlock: Int = 256, itemBlock: Int = 0) {
+    /// `userBlock` x `itemBlock` scores are computed and scanned while they sit in cache
+    /// (8 MB at the defaults); each user's top-N heap carries across the item blocks.
+    public init(top: Int, threads: Int = 0, userBlock: Int = 512, itemBlock: Int = 4096) {
         self.top = top
         self.threads = threads
         self.userBlock = userBlock
@@ -56,10 +58,10 @@ public struct BatchScorer: Sendable {
         let previousBLASThreads = BLASRuntime.threads
         BLASRuntime.setThreads(1)
         defer { BLASRuntime.setThreads(previousBLASThreads) }
-        let buffers = (0..<nThreads).map { _ in Matrix(rows: block, cols: max(nItems, 1)) }
+        let iBlock = itemBlock > 0 ? min(itemBlock, max(nItems, 1)) : max(nItems, 1)
+        let buffers = (0..<nThreads).map { _ in Matrix(rows: block, cols: iBlock) }
         let start = Date()
         let doneCounter = ProgressCounter()
-        // Contiguous runs of user indices score in one GEMM; arbitrary subsets are gathered.
         items.withUnsafeMutableBufferPointer { itemsOut in
             scores.withUnsafeMutableBufferPointer { scoresOut in
                 counts.withUnsafeMutableBufferPointer { countsOut in
@@ -67,22 +69,41 @@ public struct BatchScorer: Sendable {
                     Parallel.forEachChunk(count: blocks, chunk: 1, threads: nThreads) { range, worker in
                         if cancel?.isCancelled == true { return }
                         let buf = buffers[worker]
-                        var heap = TopK(k: n)
+                        var heaps = (0..<block).map { _ in TopK(k: n) }
+                        var cursor = [Int](repeating: 0, count: block)
                         for b in range {
                             let lo = b * block, hi = min(userList.count, lo + block)
-                            scoreRows(ranker, userList, lo..<hi, into: buf, nItems: nItems)
-                            for row in lo..<hi {
-                                let u = Int(userList[row])
-                                let scoresRow = buf.row(row - lo)
-                                if let ex = exclude, u < ex.rows {
-                                    for p in ex.rowRange(u) {
-                                        let c = Int(ex.indices[p])
-                                        if c < nItems { scoresRow[c] = -.infinity }
+                            for r in 0..<(hi - lo) {
+                                heaps[r].reset()
+                                let u = Int(userList[lo + r])
+                                cursor[r] = exclude.map { u < $0.rows ? $0.indptr[u] : 0 } ?? 0
+                            }
+                            var i0 = 0
+                            while i0 < nItems {
+                                let i1 = min(nItems, i0 + iBlock)
+                                scoreRows(ranker, userList, lo..<hi, items: i0..<i1, into: buf, ld: iBlock)
+                                for row in lo..<hi {
+                                    let u = Int(userList[row])
+                                    let scoresRow = buf.row(row - lo)
+                                    if let ex = exclude, u < ex.rows {
+                                        // Seen items are sorted: advance this user's cursor through the block.
+                                        var p = cursor[row - lo]
+                                        let end = ex.indptr[u + 1]
+                                        while p < end {
+                                            let c = Int(ex.indices[p])
+                                            if c >= i1 { break }
+                                            if c >= i0 { scoresRow[c - i0] = -.infinity }
+                                            p += 1
+                                        }
+                                        cursor[row - lo] = p
                                     }
+                                    heaps[row - lo].feed(scoresRow, i1 - i0, offset: Int32(i0))
                                 }
-                                let got = heap.select(scoresRow, nItems, items: itemsOut.baseAddress! + row * n,
-                                                      outScores: scoresOut.baseAddress! + row * n)
-                                countsOut[row] = Int32(got)
+                                i0 = i1
+                            }
+                            for row in lo..<hi {
+                                countsOut[row] = Int32(heaps[row - lo].finish(items: itemsOut.baseAddress! + row * n,
+                                                                              outScores: scoresOut.baseAddress! + row * n))
                             }
                             let done = doneCounter.add(hi - lo)
                             if let progress, worker == 0 {
@@ -96,14 +117,16 @@ public struct BatchScorer: Sendable {
         return Recommendations(top: n, users: userList, items: items, scores: scores, counts: counts)
     }
 
-    private func scoreRows(_ ranker: Ranker, _ users: [Int32], _ rows: Range<Int>, into buf: Matrix, nItems: Int) {
+    private func scoreRows(_ ranker: Ranker, _ users: [Int32], _ rows: Range<Int>, items: Range<Int>,
+                           into buf: Matrix, ld: Int) {
+        // Contiguous runs of user indices score in one GEMM.
         var runStart = rows.lowerBound
         while runStart < rows.upperBound {
             var runEnd = runStart + 1
             while runEnd < rows.upperBound && users[runEnd] == users[runEnd - 1] + 1 { runEnd += 1 }
             let first = Int(users[runStart])
-            ranker.score(users: first..<(first + runEnd - runStart), items: 0..<nItems,
-                         into: buf.row(runStart - rows.lowerBound), ld: nItems)
+            ranker.score(users: first..<(first + runEnd - runStart), items: items,
+                         into: buf.row(runStart - rows.lowerBound), ld: ld)
             runStart = runEnd
         }
     }

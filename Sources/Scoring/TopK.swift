@@ -52,36 +52,47 @@ public struct TopK {
     }
 
     /// Selects the best `k` of `scores[0..<n]` (skipping -inf and NaN); item ids are
-    /// `offset + index`. Results are appended to `items`/`outScores` in rank order.
+    /// `offset + index`. Results are written to `items`/`outScores` in rank order.
     public mutating func select(_ scores: UnsafePointer<Float>, _ n: Int, offset: Int32 = 0,
                                 items: UnsafeMutablePointer<Int32>, outScores: UnsafeMutablePointer<Float>) -> Int {
-        count = 0
-        guard k > 0 else { return 0 }
+        reset()
+        feed(scores, n, offset: offset)
+        return finish(items: items, outScores: outScores)
+    }
+
+    public mutating func reset() { count = 0 }
+
+    /// Offers `scores[0..<n]` as items `offset + index`; call with item blocks in ascending
+    /// order so equal scores keep the lower item id.
+    public mutating func feed(_ scores: UnsafePointer<Float>, _ n: Int, offset: Int32) {
+        guard k > 0 else { return }
         var i = 0
         while i < n && count < k {
             let s = scores[i]
             if s > -Float.infinity { push(s, offset + Int32(i)) }
             i += 1
         }
-        if count == k {
-            var threshold = heapScores[0]
-            // Unaligned 16-wide scan; strict > keeps the lower index on ties (scan order is ascending).
-            while i + 16 <= n {
-                let v = UnsafeRawPointer(scores + i).loadUnaligned(as: SIMD16<Float>.self)
-                if any(v .> SIMD16<Float>(repeating: threshold)) {
-                    for j in i..<(i + 16) where scores[j] > threshold {
-                        push(scores[j], offset + Int32(j))
-                        threshold = heapScores[0]
-                    }
+        guard count == k else { return }
+        var threshold = heapScores[0]
+        // Unaligned 16-wide scan; strict > keeps the lower index on ties (scan order is ascending).
+        while i + 16 <= n {
+            let v = UnsafeRawPointer(scores + i).loadUnaligned(as: SIMD16<Float>.self)
+            if any(v .> SIMD16<Float>(repeating: threshold)) {
+                for j in i..<(i + 16) where scores[j] > threshold {
+                    push(scores[j], offset + Int32(j))
+                    threshold = heapScores[0]
                 }
-                i += 16
             }
-            while i < n {
-                if scores[i] > threshold { push(scores[i], offset + Int32(i)); threshold = heapScores[0] }
-                i += 1
-            }
+            i += 16
         }
-        // Pop into rank order: sort the heap's contents.
+        while i < n {
+            if scores[i] > threshold { push(scores[i], offset + Int32(i)); threshold = heapScores[0] }
+            i += 1
+        }
+    }
+
+    /// Writes the kept items in rank order; returns how many.
+    public func finish(items: UnsafeMutablePointer<Int32>, outScores: UnsafeMutablePointer<Float>) -> Int {
         var order = Array(0..<count)
         order.sort { TopK.worse(heapScores[$1], heapItems[$1], heapScores[$0], heapItems[$0]) }
         for (r, h) in order.enumerated() { items[r] = heapItems[h]; outScores[r] = heapScores[h] }

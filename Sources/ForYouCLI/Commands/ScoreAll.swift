@@ -13,12 +13,15 @@ struct ScoreAll: ParsableCommand {
     @Option(help: "Output TSV.") var out: String
     @Option(name: .customLong("users"), help: "Only these users: a file with one raw user id per line.") var usersFile: String?
     @Flag(name: .customLong("include-seen"), help: "Do not exclude the users' training items.") var includeSeen = false
-    @Option(name: .customLong("user-block"), help: "Users per GEMM block.") var userBlock = 256
+    @Option(name: .customLong("user-block"), help: "Users per GEMM block.") var userBlock = 512
+    @Option(name: .customLong("item-block"), help: "Items per GEMM block (0 = the whole catalog at once).") var itemBlock = 4096
+    @Flag(help: "Print timing figures as one JSON object on stdout.") var json = false
     @OptionGroup var common: CommonOptions
 
     func validate() throws {
         guard top > 0 else { throw ValidationError("--top must be positive") }
         guard userBlock > 0 else { throw ValidationError("--user-block must be positive") }
+        guard itemBlock >= 0 else { throw ValidationError("--item-block must be >= 0") }
     }
 
     func run() throws {
@@ -41,7 +44,7 @@ struct ScoreAll: ParsableCommand {
         let total = subset?.count ?? m.users.count
         let t0 = Date()
         var lastReport = Date.distantPast
-        let recs = BatchScorer(top: top, threads: common.threads, userBlock: userBlock)
+        let recs = BatchScorer(top: top, threads: common.threads, userBlock: userBlock, itemBlock: itemBlock)
             .recommend(m.ranker, users: subset, exclude: includeSeen ? nil : m.seen, cancel: CLIContext.cancel) { p in
                 if Date().timeIntervalSince(lastReport) > 2 {
                     lastReport = Date()
@@ -54,6 +57,13 @@ struct ScoreAll: ParsableCommand {
         try RecommendationWriter.write(recs, users: m.users, items: m.items, to: out)
         let writeSeconds = Date().timeIntervalSince(t1)
         let flops = 2.0 * Double(total) * Double(m.ranker.itemCount) * Double((m.ranker as? FactorRanker)?.factors ?? 0)
+        if json {
+            let obj: [String: Any] = ["users": total, "items": m.ranker.itemCount, "top": top, "score_s": scoreSeconds,
+                                      "write_s": writeSeconds, "users_per_s": Double(total) / max(scoreSeconds, 1e-9),
+                                      "gemm_gflops": flops / max(scoreSeconds, 1e-9) / 1e9, "threads": common.threads,
+                                      "user_block": userBlock, "item_block": itemBlock, "blas_core": BLASRuntime.coreName]
+            print(String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self))
+        }
         Console.err(String(format: "score-all: %d users x %d items, top %d in %.2fs (%.0f users/s, GEMM %.1f GFLOP/s effective); written in %.2fs",
                            total, m.ranker.itemCount, top, scoreSeconds, Double(total) / max(scoreSeconds, 1e-9),
                            flops / max(scoreSeconds, 1e-9) / 1e9, writeSeconds))

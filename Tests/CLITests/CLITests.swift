@@ -1,0 +1,135 @@
+import XCTest
+import Foundation
+import TestSupport
+import LinearAlgebra
+
+final class CLITests: XCTestCase {
+    var dir = ""
+    override func setUp() { dir = Fixtures.tempDir("cli") }
+    override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
+
+    func json(_ s: String) throws -> [String: Any] {
+        let line = s.split(separator: "\n").last.map(String.init) ?? ""
+        return try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], s)
+    }
+
+    func testHelpNamesTheCommands() throws {
+        let r = try CLIRunner.run(["--help"])
+        XCTAssertEqual(r.status, 0)
+        for c in ["train", "score-all", "evaluate", "recommend", "similar", "synth", "split"] {
+            XCTAssertTrue(r.stdout.contains(c), "help lacks \(c)")
+        }
+        let t = try CLIRunner.run(["train", "--help"])
+        for flag in ["--train", "--format", "--model", "--factors", "--reg", "--iters", "--alpha", "--confidence",
+                     "--solver", "--threads", "--out"] {
+            XCTAssertTrue(t.stdout.contains(flag), "train --help lacks \(flag)")
+        }
+    }
+
+    func testBadInputStopsWithFileAndLine() throws {
+        let bad = dir + "/bad.tsv"
+        Fixtures.write("1\t2\t1\n1\t3\tlots\n", to: bad)
+        let r = try CLIRunner.run(["train", "--train", bad, "--out", dir + "/m"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("\(bad):2: non-numeric weight 'lots'"), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/m"))
+        let flags = try CLIRunner.run(["train", "--train", bad, "--factors", "0"])
+        XCTAssertNotEqual(flags.status, 0)
+        XCTAssertTrue(flags.stderr.contains("--factors must be positive"), flags.stderr)
+    }
+
+    func testSynthSplitTrainEvaluateScoreAll() throws {
+        XCTAssertEqual(try CLIRunner.run(["synth", "--out", dir + "/all.tsv", "--users", "400", "--items", "300",
+                                          "--interactions", "12000", "--topics", "6"]).status, 0)
+        XCTAssertEqual(try CLIRunner.run(["split", "--input", dir + "/all.tsv", "--strategy", "chrono",
+                                          "--fraction", "0.2", "--out-dir", dir]).status, 0)
+        let als = try CLIRunner.run(["train", "--train", dir + "/train.tsv", "--factors", "16", "--iters", "6",
+                                     "--out", dir + "/als"])
+        XCTAssertEqual(als.status, 0, als.stderr)
+        XCTAssertTrue(als.stderr.contains("iteration 6/6"), als.stderr)
+        XCTAssertTrue(als.stderr.contains("ETA"), als.stderr)
+        XCTAssertEqual(try CLIRunner.run(["train", "--train", dir + "/train.tsv", "--model", "popularity",
+                                          "--out", dir + "/pop"]).status, 0)
+        let e1 = try json(CLIRunner.run(["evaluate", "--model", dir + "/als", "--test", dir + "/test.tsv", "--json"]).stdout)
+        let e2 = try json(CLIRunner.run(["evaluate", "--model", dir + "/pop", "--test", dir + "/test.tsv", "--json"]).stdout)
+        // The planted taste structure is learnable: ALS clearly beats popularity.
+        XCTAssertGreaterThan(e1["ndcg"] as! Double, 1.3 * (e2["ndcg"] as! Double))
+        let s = try CLIRunner.run(["score-all", "--model", dir + "/als", "--top", "7", "--out", dir + "/recs.tsv"])
+        XCTAssertEqual(s.status, 0, s.stderr)
+        let lines = try String(contentsOfFile: dir + "/recs.tsv", encoding: .utf8).split(separator: "\n")
+        let users = Set(lines.map { $0.split(separator: "\t")[0] })
+        XCTAssertEqual(lines.count, 7 * users.count)
+        let rec = try CLIRunner.run(["recommend", "--model", dir + "/als", "--user", "3", "--top", "4"])
+        XCTAssertEqual(rec.stdout.split(separator: "\n").count, 4)
+        XCTAssertEqual(try CLIRunner.run(["similar", "--model", dir + "/als", "--item", "5", "--top", "3"])
+            .stdout.split(separator: "\n").count, 3)
+        let unknown = try CLIRunner.run(["recommend", "--model", dir + "/als", "--user", "nobody"])
+        XCTAssertNotEqual(unknown.status, 0)
+        XCTAssertTrue(unknown.stderr.contains("unknown user 'nobody'"), unknown.stderr)
+    }
+
+    /// `foryou evaluate` must agree to 1e-6 with the shared referee scoring the same lists.
+    func testEvaluateAgreesWithReferee() throws {
+        guard let shared = Fixtures.shared else { throw XCTSkip("../shared is not beside the repository") }
+        for (split, conf) in [("movielens", "binary"), ("lastfm", "log")] {
+            let model = dir + "/\(split)"
+            let t = try CLIRunner.run(["train", "--train", "\(shared)/splits/\(split)_train.tsv", "--confidence", conf,
+                                       "--factors", "32", "--iters", "4", "--out", model])
+            XCTAssertEqual(t.status, 0, t.stderr)
+            let ours = try json(CLIRunner.run(["evaluate", "--model", model, "--test",
+                                               "\(shared)/splits/\(split)_test.tsv", "--json"]).stdout)
+            XCTAssertEqual(try CLIRunner.run(["score-all", "--model", model, "--top", "10", "--out", dir + "/r.tsv"]).status, 0)
+            let ref = try json(CLIRunner.python(["\(shared)/bench/implicit_ref.py", "score", split, dir + "/r.tsv"]))
+            for key in ["precision", "recall", "ndcg", "map", "coverage"] {
+                XCTAssertEqual(ours[key] as! Double, ref[key] as! Double, accuracy: 1e-6, "\(split) \(key)")
+            }
+            XCTAssertEqual(ours["n_test_users"] as? Int, ref["n_test_users"] as? Int)
+            XCTAssertEqual(ref["train_item_recommended"] as? Int, 0)
+            XCTAssertEqual(ref["duplicate"] as? Int, 0)
+        }
+    }
+
+    func testWastefulKernelsAreReplacedByReexec() throws {
+        let cpu = KernelSelection.level(ofFlags: KernelSelection.readCPUFlags())
+        guard cpu > .sse else { throw XCTSkip("this CPU has no AVX: nothing better than SSE kernels") }
+        // Make OpenBLAS load its Prescott (SSE3) kernels, as Debian's 0.3.21 does on some new Intel CPUs.
+        let r = try CLIRunner.run(["blas-info", "--json", "--verbose"], env: ["OPENBLAS_CORETYPE": "Prescott"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let info = try json(r.stdout)
+        let core = try XCTUnwrap(info["core"] as? String)
+        XCTAssertEqual(KernelSelection.level(ofCore: core), cpu, "still on \(core): \(info)")
+        XCTAssertTrue((info["note"] as? String ?? "").contains("re-executed"), "\(info)")
+        // The escape hatch keeps whatever OpenBLAS chose.
+        let kept = try json(CLIRunner.run(["blas-info", "--json"],
+                                          env: ["OPENBLAS_CORETYPE": "Prescott", "FORYOU_BLAS_CORETYPE": "keep"]).stdout)
+        XCTAssertEqual(kept["core"] as? String, "Prescott")
+    }
+
+    func testCtrlCStopsTrainingCleanlyAndKeepsTheModel() throws {
+        XCTAssertEqual(try CLIRunner.run(["synth", "--out", dir + "/big.tsv", "--users", "20000", "--items", "4000",
+                                          "--interactions", "400000"]).status, 0)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: CLIRunner.binary)
+        p.arguments = ["train", "--train", dir + "/big.tsv", "--factors", "32", "--iters", "500", "--out", dir + "/m"]
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        var seen = ""
+        let deadline = Date().addingTimeInterval(120)
+        while !seen.contains("iteration 1/500") && Date() < deadline {
+            let chunk = err.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            seen += String(decoding: chunk, as: UTF8.self)
+        }
+        XCTAssertTrue(seen.contains("iteration 1/500"), seen)
+        kill(p.processIdentifier, SIGINT)
+        let rest = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        seen += String(decoding: rest, as: UTF8.self)
+        XCTAssertEqual(p.terminationStatus, 0, seen)
+        XCTAssertTrue(seen.contains("interrupt"), seen)
+        let run = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/m/run.json"))) as! [String: Any]
+        XCTAssertTrue((run["outcome"] as! String).hasPrefix("interrupted after"), "\(run["outcome"]!)")
+    }
+}

@@ -1,0 +1,63 @@
+import Foundation
+
+/// Runs the built `foryou` binary as a real process.
+public enum CLIRunner {
+    public struct Result {
+        public let status: Int32
+        public let stdout: String
+        public let stderr: String
+    }
+
+    public static var binary: String {
+        let besideTests = (ProcessInfo.processInfo.arguments[0] as NSString).deletingLastPathComponent + "/foryou"
+        if FileManager.default.isExecutableFile(atPath: besideTests) { return besideTests }
+        return Fixtures.repoRoot + "/.build/debug/foryou"
+    }
+
+    @discardableResult
+    public static func run(_ args: [String], env: [String: String] = [:], cwd: String? = nil) throws -> Result {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: binary)
+        p.arguments = args
+        var environment = ProcessInfo.processInfo.environment
+        for (k, v) in env { environment[k] = v }
+        p.environment = environment
+        if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        // Drain both pipes concurrently so a chatty process never blocks.
+        let errBox = DataBox()
+        let group = DispatchGroup()
+        group.enter()
+        DispatchQueue.global().async { errBox.data = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        group.wait()
+        let errData = errBox.data
+        p.waitUntilExit()
+        return Result(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                      stderr: String(decoding: errData, as: UTF8.self))
+    }
+
+    final class DataBox: @unchecked Sendable { var data = Data() }
+
+    /// Runs a command and returns its stdout, failing loudly on a non-zero exit.
+    public static func python(_ args: [String]) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3"] + args
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else {
+            throw NSError(domain: "python", code: Int(p.terminationStatus),
+                          userInfo: [NSLocalizedDescriptionKey: String(decoding: e, as: UTF8.self)])
+        }
+        return String(decoding: o, as: UTF8.self)
+    }
+}
