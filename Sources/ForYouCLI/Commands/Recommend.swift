@@ -74,6 +74,7 @@ struct BlasInfo: ParsableCommand {
     @OptionGroup var common: CommonOptions
 
     func run() throws {
+        common.announce()
         let r = CLIContext.kernelReport
         let sel = KernelSelection.current()
         var out: [String: Any] = ["core": BLASRuntime.coreName, "config": BLASRuntime.configuration,

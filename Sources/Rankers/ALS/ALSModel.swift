@@ -60,7 +60,8 @@ public final class ALSModel: FactorRanker, @unchecked Sendable {
                          ciu.indptr.indices.dropLast().map { ciu.rowCount($0) }.max() ?? 1)
         let scratch = (0..<threads).map { _ in ALSKernels.Scratch(k: config.factors, rows: min(maxRow, 4096)) }
         let start = Date()
-        for it in 1...max(1, config.iterations) where config.iterations > 0 {
+        guard config.iterations > 0 else { return .completed }
+        for it in 1...config.iterations {
             if cancel?.isCancelled == true { return .cancelled(afterIterations: completedIterations) }
             let t0 = Date()
             try ALSKernels.solve(x: userFactors, y: itemFactors, c: cui, regularization: config.regularization,
