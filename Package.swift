@@ -23,13 +23,14 @@ let package = Package(
         .target(name: "LinearAlgebra", dependencies: ["CBLAS", "CLAPACKE"], swiftSettings: release),
         .target(name: "Checksum", swiftSettings: release),
         .target(name: "Interactions", dependencies: ["Checksum"], swiftSettings: release),
+        .target(name: "EventLog", dependencies: ["Checksum"], swiftSettings: release),
         .target(name: "Rankers", dependencies: ["LinearAlgebra", "Interactions"], swiftSettings: release),
         .target(name: "Scoring", dependencies: ["LinearAlgebra", "Interactions", "Rankers"], swiftSettings: release),
         .target(name: "Evaluation", dependencies: ["Interactions", "Scoring"], swiftSettings: release),
         .target(name: "Artifacts", dependencies: ["Checksum", "LinearAlgebra", "Interactions", "Rankers"],
                 swiftSettings: release),
         .target(name: "ForYou", dependencies: ["LinearAlgebra", "Interactions", "Rankers", "Scoring",
-                                               "Evaluation", "Artifacts"]),
+                                               "Evaluation", "Artifacts", "EventLog"]),
         .executableTarget(name: "ForYouCLI", dependencies: [
             "ForYou", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: release),
@@ -40,6 +41,7 @@ let package = Package(
         .testTarget(name: "ScoringTests", dependencies: ["Scoring", "TestSupport"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "TestSupport"]),
         .testTarget(name: "ArtifactsTests", dependencies: ["Artifacts", "TestSupport"]),
+        .testTarget(name: "EventLogTests", dependencies: ["EventLog", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport", "ForYouCLI"]),
     ],
     swiftLanguageModes: [.v5]

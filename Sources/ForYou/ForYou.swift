@@ -5,3 +5,4 @@
 @_exported import Scoring
 @_exported import Evaluation
 @_exported import Artifacts
+@_exported import EventLog

@@ -1,0 +1,101 @@
+import Foundation
+
+/// What a person did with a video, as the feed reports it.
+public enum EventType: UInt8, Sendable, CaseIterable, Codable {
+    case view = 1, complete = 2, like = 3, share = 4, skip = 5, hide = 6
+
+    public var name: String {
+        switch self {
+        case .view: "view"; case .complete: "complete"; case .like: "like"
+        case .share: "share"; case .skip: "skip"; case .hide: "hide"
+        }
+    }
+
+    public init?(name: String) {
+        guard let t = EventType.allCases.first(where: { $0.name == name }) else { return nil }
+        self = t
+    }
+}
+
+/// An event before it is appended: the log assigns its id.
+public struct EventDraft: Sendable, Equatable {
+    public var user: String
+    public var video: String
+    public var type: EventType
+    public var watchMs: UInt32
+    /// Milliseconds since the Unix epoch.
+    public var timeMs: Int64
+    /// Client-supplied key that makes retries safe (empty = none).
+    public var idempotencyKey: String
+    /// Free-form annotations (experiment, variant, ...) as compact JSON; empty = none.
+    public var extra: String
+
+    public init(user: String, video: String, type: EventType, watchMs: UInt32 = 0, timeMs: Int64,
+                idempotencyKey: String = "", extra: String = "") {
+        self.user = user
+        self.video = video
+        self.type = type
+        self.watchMs = watchMs
+        self.timeMs = timeMs
+        self.idempotencyKey = idempotencyKey
+        self.extra = extra
+    }
+}
+
+/// An event in the log: its id is its position (0, 1, 2, ...).
+public struct Event: Sendable, Equatable {
+    public var id: UInt64
+    public var draft: EventDraft
+
+    public var user: String { draft.user }
+    public var video: String { draft.video }
+    public var type: EventType { draft.type }
+    public var watchMs: UInt32 { draft.watchMs }
+    public var timeMs: Int64 { draft.timeMs }
+}
+
+/// Binary payload of one record (version 1):
+///   u8 version | u64 id | i64 timeMs | u8 type | u32 watchMs |
+///   (u16 length + UTF-8 bytes) x 4: user, video, idempotency key, extra
+enum EventCodec {
+    static let version: UInt8 = 1
+    static let maxField = Int(UInt16.max)
+
+    static func encode(id: UInt64, _ d: EventDraft, into out: inout [UInt8]) {
+        out.append(version)
+        withUnsafeBytes(of: id.littleEndian) { out.append(contentsOf: $0) }
+        withUnsafeBytes(of: d.timeMs.littleEndian) { out.append(contentsOf: $0) }
+        out.append(d.type.rawValue)
+        withUnsafeBytes(of: d.watchMs.littleEndian) { out.append(contentsOf: $0) }
+        for s in [d.user, d.video, d.idempotencyKey, d.extra] {
+            let bytes = Array(s.utf8.prefix(maxField))
+            withUnsafeBytes(of: UInt16(bytes.count).littleEndian) { out.append(contentsOf: $0) }
+            out.append(contentsOf: bytes)
+        }
+    }
+
+    static func decode(_ p: UnsafeRawBufferPointer) -> Event? {
+        var pos = 0
+        func take(_ n: Int) -> UnsafeRawBufferPointer? {
+            guard pos + n <= p.count else { return nil }
+            defer { pos += n }
+            return UnsafeRawBufferPointer(rebasing: p[pos..<(pos + n)])
+        }
+        guard let v = take(1), v[0] == version,
+              let idB = take(8), let tB = take(8), let tyB = take(1), let wB = take(4),
+              let type = EventType(rawValue: tyB[0]) else { return nil }
+        var strings: [String] = []
+        for _ in 0..<4 {
+            guard let lB = take(2) else { return nil }
+            let n = Int(UInt16(littleEndian: lB.loadUnaligned(as: UInt16.self)))
+            guard let s = take(n) else { return nil }
+            strings.append(String(decoding: s, as: UTF8.self))
+        }
+        guard pos == p.count else { return nil }
+        let d = EventDraft(user: strings[0], video: strings[1], type: type,
+                           watchMs: UInt32(littleEndian: wB.loadUnaligned(as: UInt32.self)),
+                           timeMs: Int64(littleEndian: tB.loadUnaligned(as: Int64.self)),
+                           idempotencyKey: strings[2], extra: strings[3])
+        return Event(id: UInt64(littleEndian: idB.loadUnaligned(as: UInt64.self)), draft: d)
+    }
+}

@@ -1,0 +1,157 @@
+import XCTest
+import EventLog
+import TestSupport
+
+final class EventLogTests: XCTestCase {
+    var dir = ""
+    override func setUp() { dir = Fixtures.tempDir("eventlog") }
+    override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
+
+    func draft(_ n: Int, user: String = "u", key: String = "") -> EventDraft {
+        EventDraft(user: "\(user)\(n % 7)", video: "v\(n)", type: EventType.allCases[n % 6], watchMs: UInt32(n * 10),
+                   timeMs: 1_700_000_000_000 + Int64(n), idempotencyKey: key, extra: n % 2 == 0 ? "{\"exp\":\"a\"}" : "")
+    }
+
+    func segmentFiles() -> [String] {
+        (try! FileManager.default.contentsOfDirectory(atPath: dir)).filter { $0.hasSuffix(".log") }.sorted().map { dir + "/" + $0 }
+    }
+
+    func testAppendReadReopen() throws {
+        var log: EventLog? = try EventLog(directory: dir)
+        let ids = try log!.appendSync((0..<10).map { draft($0) })
+        XCTAssertEqual(ids, Array(0..<10))
+        let back = try log!.read(from: 3, limit: 4)
+        XCTAssertEqual(back.map(\.id), [3, 4, 5, 6])
+        XCTAssertEqual(back[0].draft, draft(3))
+        log = nil
+        let again = try EventLog(directory: dir)
+        XCTAssertEqual(again.recovery.events, 10)
+        XCTAssertNil(again.recovery.message)
+        XCTAssertEqual(try again.appendSync([draft(10)]), [10])
+        XCTAssertEqual(try again.read(from: 0).map(\.draft), (0...10).map { draft($0) })
+    }
+
+    func testConcurrentAppendsShareFsyncsAndGetDistinctIds() async throws {
+        let log = try EventLog(directory: dir)
+        let ids = try await withThrowingTaskGroup(of: [UInt64].self) { group in
+            for t in 0..<16 {
+                group.addTask {
+                    var mine: [UInt64] = []
+                    for n in 0..<50 { mine += try await log.append([self.draft(t * 100 + n)]) }
+                    return mine
+                }
+            }
+            var all: [UInt64] = []
+            for try await m in group { all += m }
+            return all
+        }
+        XCTAssertEqual(Set(ids).count, 800)
+        XCTAssertEqual(ids.max(), 799)
+        XCTAssertEqual(log.endId, 800)
+        XCTAssertEqual(try log.read(from: 0, limit: 10_000).count, 800)
+        // Group commit: fewer fsyncs than appends.
+        XCTAssertLessThan(log.recentBatchSizes.count, 800)
+    }
+
+    func testSegmentsRollAndReadAcrossThem() throws {
+        var cfg = EventLog.Config()
+        cfg.segmentBytes = 600
+        cfg.indexEvery = 3
+        var log: EventLog? = try EventLog(directory: dir, config: cfg)
+        for n in 0..<60 { _ = try log!.appendSync([draft(n)]) }
+        XCTAssertGreaterThan(segmentFiles().count, 3)
+        XCTAssertEqual(try log!.read(from: 37, limit: 5).map(\.id), [37, 38, 39, 40, 41])
+        log = nil
+        let again = try EventLog(directory: dir, config: cfg)
+        XCTAssertEqual(again.endId, 60)
+        XCTAssertEqual(try again.read(from: 0).map(\.id), Array(0..<60))
+    }
+
+    func testTornTailIsTruncatedAndReported() throws {
+        var log: EventLog? = try EventLog(directory: dir)
+        _ = try log!.appendSync((0..<5).map { draft($0) })
+        log = nil
+        let seg = segmentFiles().last!
+        let good = try Data(contentsOf: URL(fileURLWithPath: seg))
+        // Half of a record: a header that promises more bytes than follow.
+        var torn = good
+        torn.append(contentsOf: [200, 0, 0, 0, 1, 2, 3, 4, 9, 9])
+        try torn.write(to: URL(fileURLWithPath: seg))
+        let again = try EventLog(directory: dir)
+        XCTAssertEqual(again.recovery.truncatedBytes, 10)
+        XCTAssertEqual(again.recovery.truncatedAt, good.count)
+        XCTAssertTrue(again.recovery.message!.contains("torn tail"))
+        XCTAssertEqual(again.endId, 5)
+        XCTAssertEqual(try again.appendSync([draft(5)]), [5])
+        XCTAssertEqual(try again.read(from: 0).count, 6)
+    }
+
+    func testCorruptLastRecordIsTreatedAsTornTail() throws {
+        var log: EventLog? = try EventLog(directory: dir)
+        _ = try log!.appendSync((0..<5).map { draft($0) })
+        log = nil
+        let seg = segmentFiles().last!
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: seg))
+        bytes[bytes.count - 3] ^= 0xFF
+        try bytes.write(to: URL(fileURLWithPath: seg))
+        let again = try EventLog(directory: dir)
+        XCTAssertEqual(again.endId, 4)
+        XCTAssertGreaterThan(again.recovery.truncatedBytes, 0)
+    }
+
+    func testCorruptionInTheMiddleStopsStartupWithTheOffset() throws {
+        var log: EventLog? = try EventLog(directory: dir)
+        _ = try log!.appendSync((0..<5).map { draft($0) })
+        log = nil
+        let seg = segmentFiles().last!
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: seg))
+        bytes[16 + 8 + 3] ^= 0xFF  // inside the first record's payload
+        try bytes.write(to: URL(fileURLWithPath: seg))
+        XCTAssertThrowsError(try EventLog(directory: dir)) { e in
+            XCTAssertEqual(e as? EventLogError, .corrupt(file: seg, offset: 16, reason: "checksum mismatch"))
+            XCTAssertTrue("\(e)".contains("offset 16"))
+        }
+    }
+
+    func testCorruptionInAnEarlierSegmentStopsStartup() throws {
+        var cfg = EventLog.Config()
+        cfg.segmentBytes = 300
+        var log: EventLog? = try EventLog(directory: dir, config: cfg)
+        for n in 0..<20 { _ = try log!.appendSync([draft(n)]) }
+        log = nil
+        let first = segmentFiles().first!
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: first))
+        bytes[bytes.count - 2] ^= 0x01  // its last record: a tail, but not of the last segment
+        try bytes.write(to: URL(fileURLWithPath: first))
+        XCTAssertThrowsError(try EventLog(directory: dir, config: cfg)) { e in
+            guard case .corrupt(let f, _, _)? = e as? EventLogError else { return XCTFail("\(e)") }
+            XCTAssertEqual(f, first)
+        }
+    }
+
+    func testFailedFsyncIsNeverAcknowledgedAndStopsTheWriter() throws {
+        final class Counter: @unchecked Sendable { var n = 0 }
+        let c = Counter()
+        var cfg = EventLog.Config()
+        cfg.afterSync = {
+            c.n += 1
+            if c.n >= 2 { throw EventLogError.io("simulated fsync failure") }
+        }
+        let log = try EventLog(directory: dir, config: cfg)
+        XCTAssertEqual(try log.appendSync([draft(0)]), [0])
+        XCTAssertThrowsError(try log.appendSync([draft(1)]))
+        XCTAssertThrowsError(try log.appendSync([draft(2)])) { e in
+            guard case .writerStopped? = e as? EventLogError else { return XCTFail("\(e)") }
+        }
+        XCTAssertNotNil(log.writerFailure)
+        // Only the acknowledged event is visible to readers.
+        XCTAssertEqual(try log.read(from: 0).map(\.id), [0])
+    }
+
+    func testCursorsCommitAndLoad() throws {
+        let c = try CursorStore(directory: dir + "/cursors")
+        XCTAssertEqual(try c.load("ranker"), 0)
+        try c.commit("ranker", 42)
+        XCTAssertEqual(try CursorStore(directory: dir + "/cursors").load("ranker"), 42)
+    }
+}
