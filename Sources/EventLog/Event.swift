@@ -47,6 +47,11 @@ public struct Event: Sendable, Equatable {
     public var id: UInt64
     public var draft: EventDraft
 
+    public init(id: UInt64, draft: EventDraft) {
+        self.id = id
+        self.draft = draft
+    }
+
     public var user: String { draft.user }
     public var video: String { draft.video }
     public var type: EventType { draft.type }

@@ -27,6 +27,8 @@ public struct EventLogConfig: Sendable {
         public var indexEvery: Int = 512
         /// Fault injection for tests: runs after each fsync; a throw is treated as a failed fsync.
         public var afterSync: (@Sendable () throws -> Void)?
+        /// Called with the number of events each successful fsync made durable (metrics).
+        public var onCommit: (@Sendable (Int) -> Void)?
         public init() {}
 }
 
@@ -244,6 +246,7 @@ final class EventLogCore: @unchecked Sendable {
                 batchSizes.append(count)
                 if batchSizes.count > 4096 { batchSizes.removeFirst(2048) }
                 cond.unlock()
+                config.onCommit?(count)
                 for (b, i) in zip(batch, ids) { b.done(.success(i)) }
             } catch {
                 // Never retry into a silent acknowledgement: stop the writer for good.

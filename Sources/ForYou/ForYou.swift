@@ -6,3 +6,5 @@
 @_exported import Evaluation
 @_exported import Artifacts
 @_exported import EventLog
+@_exported import CandidateStore
+@_exported import FeedServer

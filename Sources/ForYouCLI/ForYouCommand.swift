@@ -2,6 +2,7 @@ import ArgumentParser
 import ForYou
 import Foundation
 
+@available(macOS 10.15, macCatalyst 13, iOS 13, tvOS 13, watchOS 6, *)
 struct ForYouCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "foryou",
@@ -18,7 +19,7 @@ struct ForYouCommand: ParsableCommand {
         """,
         version: CodeVersion.semantic,
         subcommands: [Train.self, ScoreAll.self, Evaluate.self, Recommend.self, Similar.self,
-                      Synth.self, Split.self, Inspect.self, BlasInfo.self]
+                      Synth.self, Split.self, Inspect.self, BlasInfo.self, Generations.self, Videos.self, Events.self, Serve.self, Token.self]
     )
 }
 
@@ -79,4 +80,18 @@ enum Interrupts {
 struct CLIError: Error, CustomStringConvertible {
     let description: String
     init(_ d: String) { description = d }
+}
+
+/// Runs async work from a synchronous command (the CLI's commands are synchronous; the server
+/// and its clients are async).
+func runBlocking(_ body: @escaping @Sendable () async throws -> Void) throws {
+    final class Box: @unchecked Sendable { var error: Error? }
+    let box = Box()
+    let done = DispatchSemaphore(value: 0)
+    Task.detached {
+        do { try await body() } catch { box.error = error }
+        done.signal()
+    }
+    done.wait()
+    if let e = box.error { throw e }
 }

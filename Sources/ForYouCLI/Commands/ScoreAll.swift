@@ -10,7 +10,9 @@ struct ScoreAll: ParsableCommand {
 
     @Option(help: "Model directory.") var model: String
     @Option(help: "List length N.") var top = 100
-    @Option(help: "Output TSV.") var out: String
+    @Option(help: "Output TSV.") var out: String?
+    @Option(help: "Data directory: write the lists as a new candidate generation there and make it live.") var into: String?
+    @Flag(name: .customLong("no-activate"), help: "With --into: write the generation without switching it live.") var noActivate = false
     @Option(name: .customLong("users"), help: "Only these users: a file with one raw user id per line.") var usersFile: String?
     @Flag(name: .customLong("include-seen"), help: "Do not exclude the users' training items.") var includeSeen = false
     @Option(name: .customLong("user-block"), help: "Users per GEMM block.") var userBlock = 512
@@ -20,6 +22,7 @@ struct ScoreAll: ParsableCommand {
 
     func validate() throws {
         guard top > 0 else { throw ValidationError("--top must be positive") }
+        guard out != nil || into != nil else { throw ValidationError("give --out FILE, --into DATA_DIR, or both") }
         guard userBlock > 0 else { throw ValidationError("--user-block must be positive") }
         guard itemBlock >= 0 else { throw ValidationError("--item-block must be >= 0") }
     }
@@ -52,10 +55,21 @@ struct ScoreAll: ParsableCommand {
                 }
             }
         let scoreSeconds = Date().timeIntervalSince(t0)
-        if CLIContext.cancel.isCancelled { throw CLIError("score-all interrupted; \(out) not written") }
+        if CLIContext.cancel.isCancelled { throw CLIError("score-all interrupted; nothing written") }
         let t1 = Date()
-        try RecommendationWriter.write(recs, users: m.users, items: m.items, to: out)
+        if let out { try RecommendationWriter.write(recs, users: m.users, items: m.items, to: out) }
         let writeSeconds = Date().timeIntervalSince(t1)
+        if let into {
+            let t2 = Date()
+            let store = try DataDirectory(into).openStore()
+            let lists = (0..<recs.users.count).map { row in
+                (user: m.users.raw[Int(recs.users[row])], items: Array(recs.list(row)), scores: Array(recs.scoreList(row)))
+            }
+            let gen = try store.writeGeneration(model: m.run.model, runId: m.run.id, items: m.items.raw, lists: lists,
+                                                activate: !noActivate)
+            Console.err(String(format: "score-all: generation %lld (%d users x top %d) stored in %@ in %.2fs%@", gen, lists.count,
+                               top, into, Date().timeIntervalSince(t2), noActivate ? "" : ", now live"))
+        }
         let flops = 2.0 * Double(total) * Double(m.ranker.itemCount) * Double((m.ranker as? FactorRanker)?.factors ?? 0)
         if json {
             let obj: [String: Any] = ["users": total, "items": m.ranker.itemCount, "top": top, "score_s": scoreSeconds,

@@ -1,0 +1,98 @@
+import Foundation
+
+public enum VideoStatus: String, Sendable, Codable, CaseIterable {
+    case processing, ready, failed, removed
+}
+
+/// A clip of the catalog.
+public struct Video: Sendable, Codable, Equatable {
+    public var id: String
+    public var caption: String
+    public var tags: [String]
+    public var topic: String
+    public var creator: String
+    public var durationMs: Int
+    public var status: VideoStatus
+    public var streamURL: String?
+    public var thumbnailURL: String?
+    /// Milliseconds since the Unix epoch.
+    public var createdAt: Int64
+    public var uploadId: String?
+    public var owner: String?
+
+    public init(id: String, caption: String = "", tags: [String] = [], topic: String = "", creator: String = "",
+                durationMs: Int = 0, status: VideoStatus = .ready, streamURL: String? = nil, thumbnailURL: String? = nil,
+                createdAt: Int64 = 0, uploadId: String? = nil, owner: String? = nil) {
+        self.id = id
+        self.caption = caption
+        self.tags = tags
+        self.topic = topic
+        self.creator = creator
+        self.durationMs = durationMs
+        self.status = status
+        self.streamURL = streamURL
+        self.thumbnailURL = thumbnailURL
+        self.createdAt = createdAt
+        self.uploadId = uploadId
+        self.owner = owner
+    }
+}
+
+/// A set of top-N lists produced by one model run.
+public struct GenerationInfo: Sendable, Equatable, Codable {
+    public var id: Int64
+    public var model: String
+    public var runId: String
+    public var createdAt: Int64
+    public var users: Int
+    public var topN: Int
+    public var live: Bool
+    public var activatedAt: Int64?
+}
+
+public struct Candidate: Sendable, Equatable {
+    public var video: String
+    public var score: Float
+    public init(video: String, score: Float) {
+        self.video = video
+        self.score = score
+    }
+}
+
+public enum StoreError: Error, CustomStringConvertible, Equatable {
+    case notFound(String)
+    case conflict(String)
+    case invalid(String)
+
+    public var description: String {
+        switch self {
+        case .notFound(let s), .conflict(let s), .invalid(let s): return s
+        }
+    }
+}
+
+/// The candidate store and catalog the feed reads: videos, and generations of per-user top-N
+/// lists of which exactly one is live. Implementations: `SQLiteFeedStore` (embedded default).
+public protocol FeedStore: AnyObject, Sendable {
+    func upsertVideos(_ videos: [Video]) throws
+    /// Inserts a new video; fails with `.conflict` when the id or upload id exists.
+    func insertVideo(_ video: Video) throws
+    func video(id: String) throws -> Video?
+    func videos() throws -> [Video]
+    /// Increases with every catalog change.
+    func catalogVersion() throws -> Int64
+
+    /// Writes a whole generation in one transaction (and makes it live in the same one when
+    /// `activate`); readers see either the old live generation or the complete new one.
+    func writeGeneration(model: String, runId: String, items: [String], lists: [(user: String, items: [Int32], scores: [Float])],
+                         activate: Bool) throws -> Int64
+    func generations() throws -> [GenerationInfo]
+    func liveGeneration() throws -> GenerationInfo?
+    func activate(_ generation: Int64) throws
+    /// Puts the previously live generation back; returns it.
+    func rollback() throws -> GenerationInfo
+    /// Deletes all but the newest `keep` generations (never the live one); returns the ids removed.
+    func prune(keep: Int) throws -> [Int64]
+    /// A user's list in a generation, best first; nil when the generation has no list for them.
+    func candidates(generation: Int64, user: String) throws -> [Candidate]?
+}

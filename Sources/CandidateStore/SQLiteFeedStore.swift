@@ -1,0 +1,266 @@
+import Foundation
+import GRDB
+
+/// The embedded store: one SQLite file (WAL), `synchronous=FULL` so an acknowledged write
+/// survives power loss. Lists are stored one row per (generation, user) as a packed blob of
+/// (u32 item index, f32 score) pairs over the generation's own item table, so a 200k x 200
+/// generation loads in seconds.
+public final class SQLiteFeedStore: FeedStore, @unchecked Sendable {
+    public let path: String
+    let pool: DatabasePool
+    private let lock = NSLock()
+    private var itemCache: [Int64: [String]] = [:]
+
+    public init(path: String) throws {
+        self.path = path
+        let dir = (path as NSString).deletingLastPathComponent
+        if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        var config = Configuration()
+        config.busyMode = .timeout(10)
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+            try db.execute(sql: "PRAGMA foreign_keys = ON")
+        }
+        pool = try DatabasePool(path: path, configuration: config)
+        // GRDB puts WAL connections on synchronous=NORMAL after prepareDatabase, which can lose
+        // the last commits on power loss; the (single, long-lived) writer holds acknowledged
+        // data, so it runs with FULL.
+        try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+        try SQLiteFeedStore.migrator.migrate(pool)
+    }
+
+    static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE videos(
+                  id TEXT PRIMARY KEY, caption TEXT NOT NULL DEFAULT '', tags TEXT NOT NULL DEFAULT '',
+                  topic TEXT NOT NULL DEFAULT '', creator TEXT NOT NULL DEFAULT '', duration_ms INTEGER NOT NULL DEFAULT 0,
+                  status TEXT NOT NULL CHECK(status IN ('processing','ready','failed','removed')),
+                  stream_url TEXT, thumbnail_url TEXT, created_at INTEGER NOT NULL, upload_id TEXT UNIQUE, owner TEXT);
+                CREATE TABLE generations(
+                  id INTEGER PRIMARY KEY AUTOINCREMENT, model TEXT NOT NULL, run_id TEXT NOT NULL,
+                  created_at INTEGER NOT NULL, users INTEGER NOT NULL, top_n INTEGER NOT NULL, activated_at INTEGER);
+                CREATE TABLE live(singleton INTEGER PRIMARY KEY CHECK(singleton = 1),
+                  generation INTEGER NOT NULL REFERENCES generations(id));
+                CREATE TABLE generation_items(generation INTEGER NOT NULL REFERENCES generations(id) ON DELETE CASCADE,
+                  idx INTEGER NOT NULL, video_id TEXT NOT NULL, PRIMARY KEY(generation, idx)) WITHOUT ROWID;
+                CREATE TABLE candidates(generation INTEGER NOT NULL REFERENCES generations(id) ON DELETE CASCADE,
+                  user_id TEXT NOT NULL, list BLOB NOT NULL, PRIMARY KEY(generation, user_id)) WITHOUT ROWID;
+                """)
+        }
+        m.registerMigration("v2-meta") { db in
+            try db.execute(sql: "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL)")
+            try db.execute(sql: "INSERT INTO meta(key, value) VALUES ('catalog_version', 0)")
+        }
+        return m
+    }
+
+    static func bumpCatalog(_ db: Database) throws {
+        try db.execute(sql: "UPDATE meta SET value = value + 1 WHERE key = 'catalog_version'")
+    }
+
+    /// Increases with every catalog change, so readers can cache the catalog and reload cheaply.
+    public func catalogVersion() throws -> Int64 {
+        try pool.read { db in try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'catalog_version'") ?? 0 }
+    }
+
+    static func now() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+
+    // MARK: videos
+
+    static func row(_ v: Video) -> StatementArguments {
+        [v.id, v.caption, v.tags.joined(separator: ","), v.topic, v.creator, v.durationMs, v.status.rawValue,
+         v.streamURL, v.thumbnailURL, v.createdAt, v.uploadId, v.owner]
+    }
+
+    static let columns = "id, caption, tags, topic, creator, duration_ms, status, stream_url, thumbnail_url, created_at, upload_id, owner"
+
+    static func video(_ r: Row) -> Video {
+        let tags: String = r["tags"]
+        return Video(id: r["id"], caption: r["caption"], tags: tags.isEmpty ? [] : tags.split(separator: ",").map(String.init),
+                     topic: r["topic"], creator: r["creator"], durationMs: r["duration_ms"],
+                     status: VideoStatus(rawValue: r["status"]) ?? .failed, streamURL: r["stream_url"],
+                     thumbnailURL: r["thumbnail_url"], createdAt: r["created_at"], uploadId: r["upload_id"], owner: r["owner"])
+    }
+
+    public func upsertVideos(_ videos: [Video]) throws {
+        try pool.write { db in
+            let st = try db.cachedStatement(sql: """
+                INSERT INTO videos(\(SQLiteFeedStore.columns)) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)
+                ON CONFLICT(id) DO UPDATE SET caption=excluded.caption, tags=excluded.tags, topic=excluded.topic,
+                  creator=excluded.creator, duration_ms=excluded.duration_ms, status=excluded.status,
+                  stream_url=excluded.stream_url, thumbnail_url=excluded.thumbnail_url, created_at=excluded.created_at,
+                  upload_id=excluded.upload_id, owner=excluded.owner
+                """)
+            for v in videos { try st.execute(arguments: SQLiteFeedStore.row(v)) }
+            try SQLiteFeedStore.bumpCatalog(db)
+        }
+    }
+
+    public func insertVideo(_ video: Video) throws {
+        do {
+            try pool.write { db in
+                try db.execute(sql: "INSERT INTO videos(\(SQLiteFeedStore.columns)) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                               arguments: SQLiteFeedStore.row(video))
+                try SQLiteFeedStore.bumpCatalog(db)
+            }
+        } catch let e as DatabaseError where e.resultCode == .SQLITE_CONSTRAINT {
+            throw StoreError.conflict("video \(video.id) or upload \(video.uploadId ?? "-") already exists")
+        }
+    }
+
+    public func video(id: String) throws -> Video? {
+        try pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT \(SQLiteFeedStore.columns) FROM videos WHERE id = ?", arguments: [id])
+                .map(SQLiteFeedStore.video)
+        }
+    }
+
+    public func videos() throws -> [Video] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT \(SQLiteFeedStore.columns) FROM videos ORDER BY created_at, id")
+                .map(SQLiteFeedStore.video)
+        }
+    }
+
+    // MARK: generations
+
+    static func pack(_ items: [Int32], _ scores: [Float]) -> Data {
+        var d = Data(capacity: items.count * 8)
+        for (i, s) in zip(items, scores) {
+            withUnsafeBytes(of: UInt32(bitPattern: i).littleEndian) { d.append(contentsOf: $0) }
+            withUnsafeBytes(of: s.bitPattern.littleEndian) { d.append(contentsOf: $0) }
+        }
+        return d
+    }
+
+    public func writeGeneration(model: String, runId: String, items: [String],
+                                lists: [(user: String, items: [Int32], scores: [Float])], activate: Bool) throws -> Int64 {
+        let topN = lists.map(\.items.count).max() ?? 0
+        for l in lists {
+            guard l.items.count == l.scores.count, l.items.allSatisfy({ $0 >= 0 && Int($0) < items.count }) else {
+                throw StoreError.invalid("list of user \(l.user) refers to items outside the generation's catalog")
+            }
+        }
+        return try pool.write { db in
+            try db.execute(sql: "INSERT INTO generations(model, run_id, created_at, users, top_n) VALUES (?,?,?,?,?)",
+                           arguments: [model, runId, SQLiteFeedStore.now(), lists.count, topN])
+            let gen = db.lastInsertedRowID
+            let ist = try db.cachedStatement(sql: "INSERT INTO generation_items(generation, idx, video_id) VALUES (?,?,?)")
+            for (i, v) in items.enumerated() { try ist.execute(arguments: [gen, i, v]) }
+            let cst = try db.cachedStatement(sql: "INSERT INTO candidates(generation, user_id, list) VALUES (?,?,?)")
+            for l in lists { try cst.execute(arguments: [gen, l.user, SQLiteFeedStore.pack(l.items, l.scores)]) }
+            if activate { try SQLiteFeedStore.makeLive(db, gen) }
+            return gen
+        }
+    }
+
+    static func makeLive(_ db: Database, _ gen: Int64) throws {
+        try db.execute(sql: "INSERT INTO live(singleton, generation) VALUES (1, ?) ON CONFLICT(singleton) DO UPDATE SET generation = excluded.generation",
+                       arguments: [gen])
+        try db.execute(sql: "UPDATE generations SET activated_at = ? WHERE id = ?", arguments: [now(), gen])
+    }
+
+    static func info(_ r: Row, live: Int64?) -> GenerationInfo {
+        let id: Int64 = r["id"]
+        return GenerationInfo(id: id, model: r["model"], runId: r["run_id"], createdAt: r["created_at"], users: r["users"],
+                              topN: r["top_n"], live: id == live, activatedAt: r["activated_at"])
+    }
+
+    public func generations() throws -> [GenerationInfo] {
+        try pool.read { db in
+            let live = try Int64.fetchOne(db, sql: "SELECT generation FROM live WHERE singleton = 1")
+            return try Row.fetchAll(db, sql: "SELECT * FROM generations ORDER BY id").map { SQLiteFeedStore.info($0, live: live) }
+        }
+    }
+
+    public func liveGeneration() throws -> GenerationInfo? {
+        try pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT g.* FROM generations g JOIN live l ON l.generation = g.id")
+                .map { SQLiteFeedStore.info($0, live: $0["id"]) }
+        }
+    }
+
+    public func activate(_ generation: Int64) throws {
+        try pool.write { db in
+            guard try Int64.fetchOne(db, sql: "SELECT id FROM generations WHERE id = ?", arguments: [generation]) != nil else {
+                throw StoreError.notFound("no generation \(generation)")
+            }
+            try SQLiteFeedStore.makeLive(db, generation)
+        }
+    }
+
+    public func rollback() throws -> GenerationInfo {
+        try pool.write { db in
+            guard let live = try Int64.fetchOne(db, sql: "SELECT generation FROM live WHERE singleton = 1") else {
+                throw StoreError.notFound("no generation is live")
+            }
+            guard let prev = try Row.fetchOne(db, sql: """
+                SELECT * FROM generations WHERE id != ? AND activated_at IS NOT NULL ORDER BY activated_at DESC, id DESC LIMIT 1
+                """, arguments: [live]) else {
+                throw StoreError.notFound("no earlier live generation to roll back to")
+            }
+            let id: Int64 = prev["id"]
+            try SQLiteFeedStore.makeLive(db, id)
+            return SQLiteFeedStore.info(prev, live: id)
+        }
+    }
+
+    public func prune(keep: Int) throws -> [Int64] {
+        let removed: [Int64] = try pool.write { db in
+            let live = try Int64.fetchOne(db, sql: "SELECT generation FROM live WHERE singleton = 1")
+            let ids = try Int64.fetchAll(db, sql: "SELECT id FROM generations ORDER BY id DESC")
+            let doomed = ids.dropFirst(max(0, keep)).filter { $0 != live }
+            for id in doomed {
+                try db.execute(sql: "DELETE FROM candidates WHERE generation = ?", arguments: [id])
+                try db.execute(sql: "DELETE FROM generation_items WHERE generation = ?", arguments: [id])
+                try db.execute(sql: "DELETE FROM generations WHERE id = ?", arguments: [id])
+            }
+            return Array(doomed)
+        }
+        lock.lock()
+        for id in removed { itemCache[id] = nil }
+        lock.unlock()
+        return removed
+    }
+
+    func items(of generation: Int64, _ db: Database) throws -> [String] {
+        lock.lock()
+        if let c = itemCache[generation] { lock.unlock(); return c }
+        lock.unlock()
+        let list = try String.fetchAll(db, sql: "SELECT video_id FROM generation_items WHERE generation = ? ORDER BY idx",
+                                       arguments: [generation])
+        lock.lock()
+        itemCache[generation] = list
+        lock.unlock()
+        return list
+    }
+
+    public func candidates(generation: Int64, user: String) throws -> [Candidate]? {
+        try pool.read { db in
+            guard let blob = try Data.fetchOne(db, sql: "SELECT list FROM candidates WHERE generation = ? AND user_id = ?",
+                                               arguments: [generation, user]) else { return nil }
+            let items = try self.items(of: generation, db)
+            var out: [Candidate] = []
+            out.reserveCapacity(blob.count / 8)
+            blob.withUnsafeBytes { b in
+                var p = 0
+                while p + 8 <= b.count {
+                    let i = Int(UInt32(littleEndian: b.loadUnaligned(fromByteOffset: p, as: UInt32.self)))
+                    let s = Float(bitPattern: UInt32(littleEndian: b.loadUnaligned(fromByteOffset: p + 4, as: UInt32.self)))
+                    if i < items.count { out.append(Candidate(video: items[i], score: s)) }
+                    p += 8
+                }
+            }
+            return out
+        }
+    }
+}
+
+extension SQLiteFeedStore {
+    /// `PRAGMA synchronous` of the writer connection (2 = FULL).
+    public func synchronousMode() throws -> Int {
+        try pool.write { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
+    }
+}

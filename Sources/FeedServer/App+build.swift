@@ -1,0 +1,134 @@
+import Foundation
+import Hummingbird
+import HTTPTypes
+import CandidateStore
+import EventLog
+
+/// Builds the router: `/api/v1/...` behind token auth and rate limits, plus health and metrics.
+public func buildRouter(_ service: FeedService) -> Router<FeedContext> {
+    let router = Router(context: FeedContext.self)
+    router.add(middleware: ObservabilityMiddleware(service: service))
+    router.get("/healthz") { _, _ in jsonResponse(.ok, #"{"status":"ok"}"#) }
+    router.get("/readyz") { _, _ in
+        guard let live = service.state.live else {
+            throw APIError(.serviceUnavailable, "not_ready", "no candidate generation is live yet")
+        }
+        if let f = service.log.writerFailure { throw APIError(.serviceUnavailable, "event_log_failed", f) }
+        return jsonResponse(.ok, #"{"status":"ready","generation":\#(live.id)}"#)
+    }
+    router.get("/metrics") { _, _ in
+        let counts = service.state.counts
+        var gauges: [(String, String, Double)] = [
+            ("foryou_events_total", "Events in the log.", Double(service.log.endId)),
+            ("foryou_users_known", "Users with events.", Double(counts.users)),
+            ("foryou_videos", "Videos in the catalog.", Double(counts.videos)),
+            ("foryou_sessions", "Paging sessions held.", Double(counts.sessions)),
+        ]
+        if let live = service.state.live {
+            gauges.append(("foryou_live_generation", "Id of the live candidate generation.", Double(live.id)))
+            let at = Double(live.activatedAt ?? live.createdAt) / 1000
+            gauges.append(("foryou_live_generation_age_seconds", "Seconds since the live generation went live.",
+                           Date().timeIntervalSince1970 - at))
+        }
+        var h = HTTPFields()
+        h[.contentType] = "text/plain; version=0.0.4"
+        return Response(status: .ok, headers: h, body: .init(byteBuffer: ByteBuffer(string: service.metrics.render(gauges: gauges))))
+    }
+    let api = router.group("api/v1").add(middleware: AuthMiddleware(service: service))
+    api.get("foryou") { request, context in try FeedRoutes.foryou(service, request, context) }
+    api.post("events") { request, context in try await EventRoutes.post(service, request, context) }
+    api.post("events:batch") { request, context in try await EventRoutes.batch(service, request, context) }
+    api.post("videos") { request, context in try await VideoRoutes.create(service, request, context) }
+    api.get("videos/:id") { request, context in try VideoRoutes.get(service, request, context) }
+    return router
+}
+
+public func buildApplication(_ service: FeedService,
+                             onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
+    let router = buildRouter(service)
+    return Application(router: router,
+                       configuration: .init(address: .hostname(service.config.host, port: service.config.port),
+                                            serverName: "foryou"),
+                       onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) })
+}
+
+func jsonResponse(_ status: HTTPResponse.Status, _ body: String) -> Response {
+    var h = HTTPFields()
+    h[.contentType] = "application/json"
+    return Response(status: status, headers: h, body: .init(byteBuffer: ByteBuffer(string: body)))
+}
+
+func jsonResponse(_ status: HTTPResponse.Status, _ w: JSONWriter) -> Response {
+    var h = HTTPFields()
+    h[.contentType] = "application/json"
+    return Response(status: status, headers: h, body: .init(byteBuffer: ByteBuffer(bytes: w.bytes)))
+}
+
+/// Latency histograms by route and status, and one JSON log line per request when asked.
+struct ObservabilityMiddleware: RouterMiddleware {
+    typealias Context = FeedContext
+    let service: FeedService
+
+    func handle(_ request: Request, context: FeedContext, next: (Request, FeedContext) async throws -> Response) async throws -> Response {
+        let start = DispatchTime.now().uptimeNanoseconds
+        var status = 500
+        defer {
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            let route = context.endpointPath ?? "unmatched"
+            service.metrics.observeRequest(route: "\(request.method) \(route)", status: status, seconds: seconds)
+            if service.config.logRequests {
+                let line = "{\"method\":\"\(request.method)\",\"path\":\"\(request.uri.path)\",\"status\":\(status),"
+                    + "\"ms\":\(String(format: "%.3f", seconds * 1000)),\"user\":\"\(context.user ?? "")\"}\n"
+                FileHandle.standardError.write(Data(line.utf8))
+            }
+        }
+        do {
+            let r = try await next(request, context)
+            status = Int(r.status.code)
+            return r
+        } catch let e as APIError {
+            status = Int(e.status.code)
+            throw e
+        } catch let e as HTTPResponseError {
+            status = Int(e.status.code)
+            throw APIError(e.status, "http_error", "\(e.status.reasonPhrase)")
+        }
+    }
+}
+
+/// Bearer-token authentication and the per-user rate limit.
+struct AuthMiddleware: RouterMiddleware {
+    typealias Context = FeedContext
+    let service: FeedService
+
+    func handle(_ request: Request, context: FeedContext, next: (Request, FeedContext) async throws -> Response) async throws -> Response {
+        guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else { throw APIError.unauthorized }
+        let claims: TokenSigner.Claims
+        do { claims = try service.signer.verify(String(header.dropFirst(7))) } catch let f as TokenSigner.Failure {
+            throw APIError(.unauthorized, "unauthorized", f.description)
+        }
+        if let wait = service.state.rateLimit(user: claims.sub) {
+            var e = APIError(.tooManyRequests, "rate_limited", "too many requests; retry later")
+            e.headers[.retryAfter] = "\(max(1, Int(wait.rounded(.up))))"
+            throw e
+        }
+        var context = context
+        context.user = claims.sub
+        return try await next(request, context)
+    }
+}
+
+enum Body {
+    /// The body, refusing anything past the configured size with 413.
+    static func collect(_ request: Request, max: Int) async throws -> [UInt8] {
+        if let len = request.headers[.contentLength].flatMap(Int.init), len > max {
+            throw APIError(.contentTooLarge, "body_too_large", "request body exceeds \(max) bytes")
+        }
+        var r = request
+        let buffer: ByteBuffer
+        do { buffer = try await r.collectBody(upTo: max) } catch {
+            throw APIError(.contentTooLarge, "body_too_large", "request body exceeds \(max) bytes")
+        }
+        return Array(buffer.readableBytesView)
+    }
+}

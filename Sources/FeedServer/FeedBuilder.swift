@@ -1,0 +1,128 @@
+import Foundation
+import CandidateStore
+
+/// Assembles one page of the feed for one user.
+///
+/// Order of sources: the user's list in the generation the cursor pins (the live one for a new
+/// session), then trending (time-decayed popularity) once the list is missing or exhausted;
+/// a share of slots goes to fresh uploads with few impressions. Seen videos (any event), videos
+/// already served in this session and videos not `ready` are skipped; at most `maxPerTopic` of
+/// one topic and `maxPerCreator` of one creator appear in any `diversityWindow` consecutive
+/// slots (relaxed only when nothing else is left).
+struct FeedBuilder {
+    let config: FeedServerConfig
+    let state: FeedState
+    let store: FeedStore
+
+    struct Item {
+        var index: Int32
+        var video: Video
+        var ranker: String
+        var generation: Int64?
+        var score: Float?
+    }
+
+    struct Page {
+        var items: [Item]
+        var next: FeedCursor?
+    }
+
+    func page(user: String, cursor: FeedCursor?, limit: Int) throws -> Page {
+        let session = cursor?.session ?? UInt64.random(in: 1...UInt64.max)
+        let live = state.live
+        var generation = cursor?.generation ?? live?.id ?? -1
+        var position = Int(cursor?.position ?? 0)
+        var list: [Candidate]? = generation >= 0 ? try store.candidates(generation: generation, user: user) : nil
+        var model = live?.model ?? "model"
+        if let c = cursor, list == nil, let live, live.id != c.generation {
+            // The pinned generation was pruned: continue on the live list (the session's served
+            // set keeps earlier pages from repeating).
+            generation = live.id
+            position = 0
+            list = try store.candidates(generation: live.id, user: user)
+        }
+        if cursor != nil, generation != live?.id, let g = try? store.generations().first(where: { $0.id == generation }) {
+            model = g.model
+        }
+        let snap = state.snapshot(user: user, session: session)
+        var excluded = snap.seen.union(snap.served)
+        var picked: [Item] = []
+        var explore: [Item] = []
+
+        func diverse(_ v: Video, _ extra: [Item] = []) -> Bool {
+            let window = (picked + extra).suffix(max(0, config.diversityWindow - 1))
+            if !v.topic.isEmpty && window.filter({ $0.video.topic == v.topic }).count >= config.maxPerTopic { return false }
+            if !v.creator.isEmpty && window.filter({ $0.video.creator == v.creator }).count >= config.maxPerCreator { return false }
+            return true
+        }
+
+        let exploreSlots = min(limit - 1, Int(Double(limit) * config.explorationShare))
+        let mainTarget = limit - max(0, exploreSlots)
+
+        // 1. The precomputed list.
+        var p = position
+        var firstDeferred: Int?
+        if let list {
+            while picked.count < mainTarget && p < list.count {
+                let c = list[p]
+                defer { p += 1 }
+                guard let i = state.index(of: c.video), !excluded.contains(i), let v = state.video(at: i), v.status == .ready else { continue }
+                guard diverse(v) else { firstDeferred = firstDeferred ?? p; continue }
+                picked.append(Item(index: i, video: v, ranker: model, generation: generation, score: c.score))
+                excluded.insert(i)
+            }
+        }
+        let listExhausted = list == nil || p >= list!.count
+        let nextPosition = firstDeferred ?? p
+
+        // 2. Fresh uploads in the exploration slots.
+        if exploreSlots > 0 {
+            for i in snap.fresh where explore.count < exploreSlots {
+                guard !excluded.contains(i), let v = state.video(at: i), v.status == .ready, diverse(v, explore) else { continue }
+                explore.append(Item(index: i, video: v, ranker: "fresh", generation: nil, score: nil))
+                excluded.insert(i)
+            }
+        }
+
+        // 3. Trending fills whatever the list could not.
+        var tp = Int(cursor?.trendingPosition ?? 0)
+        func fillFromTrending(relaxed: Bool) {
+            var q = relaxed ? 0 : tp
+            while picked.count + explore.count < limit && q < snap.trending.count {
+                let i = snap.trending[q]
+                q += 1
+                guard !excluded.contains(i), let v = state.video(at: i), v.status == .ready else { continue }
+                if !relaxed && !diverse(v) { continue }
+                picked.append(Item(index: i, video: v, ranker: "trending", generation: nil, score: nil))
+                excluded.insert(i)
+            }
+            if !relaxed { tp = q }
+        }
+        if picked.count + explore.count < limit && listExhausted { fillFromTrending(relaxed: false) }
+
+        // 4. Nothing diverse left: relax the diversity rule rather than return a short page.
+        if picked.count + explore.count < limit, let list {
+            var q = nextPosition
+            while picked.count + explore.count < limit && q < list.count {
+                let c = list[q]
+                q += 1
+                guard let i = state.index(of: c.video), !excluded.contains(i), let v = state.video(at: i), v.status == .ready else { continue }
+                picked.append(Item(index: i, video: v, ranker: model, generation: generation, score: c.score))
+                excluded.insert(i)
+            }
+        }
+        if picked.count + explore.count < limit { fillFromTrending(relaxed: true) }
+
+        // Exploration items at evenly spaced slots.
+        var items = picked
+        if !explore.isEmpty {
+            let step = max(1, (items.count + explore.count) / (explore.count + 1))
+            for (k, e) in explore.enumerated() { items.insert(e, at: min(items.count, (k + 1) * step + k)) }
+        }
+        state.recordServed(session: session, videos: items.map(\.index))
+        let next: FeedCursor? = items.count < limit ? nil : FeedCursor(
+            session: session, generation: generation, position: UInt32(nextPosition), trendingPosition: UInt32(tp),
+            page: (cursor?.page ?? 0) + 1)
+        return Page(items: items, next: next)
+    }
+}

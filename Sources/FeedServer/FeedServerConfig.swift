@@ -1,0 +1,36 @@
+import Foundation
+
+/// Settings of `foryou serve`; defaults suit one machine. Reading flags is the CLI's job.
+public struct FeedServerConfig: Sendable {
+    public var host = "127.0.0.1"
+    public var port = 8080
+    public var dataDir = "var"
+    /// Largest page a client may ask for.
+    public var maxLimit = 50
+    /// At most this many videos of one topic, and of one creator, per `diversityWindow` slots.
+    public var maxPerTopic = 3
+    public var maxPerCreator = 3
+    public var diversityWindow = 10
+    /// Share of a page's slots offered to fresh uploads with few impressions.
+    public var explorationShare = 0.2
+    /// A video counts as fresh for this long after upload, while under `freshImpressions` impressions.
+    public var freshSeconds: Double = 72 * 3600
+    public var freshImpressions = 200
+    /// Half-life of an event's weight in the trending score.
+    public var trendingHalfLifeSeconds: Double = 6 * 3600
+    /// Per-user request rate limit: sustained rate and burst.
+    public var ratePerSecond: Double = 50
+    public var rateBurst: Double = 100
+    /// Largest request body accepted (413 past it).
+    public var maxBodyBytes = 64 * 1024
+    /// Largest plausible watch time of one event.
+    public var maxWatchMs = 6 * 3600 * 1000
+    /// Catalog reload interval (picks up `foryou videos import` and new generations).
+    public var refreshSeconds: Double = 2
+    /// Base of stream and thumbnail URLs when a video has a relative one (e.g. a CDN).
+    public var publicBaseURL = ""
+    /// Request logs (one JSON line per request) to stderr.
+    public var logRequests = false
+
+    public init() {}
+}

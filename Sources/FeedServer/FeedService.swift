@@ -1,0 +1,75 @@
+import Foundation
+import Hummingbird
+import CandidateStore
+import EventLog
+
+/// Request context: the authenticated user, set by the auth middleware from the token alone.
+public struct FeedContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public var user: String?
+
+    public init(source: Source) {
+        coreContext = .init(source: source)
+        user = nil
+    }
+}
+
+/// The feed service's parts: store, event log, in-memory state, signer, metrics.
+public final class FeedService: @unchecked Sendable {
+    public let config: FeedServerConfig
+    public let store: SQLiteFeedStore
+    public let log: EventLog
+    public let signer: TokenSigner
+    let state: FeedState
+    let metrics: MetricsRegistry
+    private var refresher: Task<Void, Never>?
+    public let startupNotes: [String]
+
+    public init(config: FeedServerConfig) throws {
+        self.config = config
+        let dir = DataDirectory(config.dataDir)
+        store = try dir.openStore()
+        signer = TokenSigner(key: try dir.signingKey())
+        let metrics = MetricsRegistry()
+        self.metrics = metrics
+        var logConfig = EventLogConfig()
+        logConfig.onCommit = { n in metrics.observeFsyncBatch(n) }
+        log = try EventLog(directory: dir.events, config: logConfig)
+        let state = FeedState(config: config)
+        self.state = state
+        var notes: [String] = []
+        if let m = log.recovery.message { notes.append(m) }
+        try state.refresh(store: store)
+        let log = self.log
+        // Replay the log into the in-memory indexes (seen sets, trending, idempotency keys).
+        var batch: [Event] = []
+        try log.forEach(from: 0) { e in
+            batch.append(e)
+            if batch.count == 10_000 { state.apply(batch); batch.removeAll(keepingCapacity: true) }
+        }
+        state.apply(batch)
+        state.rebuildTrending()
+        notes.append("replayed \(log.endId) events; live generation: \(state.live.map { "\($0.id) (\($0.model), \($0.users) users)" } ?? "none")")
+        startupNotes = notes
+    }
+
+    /// Periodic refresh of the catalog, the live generation and trending.
+    public func startBackgroundRefresh() {
+        guard refresher == nil else { return }
+        let interval = config.refreshSeconds
+        refresher = Task.detached { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(nanoseconds: UInt64(interval * 1e9))
+                guard let self else { return }
+                try? self.state.refresh(store: self.store)
+            }
+        }
+    }
+
+    public func stop() {
+        refresher?.cancel()
+        log.close()
+    }
+
+    public func issueToken(user: String, ttlSeconds: Int64) -> String { signer.issue(user: user, ttlSeconds: ttlSeconds) }
+}

@@ -1,0 +1,225 @@
+import Foundation
+import CandidateStore
+import EventLog
+
+/// What the server keeps in memory, rebuilt from the event log and the store at start-up:
+/// each user's seen videos, trending scores, impressions, paging sessions and idempotency keys.
+/// One lock guards it; every operation under it is short.
+final class FeedState: @unchecked Sendable {
+    let config: FeedServerConfig
+    private let lock = NSLock()
+
+    // Catalog (reloaded when the store's catalog version changes).
+    private(set) var catalog: [String: Video] = [:]
+    private var catalogVersion: Int64 = -1
+    private var videoIndex: [String: Int32] = [:]
+    private var videoIds: [String] = []
+
+    // Per user: videos already watched or skipped (any event counts).
+    private var seen: [String: Set<Int32>] = [:]
+    // Trending: exponentially decayed event weight per video index.
+    private var trendScore: [Float] = []
+    private var trendStamp: [Double] = []
+    private var trendingList: [Int32] = []
+    private var freshList: [Int32] = []
+    private var impressions: [Int32: Int] = [:]
+    // Paging sessions: videos already served (bounded, oldest dropped first).
+    private var sessions: [UInt64: Set<Int32>] = [:]
+    private var sessionOrder: [UInt64] = []
+    private var sessionHead = 0
+    static let maxSessions = 200_000
+    // Idempotency: (user, key) -> event id, or nil while the first request is in flight.
+    private var idempotency: [String: UInt64?] = [:]
+    // Rate limiting: token buckets per user.
+    private var buckets: [String: (tokens: Double, at: Double)] = [:]
+
+    private(set) var live: GenerationInfo?
+    private(set) var eventsApplied: UInt64 = 0
+
+    init(config: FeedServerConfig) { self.config = config }
+
+    static func weight(_ t: EventType) -> Float {
+        switch t {
+        case .view: 1; case .complete: 2; case .like: 3; case .share: 4; case .skip, .hide: 0
+        }
+    }
+
+    // MARK: loading
+
+    func refresh(store: FeedStore) throws {
+        let version = try store.catalogVersion()
+        let liveNow = try store.liveGeneration()
+        lock.lock()
+        let needCatalog = version != catalogVersion
+        live = liveNow
+        lock.unlock()
+        if needCatalog {
+            let vs = try store.videos()
+            lock.lock()
+            catalog = Dictionary(vs.map { ($0.id, $0) }, uniquingKeysWith: { $1 })
+            for v in vs { _ = indexLocked(v.id) }
+            catalogVersion = version
+            lock.unlock()
+        }
+        rebuildTrending()
+    }
+
+    /// Applies events appended by this or an earlier run (start-up replay, then each append).
+    func apply(_ events: [Event]) {
+        lock.lock()
+        defer { lock.unlock() }
+        for e in events { applyLocked(e) }
+    }
+
+    private func applyLocked(_ e: Event) {
+        let v = indexLocked(e.video)
+        seen[e.user, default: []].insert(v)
+        let w = FeedState.weight(e.type)
+        if w > 0 {
+            let t = Double(e.timeMs) / 1000
+            let i = Int(v)
+            let decay = Float(Foundation.exp2(-(t - trendStamp[i]) / config.trendingHalfLifeSeconds))
+            if t >= trendStamp[i] {
+                trendScore[i] = trendScore[i] * decay + w
+                trendStamp[i] = t
+            } else {
+                trendScore[i] += w * Float(Foundation.exp2(-(trendStamp[i] - t) / config.trendingHalfLifeSeconds))
+            }
+        }
+        if !e.draft.idempotencyKey.isEmpty { idempotency[e.user + "\u{0}" + e.draft.idempotencyKey] = e.id }
+        eventsApplied = max(eventsApplied, e.id + 1)
+    }
+
+    private func indexLocked(_ id: String) -> Int32 {
+        if let i = videoIndex[id] { return i }
+        let i = Int32(videoIds.count)
+        videoIndex[id] = i
+        videoIds.append(id)
+        trendScore.append(0)
+        trendStamp.append(0)
+        return i
+    }
+
+    func rebuildTrending(now: Double = Date().timeIntervalSince1970) {
+        lock.lock()
+        var scored: [(Int32, Float)] = []
+        for (i, id) in videoIds.enumerated() where catalog[id]?.status == .ready {
+            let s = trendScore[i] * Float(Foundation.exp2(-(now - trendStamp[i]) / config.trendingHalfLifeSeconds))
+            scored.append((Int32(i), s))
+        }
+        lock.unlock()
+        // Ties (e.g. no events yet) go to the newest videos.
+        scored.sort { a, b in
+            if a.1 != b.1 { return a.1 > b.1 }
+            return a.0 > b.0
+        }
+        let list = scored.map(\.0)
+        lock.lock()
+        trendingList = list
+        // Fresh uploads: recent, ready, few impressions; fewest impressions first, then newest.
+        let freshCut = (now - config.freshSeconds) * 1000
+        var fresh: [(Int32, Int, Int64)] = []
+        for (id, v) in catalog where v.status == .ready && Double(v.createdAt) >= freshCut {
+            let i = videoIndex[id]!
+            let n = impressions[i] ?? 0
+            if n < config.freshImpressions { fresh.append((i, n, v.createdAt)) }
+        }
+        fresh.sort { ($0.1, -$0.2, $0.0) < ($1.1, -$1.2, $1.0) }
+        freshList = fresh.map(\.0)
+        lock.unlock()
+    }
+
+    // MARK: reading for a page
+
+    struct Snapshot {
+        var seen: Set<Int32>
+        var served: Set<Int32>
+        var trending: [Int32]
+        var fresh: [Int32]
+    }
+
+    /// The fresh list is recomputed with trending (every refresh); impressions past the cap
+    /// are filtered here so a busy new video leaves the exploration slots at once.
+    func snapshot(user: String, session: UInt64) -> Snapshot {
+        lock.lock()
+        defer { lock.unlock() }
+        let fresh = freshList.filter { (impressions[$0] ?? 0) < config.freshImpressions }
+        return Snapshot(seen: seen[user] ?? [], served: sessions[session] ?? [], trending: trendingList, fresh: fresh)
+    }
+
+    func index(of video: String) -> Int32? {
+        lock.lock(); defer { lock.unlock() }
+        return videoIndex[video]
+    }
+
+    func video(at i: Int32) -> Video? {
+        lock.lock(); defer { lock.unlock() }
+        return Int(i) < videoIds.count ? catalog[videoIds[Int(i)]] : nil
+    }
+
+    func video(id: String) -> Video? {
+        lock.lock(); defer { lock.unlock() }
+        return catalog[id]
+    }
+
+    func recordServed(session: UInt64, videos: [Int32]) {
+        lock.lock()
+        defer { lock.unlock() }
+        if sessions[session] == nil {
+            if sessionOrder.count < FeedState.maxSessions {
+                sessionOrder.append(session)
+            } else {
+                sessions[sessionOrder[sessionHead]] = nil
+                sessionOrder[sessionHead] = session
+                sessionHead = (sessionHead + 1) % FeedState.maxSessions
+            }
+        }
+        sessions[session, default: []].formUnion(videos)
+        for v in videos { impressions[v, default: 0] += 1 }
+    }
+
+    func addVideo(_ v: Video) {
+        lock.lock()
+        catalog[v.id] = v
+        _ = indexLocked(v.id)
+        lock.unlock()
+    }
+
+    // MARK: idempotency and rate limits
+
+    enum KeyState { case new, done(UInt64), inFlight }
+
+    func claim(user: String, key: String) -> KeyState {
+        let k = user + "\u{0}" + key
+        lock.lock(); defer { lock.unlock() }
+        switch idempotency[k] {
+        case .none: idempotency[k] = .some(nil); return .new
+        case .some(.none): return .inFlight
+        case .some(.some(let id)): return .done(id)
+        }
+    }
+
+    func release(user: String, key: String) {
+        lock.lock(); idempotency[user + "\u{0}" + key] = nil; lock.unlock()
+    }
+
+    /// Takes one token from the user's bucket; returns seconds to wait when empty.
+    func rateLimit(user: String, now: Double = Date().timeIntervalSince1970) -> Double? {
+        lock.lock(); defer { lock.unlock() }
+        var b = buckets[user] ?? (config.rateBurst, now)
+        b.tokens = min(config.rateBurst, b.tokens + (now - b.at) * config.ratePerSecond)
+        b.at = now
+        if b.tokens < 1 {
+            buckets[user] = b
+            return (1 - b.tokens) / config.ratePerSecond
+        }
+        b.tokens -= 1
+        buckets[user] = b
+        return nil
+    }
+
+    var counts: (users: Int, videos: Int, sessions: Int) {
+        lock.lock(); defer { lock.unlock() }
+        return (seen.count, catalog.count, sessions.count)
+    }
+}

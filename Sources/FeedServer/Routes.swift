@@ -1,0 +1,181 @@
+import Foundation
+import Hummingbird
+import HTTPTypes
+import CandidateStore
+import EventLog
+
+enum FeedRoutes {
+    /// GET /api/v1/foryou?cursor=&limit=10
+    static func foryou(_ s: FeedService, _ request: Request, _ context: FeedContext) throws -> Response {
+        let user = context.user!
+        let q = request.uri.queryParameters
+        var limit = 10
+        if let l = q["limit"] {
+            guard let v = Int(String(l)), v >= 1, v <= s.config.maxLimit else {
+                throw APIError.badRequest("limit must be an integer from 1 to \(s.config.maxLimit)", field: "limit")
+            }
+            limit = v
+        }
+        var cursor: FeedCursor?
+        if let c = q["cursor"], !c.isEmpty {
+            guard let decoded = FeedCursor.decode(String(c), user: user, signer: s.signer) else {
+                throw APIError.badRequest("cursor is not one this server issued to this user", field: "cursor", code: "bad_cursor")
+            }
+            cursor = decoded
+        }
+        let page = try FeedBuilder(config: s.config, state: s.state, store: s.store).page(user: user, cursor: cursor, limit: limit)
+        let w = JSONWriter()
+        w.object {
+            w.key("videos")
+            w.array {
+                for it in page.items {
+                    w.object {
+                        w.field("id", it.video.id)
+                        w.field("caption", it.video.caption)
+                        w.field("stream_url", url(s, it.video.streamURL))
+                        w.field("thumbnail_url", url(s, it.video.thumbnailURL))
+                        w.field("duration_ms", it.video.durationMs)
+                        w.field("topic", it.video.topic)
+                        w.field("creator", it.video.creator)
+                        w.field("ranker", it.ranker)
+                        if let g = it.generation { w.field("generation", g) } else { w.key("generation"); w.null() }
+                    }
+                }
+            }
+            w.field("next_cursor", page.next?.encode(user: user, signer: s.signer))
+        }
+        return jsonResponse(.ok, w)
+    }
+
+    static func url(_ s: FeedService, _ u: String?) -> String? {
+        guard let u else { return nil }
+        if u.hasPrefix("/") && !s.config.publicBaseURL.isEmpty { return s.config.publicBaseURL + u }
+        return u
+    }
+}
+
+enum EventRoutes {
+    static let fields: Set<String> = ["video_id", "type", "watch_ms"]
+
+    static func draft(_ s: FeedService, _ o: [String: JSONValue], user: String, key: String, prefix: String = "") throws -> EventDraft {
+        let video = try o.string("video_id")!
+        let typeName = try o.string("type")!
+        guard let type = EventType(name: typeName) else {
+            throw APIError.badRequest("unknown event type '\(typeName)' (view, complete, like, share, skip, hide)",
+                                      field: prefix + "type", code: "unknown_type")
+        }
+        let watch = try o.integer("watch_ms") ?? 0
+        guard watch >= 0, watch <= Int64(s.config.maxWatchMs) else {
+            throw APIError.badRequest("watch_ms must be between 0 and \(s.config.maxWatchMs)", field: prefix + "watch_ms")
+        }
+        guard s.state.video(id: video) != nil else {
+            throw APIError(.notFound, "unknown_video", "no video '\(video)'", field: prefix + "video_id")
+        }
+        return EventDraft(user: user, video: video, type: type, watchMs: UInt32(watch),
+                          timeMs: Int64(Date().timeIntervalSince1970 * 1000), idempotencyKey: key)
+    }
+
+    static func idempotencyKey(_ request: Request) throws -> String {
+        guard let k = request.headers[HTTPField.Name("Idempotency-Key")!] else { return "" }
+        guard !k.isEmpty, k.utf8.count <= 128 else {
+            throw APIError.badRequest("Idempotency-Key must be 1 to 128 bytes", field: "Idempotency-Key")
+        }
+        return k
+    }
+
+    /// POST /api/v1/events -> 202 {"event_id"} once the event is fsynced.
+    static func post(_ s: FeedService, _ request: Request, _ context: FeedContext) async throws -> Response {
+        let user = context.user!
+        let body = try await Body.collect(request, max: s.config.maxBodyBytes)
+        let o = try JSONValue.object(body, allowed: fields)
+        let key = try idempotencyKey(request)
+        var d = try draft(s, o, user: user, key: key)
+        if !key.isEmpty {
+            switch s.state.claim(user: user, key: key) {
+            case .done(let id): return accepted(id, replay: true)
+            case .inFlight: throw APIError(.conflict, "in_flight", "a request with this Idempotency-Key is in progress",
+                                           field: "Idempotency-Key")
+            case .new: break
+            }
+        }
+        d.idempotencyKey = key
+        let ids: [UInt64]
+        do { ids = try await s.log.append([d]) } catch {
+            if !key.isEmpty { s.state.release(user: user, key: key) }
+            throw APIError(.serviceUnavailable, "event_log_unavailable", "the event was not stored: \(error)")
+        }
+        s.state.apply([Event(id: ids[0], draft: d)])
+        s.metrics.add("foryou_events_appended_total")
+        return accepted(ids[0], replay: false)
+    }
+
+    static func accepted(_ id: UInt64, replay: Bool) -> Response {
+        let w = JSONWriter()
+        w.object { w.field("event_id", "\(id)"); w.field("status", "accepted"); if replay { w.field("replayed", true) } }
+        return jsonResponse(.accepted, w)
+    }
+
+    /// POST /api/v1/events:batch {"events":[...]} (up to 100) -> 202 {"event_ids":[...]}.
+    static func batch(_ s: FeedService, _ request: Request, _ context: FeedContext) async throws -> Response {
+        let user = context.user!
+        let body = try await Body.collect(request, max: s.config.maxBodyBytes)
+        let o = try JSONValue.object(body, allowed: ["events"])
+        guard case .array(let list)? = o["events"] else {
+            throw APIError.badRequest("'events' must be an array", field: "events", code: o["events"] == nil ? "missing_field" : "wrong_type")
+        }
+        guard !list.isEmpty, list.count <= 100 else { throw APIError.badRequest("'events' must hold 1 to 100 events", field: "events") }
+        var drafts: [EventDraft] = []
+        for (n, item) in list.enumerated() {
+            guard case .object(let e) = item else { throw APIError.badRequest("events[\(n)] must be an object", field: "events[\(n)]") }
+            do { try JSONValue.check(e, allowed: fields) } catch var err as APIError {
+                err.field = "events[\(n)].\(err.field ?? "")"
+                throw err
+            }
+            drafts.append(try draft(s, e, user: user, key: "", prefix: "events[\(n)]."))
+        }
+        let ids: [UInt64]
+        do { ids = try await s.log.append(drafts) } catch {
+            throw APIError(.serviceUnavailable, "event_log_unavailable", "the events were not stored: \(error)")
+        }
+        s.state.apply(zip(ids, drafts).map { Event(id: $0, draft: $1) })
+        s.metrics.add("foryou_events_appended_total", Double(ids.count))
+        let w = JSONWriter()
+        w.object { w.key("event_ids"); w.array { for id in ids { w.value("\(id)") } }; w.field("status", "accepted") }
+        return jsonResponse(.accepted, w)
+    }
+}
+
+enum VideoRoutes {
+    /// POST /api/v1/videos {"upload_id","caption"} -> 202 {"video_id","status":"processing"}.
+    static func create(_ s: FeedService, _ request: Request, _ context: FeedContext) async throws -> Response {
+        let user = context.user!
+        let body = try await Body.collect(request, max: s.config.maxBodyBytes)
+        let o = try JSONValue.object(body, allowed: ["upload_id", "caption"])
+        let upload = try o.string("upload_id", maxLength: 128)!
+        let caption = try o.string("caption", required: false, maxLength: 2_200) ?? ""
+        var g = SystemRandomNumberGenerator()
+        let id = "v" + String(UInt64.random(in: 0...UInt64.max, using: &g), radix: 36)
+        let v = Video(id: id, caption: caption, status: .processing, createdAt: Int64(Date().timeIntervalSince1970 * 1000),
+                      uploadId: upload, owner: user)
+        do { try s.store.insertVideo(v) } catch StoreError.conflict {
+            throw APIError(.conflict, "upload_used", "upload '\(upload)' already has a video", field: "upload_id")
+        }
+        s.state.addVideo(v)
+        let w = JSONWriter()
+        w.object { w.field("video_id", id); w.field("status", "processing") }
+        return jsonResponse(.accepted, w)
+    }
+
+    /// GET /api/v1/videos/{id}
+    static func get(_ s: FeedService, _ request: Request, _ context: FeedContext) throws -> Response {
+        let id = context.parameters.get("id") ?? ""
+        guard let v = try s.store.video(id: id), v.status != .removed else { throw APIError.notFound("no video '\(id)'", field: "id") }
+        let w = JSONWriter()
+        w.object {
+            w.field("id", v.id); w.field("caption", v.caption); w.field("status", v.status.rawValue)
+            w.field("duration_ms", v.durationMs); w.field("topic", v.topic); w.field("creator", v.creator)
+            w.field("stream_url", FeedRoutes.url(s, v.streamURL)); w.field("thumbnail_url", FeedRoutes.url(s, v.thumbnailURL))
+        }
+        return jsonResponse(.ok, w)
+    }
+}

@@ -1,0 +1,176 @@
+import ArgumentParser
+import ForYou
+import Foundation
+
+struct DataDirOption: ParsableArguments {
+    @Option(name: .customLong("data-dir"), help: "Data directory of the embedded store and event log.")
+    var dataDir = "var"
+
+    var directory: DataDirectory { DataDirectory(dataDir) }
+}
+
+struct Generations: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Manage candidate generations: list, activate, rollback, prune.",
+        subcommands: [List.self, Activate.self, Rollback.self, Prune.self])
+
+    static func describe(_ g: GenerationInfo) -> String {
+        let created = Date(timeIntervalSince1970: Double(g.createdAt) / 1000)
+        return "\(g.live ? "*" : " ") \(g.id)\t\(g.model)\t\(g.runId)\t\(g.users) users\ttop \(g.topN)\t\(ISO8601DateFormatter().string(from: created))"
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List generations (* = live).")
+        @OptionGroup var data: DataDirOption
+        func run() throws {
+            for g in try data.directory.openStore().generations() { print(Generations.describe(g)) }
+        }
+    }
+
+    struct Activate: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Make a generation live (atomic switch).")
+        @Argument(help: "Generation id.") var id: Int64
+        @OptionGroup var data: DataDirOption
+        func run() throws {
+            do { try data.directory.openStore().activate(id) } catch let e as StoreError { throw CLIError("\(e)") }
+            print("generation \(id) is live")
+        }
+    }
+
+    struct Rollback: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Put the previously live generation back.")
+        @OptionGroup var data: DataDirOption
+        func run() throws {
+            do { print("generation \(try data.directory.openStore().rollback().id) is live again") } catch let e as StoreError {
+                throw CLIError("\(e)")
+            }
+        }
+    }
+
+    struct Prune: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete all but the newest K generations (never the live one).")
+        @Option(help: "Generations to keep.") var keep = 3
+        @OptionGroup var data: DataDirOption
+        func validate() throws { guard keep >= 1 else { throw ValidationError("--keep must be >= 1") } }
+        func run() throws {
+            let removed = try data.directory.openStore().prune(keep: keep)
+            print(removed.isEmpty ? "nothing to prune" : "removed generations \(removed.map(String.init).joined(separator: ", "))")
+        }
+    }
+}
+
+struct Videos: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "The video catalog.", subcommands: [Import.self, List.self])
+
+    struct Import: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Load a catalog file: JSON lines with id, caption, tags, topic, creator, duration_ms, status, stream_url, thumbnail_url.")
+        @Argument(help: "JSONL file.") var file: String
+        @OptionGroup var data: DataDirOption
+        func run() throws {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw CLIError("cannot read \(file)") }
+            var videos: [Video] = []
+            let now = Int64(Date().timeIntervalSince1970 * 1000)
+            for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() where !line.isEmpty {
+                do { videos.append(try CatalogLine.decode(String(line), now: now)) } catch {
+                    throw CLIError("\(file):\(n + 1): \(error)")
+                }
+            }
+            try data.directory.openStore().upsertVideos(videos)
+            print("imported \(videos.count) videos into \(data.directory.store)")
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print the catalog as JSON lines.")
+        @OptionGroup var data: DataDirOption
+        func run() throws {
+            for v in try data.directory.openStore().videos() { print(CatalogLine.encode(v)) }
+        }
+    }
+}
+
+/// The catalog's JSON-lines form.
+enum CatalogLine {
+    struct Line: Codable {
+        var id: String
+        var caption: String?
+        var tags: [String]?
+        var topic: String?
+        var creator: String?
+        var duration_ms: Int?
+        var status: String?
+        var stream_url: String?
+        var thumbnail_url: String?
+        var created_at: Int64?
+    }
+
+    struct Problem: Error, CustomStringConvertible { let description: String }
+
+    static func decode(_ s: String, now: Int64) throws -> Video {
+        let l: Line
+        do { l = try JSONDecoder().decode(Line.self, from: Data(s.utf8)) } catch { throw Problem(description: "not a catalog line (\(error))") }
+        guard !l.id.isEmpty else { throw Problem(description: "empty id") }
+        guard let status = VideoStatus(rawValue: l.status ?? "ready") else { throw Problem(description: "unknown status '\(l.status!)'") }
+        if let d = l.duration_ms, d < 0 { throw Problem(description: "negative duration_ms") }
+        return Video(id: l.id, caption: l.caption ?? "", tags: l.tags ?? [], topic: l.topic ?? "", creator: l.creator ?? "",
+                     durationMs: l.duration_ms ?? 0, status: status, streamURL: l.stream_url, thumbnailURL: l.thumbnail_url,
+                     createdAt: l.created_at ?? now)
+    }
+
+    static func encode(_ v: Video) -> String {
+        let l = Line(id: v.id, caption: v.caption, tags: v.tags, topic: v.topic, creator: v.creator, duration_ms: v.durationMs,
+                     status: v.status.rawValue, stream_url: v.streamURL, thumbnail_url: v.thumbnailURL, created_at: v.createdAt)
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try! enc.encode(l), as: UTF8.self)
+    }
+}
+
+struct Events: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Inspect the event log.", subcommands: [Tail.self, Stats.self])
+
+    struct Tail: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print events as JSON lines (the last N, or from an id).")
+        @Option(name: .shortAndLong, help: "How many.") var n = 20
+        @Option(help: "Start at this event id instead of the last N.") var from: UInt64?
+        @OptionGroup var data: DataDirOption
+        func run() throws {
+            let log = try EventLog(directory: data.directory.events)
+            if let m = log.recovery.message { Console.err(m) }
+            let start = from ?? (log.endId > UInt64(n) ? log.endId - UInt64(n) : 0)
+            try log.forEach(from: start, limit: n) { e in
+                var obj: [String: Any] = ["id": e.id, "user": e.user, "video_id": e.video, "type": e.type.name,
+                                          "watch_ms": e.watchMs, "time_ms": e.timeMs]
+                if !e.draft.idempotencyKey.isEmpty { obj["idempotency_key"] = e.draft.idempotencyKey }
+                if !e.draft.extra.isEmpty { obj["extra"] = e.draft.extra }
+                print(String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self))
+            }
+        }
+    }
+
+    struct Stats: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Counts by type, users, videos, segments and size.")
+        @OptionGroup var data: DataDirOption
+        func run() throws {
+            let log = try EventLog(directory: data.directory.events)
+            if let m = log.recovery.message { Console.err(m) }
+            var byType: [String: Int] = [:]
+            var users = Set<String>(), videos = Set<String>()
+            var first: Int64?, last: Int64?
+            try log.forEach(from: 0) { e in
+                byType[e.type.name, default: 0] += 1
+                users.insert(e.user); videos.insert(e.video)
+                first = min(first ?? e.timeMs, e.timeMs); last = max(last ?? e.timeMs, e.timeMs)
+            }
+            let s = log.stats
+            print("events \(s.events) in \(s.segments) segment(s), \(s.bytes) bytes; \(users.count) users, \(videos.count) videos")
+            for t in EventType.allCases { print("  \(t.name)\t\(byType[t.name] ?? 0)") }
+            if let first, let last {
+                let f = ISO8601DateFormatter()
+                print("  from \(f.string(from: Date(timeIntervalSince1970: Double(first) / 1000))) to "
+                      + f.string(from: Date(timeIntervalSince1970: Double(last) / 1000)))
+            }
+        }
+    }
+}

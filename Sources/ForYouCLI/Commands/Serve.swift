@@ -1,0 +1,73 @@
+import ArgumentParser
+import ForYou
+import Foundation
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve the feed API (GET /api/v1/foryou, POST /api/v1/events, POST /api/v1/videos) on the embedded store.",
+        discussion: """
+        Everything lives under --data-dir: store.sqlite (catalog + candidate generations), events/ \
+        (the durable event log), secret.key (signs tokens and cursors). Get a token with \
+        `foryou token --user ID`. SIGTERM or Ctrl-C shuts down gracefully.
+        """)
+
+    @OptionGroup var data: DataDirOption
+    @Option(help: "Address to bind.") var host = "127.0.0.1"
+    @Option(help: "Port (0 = any free port).") var port = 8080
+    @Option(name: .customLong("rate"), help: "Requests per second per user before 429.") var rate: Double = 50
+    @Option(name: .customLong("burst"), help: "Burst size of the per-user rate limit.") var burst: Double = 100
+    @Option(name: .customLong("public-base-url"), help: "Prefix for relative stream/thumbnail URLs (a CDN).") var publicBaseURL = ""
+    @Flag(name: .customLong("log-requests"), help: "One JSON line per request on stderr.") var logRequests = false
+
+    func run() throws {
+        var c = FeedServerConfig()
+        c.dataDir = data.dataDir
+        c.host = host
+        c.port = port
+        c.ratePerSecond = rate
+        c.rateBurst = burst
+        c.publicBaseURL = publicBaseURL
+        c.logRequests = logRequests
+        let service: FeedService
+        do { service = try FeedService(config: c) } catch let e as EventLogError { throw CLIError("\(e)") }
+        for n in service.startupNotes { Console.err("serve: \(n)") }
+        service.startBackgroundRefresh()
+        let boundHost = c.host
+        try runBlocking {
+            let app = buildApplication(service) { port in
+                Console.err("serve: listening on http://\(boundHost):\(port)")
+            }
+            try await app.runService()
+        }
+        service.stop()
+    }
+}
+
+struct Token: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Issue a bearer token for a user (HMAC-SHA256, signed with the data directory's key).")
+
+    @Option(help: "User id the token speaks for.") var user: String
+    @Option(help: "Lifetime: 90s, 30m, 24h, 7d.") var ttl = "24h"
+    @OptionGroup var data: DataDirOption
+
+    static func seconds(_ s: String) -> Int64? {
+        guard let unit = s.last, let n = Int64(s.dropLast()), n > 0 else { return Int64(s).flatMap { $0 > 0 ? $0 : nil } }
+        switch unit {
+        case "s": return n
+        case "m": return n * 60
+        case "h": return n * 3600
+        case "d": return n * 86400
+        default: return nil
+        }
+    }
+
+    func validate() throws {
+        guard Token.seconds(ttl) != nil else { throw ValidationError("--ttl must look like 90s, 30m, 24h or 7d") }
+        guard !user.isEmpty else { throw ValidationError("--user must not be empty") }
+    }
+
+    func run() throws {
+        let signer = TokenSigner(key: try data.directory.signingKey())
+        print(signer.issue(user: user, ttlSeconds: Token.seconds(ttl)!))
+    }
+}
