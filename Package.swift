@@ -26,11 +26,12 @@ let package = Package(
                        providers: [.apt(["liblapacke-dev"])]),
         .target(name: "LinearAlgebra", dependencies: ["CBLAS", "CLAPACKE"], swiftSettings: release),
         .target(name: "Checksum", swiftSettings: release),
-        .target(name: "Interactions", dependencies: ["Checksum"], swiftSettings: release),
         .target(name: "EventLog", dependencies: ["Checksum"], swiftSettings: release),
+        .target(name: "Interactions", dependencies: ["Checksum", "EventLog"], swiftSettings: release),
         .target(name: "CandidateStore", dependencies: ["Interactions", "Scoring",
                                                        .product(name: "GRDB", package: "GRDB.swift")],
                 swiftSettings: release),
+        .target(name: "World", dependencies: ["Interactions", "EventLog", "CandidateStore"], swiftSettings: release),
         .target(name: "FeedServer", dependencies: [
             "CandidateStore", "EventLog",
             .product(name: "Hummingbird", package: "hummingbird"),
@@ -44,7 +45,7 @@ let package = Package(
                 swiftSettings: release),
         .target(name: "ForYou", dependencies: ["LinearAlgebra", "Interactions", "Rankers", "Scoring",
                                                "Evaluation", "Artifacts", "EventLog", "CandidateStore",
-                                               "FeedServer"]),
+                                               "World", "FeedServer"]),
         .executableTarget(name: "ForYouCLI", dependencies: [
             "ForYou", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: release),

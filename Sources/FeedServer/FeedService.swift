@@ -73,3 +73,10 @@ public final class FeedService: @unchecked Sendable {
 
     public func issueToken(user: String, ttlSeconds: Int64) -> String { signer.issue(user: user, ttlSeconds: ttlSeconds) }
 }
+
+extension FeedService {
+    /// Reloads the catalog and the live generation now (tests, and after `score-all --into`).
+    public func refreshNow() throws { try state.refresh(store: store) }
+    /// Recomputes the trending ranking now.
+    public func rebuildTrendingNow() { state.rebuildTrending() }
+}

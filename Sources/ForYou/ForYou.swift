@@ -8,3 +8,4 @@
 @_exported import EventLog
 @_exported import CandidateStore
 @_exported import FeedServer
+@_exported import World

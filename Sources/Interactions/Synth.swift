@@ -97,7 +97,7 @@ public enum Synth {
         return World(data: out, itemTopic: itemTopic, userTopics: userTopics)
     }
 
-    static func cumulative(_ w: [Double]) -> [Double] {
+    public static func cumulative(_ w: [Double]) -> [Double] {
         var s = 0.0
         var out = w.map { s += $0; return s }
         if s > 0 { out = out.map { $0 / s } }
@@ -106,7 +106,7 @@ public enum Synth {
     }
 
     /// Index of the first cumulative weight above r.
-    static func pick(_ cum: [Double], _ r: Double) -> Int {
+    public static func pick(_ cum: [Double], _ r: Double) -> Int {
         var lo = 0, hi = cum.count - 1
         while lo < hi {
             let mid = (lo + hi) / 2

@@ -18,7 +18,9 @@ struct Train: ParsableCommand {
 
     enum ModelKind: String, ExpressibleByArgument, CaseIterable { case als, popularity }
 
-    @Option(help: "Training interactions.") var train: String
+    @Option(help: "Training interactions (a file).") var train: String?
+    @Option(help: "Train from the event log of this data directory instead of a file (events -> interactions mapping).")
+    var events: String?
     @OptionGroup var input: FormatOptions
     @Option(help: "als or popularity.") var model: ModelKind = .als
     @Option(help: "Latent factors.") var factors = 64
@@ -36,6 +38,7 @@ struct Train: ParsableCommand {
     @OptionGroup var common: CommonOptions
 
     func validate() throws {
+        guard (train == nil) != (events == nil) else { throw ValidationError("give exactly one of --train FILE and --events DATA_DIR") }
         guard factors > 0 else { throw ValidationError("--factors must be positive") }
         guard reg >= 0 else { throw ValidationError("--reg must be >= 0") }
         guard iters >= 0 else { throw ValidationError("--iters must be >= 0") }
@@ -45,7 +48,8 @@ struct Train: ParsableCommand {
 
     func run() throws {
         common.announce()
-        let (data, importSeconds) = try input.read(train, verbose: common.verbose)
+        let (data, importSeconds, sourcePaths, fingerprint) = try TrainingData.load(train: train, events: events, input: input,
+                                                                                     verbose: common.verbose)
         let conf = Confidence(scheme: confidence, alpha: alpha)
         let cui = data.confidenceMatrix(conf)
         let runId = out.map { ($0 as NSString).lastPathComponent } ?? ModelStore.newRunId(model: model.rawValue)
@@ -79,8 +83,8 @@ struct Train: ParsableCommand {
         var run = RunRecord(
             id: runId, model: model.rawValue, createdAt: ISO8601DateFormatter().string(from: Date()),
             codeVersion: CodeVersion.current, params: params,
-            data: .init(paths: [train], format: input.format.rawValue,
-                        fingerprint: try ModelStore.fingerprint(paths: [train]), rows: data.count,
+            data: .init(paths: sourcePaths, format: events == nil ? input.format.rawValue : "events",
+                        fingerprint: fingerprint, rows: data.count,
                         users: data.users.count, items: data.items.count, nnz: cui.nnz),
             losses: losses,
             timings: .init(importSeconds: importSeconds, fitSeconds: fitSeconds, iterationSeconds: iterSeconds, lossSeconds: nil),
@@ -97,5 +101,29 @@ struct Train: ParsableCommand {
         try ModelStore.save(ranker, users: data.users, items: data.items, seen: cui, run: run, to: dir)
         Console.err(String(format: "train: fit %.2fs; model saved to %@", fitSeconds, dir))
         print(dir)
+    }
+}
+
+enum TrainingData {
+    /// Interactions from a file, or from a data directory's event log and catalog.
+    static func load(train: String?, events: String?, input: FormatOptions, verbose: Bool) throws
+        -> (Interactions, Double, [String], String) {
+        if let train {
+            let (d, s) = try input.read(train, verbose: verbose)
+            return (d, s, [train], try ModelStore.fingerprint(paths: [train]))
+        }
+        let dir = DataDirectory(events!)
+        let t0 = Date()
+        let log = try EventLog(directory: dir.events)
+        let store = try dir.openStore()
+        let durations = Dictionary(try store.videos().map { ($0.id, $0.durationMs) }, uniquingKeysWith: { $1 })
+        let data = try EventMapping.fromLog(log, durations: durations)
+        guard data.count > 0 else { throw CLIError("\(dir.events): no positive interactions in the event log") }
+        let s = Date().timeIntervalSince(t0)
+        if verbose {
+            Console.err(String(format: "events: %llu events -> %d interactions, %d users, %d videos in %.2fs", log.endId, data.count,
+                               data.users.count, data.items.count, s))
+        }
+        return (data, s, ["events:" + dir.events], "events-\(log.endId)")
     }
 }

@@ -1,0 +1,84 @@
+import ArgumentParser
+import ForYou
+import Foundation
+
+struct WorldCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "world",
+        abstract: "Generate a world: a video catalog, users with hidden tastes, and their past sessions in the event log.")
+
+    @Option(help: "Users.") var users = 2_000
+    @Option(help: "Videos.") var videos = 1_000
+    @Option(help: "Topics.") var topics = 16
+    @Option(help: "Seed.") var seed: UInt64 = 42
+    @OptionGroup var data: DataDirOption
+
+    func validate() throws {
+        guard users > 0, videos > 1, topics > 0 else { throw ValidationError("--users, --videos (> 1) and --topics must be positive") }
+    }
+
+    func run() throws {
+        let dir = data.directory
+        let log = try EventLog(directory: dir.events)
+        guard log.endId == 0 else { throw CLIError("\(dir.events) already holds \(log.endId) events; use an empty --data-dir") }
+        var c = WorldConfig()
+        c.users = users; c.videos = videos; c.topics = topics; c.seed = seed
+        let s = try WorldGenerator.generate(c, store: try dir.openStore(), log: log)
+        log.close()
+        Console.err("world: \(s.videos) videos, \(s.users) users, \(s.events) events in \(dir.root)")
+    }
+}
+
+struct Demo: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The whole loop on one machine: world -> train ALS on its events -> score-all into the store -> serve.",
+        discussion: "Prints a token and a curl line, then serves until Ctrl-C. Re-running reuses the world in --data-dir.")
+
+    @Option(name: .customLong("data-dir"), help: "Data directory.") var dataDir = "var/demo-world"
+    @Option(help: "Users of a new world.") var users = 5_000
+    @Option(help: "Videos of a new world.") var videos = 2_000
+    @Option(help: "Port.") var port = 8080
+    @Option(help: "Seed.") var seed: UInt64 = 42
+    @Flag(name: .customLong("no-serve"), help: "Stop after storing the candidate generation.") var noServe = false
+
+    func run() throws {
+        let dir = DataDirectory(dataDir)
+        var log: EventLog? = try EventLog(directory: dir.events)
+        let store = try dir.openStore()
+        if log!.endId == 0 {
+            var c = WorldConfig()
+            c.users = users; c.videos = videos; c.seed = seed
+            let s = try WorldGenerator.generate(c, store: store, log: log!)
+            Console.err("demo: world of \(s.videos) videos, \(s.users) users, \(s.events) events in \(dataDir)")
+        } else {
+            Console.err("demo: reusing the world in \(dataDir) (\(log!.endId) events)")
+        }
+        log = nil
+        let durations = Dictionary(try store.videos().map { ($0.id, $0.durationMs) }, uniquingKeysWith: { $1 })
+        let data = try EventMapping.fromLog(try EventLog(directory: dir.events), durations: durations)
+        let cui = data.confidenceMatrix(Confidence(scheme: .log, alpha: 4))
+        let cfg = ALSConfig(factors: 32, regularization: 0.05, iterations: 10, solver: .cg)
+        let (model, _) = try ALSModel.fit(cui, config: cfg, cancel: CLIContext.cancel) { Console.err("demo: train " + $0.line) }
+        let recs = BatchScorer(top: 200).recommend(model, exclude: cui)
+        let lists = (0..<recs.users.count).map { row in
+            (user: data.users.raw[Int(recs.users[row])], items: Array(recs.list(row)), scores: Array(recs.scoreList(row)))
+        }
+        let runId = ModelStore.newRunId(model: "als")
+        let gen = try store.writeGeneration(model: "als", runId: runId, items: data.items.raw, lists: lists, activate: true)
+        Console.err("demo: generation \(gen) live: \(lists.count) users x top 200")
+        let token = TokenSigner(key: try dir.signingKey()).issue(user: "1", ttlSeconds: 86_400)
+        print("token for user 1: \(token)")
+        print("curl -s -H 'Authorization: Bearer \(token)' 'http://127.0.0.1:\(port)/api/v1/foryou?limit=10'")
+        if noServe { return }
+        var c = FeedServerConfig()
+        c.dataDir = dataDir
+        c.port = port
+        let service = try FeedService(config: c)
+        service.startBackgroundRefresh()
+        try runBlocking {
+            try await buildApplication(service) { p in Console.err("demo: serving on http://127.0.0.1:\(p) (Ctrl-C stops)") }
+                .runService()
+        }
+        service.stop()
+    }
+}

@@ -1,0 +1,127 @@
+import Foundation
+import Interactions
+import EventLog
+import CandidateStore
+
+/// A world to run the feed on: a catalog of videos with topics, creators and captions; users
+/// with hidden topic tastes; and an event log of their past sessions in which watch time,
+/// completions, likes, shares and skips follow those tastes. Seeded, so runs are comparable.
+public struct WorldConfig: Sendable {
+    public var users = 2_000
+    public var videos = 1_000
+    public var topics = 16
+    public var creators = 200
+    public var sessionsPerUser = 4.0
+    public var viewsPerSession = 12.0
+    /// Share of views that ignore taste (what a person stumbles on).
+    public var noise = 0.25
+    public var days = 14
+    public var seed: UInt64 = 42
+    public init() {}
+}
+
+public enum WorldGenerator {
+    static let topicWords = ["cooking", "dance", "comedy", "pets", "travel", "fitness", "gaming", "music", "diy", "fashion",
+                             "science", "sports", "art", "cars", "books", "nature", "tech", "beauty", "history", "magic",
+                             "skate", "garden", "film", "math"]
+    static let adjectives = ["quick", "late-night", "weekend", "tiny", "epic", "cozy", "chaotic", "calm", "first", "perfect",
+                             "budget", "one-minute", "secret", "classic", "wild"]
+
+    public struct Summary: Sendable {
+        public var videos: Int
+        public var users: Int
+        public var events: Int
+    }
+
+    public static func topicName(_ t: Int) -> String {
+        t < topicWords.count ? topicWords[t] : "topic\(t)"
+    }
+
+    /// Writes the catalog into `store` and the past sessions into `log`.
+    public static func generate(_ c: WorldConfig, store: FeedStore, log: EventLog,
+                                now: Date = Date()) throws -> Summary {
+        var g = SeededGenerator(seed: c.seed)
+        let nV = max(2, c.videos), nU = max(1, c.users), nT = max(1, min(c.topics, nV))
+        let nowMs = Int64(now.timeIntervalSince1970 * 1000)
+        let spanMs = Int64(c.days) * 86_400_000
+        // Catalog: topic round-robin over a shuffle, Zipf popularity, durations 5-90 s.
+        var order = Array(0..<nV)
+        order.shuffle(using: &g)
+        var topicOf = [Int](repeating: 0, count: nV)
+        for (k, v) in order.enumerated() { topicOf[v] = k % nT }
+        var ranks = Array(1...nV)
+        ranks.shuffle(using: &g)
+        let pop = ranks.map { 1.0 / Foundation.pow(Double($0), 0.8) }
+        var videos: [Video] = []
+        var created = [Int64](repeating: 0, count: nV)
+        for v in 0..<nV {
+            let t = topicOf[v]
+            let creator = "creator\(Int(g.next() % UInt64(max(1, c.creators))))"
+            let adj = adjectives[Int(g.next() % UInt64(adjectives.count))]
+            let dur = 5_000 + Int(g.next() % 85_000)
+            created[v] = nowMs - spanMs - Int64(g.next() % UInt64(max(1, spanMs)))
+            let id = "v\(v)"
+            videos.append(Video(id: id, caption: "\(adj) \(topicName(t)) #\(topicName(t))", tags: [topicName(t), adj],
+                                topic: topicName(t), creator: creator, durationMs: dur, status: .ready,
+                                streamURL: "/media/\(id)/master.m3u8", thumbnailURL: "/media/\(id)/poster.jpg",
+                                createdAt: created[v]))
+        }
+        try store.upsertVideos(videos)
+
+        var byTopic = [[Int]](repeating: [], count: nT)
+        for v in 0..<nV { byTopic[topicOf[v]].append(v) }
+        let topicCum = byTopic.map { Synth.cumulative($0.map { pop[$0] }) }
+        let allCum = Synth.cumulative(pop)
+
+        var events = 0
+        var batch: [EventDraft] = []
+        for u in 0..<nU {
+            let user = "\(u)"
+            var liked: [Int] = []
+            while liked.count < min(2, nT) {
+                let t = Int(g.next() % UInt64(nT))
+                if !liked.contains(t) { liked.append(t) }
+            }
+            let sessions = max(1, Int((c.sessionsPerUser * Foundation.exp(0.6 * g.normal() - 0.18)).rounded()))
+            var seen = Set<Int>()
+            for s in 0..<sessions {
+                var clock = nowMs - spanMs + Int64(s) * spanMs / Int64(sessions) + Int64(g.next() % 3_600_000)
+                let views = max(1, Int(c.viewsPerSession * (0.5 + g.unit())))
+                for _ in 0..<views {
+                    let inTaste = g.unit() >= c.noise
+                    let v: Int
+                    if inTaste {
+                        let t = liked[g.unit() < 0.7 ? 0 : liked.count - 1]
+                        v = byTopic[t][Synth.pick(topicCum[t], g.unit())]
+                    } else {
+                        v = Synth.pick(allCum, g.unit())
+                    }
+                    guard seen.insert(v).inserted else { continue }
+                    let match = liked.contains(topicOf[v])
+                    let dur = videos[v].durationMs
+                    let frac = match ? min(1, 0.55 + 0.5 * g.unit()) : 0.05 + 0.3 * g.unit()
+                    let watch = UInt32(Double(dur) * frac)
+                    clock += Int64(watch) + 500
+                    func add(_ t: EventType, _ w: UInt32) {
+                        batch.append(EventDraft(user: user, video: videos[v].id, type: t, watchMs: w, timeMs: clock))
+                    }
+                    if !match && g.unit() < 0.6 {
+                        add(.skip, watch)
+                    } else {
+                        add(.view, watch)
+                        if frac >= 0.95 { add(.complete, UInt32(dur)) }
+                        if match && g.unit() < 0.25 { add(.like, 0) }
+                        if match && g.unit() < 0.05 { add(.share, 0) }
+                        if !match && g.unit() < 0.05 { add(.hide, 0) }
+                    }
+                }
+            }
+            if batch.count >= 20_000 {
+                events += try log.appendSync(batch).count
+                batch.removeAll(keepingCapacity: true)
+            }
+        }
+        if !batch.isEmpty { events += try log.appendSync(batch).count }
+        return Summary(videos: nV, users: nU, events: events)
+    }
+}
