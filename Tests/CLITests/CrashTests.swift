@@ -1,0 +1,99 @@
+import XCTest
+import Foundation
+import TestSupport
+import EventLog
+
+/// The server as a separate process, killed with SIGKILL in the middle of a burst of events.
+final class CrashTests: XCTestCase {
+    var dir = ""
+    override func setUp() { dir = Fixtures.tempDir("crash") }
+    override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
+
+    /// Starts `foryou serve --port 0` and returns the process and its port.
+    func startServer() throws -> (Process, Int, Pipe) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: CLIRunner.binary)
+        p.arguments = ["serve", "--data-dir", dir, "--port", "0", "--rate", "100000", "--burst", "100000"]
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        var text = ""
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            let chunk = err.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            text += String(decoding: chunk, as: UTF8.self)
+            if let r = text.range(of: #"listening on http://127\.0\.0\.1:(\d+)"#, options: .regularExpression) {
+                let port = Int(text[r].split(separator: ":").last!)!
+                self.startupText = text
+                return (p, port, err)
+            }
+        }
+        p.terminate()
+        throw NSError(domain: "crash", code: 1, userInfo: [NSLocalizedDescriptionKey: "server did not start: \(text)"])
+    }
+    var startupText = ""
+
+    func testEveryAcknowledgedEventSurvivesSIGKILL() async throws {
+        XCTAssertEqual(try CLIRunner.run(["world", "--users", "50", "--videos", "40", "--data-dir", dir]).status, 0)
+        let before = try EventLog(directory: dir + "/events").endId
+        let token = try CLIRunner.run(["token", "--user", "crash", "--data-dir", dir]).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let (server, port, _) = try startServer()
+        let client = HTTPClient(port: port)
+        final class Acks: @unchecked Sendable {
+            let lock = NSLock()
+            var acked: [UInt64: UInt32] = [:]
+            func add(_ id: UInt64, _ w: UInt32) { lock.lock(); acked[id] = w; lock.unlock() }
+            var count: Int { lock.lock(); defer { lock.unlock() }; return acked.count }
+        }
+        let acks = Acks()
+        let killer = Task {
+            while acks.count < 300 { try await Task.sleep(nanoseconds: 2_000_000) }
+            kill(server.processIdentifier, SIGKILL)
+        }
+        await withTaskGroup(of: Void.self) { group in
+            for worker in 0..<16 {
+                group.addTask {
+                    for n in 0..<400 {
+                        let watch = UInt32(worker * 10_000 + n + 1)
+                        let body = #"{"video_id":"v\#(n % 40)","type":"view","watch_ms":\#(watch)}"#
+                        guard let r = try? await client.post("/api/v1/events", token: token, body) else { return }
+                        if r.status == 202, let id = (r.json["event_id"] as? String).flatMap(UInt64.init) { acks.add(id, watch) }
+                    }
+                }
+            }
+        }
+        _ = try? await killer.value
+        server.waitUntilExit()
+        XCTAssertEqual(server.terminationReason, .uncaughtSignal)
+        XCTAssertGreaterThanOrEqual(acks.count, 300)
+        // Every event that got a 202 is in the log, with what was sent.
+        let log = try EventLog(directory: dir + "/events")
+        var found: [UInt64: UInt32] = [:]
+        try log.forEach(from: before) { e in if e.user == "crash" { found[e.id] = e.watchMs } }
+        for (id, watch) in acks.acked { XCTAssertEqual(found[id], watch, "acknowledged event \(id) lost") }
+        log.close()
+    }
+
+    func testTornTailIsRecoveredOnRestart() async throws {
+        XCTAssertEqual(try CLIRunner.run(["world", "--users", "20", "--videos", "20", "--data-dir", dir]).status, 0)
+        let log = try EventLog(directory: dir + "/events")
+        let n = log.endId
+        log.close()
+        let segs = try FileManager.default.contentsOfDirectory(atPath: dir + "/events").filter { $0.hasSuffix(".log") }.sorted()
+        let last = URL(fileURLWithPath: dir + "/events/" + segs.last!)
+        let h = try FileHandle(forWritingTo: last)
+        try h.seekToEnd()
+        h.write(Data([0x40, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3]))  // a record cut short by a crash
+        try h.close()
+        let (server, port, _) = try startServer()
+        XCTAssertTrue(startupText.contains("recovered a torn tail"), startupText)
+        let health = try await HTTPClient(port: port).get("/healthz")
+        XCTAssertEqual(health.status, 200)
+        server.terminate()
+        server.waitUntilExit()
+        XCTAssertEqual(try EventLog(directory: dir + "/events").endId, n)
+    }
+}
