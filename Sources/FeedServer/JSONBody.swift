@@ -35,7 +35,7 @@ enum JSONValue: Decodable, Equatable {
 extension Dictionary where Key == String, Value == JSONValue {
     func string(_ k: String, required: Bool = true, maxLength: Int = 256) throws -> String? {
         switch self[k] {
-        case .none, .some(.null):
+        case .none:
             if required { throw APIError.badRequest("'\(k)' is required", field: k, code: "missing_field") }
             return nil
         case .some(.string(let s)):
@@ -49,7 +49,7 @@ extension Dictionary where Key == String, Value == JSONValue {
 
     func integer(_ k: String) throws -> Int64? {
         switch self[k] {
-        case .none, .some(.null): return nil
+        case .none: return nil
         case .some(.int(let i)): return i
         case .some(.double(let d)) where d == d.rounded() && abs(d) < 9e15: return Int64(d)
         default: throw APIError.badRequest("'\(k)' must be an integer", field: k, code: "wrong_type")

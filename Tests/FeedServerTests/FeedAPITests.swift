@@ -153,6 +153,9 @@ final class FeedAPITests: XCTestCase {
             (#"{"video_id":"v1","type":"view","user_id":"someone-else"}"#, 400, "user_id"),
             (#"{"video_id":"v1","type":"view","score":9}"#, 400, "score"),
             (#"{"type":"view"}"#, 400, "video_id"),
+            (#"{"video_id":"v1","type":"view","watch_ms":null}"#, 400, "watch_ms"),
+            (#"{"video_id":"v1","type":"view","watch_ms":1.5}"#, 400, "watch_ms"),
+            (#"{"video_id":"v1","type":"view","watch_ms":true}"#, 400, "watch_ms"),
         ]
         for (body, status, field) in cases {
             let r = try await c.post("/api/v1/events", token: t, body)
