@@ -59,6 +59,18 @@ public struct Candidate: Sendable, Equatable {
     }
 }
 
+/// A user's list as stored: indices into the generation's item table (shared, cached) and scores.
+public struct PackedCandidates: Sendable {
+    public var generation: Int64
+    public var itemTable: [String]
+    public var entries: [(item: UInt32, score: Float)]
+    public init(generation: Int64, itemTable: [String], entries: [(item: UInt32, score: Float)]) {
+        self.generation = generation
+        self.itemTable = itemTable
+        self.entries = entries
+    }
+}
+
 public enum StoreError: Error, CustomStringConvertible, Equatable {
     case notFound(String)
     case conflict(String)
@@ -95,4 +107,6 @@ public protocol FeedStore: AnyObject, Sendable {
     func prune(keep: Int) throws -> [Int64]
     /// A user's list in a generation, best first; nil when the generation has no list for them.
     func candidates(generation: Int64, user: String) throws -> [Candidate]?
+    /// The same list without resolving ids (the feed's hot path maps indices itself).
+    func packedCandidates(generation: Int64, user: String) throws -> PackedCandidates?
 }

@@ -20,6 +20,8 @@ public final class SQLiteFeedStore: FeedStore, @unchecked Sendable {
         config.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
             try db.execute(sql: "PRAGMA foreign_keys = ON")
+            // Readers map the file instead of copying pages through pread.
+            try db.execute(sql: "PRAGMA mmap_size = 1073741824")
         }
         pool = try DatabasePool(path: path, configuration: config)
         // GRDB puts WAL connections on synchronous=NORMAL after prepareDatabase, which can lose
@@ -52,6 +54,18 @@ public final class SQLiteFeedStore: FeedStore, @unchecked Sendable {
         m.registerMigration("v2-meta") { db in
             try db.execute(sql: "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL)")
             try db.execute(sql: "INSERT INTO meta(key, value) VALUES ('catalog_version', 0)")
+        }
+        // A list blob (~1.6 KB for 200 candidates) overflows a WITHOUT ROWID row (index b-tree
+        // payloads spill past ~1 KB); in a rowid table it stays on its leaf page.
+        m.registerMigration("v3-candidates-rowid") { db in
+            try db.execute(sql: """
+                CREATE TABLE candidate_lists(id INTEGER PRIMARY KEY,
+                  generation INTEGER NOT NULL REFERENCES generations(id) ON DELETE CASCADE,
+                  user_id TEXT NOT NULL, list BLOB NOT NULL);
+                INSERT INTO candidate_lists(generation, user_id, list) SELECT generation, user_id, list FROM candidates;
+                DROP TABLE candidates;
+                CREATE UNIQUE INDEX candidate_lists_by_user ON candidate_lists(generation, user_id);
+                """)
         }
         return m
     }
@@ -149,7 +163,7 @@ public final class SQLiteFeedStore: FeedStore, @unchecked Sendable {
             let gen = db.lastInsertedRowID
             let ist = try db.cachedStatement(sql: "INSERT INTO generation_items(generation, idx, video_id) VALUES (?,?,?)")
             for (i, v) in items.enumerated() { try ist.execute(arguments: [gen, i, v]) }
-            let cst = try db.cachedStatement(sql: "INSERT INTO candidates(generation, user_id, list) VALUES (?,?,?)")
+            let cst = try db.cachedStatement(sql: "INSERT INTO candidate_lists(generation, user_id, list) VALUES (?,?,?)")
             for l in lists { try cst.execute(arguments: [gen, l.user, SQLiteFeedStore.pack(l.items, l.scores)]) }
             if activate { try SQLiteFeedStore.makeLive(db, gen) }
             return gen
@@ -213,7 +227,7 @@ public final class SQLiteFeedStore: FeedStore, @unchecked Sendable {
             let ids = try Int64.fetchAll(db, sql: "SELECT id FROM generations ORDER BY id DESC")
             let doomed = ids.dropFirst(max(0, keep)).filter { $0 != live }
             for id in doomed {
-                try db.execute(sql: "DELETE FROM candidates WHERE generation = ?", arguments: [id])
+                try db.execute(sql: "DELETE FROM candidate_lists WHERE generation = ?", arguments: [id])
                 try db.execute(sql: "DELETE FROM generation_items WHERE generation = ?", arguments: [id])
                 try db.execute(sql: "DELETE FROM generations WHERE id = ?", arguments: [id])
             }
@@ -238,22 +252,44 @@ public final class SQLiteFeedStore: FeedStore, @unchecked Sendable {
     }
 
     public func candidates(generation: Int64, user: String) throws -> [Candidate]? {
-        try pool.read { db in
-            guard let blob = try Data.fetchOne(db, sql: "SELECT list FROM candidates WHERE generation = ? AND user_id = ?",
-                                               arguments: [generation, user]) else { return nil }
+        guard let packed = try packedCandidates(generation: generation, user: user) else { return nil }
+        return packed.entries.compactMap { e in
+            Int(e.item) < packed.itemTable.count ? Candidate(video: packed.itemTable[Int(e.item)], score: e.score) : nil
+        }
+    }
+
+    /// A read-only connection owned by the calling thread: the feed's hot path runs on a few
+    /// event-loop threads, and a connection per thread needs no pool locking. Created on first use.
+    func threadReader() throws -> DatabaseQueue {
+        let key = "foryou.reader." + path
+        if let q = Thread.current.threadDictionary[key] as? DatabaseQueue { return q }
+        var config = Configuration()
+        config.readonly = true
+        config.busyMode = .timeout(10)
+        config.prepareDatabase { db in try db.execute(sql: "PRAGMA mmap_size = 1073741824") }
+        let q = try DatabaseQueue(path: path, configuration: config)
+        Thread.current.threadDictionary[key] = q
+        return q
+    }
+
+    public func packedCandidates(generation: Int64, user: String) throws -> PackedCandidates? {
+        // One SELECT is consistent on its own, so no read transaction is opened around it.
+        try threadReader().inDatabase { db in
+            let st = try db.cachedStatement(sql: "SELECT list FROM candidate_lists WHERE generation = ? AND user_id = ?")
+            guard let blob = try Data.fetchOne(st, arguments: [generation, user]) else { return nil }
             let items = try self.items(of: generation, db)
-            var out: [Candidate] = []
-            out.reserveCapacity(blob.count / 8)
+            var entries: [(item: UInt32, score: Float)] = []
+            entries.reserveCapacity(blob.count / 8)
             blob.withUnsafeBytes { b in
                 var p = 0
                 while p + 8 <= b.count {
-                    let i = Int(UInt32(littleEndian: b.loadUnaligned(fromByteOffset: p, as: UInt32.self)))
+                    let i = UInt32(littleEndian: b.loadUnaligned(fromByteOffset: p, as: UInt32.self))
                     let s = Float(bitPattern: UInt32(littleEndian: b.loadUnaligned(fromByteOffset: p + 4, as: UInt32.self)))
-                    if i < items.count { out.append(Candidate(video: items[i], score: s)) }
+                    entries.append((i, s))
                     p += 8
                 }
             }
-            return out
+            return PackedCandidates(generation: generation, itemTable: items, entries: entries)
         }
     }
 }

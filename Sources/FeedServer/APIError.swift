@@ -72,6 +72,14 @@ final class JSONWriter {
     func value(_ v: UInt64) { sep(); bytes.append(contentsOf: String(v).utf8) }
 
     private func string(_ s: String) {
+        var s = s
+        let plain = s.withUTF8 { u in u.allSatisfy { $0 >= 32 && $0 != 34 && $0 != 92 } }
+        if plain {
+            bytes.append(34)
+            s.withUTF8 { bytes.append(contentsOf: $0) }
+            bytes.append(34)
+            return
+        }
         bytes.append(34)
         for b in s.utf8 {
             switch b {

@@ -104,7 +104,7 @@ struct AuthMiddleware: RouterMiddleware {
     func handle(_ request: Request, context: FeedContext, next: (Request, FeedContext) async throws -> Response) async throws -> Response {
         guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else { throw APIError.unauthorized }
         let claims: TokenSigner.Claims
-        do { claims = try service.signer.verify(String(header.dropFirst(7))) } catch let f as TokenSigner.Failure {
+        do { claims = try service.tokens.verify(String(header.dropFirst(7))) } catch let f as TokenSigner.Failure {
             throw APIError(.unauthorized, "unauthorized", f.description)
         }
         if let wait = service.state.rateLimit(user: claims.sub) {

@@ -16,7 +16,7 @@ struct FeedBuilder {
 
     struct Item {
         var index: Int32
-        var video: Video
+        var video: VideoBox
         var ranker: String
         var generation: Int64?
         var score: Float?
@@ -32,28 +32,38 @@ struct FeedBuilder {
         let live = state.live
         var generation = cursor?.generation ?? live?.id ?? -1
         var position = Int(cursor?.position ?? 0)
-        var list: [Candidate]? = generation >= 0 ? try store.candidates(generation: generation, user: user) : nil
-        var model = live?.model ?? "model"
-        if let c = cursor, list == nil, let live, live.id != c.generation {
+        var packed: PackedCandidates? = generation >= 0 ? try store.packedCandidates(generation: generation, user: user) : nil
+        if let c = cursor, packed == nil, let live, live.id != c.generation {
             // The pinned generation was pruned: continue on the live list (the session's served
             // set keeps earlier pages from repeating).
             generation = live.id
             position = 0
-            list = try store.candidates(generation: live.id, user: user)
+            packed = try store.packedCandidates(generation: live.id, user: user)
         }
-        if cursor != nil, generation != live?.id, let g = try? store.generations().first(where: { $0.id == generation }) {
-            model = g.model
-        }
+        let model = state.generationModels[generation] ?? live?.model ?? "model"
         let snap = state.snapshot(user: user, session: session)
+        let videos = snap.videos
         var excluded = snap.seen.union(snap.served)
         var picked: [Item] = []
         var explore: [Item] = []
 
-        func diverse(_ v: Video, _ extra: [Item] = []) -> Bool {
-            let window = (picked + extra).suffix(max(0, config.diversityWindow - 1))
-            if !v.topic.isEmpty && window.filter({ $0.video.topic == v.topic }).count >= config.maxPerTopic { return false }
-            if !v.creator.isEmpty && window.filter({ $0.video.creator == v.creator }).count >= config.maxPerCreator { return false }
-            return true
+        func video(_ i: Int32) -> VideoBox? {
+            guard Int(i) < videos.count, let b = videos[Int(i)], b.v.status == .ready else { return nil }
+            return b
+        }
+        // At most maxPerTopic / maxPerCreator in any diversityWindow consecutive slots.
+        func diverse(_ box: VideoBox, _ extra: [Item] = []) -> Bool {
+            let v = box.v
+            let span = max(0, config.diversityWindow - 1)
+            var topic = 0, creator = 0, seenCount = 0
+            for list in [extra, picked] {
+                for it in list.reversed() where seenCount < span {
+                    seenCount += 1
+                    if !v.topic.isEmpty && it.video.v.topic == v.topic { topic += 1 }
+                    if !v.creator.isEmpty && it.video.v.creator == v.creator { creator += 1 }
+                }
+            }
+            return topic < config.maxPerTopic && creator < config.maxPerCreator
         }
 
         let exploreSlots = min(limit - 1, Int(Double(limit) * config.explorationShare))
@@ -62,23 +72,24 @@ struct FeedBuilder {
         // 1. The precomputed list.
         var p = position
         var firstDeferred: Int?
-        if let list {
-            while picked.count < mainTarget && p < list.count {
-                let c = list[p]
-                defer { p += 1 }
-                guard let i = state.index(of: c.video), !excluded.contains(i), let v = state.video(at: i), v.status == .ready else { continue }
-                guard diverse(v) else { firstDeferred = firstDeferred ?? p; continue }
-                picked.append(Item(index: i, video: v, ranker: model, generation: generation, score: c.score))
-                excluded.insert(i)
-            }
+        let entries = packed?.entries ?? []
+        let map = packed.map { state.mapping(for: $0) } ?? []
+        func global(_ e: (item: UInt32, score: Float)) -> Int32? { Int(e.item) < map.count ? map[Int(e.item)] : nil }
+        while picked.count < mainTarget && p < entries.count {
+            let e = entries[p]
+            defer { p += 1 }
+            guard let i = global(e), !excluded.contains(i), let v = video(i) else { continue }
+            guard diverse(v) else { firstDeferred = firstDeferred ?? p; continue }
+            picked.append(Item(index: i, video: v, ranker: model, generation: generation, score: e.score))
+            excluded.insert(i)
         }
-        let listExhausted = list == nil || p >= list!.count
+        let listExhausted = p >= entries.count
         let nextPosition = firstDeferred ?? p
 
         // 2. Fresh uploads in the exploration slots.
         if exploreSlots > 0 {
             for i in snap.fresh where explore.count < exploreSlots {
-                guard !excluded.contains(i), let v = state.video(at: i), v.status == .ready, diverse(v, explore) else { continue }
+                guard !excluded.contains(i), let v = video(i), diverse(v, explore) else { continue }
                 explore.append(Item(index: i, video: v, ranker: "fresh", generation: nil, score: nil))
                 excluded.insert(i)
             }
@@ -91,7 +102,7 @@ struct FeedBuilder {
             while picked.count + explore.count < limit && q < snap.trending.count {
                 let i = snap.trending[q]
                 q += 1
-                guard !excluded.contains(i), let v = state.video(at: i), v.status == .ready else { continue }
+                guard !excluded.contains(i), let v = video(i) else { continue }
                 if !relaxed && !diverse(v) { continue }
                 picked.append(Item(index: i, video: v, ranker: "trending", generation: nil, score: nil))
                 excluded.insert(i)
@@ -101,13 +112,13 @@ struct FeedBuilder {
         if picked.count + explore.count < limit && listExhausted { fillFromTrending(relaxed: false) }
 
         // 4. Nothing diverse left: relax the diversity rule rather than return a short page.
-        if picked.count + explore.count < limit, let list {
+        if picked.count + explore.count < limit {
             var q = nextPosition
-            while picked.count + explore.count < limit && q < list.count {
-                let c = list[q]
+            while picked.count + explore.count < limit && q < entries.count {
+                let e = entries[q]
                 q += 1
-                guard let i = state.index(of: c.video), !excluded.contains(i), let v = state.video(at: i), v.status == .ready else { continue }
-                picked.append(Item(index: i, video: v, ranker: model, generation: generation, score: c.score))
+                guard let i = global(e), !excluded.contains(i), let v = video(i) else { continue }
+                picked.append(Item(index: i, video: v, ranker: model, generation: generation, score: e.score))
                 excluded.insert(i)
             }
         }

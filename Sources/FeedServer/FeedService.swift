@@ -20,6 +20,7 @@ public final class FeedService: @unchecked Sendable {
     public let store: SQLiteFeedStore
     public let log: EventLog
     public let signer: TokenSigner
+    let tokens: TokenCache
     let state: FeedState
     let metrics: MetricsRegistry
     private var refresher: Task<Void, Never>?
@@ -30,6 +31,7 @@ public final class FeedService: @unchecked Sendable {
         let dir = DataDirectory(config.dataDir)
         store = try dir.openStore()
         signer = TokenSigner(key: try dir.signingKey())
+        tokens = TokenCache(signer: signer)
         let metrics = MetricsRegistry()
         self.metrics = metrics
         var logConfig = EventLogConfig()

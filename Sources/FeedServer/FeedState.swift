@@ -14,6 +14,11 @@ final class FeedState: @unchecked Sendable {
     private var catalogVersion: Int64 = -1
     private var videoIndex: [String: Int32] = [:]
     private var videoIds: [String] = []
+    /// Catalog entries by global video index (nil: not in the catalog).
+    private var byIndex: [VideoBox?] = []
+    /// Per generation: its item-table position -> global video index.
+    private var generationMaps: [Int64: [Int32]] = [:]
+    private(set) var generationModels: [Int64: String] = [:]
 
     // Per user: videos already watched or skipped (any event counts).
     private var seen: [String: Set<Int32>] = [:]
@@ -49,15 +54,17 @@ final class FeedState: @unchecked Sendable {
     func refresh(store: FeedStore) throws {
         let version = try store.catalogVersion()
         let liveNow = try store.liveGeneration()
+        let models = Dictionary(try store.generations().map { ($0.id, $0.model) }, uniquingKeysWith: { $1 })
         lock.lock()
         let needCatalog = version != catalogVersion
         live = liveNow
+        generationModels = models
         lock.unlock()
         if needCatalog {
             let vs = try store.videos()
             lock.lock()
             catalog = Dictionary(vs.map { ($0.id, $0) }, uniquingKeysWith: { $1 })
-            for v in vs { _ = indexLocked(v.id) }
+            for v in vs { byIndex[Int(indexLocked(v.id))] = VideoBox(v) }
             catalogVersion = version
             lock.unlock()
         }
@@ -95,43 +102,45 @@ final class FeedState: @unchecked Sendable {
         let i = Int32(videoIds.count)
         videoIndex[id] = i
         videoIds.append(id)
+        byIndex.append(catalog[id].map(VideoBox.init))
         trendScore.append(0)
         trendStamp.append(0)
         return i
     }
 
+    /// Recomputes the trending order and the fresh-upload pool from copies taken under the lock
+    /// (copy-on-write makes that O(1)), so requests are not held up while it sorts.
     func rebuildTrending(now: Double = Date().timeIntervalSince1970) {
         lock.lock()
-        var scored: [(Int32, Float)] = []
-        for (i, id) in videoIds.enumerated() where catalog[id]?.status == .ready {
-            let s = trendScore[i] * Float(Foundation.exp2(-(now - trendStamp[i]) / config.trendingHalfLifeSeconds))
-            scored.append((Int32(i), s))
-        }
+        let ids = videoIds, scores = trendScore, stamps = trendStamp, boxes = byIndex, shown = impressions
         lock.unlock()
-        // Ties (e.g. no events yet) go to the newest videos.
-        scored.sort { a, b in
-            if a.1 != b.1 { return a.1 > b.1 }
-            return a.0 > b.0
-        }
-        let list = scored.map(\.0)
-        lock.lock()
-        trendingList = list
-        // Fresh uploads: recent, ready, few impressions; fewest impressions first, then newest.
+        var scored: [(Int32, Float)] = []
+        scored.reserveCapacity(ids.count)
         let freshCut = (now - config.freshSeconds) * 1000
         var fresh: [(Int32, Int, Int64)] = []
-        for (id, v) in catalog where v.status == .ready && Double(v.createdAt) >= freshCut {
-            let i = videoIndex[id]!
-            let n = impressions[i] ?? 0
-            if n < config.freshImpressions { fresh.append((i, n, v.createdAt)) }
+        for i in 0..<ids.count {
+            guard i < boxes.count, let v = boxes[i]?.v, v.status == .ready else { continue }
+            let s = scores[i] * Float(Foundation.exp2(-(now - stamps[i]) / config.trendingHalfLifeSeconds))
+            scored.append((Int32(i), s))
+            if Double(v.createdAt) >= freshCut {
+                let n = shown[Int32(i)] ?? 0
+                if n < config.freshImpressions { fresh.append((Int32(i), n, v.createdAt)) }
+            }
         }
+        // Ties (e.g. no events yet) go to the newest videos; fresh: fewest impressions, then newest.
+        scored.sort { a, b in a.1 != b.1 ? a.1 > b.1 : a.0 > b.0 }
         fresh.sort { ($0.1, -$0.2, $0.0) < ($1.1, -$1.2, $1.0) }
-        freshList = fresh.map(\.0)
+        let list = scored.map(\.0), freshIds = fresh.map(\.0)
+        lock.lock()
+        trendingList = list
+        freshList = freshIds
         lock.unlock()
     }
 
     // MARK: reading for a page
 
     struct Snapshot {
+        var videos: [VideoBox?]
         var seen: Set<Int32>
         var served: Set<Int32>
         var trending: [Int32]
@@ -144,7 +153,17 @@ final class FeedState: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         let fresh = freshList.filter { (impressions[$0] ?? 0) < config.freshImpressions }
-        return Snapshot(seen: seen[user] ?? [], served: sessions[session] ?? [], trending: trendingList, fresh: fresh)
+        return Snapshot(videos: byIndex, seen: seen[user] ?? [], served: sessions[session] ?? [], trending: trendingList, fresh: fresh)
+    }
+
+    /// Global video indices of a generation's item table (computed once per generation).
+    func mapping(for packed: PackedCandidates) -> [Int32] {
+        lock.lock(); defer { lock.unlock() }
+        if let m = generationMaps[packed.generation], m.count == packed.itemTable.count { return m }
+        if generationMaps.count > 8 { generationMaps.removeAll() }
+        let m = packed.itemTable.map { indexLocked($0) }
+        generationMaps[packed.generation] = m
+        return m
     }
 
     func index(of video: String) -> Int32? {
@@ -181,7 +200,7 @@ final class FeedState: @unchecked Sendable {
     func addVideo(_ v: Video) {
         lock.lock()
         catalog[v.id] = v
-        _ = indexLocked(v.id)
+        byIndex[Int(indexLocked(v.id))] = VideoBox(v)
         lock.unlock()
     }
 
@@ -222,4 +241,10 @@ final class FeedState: @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         return (seen.count, catalog.count, sessions.count)
     }
+}
+
+/// A catalog entry shared by reference on the hot path (one retain instead of one per field).
+final class VideoBox: @unchecked Sendable {
+    let v: Video
+    init(_ v: Video) { self.v = v }
 }

@@ -30,13 +30,13 @@ enum FeedRoutes {
             w.array {
                 for it in page.items {
                     w.object {
-                        w.field("id", it.video.id)
-                        w.field("caption", it.video.caption)
-                        w.field("stream_url", url(s, it.video.streamURL))
-                        w.field("thumbnail_url", url(s, it.video.thumbnailURL))
-                        w.field("duration_ms", it.video.durationMs)
-                        w.field("topic", it.video.topic)
-                        w.field("creator", it.video.creator)
+                        w.field("id", it.video.v.id)
+                        w.field("caption", it.video.v.caption)
+                        w.field("stream_url", url(s, it.video.v.streamURL))
+                        w.field("thumbnail_url", url(s, it.video.v.thumbnailURL))
+                        w.field("duration_ms", it.video.v.durationMs)
+                        w.field("topic", it.video.v.topic)
+                        w.field("creator", it.video.v.creator)
                         w.field("ranker", it.ranker)
                         if let g = it.generation { w.field("generation", g) } else { w.key("generation"); w.null() }
                     }

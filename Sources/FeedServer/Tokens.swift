@@ -64,16 +64,82 @@ public struct TokenSigner: @unchecked Sendable {
     }
 }
 
+/// Unpadded base64url (RFC 4648 §5), without Foundation string rewriting (cursors are
+/// encoded on every feed request).
 enum Base64URL {
+    static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+    static let reverse: [UInt8] = {
+        var r = [UInt8](repeating: 255, count: 256)
+        for (i, c) in alphabet.enumerated() { r[Int(c)] = UInt8(i) }
+        return r
+    }()
+
     static func encode(_ b: [UInt8]) -> String {
-        Data(b).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
+        var out = [UInt8]()
+        out.reserveCapacity((b.count * 4 + 2) / 3)
+        var i = 0
+        while i + 3 <= b.count {
+            let v = UInt32(b[i]) << 16 | UInt32(b[i + 1]) << 8 | UInt32(b[i + 2])
+            out.append(alphabet[Int(v >> 18)]); out.append(alphabet[Int((v >> 12) & 63)])
+            out.append(alphabet[Int((v >> 6) & 63)]); out.append(alphabet[Int(v & 63)])
+            i += 3
+        }
+        let rest = b.count - i
+        if rest == 1 {
+            let v = UInt32(b[i]) << 16
+            out.append(alphabet[Int(v >> 18)]); out.append(alphabet[Int((v >> 12) & 63)])
+        } else if rest == 2 {
+            let v = UInt32(b[i]) << 16 | UInt32(b[i + 1]) << 8
+            out.append(alphabet[Int(v >> 18)]); out.append(alphabet[Int((v >> 12) & 63)]); out.append(alphabet[Int((v >> 6) & 63)])
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     static func decode<S: StringProtocol>(_ s: S) -> [UInt8]? {
-        var t = s.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        guard t.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "+" || $0 == "/" }) else { return nil }
-        while t.count % 4 != 0 { t += "=" }
-        return Data(base64Encoded: t).map { [UInt8]($0) }
+        let chars = Array(s.utf8)
+        guard chars.count % 4 != 1 else { return nil }
+        var out = [UInt8]()
+        out.reserveCapacity(chars.count * 3 / 4)
+        var acc: UInt32 = 0, bits = 0
+        for c in chars {
+            let v = reverse[Int(c)]
+            guard v != 255 else { return nil }
+            acc = acc << 6 | UInt32(v)
+            bits += 6
+            if bits >= 8 {
+                bits -= 8
+                out.append(UInt8((acc >> UInt32(bits)) & 0xFF))
+            }
+        }
+        // Leftover bits must be zero (canonical encoding).
+        guard acc & ((1 << UInt32(bits)) - 1) == 0 else { return nil }
+        return out
+    }
+}
+
+/// Remembers tokens that verified, so a client's every request does not redo the JSON and HMAC
+/// work; the exact token string is the key and expiry is checked on every use.
+final class TokenCache: @unchecked Sendable {
+    let signer: TokenSigner
+    private let lock = NSLock()
+    private var verified: [String: TokenSigner.Claims] = [:]
+    static let capacity = 100_000
+
+    init(signer: TokenSigner) { self.signer = signer }
+
+    func verify(_ token: String, now: Int64 = Int64(Date().timeIntervalSince1970)) throws -> TokenSigner.Claims {
+        lock.lock()
+        let hit = verified[token]
+        lock.unlock()
+        if let hit {
+            guard hit.exp > now else { throw TokenSigner.Failure.expired }
+            return hit
+        }
+        let claims = try signer.verify(token, now: now)
+        lock.lock()
+        if verified.count >= TokenCache.capacity { verified.removeAll(keepingCapacity: true) }
+        verified[token] = claims
+        lock.unlock()
+        return claims
     }
 }
