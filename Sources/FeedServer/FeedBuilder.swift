@@ -28,7 +28,7 @@ struct FeedBuilder {
     }
 
     func page(user: String, cursor: FeedCursor?, limit: Int) throws -> Page {
-        let session = cursor?.session ?? UInt64.random(in: 1...UInt64.max)
+        let session = cursor?.session ?? SessionIds.next()
         let live = state.live
         var generation = cursor?.generation ?? live?.id ?? -1
         var position = Int(cursor?.position ?? 0)
@@ -40,7 +40,7 @@ struct FeedBuilder {
             position = 0
             packed = try store.packedCandidates(generation: live.id, user: user)
         }
-        let model = state.generationModels[generation] ?? live?.model ?? "model"
+        let model = state.model(ofGeneration: generation) ?? live?.model ?? "model"
         let snap = state.snapshot(user: user, session: session)
         let videos = snap.videos
         var excluded = snap.seen.union(snap.served)
@@ -135,5 +135,19 @@ struct FeedBuilder {
             session: session, generation: generation, position: UInt32(nextPosition), trendingPosition: UInt32(tp),
             page: (cursor?.page ?? 0) + 1)
         return Page(items: items, next: next)
+    }
+}
+
+import Synchronization
+
+/// Session ids: a counter from a random start, scrambled (SplitMix64 finaliser). They travel
+/// inside signed cursors, so they need to be unique, not secret; no syscall per request.
+enum SessionIds {
+    static let counter = Atomic<UInt64>(UInt64.random(in: 1...UInt64.max))
+    static func next() -> UInt64 {
+        var z = counter.wrappingAdd(0x9E37_79B9_7F4A_7C15, ordering: .relaxed).newValue
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return max(1, z ^ (z >> 31))
     }
 }

@@ -10,7 +10,7 @@ final class FeedState: @unchecked Sendable {
     private let lock = NSLock()
 
     // Catalog (reloaded when the store's catalog version changes).
-    private(set) var catalog: [String: Video] = [:]
+    private var catalog: [String: Video] = [:]
     private var catalogVersion: Int64 = -1
     private var videoIndex: [String: Int32] = [:]
     private var videoIds: [String] = []
@@ -18,7 +18,7 @@ final class FeedState: @unchecked Sendable {
     private var byIndex: [VideoBox?] = []
     /// Per generation: its item-table position -> global video index.
     private var generationMaps: [Int64: [Int32]] = [:]
-    private(set) var generationModels: [Int64: String] = [:]
+    private var generationModels: [Int64: String] = [:]
 
     // Per user: videos already watched or skipped (any event counts).
     private var seen: [String: Set<Int32>] = [:]
@@ -38,8 +38,19 @@ final class FeedState: @unchecked Sendable {
     // Rate limiting: token buckets per user.
     private var buckets: [String: (tokens: Double, at: Double)] = [:]
 
-    private(set) var live: GenerationInfo?
-    private(set) var eventsApplied: UInt64 = 0
+    private var liveGeneration: GenerationInfo?
+    private var eventsApplied: UInt64 = 0
+
+    /// The live generation as of the last refresh.
+    var live: GenerationInfo? {
+        lock.lock(); defer { lock.unlock() }
+        return liveGeneration
+    }
+
+    func model(ofGeneration g: Int64) -> String? {
+        lock.lock(); defer { lock.unlock() }
+        return generationModels[g]
+    }
 
     init(config: FeedServerConfig) { self.config = config }
 
@@ -57,7 +68,7 @@ final class FeedState: @unchecked Sendable {
         let models = Dictionary(try store.generations().map { ($0.id, $0.model) }, uniquingKeysWith: { $1 })
         lock.lock()
         let needCatalog = version != catalogVersion
-        live = liveNow
+        liveGeneration = liveNow
         generationModels = models
         lock.unlock()
         if needCatalog {

@@ -7,9 +7,14 @@ import Crypto
 /// required.
 public struct TokenSigner: @unchecked Sendable {
     let key: SymmetricKey
+    /// HMAC state with the key schedule done once; copied per message.
+    let keyed: HMAC<SHA256>
     static let header = #"{"alg":"HS256","typ":"JWT"}"#
 
-    public init(key: [UInt8]) { self.key = SymmetricKey(data: key) }
+    public init(key: [UInt8]) {
+        self.key = SymmetricKey(data: key)
+        keyed = HMAC<SHA256>(key: self.key)
+    }
 
     public struct Claims: Codable, Sendable, Equatable {
         public var sub: String
@@ -56,7 +61,9 @@ public struct TokenSigner: @unchecked Sendable {
 
     /// MAC for other signed values (cursors), domain-separated from tokens.
     func mac(_ bytes: [UInt8], domain: String) -> [UInt8] {
-        Array(HMAC<SHA256>.authenticationCode(for: Array(domain.utf8) + [0] + bytes, using: key))
+        var h = keyed
+        h.update(data: Array(domain.utf8) + [0] + bytes)
+        return Array(h.finalize())
     }
 
     func validMac(_ mac: [UInt8], for bytes: [UInt8], domain: String) -> Bool {
