@@ -18,6 +18,18 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("burst"), help: "Burst size of the per-user rate limit.") var burst: Double = 100
     @Option(name: .customLong("public-base-url"), help: "Prefix for relative stream/thumbnail URLs (a CDN).") var publicBaseURL = ""
     @Flag(name: .customLong("log-requests"), help: "One JSON line per request on stderr.") var logRequests = false
+    @Option(name: .customLong("max-per-topic"), help: "At most this many videos of one topic in any 10 consecutive slots.")
+    var maxPerTopic = 3
+    @Option(name: .customLong("max-per-creator"), help: "At most this many videos of one creator in any 10 consecutive slots.")
+    var maxPerCreator = 3
+    @Option(name: .customLong("exploration-share"), help: "Share of a page's slots offered to fresh uploads (0-0.5).")
+    var explorationShare = 0.2
+
+    func validate() throws {
+        guard maxPerTopic >= 1, maxPerCreator >= 1 else { throw ValidationError("--max-per-topic and --max-per-creator must be >= 1") }
+        guard explorationShare >= 0, explorationShare <= 0.5 else { throw ValidationError("--exploration-share must be in [0, 0.5]") }
+        guard rate > 0, burst >= 1 else { throw ValidationError("--rate must be > 0 and --burst >= 1") }
+    }
 
     func run() throws {
         var c = FeedServerConfig()
@@ -28,6 +40,9 @@ struct Serve: ParsableCommand {
         c.rateBurst = burst
         c.publicBaseURL = publicBaseURL
         c.logRequests = logRequests
+        c.maxPerTopic = maxPerTopic
+        c.maxPerCreator = maxPerCreator
+        c.explorationShare = explorationShare
         let service: FeedService
         do { service = try FeedService(config: c) } catch let e as EventLogError { throw CLIError("\(e)") }
         for n in service.startupNotes { Console.err("serve: \(n)") }
