@@ -69,6 +69,7 @@ struct Demo: ParsableCommand {
         let token = TokenSigner(key: try dir.signingKey()).issue(user: "1", ttlSeconds: 86_400)
         print("token for user 1: \(token)")
         print("curl -s -H 'Authorization: Bearer \(token)' 'http://127.0.0.1:\(port)/api/v1/foryou?limit=10'")
+        fflush(stdout)
         if noServe { return }
         var c = FeedServerConfig()
         c.dataDir = dataDir
