@@ -1,0 +1,75 @@
+import XCTest
+import Foundation
+import TestSupport
+
+/// The data-directory commands: world, train --events, score-all --into, generations, videos, events.
+final class DataDirCommandsTests: XCTestCase {
+    var dir = ""
+    override func setUp() { dir = Fixtures.tempDir("datadir") }
+    override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
+
+    func run(_ args: [String], file: StaticString = #filePath, line: UInt = #line) throws -> CLIRunner.Result {
+        let r = try CLIRunner.run(args)
+        XCTAssertEqual(r.status, 0, "\(args): \(r.stderr)", file: file, line: line)
+        return r
+    }
+
+    func testWorldTrainScoreIntoAndManageGenerations() throws {
+        let data = dir + "/data"
+        _ = try run(["world", "--users", "300", "--videos", "120", "--topics", "6", "--data-dir", data])
+        let again = try CLIRunner.run(["world", "--users", "3", "--videos", "3", "--data-dir", data])
+        XCTAssertNotEqual(again.status, 0)
+        XCTAssertTrue(again.stderr.contains("already holds"), again.stderr)
+
+        let stats = try run(["events", "stats", "--data-dir", data]).stdout
+        XCTAssertTrue(stats.contains("300 users"), stats)
+        let tail = try run(["events", "tail", "-n", "3", "--data-dir", data]).stdout.split(separator: "\n")
+        XCTAssertEqual(tail.count, 3)
+        XCTAssertNotNil(try JSONSerialization.jsonObject(with: Data(tail[0].utf8)) as? [String: Any])
+
+        _ = try run(["train", "--events", data, "--factors", "8", "--iters", "3", "--out", dir + "/m"])
+        let run1 = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/m/run.json"))) as! [String: Any]
+        XCTAssertEqual((run1["data"] as! [String: Any])["format"] as? String, "events")
+
+        _ = try run(["score-all", "--model", dir + "/m", "--top", "20", "--into", data])
+        _ = try run(["score-all", "--model", dir + "/m", "--top", "30", "--into", data])
+        _ = try run(["score-all", "--model", dir + "/m", "--top", "40", "--into", data, "--no-activate"])
+        var list = try run(["generations", "list", "--data-dir", data]).stdout
+        XCTAssertTrue(list.contains("* 2\t"), list)  // the second is live; the third was not activated
+        _ = try run(["generations", "activate", "3", "--data-dir", data])
+        list = try run(["generations", "list", "--data-dir", data]).stdout
+        XCTAssertTrue(list.contains("* 3\t"), list)
+        XCTAssertTrue(try run(["generations", "rollback", "--data-dir", data]).stdout.contains("generation 2 is live again"))
+        let pruned = try run(["generations", "prune", "--keep", "1", "--data-dir", data]).stdout
+        XCTAssertTrue(pruned.contains("removed generations"), pruned)
+        list = try run(["generations", "list", "--data-dir", data]).stdout
+        XCTAssertTrue(list.contains("* 2\t"), "the live generation is never pruned: \(list)")
+        let missing = try CLIRunner.run(["generations", "activate", "99", "--data-dir", data])
+        XCTAssertNotEqual(missing.status, 0)
+        XCTAssertTrue(missing.stderr.contains("no generation 99"), missing.stderr)
+    }
+
+    func testVideosImportValidatesEachLine() throws {
+        let data = dir + "/data"
+        Fixtures.write("""
+            {"id":"a","caption":"one","topic":"pets","duration_ms":1000}
+            {"id":"b","status":"processing"}
+
+            """, to: dir + "/good.jsonl")
+        XCTAssertTrue(try run(["videos", "import", dir + "/good.jsonl", "--data-dir", data]).stdout.contains("imported 2 videos"))
+        let listed = try run(["videos", "list", "--data-dir", data]).stdout
+        XCTAssertTrue(listed.contains(#""id":"a""#) && listed.contains(#""status":"processing""#), listed)
+        Fixtures.write("{\"id\":\"c\"}\n{\"id\":\"d\",\"status\":\"dancing\"}\n", to: dir + "/bad.jsonl")
+        let bad = try CLIRunner.run(["videos", "import", dir + "/bad.jsonl", "--data-dir", data])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("bad.jsonl:2: unknown status 'dancing'"), bad.stderr)
+    }
+
+    func testTokenCommand() throws {
+        let t = try run(["token", "--user", "u1", "--ttl", "30m", "--data-dir", dir]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertEqual(t.split(separator: ".").count, 3)
+        let bad = try CLIRunner.run(["token", "--user", "u1", "--ttl", "soon", "--data-dir", dir])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("--ttl"), bad.stderr)
+    }
+}
