@@ -43,7 +43,14 @@ struct FeedBuilder {
         let model = state.model(ofGeneration: generation) ?? live?.model ?? "model"
         let snap = state.snapshot(user: user, session: session)
         let videos = snap.videos
-        var excluded = snap.seen.union(snap.served)
+        // Seen (any event), already served this session, or picked for this page.
+        struct Excluded {
+            let seen: Set<Int32>, served: Set<Int32>
+            var picked: Set<Int32>
+            func contains(_ i: Int32) -> Bool { picked.contains(i) || (!seen.isEmpty && seen.contains(i)) || (!served.isEmpty && served.contains(i)) }
+            mutating func insert(_ i: Int32) { picked.insert(i) }
+        }
+        var excluded = Excluded(seen: snap.seen, served: snap.served, picked: Set(minimumCapacity: limit * 2))
         var picked: [Item] = []
         var explore: [Item] = []
 

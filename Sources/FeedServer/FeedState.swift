@@ -7,7 +7,12 @@ import EventLog
 /// One lock guards it; every operation under it is short.
 final class FeedState: @unchecked Sendable {
     let config: FeedServerConfig
+    /// Catalog, seen sets, trending, impressions. Sessions, rate buckets and idempotency keys
+    /// have locks of their own so concurrent requests rarely wait on each other.
     private let lock = NSLock()
+    private let sessionLock = NSLock()
+    private let rateLock = NSLock()
+    private let keyLock = NSLock()
 
     // Catalog (reloaded when the store's catalog version changes).
     private var catalog: [String: Video] = [:]
@@ -104,7 +109,11 @@ final class FeedState: @unchecked Sendable {
                 trendScore[i] += w * Float(Foundation.exp2(-(trendStamp[i] - t) / config.trendingHalfLifeSeconds))
             }
         }
-        if !e.draft.idempotencyKey.isEmpty { idempotency[e.user + "\u{0}" + e.draft.idempotencyKey] = e.id }
+        if !e.draft.idempotencyKey.isEmpty {
+            keyLock.lock()
+            idempotency[e.user + "\u{0}" + e.draft.idempotencyKey] = e.id
+            keyLock.unlock()
+        }
         eventsApplied = max(eventsApplied, e.id + 1)
     }
 
@@ -162,9 +171,15 @@ final class FeedState: @unchecked Sendable {
     /// are filtered here so a busy new video leaves the exploration slots at once.
     func snapshot(user: String, session: UInt64) -> Snapshot {
         lock.lock()
-        defer { lock.unlock() }
-        let fresh = freshList.filter { (impressions[$0] ?? 0) < config.freshImpressions }
-        return Snapshot(videos: byIndex, seen: seen[user] ?? [], served: sessions[session] ?? [], trending: trendingList, fresh: fresh)
+        let fresh = freshList.isEmpty ? [] : freshList.filter { (impressions[$0] ?? 0) < config.freshImpressions }
+        let snap = Snapshot(videos: byIndex, seen: seen[user] ?? [], served: [], trending: trendingList, fresh: fresh)
+        lock.unlock()
+        sessionLock.lock()
+        let served = sessions[session] ?? []
+        sessionLock.unlock()
+        var out = snap
+        out.served = served
+        return out
     }
 
     /// Global video indices of a generation's item table (computed once per generation).
@@ -194,7 +209,10 @@ final class FeedState: @unchecked Sendable {
 
     func recordServed(session: UInt64, videos: [Int32]) {
         lock.lock()
-        defer { lock.unlock() }
+        for v in videos { impressions[v, default: 0] += 1 }
+        lock.unlock()
+        sessionLock.lock()
+        defer { sessionLock.unlock() }
         if sessions[session] == nil {
             if sessionOrder.count < FeedState.maxSessions {
                 sessionOrder.append(session)
@@ -205,7 +223,6 @@ final class FeedState: @unchecked Sendable {
             }
         }
         sessions[session, default: []].formUnion(videos)
-        for v in videos { impressions[v, default: 0] += 1 }
     }
 
     func addVideo(_ v: Video) {
@@ -221,7 +238,7 @@ final class FeedState: @unchecked Sendable {
 
     func claim(user: String, key: String) -> KeyState {
         let k = user + "\u{0}" + key
-        lock.lock(); defer { lock.unlock() }
+        keyLock.lock(); defer { keyLock.unlock() }
         switch idempotency[k] {
         case .none: idempotency[k] = .some(nil); return .new
         case .some(.none): return .inFlight
@@ -230,12 +247,12 @@ final class FeedState: @unchecked Sendable {
     }
 
     func release(user: String, key: String) {
-        lock.lock(); idempotency[user + "\u{0}" + key] = nil; lock.unlock()
+        keyLock.lock(); idempotency[user + "\u{0}" + key] = nil; keyLock.unlock()
     }
 
     /// Takes one token from the user's bucket; returns seconds to wait when empty.
     func rateLimit(user: String, now: Double = Date().timeIntervalSince1970) -> Double? {
-        lock.lock(); defer { lock.unlock() }
+        rateLock.lock(); defer { rateLock.unlock() }
         var b = buckets[user] ?? (config.rateBurst, now)
         b.tokens = min(config.rateBurst, b.tokens + (now - b.at) * config.ratePerSecond)
         b.at = now
@@ -249,8 +266,11 @@ final class FeedState: @unchecked Sendable {
     }
 
     var counts: (users: Int, videos: Int, sessions: Int) {
-        lock.lock(); defer { lock.unlock() }
-        return (seen.count, catalog.count, sessions.count)
+        lock.lock()
+        let (u, v) = (seen.count, catalog.count)
+        lock.unlock()
+        sessionLock.lock(); defer { sessionLock.unlock() }
+        return (u, v, sessions.count)
     }
 }
 
