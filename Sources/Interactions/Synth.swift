@@ -30,20 +30,8 @@ public enum Synth {
 
     public static func generate(_ c: SynthConfig) -> World {
         var g = SeededGenerator(seed: c.seed)
-        let nI = max(1, c.items), nU = max(1, c.users), nT = max(1, min(c.topics, nI))
-        // Item popularity: Zipf over a random permutation of ranks; topic round-robin over a shuffle.
-        var ranks = Array(1...nI)
-        ranks.shuffle(using: &g)
-        let pop = ranks.map { 1.0 / Foundation.pow(Double($0), c.zipf) }
-        var order = Array(0..<nI)
-        order.shuffle(using: &g)
-        var itemTopic = [Int](repeating: 0, count: nI)
-        for (k, i) in order.enumerated() { itemTopic[i] = k % nT }
-        // Cumulative popularity tables: overall and per topic.
-        var byTopic = [[Int]](repeating: [], count: nT)
-        for i in 0..<nI { byTopic[itemTopic[i]].append(i) }
-        let topicCum = byTopic.map { cumulative($0.map { pop[$0] }) }
-        let allCum = cumulative(pop)
+        let nI = max(1, c.items), nU = max(1, c.users)
+        let taste = PlantedTaste(items: nI, topics: c.topics, zipf: c.zipf, using: &g)
 
         // Activity: log-normal, scaled to the interaction budget.
         var act = (0..<nU).map { _ in Foundation.exp(0.8 * g.normal()) }
@@ -58,13 +46,8 @@ public enum Synth {
         var userTopics: [[Int]] = []
         let t0: Int64 = 1_767_225_600  // 2026-01-01
         for u in 0..<nU {
-            var liked: [Int] = []
-            while liked.count < min(c.topicsPerUser, nT) {
-                let t = Int(g.next() % UInt64(nT))
-                if !liked.contains(t) { liked.append(t) }
-            }
-            let share = liked.indices.map { 1.0 / Double($0 + 1) }
-            let shareCum = cumulative(share)
+            let liked = taste.likedTopics(c.topicsPerUser, using: &g)
+            let shares = PlantedTaste.cumulative(liked.indices.map { 1.0 / Double($0 + 1) })
             userTopics.append(liked)
             var seen = Set<Int>()
             let n = min(Int(act[u]), nI / 2)
@@ -72,20 +55,12 @@ public enum Synth {
             var attempts = 0
             while seen.count < n && attempts < n * 20 {
                 attempts += 1
-                let item: Int
-                var inMain = false
-                if g.unit() < c.noise {
-                    item = pick(allCum, g.unit())
-                } else {
-                    let k = pick(shareCum, g.unit())
-                    let t = liked[k]
-                    inMain = k == 0
-                    item = byTopic[t][pick(topicCum[t], g.unit())]
-                }
+                let item = taste.draw(liked: liked, topicShares: shares, noise: c.noise, using: &g)
                 guard seen.insert(item).inserted else { continue }
                 clock += 30 + Int64(g.next() % 3_600)
+                // Repeat plays: more in the user's main topic.
                 var plays = 1
-                let p = inMain ? 0.6 : 0.3
+                let p = taste.itemTopic[item] == liked[0] ? 0.6 : 0.3
                 while g.unit() < p && plays < 50 { plays += 1 }
                 out.userIndex.append(Int32(u))
                 out.itemIndex.append(Int32(item))
@@ -94,24 +69,6 @@ public enum Synth {
             }
         }
         out.timestamps = times
-        return World(data: out, itemTopic: itemTopic, userTopics: userTopics)
-    }
-
-    public static func cumulative(_ w: [Double]) -> [Double] {
-        var s = 0.0
-        var out = w.map { s += $0; return s }
-        if s > 0 { out = out.map { $0 / s } }
-        if !out.isEmpty { out[out.count - 1] = 1 }
-        return out
-    }
-
-    /// Index of the first cumulative weight above r.
-    public static func pick(_ cum: [Double], _ r: Double) -> Int {
-        var lo = 0, hi = cum.count - 1
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            if cum[mid] > r { hi = mid } else { lo = mid + 1 }
-        }
-        return lo
+        return World(data: out, itemTopic: taste.itemTopic, userTopics: userTopics)
     }
 }

@@ -41,17 +41,12 @@ public enum WorldGenerator {
     public static func generate(_ c: WorldConfig, store: FeedStore, log: EventLog,
                                 now: Date = Date()) throws -> Summary {
         var g = SeededGenerator(seed: c.seed)
-        let nV = max(2, c.videos), nU = max(1, c.users), nT = max(1, min(c.topics, nV))
+        let nV = max(2, c.videos), nU = max(1, c.users)
         let nowMs = Int64(now.timeIntervalSince1970 * 1000)
         let spanMs = Int64(c.days) * 86_400_000
-        // Catalog: topic round-robin over a shuffle, Zipf popularity, durations 5-90 s.
-        var order = Array(0..<nV)
-        order.shuffle(using: &g)
-        var topicOf = [Int](repeating: 0, count: nV)
-        for (k, v) in order.enumerated() { topicOf[v] = k % nT }
-        var ranks = Array(1...nV)
-        ranks.shuffle(using: &g)
-        let pop = ranks.map { 1.0 / Foundation.pow(Double($0), 0.8) }
+        // Catalog: planted topics and popularity, creators, captions, durations 5-90 s.
+        let taste = PlantedTaste(items: nV, topics: c.topics, zipf: 0.8, using: &g)
+        let topicOf = taste.itemTopic
         var videos: [Video] = []
         var created = [Int64](repeating: 0, count: nV)
         for v in 0..<nV {
@@ -68,34 +63,20 @@ public enum WorldGenerator {
         }
         try store.upsertVideos(videos)
 
-        var byTopic = [[Int]](repeating: [], count: nT)
-        for v in 0..<nV { byTopic[topicOf[v]].append(v) }
-        let topicCum = byTopic.map { Synth.cumulative($0.map { pop[$0] }) }
-        let allCum = Synth.cumulative(pop)
-
+        // The first liked topic gets 70 % of in-taste views.
+        let shares = [0.7, 1.0]
         var events = 0
         var batch: [EventDraft] = []
         for u in 0..<nU {
             let user = "\(u)"
-            var liked: [Int] = []
-            while liked.count < min(2, nT) {
-                let t = Int(g.next() % UInt64(nT))
-                if !liked.contains(t) { liked.append(t) }
-            }
+            let liked = taste.likedTopics(2, using: &g)
             let sessions = max(1, Int((c.sessionsPerUser * Foundation.exp(0.6 * g.normal() - 0.18)).rounded()))
             var seen = Set<Int>()
             for s in 0..<sessions {
                 var clock = nowMs - spanMs + Int64(s) * spanMs / Int64(sessions) + Int64(g.next() % 3_600_000)
                 let views = max(1, Int(c.viewsPerSession * (0.5 + g.unit())))
                 for _ in 0..<views {
-                    let inTaste = g.unit() >= c.noise
-                    let v: Int
-                    if inTaste {
-                        let t = liked[g.unit() < 0.7 ? 0 : liked.count - 1]
-                        v = byTopic[t][Synth.pick(topicCum[t], g.unit())]
-                    } else {
-                        v = Synth.pick(allCum, g.unit())
-                    }
+                    let v = taste.draw(liked: liked, topicShares: liked.count > 1 ? shares : [1], noise: c.noise, using: &g)
                     guard seen.insert(v).inserted else { continue }
                     let match = liked.contains(topicOf[v])
                     let dur = videos[v].durationMs
