@@ -1,5 +1,8 @@
 import Foundation
 import GRDB
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The embedded store: one SQLite file (WAL), `synchronous=FULL` so an acknowledged write
 /// survives power loss. Lists are stored one row per (generation, user) as a packed blob of
@@ -10,6 +13,8 @@ public final class SQLiteFeedStore: FeedStore, @unchecked Sendable {
     let pool: DatabasePool
     private let lock = NSLock()
     private var itemCache: [Int64: [String]] = [:]
+    private let readersLock = NSLock()
+    private var readers: [UInt: DatabaseQueue] = [:]
 
     public init(path: String) throws {
         self.path = path
@@ -258,17 +263,24 @@ public final class SQLiteFeedStore: FeedStore, @unchecked Sendable {
         }
     }
 
-    /// A read-only connection owned by the calling thread: the feed's hot path runs on a few
-    /// event-loop threads, and a connection per thread needs no pool locking. Created on first use.
+    /// A read-only connection for the calling thread: the feed's hot path runs on a few
+    /// event-loop threads, and a connection per thread needs no pool locking. Created on first
+    /// use and closed with the store. (A DatabaseQueue serialises its own use, so a reused
+    /// thread id sharing one is still correct.)
     func threadReader() throws -> DatabaseQueue {
-        let key = "foryou.reader." + path
-        if let q = Thread.current.threadDictionary[key] as? DatabaseQueue { return q }
+        let key = UInt(bitPattern: Int(bitPattern: UInt(pthread_self())))
+        readersLock.lock()
+        if let q = readers[key] { readersLock.unlock(); return q }
+        readersLock.unlock()
         var config = Configuration()
         config.readonly = true
         config.busyMode = .timeout(10)
         config.prepareDatabase { db in try db.execute(sql: "PRAGMA mmap_size = 1073741824") }
         let q = try DatabaseQueue(path: path, configuration: config)
-        Thread.current.threadDictionary[key] = q
+        readersLock.lock()
+        if readers.count >= 64 { readers.removeAll() }
+        readers[key] = q
+        readersLock.unlock()
         return q
     }
 
