@@ -31,6 +31,8 @@ let package = Package(
         .target(name: "CandidateStore", dependencies: ["Interactions", "Scoring",
                                                        .product(name: "GRDB", package: "GRDB.swift")],
                 swiftSettings: release),
+        .target(name: "Workers", dependencies: ["Interactions", "EventLog", "Rankers", "Scoring", "Artifacts",
+                                                "CandidateStore"], swiftSettings: release),
         .target(name: "World", dependencies: ["Interactions", "EventLog", "CandidateStore"], swiftSettings: release),
         .target(name: "FeedServer", dependencies: [
             "CandidateStore", "EventLog",
@@ -45,7 +47,7 @@ let package = Package(
                 swiftSettings: release),
         .target(name: "ForYou", dependencies: ["LinearAlgebra", "Interactions", "Rankers", "Scoring",
                                                "Evaluation", "Artifacts", "EventLog", "CandidateStore",
-                                               "World", "FeedServer"]),
+                                               "World", "Workers", "FeedServer"]),
         .executableTarget(name: "ForYouCLI", dependencies: [
             "ForYou", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: release),
@@ -59,6 +61,7 @@ let package = Package(
         .testTarget(name: "EventLogTests", dependencies: ["EventLog", "TestSupport"]),
         .testTarget(name: "CandidateStoreTests", dependencies: ["CandidateStore", "TestSupport"]),
         .testTarget(name: "FeedServerTests", dependencies: ["FeedServer", "TestSupport"]),
+        .testTarget(name: "WorkersTests", dependencies: ["Workers", "World", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport", "ForYouCLI"]),
     ],
     swiftLanguageModes: [.v5]

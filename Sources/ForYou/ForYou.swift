@@ -9,3 +9,4 @@
 @_exported import CandidateStore
 @_exported import FeedServer
 @_exported import World
+@_exported import Workers

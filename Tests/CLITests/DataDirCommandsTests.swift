@@ -49,6 +49,19 @@ final class DataDirCommandsTests: XCTestCase {
         XCTAssertTrue(missing.stderr.contains("no generation 99"), missing.stderr)
     }
 
+    func testRescoreJobSwitchesOrFailsClearly() throws {
+        let data = dir + "/data"
+        let empty = try CLIRunner.run(["rescore", "--data-dir", data, "--models", dir + "/models"])
+        XCTAssertNotEqual(empty.status, 0)
+        XCTAssertTrue(empty.stderr.contains("rescore failed:") && empty.stderr.contains("no positive interactions"), empty.stderr)
+        _ = try run(["world", "--users", "150", "--videos", "60", "--data-dir", data])
+        let ok = try run(["rescore", "--data-dir", data, "--models", dir + "/models", "--factors", "8", "--iters", "2",
+                          "--top", "10"])
+        XCTAssertTrue(ok.stdout.contains("generation 1 live"), ok.stdout)
+        XCTAssertTrue(ok.stderr.contains("iteration 2/2"), ok.stderr)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir + "/models").count, 1)
+    }
+
     func testVideosImportValidatesEachLine() throws {
         let data = dir + "/data"
         Fixtures.write("""

@@ -54,18 +54,12 @@ struct Demo: ParsableCommand {
             Console.err("demo: reusing the world in \(dataDir) (\(log!.endId) events)")
         }
         log = nil
-        let durations = Dictionary(try store.videos().map { ($0.id, $0.durationMs) }, uniquingKeysWith: { $1 })
-        let data = try EventMapping.fromLog(try EventLog(directory: dir.events), durations: durations)
-        let cui = data.confidenceMatrix(Confidence(scheme: .log, alpha: 4))
-        let cfg = ALSConfig(factors: 32, regularization: 0.05, iterations: 10, solver: .cg)
-        let (model, _) = try ALSModel.fit(cui, config: cfg, cancel: CLIContext.cancel) { Console.err("demo: train " + $0.line) }
-        let recs = BatchScorer(top: 200).recommend(model, exclude: cui)
-        let lists = (0..<recs.users.count).map { row in
-            (user: data.users.raw[Int(recs.users[row])], items: Array(recs.list(row)), scores: Array(recs.scoreList(row)))
-        }
-        let runId = ModelStore.newRunId(model: "als")
-        let gen = try store.writeGeneration(model: "als", runId: runId, items: data.items.raw, lists: lists, activate: true)
-        Console.err("demo: generation \(gen) live: \(lists.count) users x top 200")
+        var job = RescoreConfig(dataDir: dataDir)
+        job.modelsDir = dataDir + "/models"
+        job.als = ALSConfig(factors: 32, regularization: 0.05, iterations: 10, solver: .cg)
+        job.top = 200
+        let r = try RescoreJob.run(job, cancel: CLIContext.cancel) { Console.err("demo: " + $0) }
+        Console.err("demo: generation \(r.generation) live: \(r.users) users x top 200 (model \(r.modelDirectory))")
         let token = TokenSigner(key: try dir.signingKey()).issue(user: "1", ttlSeconds: 86_400)
         print("token for user 1: \(token)")
         print("curl -s -H 'Authorization: Bearer \(token)' 'http://127.0.0.1:\(port)/api/v1/foryou?limit=10'")

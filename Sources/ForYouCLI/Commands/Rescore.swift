@@ -1,0 +1,50 @@
+import ArgumentParser
+import ForYou
+import Foundation
+
+struct Rescore: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "One full retrain on the event log + score-all + atomic switch + prune; for cron or systemd timers.",
+        discussion: """
+        Exits non-zero with a one-line reason on failure; the live generation is then unchanged. \
+        The model is recorded in --models like any training run.
+        """)
+
+    @OptionGroup var data: DataDirOption
+    @Option(help: "Where the run's model directory goes.") var models = "models"
+    @Option(help: "Latent factors.") var factors = 64
+    @Option(help: "L2 regularization.") var reg: Float = 0.05
+    @Option(help: "ALS iterations.") var iters = 15
+    @Option(help: "Confidence scale alpha.") var alpha: Float = 4
+    @Option(help: "r as a function of the event weight: linear, log or binary.") var confidence: Confidence.Scheme = .log
+    @Option(help: "List length per user.") var top = 200
+    @Option(help: "Generations to keep after the switch.") var keep = 3
+    @OptionGroup var common: CommonOptions
+
+    func validate() throws {
+        guard factors > 0, iters > 0, top > 0, keep >= 1 else {
+            throw ValidationError("--factors, --iters, --top must be positive and --keep >= 1")
+        }
+    }
+
+    func run() throws {
+        common.announce()
+        var c = RescoreConfig(dataDir: data.dataDir)
+        c.modelsDir = models
+        c.als = ALSConfig(factors: factors, regularization: reg, iterations: iters, solver: .cg, threads: common.threads)
+        c.confidence = Confidence(scheme: confidence, alpha: alpha)
+        c.top = top
+        c.keep = keep
+        do {
+            let r = try RescoreJob.run(c, cancel: CLIContext.cancel) { Console.err("rescore: " + $0) }
+            Console.err(String(format: "rescore: read %.1fs, fit %.1fs, score %.1fs, store %.1fs", r.seconds.read, r.seconds.fit,
+                               r.seconds.score, r.seconds.store))
+            print("generation \(r.generation) live: \(r.users) users x top \(top) over \(r.videos) videos; model \(r.modelDirectory)"
+                  + (r.pruned.isEmpty ? "" : "; pruned \(r.pruned.map(String.init).joined(separator: ", "))"))
+        } catch let e as RescoreError {
+            throw CLIError("rescore failed: \(e)")
+        } catch let e as EventLogError {
+            throw CLIError("rescore failed: \(e)")
+        }
+    }
+}
