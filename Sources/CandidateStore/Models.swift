@@ -59,16 +59,29 @@ public struct Candidate: Sendable, Equatable {
     }
 }
 
-/// A user's list as stored: indices into the generation's item table (shared, cached) and scores.
+/// A user's list as stored: (u32 item index, f32 score) pairs over the generation's item table
+/// (shared, cached), decoded on access so a page reads only the entries it walks.
 public struct PackedCandidates: Sendable {
     public var generation: Int64
     public var itemTable: [String]
-    public var entries: [(item: UInt32, score: Float)]
-    public init(generation: Int64, itemTable: [String], entries: [(item: UInt32, score: Float)]) {
+    let blob: Data
+
+    public init(generation: Int64, itemTable: [String], blob: Data) {
         self.generation = generation
         self.itemTable = itemTable
-        self.entries = entries
+        self.blob = blob
     }
+
+    public var count: Int { blob.count / 8 }
+
+    public subscript(_ n: Int) -> (item: UInt32, score: Float) {
+        blob.withUnsafeBytes { b in
+            (UInt32(littleEndian: b.loadUnaligned(fromByteOffset: n * 8, as: UInt32.self)),
+             Float(bitPattern: UInt32(littleEndian: b.loadUnaligned(fromByteOffset: n * 8 + 4, as: UInt32.self))))
+        }
+    }
+
+    public var entries: [(item: UInt32, score: Float)] { (0..<count).map { self[$0] } }
 }
 
 public enum StoreError: Error, CustomStringConvertible, Equatable {

@@ -290,18 +290,7 @@ public final class SQLiteFeedStore: FeedStore, @unchecked Sendable {
             let st = try db.cachedStatement(sql: "SELECT list FROM candidate_lists WHERE generation = ? AND user_id = ?")
             guard let blob = try Data.fetchOne(st, arguments: [generation, user]) else { return nil }
             let items = try self.items(of: generation, db)
-            var entries: [(item: UInt32, score: Float)] = []
-            entries.reserveCapacity(blob.count / 8)
-            blob.withUnsafeBytes { b in
-                var p = 0
-                while p + 8 <= b.count {
-                    let i = UInt32(littleEndian: b.loadUnaligned(fromByteOffset: p, as: UInt32.self))
-                    let s = Float(bitPattern: UInt32(littleEndian: b.loadUnaligned(fromByteOffset: p + 4, as: UInt32.self)))
-                    entries.append((i, s))
-                    p += 8
-                }
-            }
-            return PackedCandidates(generation: generation, itemTable: items, entries: entries)
+            return PackedCandidates(generation: generation, itemTable: items, blob: blob)
         }
     }
 }

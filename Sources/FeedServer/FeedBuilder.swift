@@ -79,7 +79,7 @@ struct FeedBuilder {
         // 1. The precomputed list.
         var p = position
         var firstDeferred: Int?
-        let entries = packed?.entries ?? []
+        let entries = packed ?? PackedCandidates(generation: generation, itemTable: [], blob: Data())
         let map = packed.map { state.mapping(for: $0) } ?? []
         func global(_ e: (item: UInt32, score: Float)) -> Int32? { Int(e.item) < map.count ? map[Int(e.item)] : nil }
         while picked.count < mainTarget && p < entries.count {
