@@ -23,6 +23,8 @@ public struct FeedServerConfig: Sendable {
     public var rateBurst: Double = 100
     /// Largest request body accepted (413 past it).
     public var maxBodyBytes = 64 * 1024
+    /// How long an Idempotency-Key is remembered (retries after that append a new event).
+    public var idempotencyWindowSeconds: Double = 24 * 3600
     /// Largest plausible watch time of one event.
     public var maxWatchMs = 6 * 3600 * 1000
     /// Catalog reload interval (picks up `foryou videos import` and new generations).

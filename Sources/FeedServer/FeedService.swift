@@ -64,6 +64,7 @@ public final class FeedService: @unchecked Sendable {
                 try? await Task.sleep(nanoseconds: UInt64(interval * 1e9))
                 guard let self else { return }
                 try? self.state.refresh(store: self.store)
+                self.state.expire()
             }
         }
     }
@@ -79,6 +80,9 @@ public final class FeedService: @unchecked Sendable {
 extension FeedService {
     /// Reloads the catalog and the live generation now (tests, and after `score-all --into`).
     public func refreshNow() throws { try state.refresh(store: store) }
+    /// Expires old idempotency keys and idle rate buckets now.
+    public func expireNow(at now: Double = Date().timeIntervalSince1970) { state.expire(now: now) }
+    public var idempotencyKeyCount: Int { state.idempotencyKeyCount }
     /// Recomputes the trending ranking now.
     public func rebuildTrendingNow() { state.rebuildTrending() }
 }

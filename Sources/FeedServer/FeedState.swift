@@ -40,6 +40,9 @@ final class FeedState: @unchecked Sendable {
     static let maxSessions = 200_000
     // Idempotency: (user, key) -> event id, or nil while the first request is in flight.
     private var idempotency: [String: UInt64?] = [:]
+    /// (event time ms, key) in arrival order, for expiring keys after `idempotencyWindowSeconds`.
+    private var keyTimes: [(Int64, String)] = []
+    private var keyTimesHead = 0
     // Rate limiting: token buckets per user.
     private var buckets: [String: (tokens: Double, at: Double)] = [:]
 
@@ -110,8 +113,10 @@ final class FeedState: @unchecked Sendable {
             }
         }
         if !e.draft.idempotencyKey.isEmpty {
+            let k = e.user + "\u{0}" + e.draft.idempotencyKey
             keyLock.lock()
-            idempotency[e.user + "\u{0}" + e.draft.idempotencyKey] = e.id
+            idempotency[k] = e.id
+            keyTimes.append((e.timeMs, k))
             keyLock.unlock()
         }
         eventsApplied = max(eventsApplied, e.id + 1)
@@ -248,6 +253,32 @@ final class FeedState: @unchecked Sendable {
 
     func release(user: String, key: String) {
         keyLock.lock(); idempotency[user + "\u{0}" + key] = nil; keyLock.unlock()
+    }
+
+    /// Forgets idempotency keys older than the window and rate buckets idle long enough to be
+    /// full again, so memory stays bounded on a long-running server.
+    func expire(now: Double = Date().timeIntervalSince1970) {
+        let cutoff = Int64((now - config.idempotencyWindowSeconds) * 1000)
+        keyLock.lock()
+        while keyTimesHead < keyTimes.count && keyTimes[keyTimesHead].0 < cutoff {
+            let k = keyTimes[keyTimesHead].1
+            if case .some(.some) = idempotency[k] { idempotency[k] = nil }
+            keyTimesHead += 1
+        }
+        if keyTimesHead > 4096 && keyTimesHead * 2 > keyTimes.count {
+            keyTimes.removeFirst(keyTimesHead)
+            keyTimesHead = 0
+        }
+        keyLock.unlock()
+        let idle = config.rateBurst / config.ratePerSecond
+        rateLock.lock()
+        buckets = buckets.filter { now - $0.value.at < idle }
+        rateLock.unlock()
+    }
+
+    var idempotencyKeyCount: Int {
+        keyLock.lock(); defer { keyLock.unlock() }
+        return idempotency.count
     }
 
     /// Takes one token from the user's bucket; returns seconds to wait when empty.

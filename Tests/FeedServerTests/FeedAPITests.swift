@@ -227,6 +227,12 @@ final class FeedAPITests: XCTestCase {
         let d = try await s2.client.post("/api/v1/events", token: s2.token("hal"), body, headers: ["Idempotency-Key": "k-1"])
         XCTAssertEqual(d.json["event_id"] as? String, a.json["event_id"] as? String)
         XCTAssertEqual(s2.service.log.endId, 2)
+        // Past the window the key is forgotten: a retry a day later is a new event.
+        XCTAssertEqual(s2.service.idempotencyKeyCount, 2)
+        s2.service.expireNow(at: Date().timeIntervalSince1970 + 25 * 3600)
+        XCTAssertEqual(s2.service.idempotencyKeyCount, 0)
+        let late = try await s2.client.post("/api/v1/events", token: s2.token("hal"), body, headers: ["Idempotency-Key": "k-1"])
+        XCTAssertNotEqual(late.json["event_id"] as? String, a.json["event_id"] as? String)
         await s2.stop()
     }
 
