@@ -71,6 +71,13 @@ final class JSONWriter {
     func value(_ v: String) { sep(); string(v) }
     func value(_ v: UInt64) { sep(); bytes.append(contentsOf: String(v).utf8) }
 
+    /// A JSON string literal (quotes included).
+    static func quoted(_ s: String) -> [UInt8] {
+        let w = JSONWriter()
+        w.value(s)
+        return w.bytes
+    }
+
     private func string(_ s: String) {
         var s = s
         let plain = s.withUTF8 { u in u.allSatisfy { $0 >= 32 && $0 != 34 && $0 != 92 } }

@@ -83,7 +83,7 @@ final class FeedState: @unchecked Sendable {
             let vs = try store.videos()
             lock.lock()
             catalog = Dictionary(vs.map { ($0.id, $0) }, uniquingKeysWith: { $1 })
-            for v in vs { byIndex[Int(indexLocked(v.id))] = VideoBox(v) }
+            for v in vs { byIndex[Int(indexLocked(v.id))] = VideoBox(v, baseURL: config.publicBaseURL) }
             catalogVersion = version
             lock.unlock()
         }
@@ -127,7 +127,7 @@ final class FeedState: @unchecked Sendable {
         let i = Int32(videoIds.count)
         videoIndex[id] = i
         videoIds.append(id)
-        byIndex.append(catalog[id].map(VideoBox.init))
+        byIndex.append(catalog[id].map { VideoBox($0, baseURL: config.publicBaseURL) })
         trendScore.append(0)
         trendStamp.append(0)
         return i
@@ -233,7 +233,7 @@ final class FeedState: @unchecked Sendable {
     func addVideo(_ v: Video) {
         lock.lock()
         catalog[v.id] = v
-        byIndex[Int(indexLocked(v.id))] = VideoBox(v)
+        byIndex[Int(indexLocked(v.id))] = VideoBox(v, baseURL: config.publicBaseURL)
         lock.unlock()
     }
 
@@ -305,8 +305,31 @@ final class FeedState: @unchecked Sendable {
     }
 }
 
-/// A catalog entry shared by reference on the hot path (one retain instead of one per field).
+/// A catalog entry shared by reference on the hot path (one retain instead of one per field),
+/// with its feed JSON fields rendered once: `"id":...,"creator":...,` (ranker and generation,
+/// which depend on the request, are appended per response).
 final class VideoBox: @unchecked Sendable {
     let v: Video
-    init(_ v: Video) { self.v = v }
+    let jsonFields: [UInt8]
+
+    init(_ v: Video, baseURL: String = "") {
+        self.v = v
+        let w = JSONWriter()
+        w.object {
+            w.field("id", v.id)
+            w.field("caption", v.caption)
+            w.field("stream_url", VideoBox.url(v.streamURL, baseURL))
+            w.field("thumbnail_url", VideoBox.url(v.thumbnailURL, baseURL))
+            w.field("duration_ms", v.durationMs)
+            w.field("topic", v.topic)
+            w.field("creator", v.creator)
+        }
+        // Drop the closing brace and add a separator for the fields that follow.
+        jsonFields = Array(w.bytes.dropFirst().dropLast()) + [44]
+    }
+
+    static func url(_ u: String?, _ base: String) -> String? {
+        guard let u else { return nil }
+        return u.hasPrefix("/") && !base.isEmpty ? base + u : u
+    }
 }

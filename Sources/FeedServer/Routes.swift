@@ -24,34 +24,33 @@ enum FeedRoutes {
             cursor = decoded
         }
         let page = try FeedBuilder(config: s.config, state: s.state, store: s.store).page(user: user, cursor: cursor, limit: limit)
-        let w = JSONWriter()
-        w.object {
-            w.key("videos")
-            w.array {
-                for it in page.items {
-                    w.object {
-                        w.field("id", it.video.v.id)
-                        w.field("caption", it.video.v.caption)
-                        w.field("stream_url", url(s, it.video.v.streamURL))
-                        w.field("thumbnail_url", url(s, it.video.v.thumbnailURL))
-                        w.field("duration_ms", it.video.v.durationMs)
-                        w.field("topic", it.video.v.topic)
-                        w.field("creator", it.video.v.creator)
-                        w.field("ranker", it.ranker)
-                        if let g = it.generation { w.field("generation", g) } else { w.key("generation"); w.null() }
-                    }
-                }
-            }
-            w.field("next_cursor", page.next?.encode(user: user, signer: s.signer))
+        // Each video's catalog fields are pre-rendered (VideoBox.jsonFields); only the ranker,
+        // generation and cursor are written per request.
+        var out = ByteBuffer()
+        out.reserveCapacity(256 + page.items.count * 320)
+        out.writeString(#"{"videos":["#)
+        for (n, it) in page.items.enumerated() {
+            if n > 0 { out.writeInteger(UInt8(44)) }
+            out.writeInteger(UInt8(123))
+            out.writeBytes(it.video.jsonFields)
+            out.writeString(#""ranker":"#)
+            out.writeBytes(JSONWriter.quoted(it.ranker))
+            out.writeString(#","generation":"#)
+            out.writeString(it.generation.map { String($0) } ?? "null")
+            out.writeInteger(UInt8(125))
         }
-        return jsonResponse(.ok, w)
+        out.writeString(#"],"next_cursor":"#)
+        if let next = page.next?.encode(user: user, signer: s.signer) {
+            out.writeString("\"" + next + "\"}")  // base64url: nothing to escape
+        } else {
+            out.writeString("null}")
+        }
+        var h = HTTPFields()
+        h[.contentType] = "application/json"
+        return Response(status: .ok, headers: h, body: .init(byteBuffer: out))
     }
 
-    static func url(_ s: FeedService, _ u: String?) -> String? {
-        guard let u else { return nil }
-        if u.hasPrefix("/") && !s.config.publicBaseURL.isEmpty { return s.config.publicBaseURL + u }
-        return u
-    }
+    static func url(_ s: FeedService, _ u: String?) -> String? { VideoBox.url(u, s.config.publicBaseURL) }
 }
 
 enum EventRoutes {
