@@ -72,6 +72,13 @@ public final class SQLiteFeedStore: FeedStore, @unchecked Sendable {
                 CREATE UNIQUE INDEX candidate_lists_by_user ON candidate_lists(generation, user_id);
                 """)
         }
+        // Consumers of the event log that write into the store commit their read position in
+        // the same transaction as what they wrote (exactly-once effects across a crash).
+        m.registerMigration("v4-consumer-cursors") { db in
+            try db.execute(sql: """
+                CREATE TABLE consumer_cursors(name TEXT PRIMARY KEY, generation INTEGER, next_event INTEGER NOT NULL)
+                """)
+        }
         return m
     }
 
@@ -226,6 +233,53 @@ public final class SQLiteFeedStore: FeedStore, @unchecked Sendable {
         }
     }
 
+    /// Replaces some users' lists in a generation (items must already be in its item table;
+    /// others are appended to it) and, in the same transaction, records the consumer's cursor.
+    public func replaceLists(generation: Int64, lists: [(user: String, videos: [String], scores: [Float])],
+                             consumer: String, nextEvent: UInt64) throws {
+        try pool.write { db in
+            guard try Int64.fetchOne(db, sql: "SELECT id FROM generations WHERE id = ?", arguments: [generation]) != nil else {
+                throw StoreError.notFound("no generation \(generation)")
+            }
+            var table = try String.fetchAll(db, sql: "SELECT video_id FROM generation_items WHERE generation = ? ORDER BY idx",
+                                            arguments: [generation])
+            var position = Dictionary(table.enumerated().map { ($1, Int32($0)) }, uniquingKeysWith: { a, _ in a })
+            let addItem = try db.cachedStatement(sql: "INSERT INTO generation_items(generation, idx, video_id) VALUES (?,?,?)")
+            let upsert = try db.cachedStatement(sql: """
+                INSERT INTO candidate_lists(generation, user_id, list) VALUES (?,?,?)
+                ON CONFLICT(generation, user_id) DO UPDATE SET list = excluded.list
+                """)
+            for l in lists {
+                guard l.videos.count == l.scores.count else { throw StoreError.invalid("list of \(l.user): videos and scores differ in length") }
+                var idx: [Int32] = []
+                for v in l.videos {
+                    if let p = position[v] { idx.append(p); continue }
+                    let p = Int32(table.count)
+                    try addItem.execute(arguments: [generation, Int(p), v])
+                    table.append(v)
+                    position[v] = p
+                    idx.append(p)
+                }
+                try upsert.execute(arguments: [generation, l.user, SQLiteFeedStore.pack(idx, l.scores)])
+            }
+            try db.execute(sql: """
+                INSERT INTO consumer_cursors(name, generation, next_event) VALUES (?,?,?)
+                ON CONFLICT(name) DO UPDATE SET generation = excluded.generation, next_event = excluded.next_event
+                """, arguments: [consumer, generation, Int64(nextEvent)])
+        }
+        lock.lock()
+        itemCache[generation] = nil
+        lock.unlock()
+    }
+
+    /// A consumer's committed position: the generation it wrote into and the next event to read.
+    public func consumerCursor(_ name: String) throws -> (generation: Int64?, nextEvent: UInt64)? {
+        try pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT generation, next_event FROM consumer_cursors WHERE name = ?", arguments: [name])
+                .map { (generation: $0["generation"], nextEvent: UInt64(($0["next_event"] as Int64))) }
+        }
+    }
+
     public func prune(keep: Int) throws -> [Int64] {
         let removed: [Int64] = try pool.write { db in
             let live = try Int64.fetchOne(db, sql: "SELECT generation FROM live WHERE singleton = 1")
@@ -289,7 +343,17 @@ public final class SQLiteFeedStore: FeedStore, @unchecked Sendable {
         try threadReader().inDatabase { db in
             let st = try db.cachedStatement(sql: "SELECT list FROM candidate_lists WHERE generation = ? AND user_id = ?")
             guard let blob = try Data.fetchOne(st, arguments: [generation, user]) else { return nil }
-            let items = try self.items(of: generation, db)
+            var items = try self.items(of: generation, db)
+            // Another process may have appended to the item table since it was cached.
+            let maxIndex = blob.withUnsafeBytes { b in
+                stride(from: 0, to: b.count - 7, by: 8).reduce(UInt32(0)) {
+                    max($0, UInt32(littleEndian: b.loadUnaligned(fromByteOffset: $1, as: UInt32.self)))
+                }
+            }
+            if !blob.isEmpty && Int(maxIndex) >= items.count {
+                self.lock.lock(); self.itemCache[generation] = nil; self.lock.unlock()
+                items = try self.items(of: generation, db)
+            }
             return PackedCandidates(generation: generation, itemTable: items, blob: blob)
         }
     }
