@@ -79,7 +79,23 @@ public final class SQLiteFeedStore: FeedStore, @unchecked Sendable {
                 CREATE TABLE consumer_cursors(name TEXT PRIMARY KEY, generation INTEGER, next_event INTEGER NOT NULL)
                 """)
         }
+        m.registerMigration("v5-model-dir") { db in
+            try db.execute(sql: "ALTER TABLE generations ADD COLUMN model_dir TEXT")
+        }
         return m
+    }
+
+    /// Where the model of a generation lives (so workers can fold users in against it).
+    public func setModelDirectory(generation: Int64, path: String) throws {
+        try pool.write { db in
+            try db.execute(sql: "UPDATE generations SET model_dir = ? WHERE id = ?", arguments: [path, generation])
+        }
+    }
+
+    public func modelDirectory(generation: Int64) throws -> String? {
+        try pool.read { db in
+            try String.fetchOne(db, sql: "SELECT model_dir FROM generations WHERE id = ?", arguments: [generation])
+        }
     }
 
     static func bumpCatalog(_ db: Database) throws {

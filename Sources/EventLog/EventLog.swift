@@ -367,6 +367,54 @@ final class EventLogCore: @unchecked Sendable {
 
     // MARK: reading
 
+    /// Picks up records another process appended since this log was opened (or last refreshed):
+    /// complete, checksummed records only, stopping quietly at a record still being written;
+    /// follows new segments. For consumers; a process that appends to this log does not need it.
+    func refreshFromDisk() throws {
+        cond.lock()
+        var segs = segments
+        var next = durableNext
+        var newIndex: [IndexEntry] = []
+        cond.unlock()
+        var sinceIdx = Int(next % UInt64(config.indexEvery))
+        while true {
+            let segNo = segs.count - 1
+            var pos = segs[segNo].size
+            if let fh = FileHandle(forReadingAtPath: segs[segNo].path) {
+                defer { try? fh.close() }
+                try? fh.seek(toOffset: UInt64(pos))
+                let data = (try? fh.readToEnd()) ?? Data()
+                data.withUnsafeBytes { b in
+                    var p = 0
+                    while p + 8 <= b.count {
+                        let len = Int(UInt32(littleEndian: b.loadUnaligned(fromByteOffset: p, as: UInt32.self)))
+                        let crc = UInt32(littleEndian: b.loadUnaligned(fromByteOffset: p + 4, as: UInt32.self))
+                        guard len > 0, len <= EventLogCore.maxRecord, p + 8 + len <= b.count else { break }
+                        let payload = UnsafeRawBufferPointer(rebasing: b[(p + 8)..<(p + 8 + len)])
+                        guard CRC32C.checksum(payload) == crc, let e = EventCodec.decode(payload), e.id == next else { break }
+                        if sinceIdx == 0 { newIndex.append(IndexEntry(id: e.id, segment: segNo, offset: pos + p)) }
+                        sinceIdx = (sinceIdx + 1) % config.indexEvery
+                        next += 1
+                        p += 8 + len
+                    }
+                    pos += p
+                }
+            }
+            segs[segNo].size = pos
+            // The writer rolled to a new segment starting at `next`?
+            let following = directory + "/" + String(format: "%020llu.log", next)
+            guard next > segs[segNo].base, FileManager.default.fileExists(atPath: following),
+                  let attrs = try? FileManager.default.attributesOfItem(atPath: following),
+                  ((attrs[.size] as? NSNumber)?.intValue ?? 0) >= EventLogCore.headerBytes else { break }
+            segs.append(Segment(base: next, path: following, size: EventLogCore.headerBytes))
+        }
+        cond.lock()
+        segments = segs
+        index.append(contentsOf: newIndex)
+        durableNext = next
+        cond.unlock()
+    }
+
     /// The id the next appended event will get (= number of durable events).
     public var endId: UInt64 {
         cond.lock(); defer { cond.unlock() }
@@ -484,4 +532,7 @@ public final class EventLog: @unchecked Sendable {
     public var writerFailure: String? { core.writerFailure }
     /// Finishes queued appends and stops the writer.
     public func close() { core.close() }
+    /// Sees records that another process appended since this log was opened (for consumers such
+    /// as the ranking worker; never needed by the process that appends).
+    public func refresh() throws { try core.refreshFromDisk() }
 }

@@ -15,19 +15,21 @@ public struct EventMapping: Sendable, Equatable {
 
     public init() {}
 
+    /// The weight one event adds to its (user, video) pair.
+    public func weight(of e: Event, duration: Int) -> Float {
+        switch e.type {
+        case .view: return view * (duration > 0 ? min(1, Float(e.watchMs) / Float(duration)) : 0.5)
+        case .complete: return complete
+        case .like: return like
+        case .share: return share
+        case .skip, .hide: return 0
+        }
+    }
+
     public static func fromLog(_ log: EventLog, durations: [String: Int], mapping: EventMapping = EventMapping()) throws -> Interactions {
         var weight: [String: [String: (Float, Int64, Bool)]] = [:]
         try log.forEach(from: 0) { e in
-            var w: Float = 0
-            switch e.type {
-            case .view:
-                let d = durations[e.video] ?? 0
-                w = mapping.view * (d > 0 ? min(1, Float(e.watchMs) / Float(d)) : 0.5)
-            case .complete: w = mapping.complete
-            case .like: w = mapping.like
-            case .share: w = mapping.share
-            case .skip, .hide: w = 0
-            }
+            let w = mapping.weight(of: e, duration: durations[e.video] ?? 0)
             let neg = e.type == .skip || e.type == .hide
             var cur = weight[e.user]?[e.video] ?? (0, e.timeMs, false)
             cur.0 += w

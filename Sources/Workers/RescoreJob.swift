@@ -97,6 +97,7 @@ public enum RescoreJob {
             (user: data.users.raw[Int(recs.users[row])], items: Array(recs.list(row)), scores: Array(recs.scoreList(row)))
         }
         let gen = try store.writeGeneration(model: "als", runId: runId, items: data.items.raw, lists: lists, activate: true)
+        try store.setModelDirectory(generation: gen, path: URL(fileURLWithPath: modelDir).standardizedFileURL.path)
         let pruned = try store.prune(keep: c.keep)
         let storeSeconds = Date().timeIntervalSince(t3)
         return RescoreResult(runId: runId, modelDirectory: modelDir, generation: gen, events: log.endId,

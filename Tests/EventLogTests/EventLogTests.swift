@@ -148,6 +148,30 @@ final class EventLogTests: XCTestCase {
         XCTAssertEqual(try log.read(from: 0).map(\.id), [0])
     }
 
+    func testAnotherInstanceFollowsAppendsAcrossSegments() throws {
+        var cfg = EventLog.Config()
+        cfg.segmentBytes = 400
+        cfg.indexEvery = 2
+        let writer = try EventLog(directory: dir, config: cfg)
+        _ = try writer.appendSync((0..<3).map { draft($0) })
+        let reader = try EventLog(directory: dir, config: cfg)  // as a consumer process would
+        XCTAssertEqual(reader.endId, 3)
+        for n in 3..<40 { _ = try writer.appendSync([draft(n)]) }
+        XCTAssertEqual(try reader.read(from: 0).count, 3)  // not yet refreshed
+        try reader.refresh()
+        XCTAssertEqual(reader.endId, 40)
+        XCTAssertEqual(try reader.read(from: 0).map(\.draft), (0..<40).map { draft($0) })
+        XCTAssertEqual(try reader.read(from: 33, limit: 3).map(\.id), [33, 34, 35])
+        // A record still being written (no complete payload yet) is not read.
+        let last = segmentFiles().last!
+        let h = try FileHandle(forWritingTo: URL(fileURLWithPath: last))
+        try h.seekToEnd()
+        h.write(Data([50, 0, 0, 0, 1, 2, 3, 4, 7]))
+        try h.close()
+        try reader.refresh()
+        XCTAssertEqual(reader.endId, 40)
+    }
+
     func testCursorsCommitAndLoad() throws {
         let c = try CursorStore(directory: dir + "/cursors")
         XCTAssertEqual(try c.load("ranker"), 0)

@@ -67,6 +67,7 @@ struct ScoreAll: ParsableCommand {
             }
             let gen = try store.writeGeneration(model: m.run.model, runId: m.run.id, items: m.items.raw, lists: lists,
                                                 activate: !noActivate)
+            try store.setModelDirectory(generation: gen, path: URL(fileURLWithPath: model).standardizedFileURL.path)
             Console.err(String(format: "score-all: generation %lld (%d users x top %d) stored in %@ in %.2fs%@", gen, lists.count,
                                top, into, Date().timeIntervalSince(t2), noActivate ? "" : ", now live"))
         }
