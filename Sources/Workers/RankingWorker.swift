@@ -28,6 +28,14 @@ public final class RankingWorker {
         public var events: Int
         public var usersUpdated: Int
         public var nextEvent: UInt64
+        /// Seconds from the newest applied event's server timestamp to its list being stored.
+        public var freshnessSeconds: Double?
+    }
+
+    /// Events in the log not yet applied.
+    public var lag: UInt64 {
+        try? log.refresh()
+        return log.endId > nextEvent ? log.endId - nextEvent : 0
     }
 
     public let config: Config
@@ -78,11 +86,11 @@ public final class RankingWorker {
     @discardableResult
     public func step() throws -> Step {
         guard let (generation, m) = try liveModel(), let ranker = m.ranker as? ALSModel else {
-            return Step(events: 0, usersUpdated: 0, nextEvent: nextEvent)
+            return Step(events: 0, usersUpdated: 0, nextEvent: nextEvent, freshnessSeconds: nil)
         }
         try log.refresh()  // the server appends in another process
         let events = try log.read(from: nextEvent, limit: config.batch)
-        guard let last = events.last else { return Step(events: 0, usersUpdated: 0, nextEvent: nextEvent) }
+        guard let last = events.last else { return Step(events: 0, usersUpdated: 0, nextEvent: nextEvent, freshnessSeconds: nil) }
         // New videos may have been added to the catalog since start.
         if events.contains(where: { durations[$0.video] == nil }) {
             durations = Dictionary(try store.videos().map { ($0.id, $0.durationMs) }, uniquingKeysWith: { $1 })
@@ -117,6 +125,7 @@ public final class RankingWorker {
         }
         try store.replaceLists(generation: generation, lists: lists, consumer: config.consumer, nextEvent: last.id + 1)
         nextEvent = last.id + 1
-        return Step(events: events.count, usersUpdated: lists.count, nextEvent: nextEvent)
+        let fresh = Date().timeIntervalSince1970 - Double(last.timeMs) / 1000
+        return Step(events: events.count, usersUpdated: lists.count, nextEvent: nextEvent, freshnessSeconds: fresh)
     }
 }

@@ -1,4 +1,7 @@
 import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 import TestSupport
 
@@ -60,6 +63,52 @@ final class DataDirCommandsTests: XCTestCase {
         XCTAssertTrue(ok.stdout.contains("generation 1 live"), ok.stdout)
         XCTAssertTrue(ok.stderr.contains("iteration 2/2"), ok.stderr)
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir + "/models").count, 1)
+    }
+
+    func testWorkerFoldsInRetrainsOnScheduleAndServesMetrics() async throws {
+        let data = dir + "/data"
+        _ = try run(["world", "--users", "150", "--videos", "60", "--data-dir", data])
+        _ = try run(["rescore", "--data-dir", data, "--models", dir + "/models", "--factors", "8", "--iters", "2", "--top", "10"])
+        let port = Self.freePort()
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: CLIRunner.binary)
+        p.arguments = ["worker", "rank", "--data-dir", data, "--models", dir + "/models", "--top", "10", "--factors", "8",
+                       "--iters", "2", "--retrain-after-events", "1000", "--keep", "1", "--seconds", "6",
+                       "--metrics-port", "\(port)"]
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        // Metrics while it runs.
+        var metrics = ""
+        for _ in 0..<50 where !metrics.contains("foryou_worker_retrains_total 1") {
+            try await Task.sleep(nanoseconds: 100_000_000)
+            metrics = (try? await HTTPClient(port: port).get("/metrics"))?.text ?? ""
+        }
+        p.waitUntilExit()
+        let log = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        XCTAssertEqual(p.terminationStatus, 0, log)
+        XCTAssertTrue(log.contains("retrained in"), log)
+        XCTAssertTrue(metrics.contains("foryou_worker_events_applied_total"), metrics)
+        XCTAssertTrue(metrics.contains("foryou_worker_lag_events 0"), metrics)
+        XCTAssertTrue(metrics.contains("foryou_worker_retrains_total 1"), metrics)
+        // The retrain switched generation 2 live and pruned to one.
+        let list = try run(["generations", "list", "--data-dir", data]).stdout
+        XCTAssertTrue(list.hasPrefix("* 2\t"), list)
+        XCTAssertEqual(list.split(separator: "\n").count, 1, list)
+    }
+
+    static func freePort() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        return Int(UInt16(bigEndian: addr.sin_port))
     }
 
     func testVideosImportValidatesEachLine() throws {

@@ -21,9 +21,22 @@ struct Worker: ParsableCommand {
         @Option(help: "Events per micro-batch.") var batch = 2_000
         @Option(help: "Seconds to wait when there is nothing new.") var idle = 0.2
         @Option(help: "Stop after this many seconds (0 = run until Ctrl-C).") var seconds = 0.0
+        @Option(name: .customLong("retrain-every"), help: "Full retrain + rescore on this period (e.g. 10m, 1h; off by default).")
+        var retrainEvery: String?
+        @Option(name: .customLong("retrain-after-events"), help: "Full retrain + rescore after this many new events.")
+        var retrainAfterEvents: Int?
+        @Option(help: "Where retrained models go.") var models = "models"
+        @Option(help: "Generations kept after a retrain.") var keep = 3
+        @Option(help: "Factors of retrained models.") var factors = 64
+        @Option(help: "Iterations of retrained models.") var iters = 15
+        @Option(name: .customLong("metrics-port"), help: "Serve GET /metrics on 127.0.0.1 at this port (0 = off).")
+        var metricsPort = 0
 
         func validate() throws {
             guard top > 0, batch > 0, idle > 0, seconds >= 0 else { throw ValidationError("--top, --batch, --idle must be positive") }
+            if let r = retrainEvery, Token.seconds(r) == nil { throw ValidationError("--retrain-every must look like 90s, 10m or 1h") }
+            if let n = retrainAfterEvents, n < 1 { throw ValidationError("--retrain-after-events must be >= 1") }
+            guard keep >= 1 else { throw ValidationError("--keep must be >= 1") }
         }
 
         func run() throws {
@@ -33,19 +46,95 @@ struct Worker: ParsableCommand {
             let worker: RankingWorker
             do { worker = try RankingWorker(config: c) } catch let e as EventLogError { throw CLIError("\(e)") }
             Console.err("worker rank: starting at event \(worker.nextEvent)")
+            let stats = WorkerStats()
+            if metricsPort > 0 {
+                let app = buildMetricsApplication(host: "127.0.0.1", port: metricsPort, render: { stats.render() }) { p in
+                    Console.err("worker rank: metrics on http://127.0.0.1:\(p)/metrics")
+                }
+                Task.detached { try? await app.run() }
+            }
             let start = Date()
-            var events = 0, users = 0, lastReport = Date()
+            var events = 0, users = 0, lastReport = Date(), lastRetrain = Date(), sinceRetrain = 0
+            let period = retrainEvery.flatMap(Token.seconds).map(Double.init)
             while !CLIContext.cancel.isCancelled && (seconds == 0 || Date().timeIntervalSince(start) < seconds) {
                 let s = try worker.step()
                 events += s.events
                 users += s.usersUpdated
+                sinceRetrain += s.events
+                stats.record(s, lag: worker.lag)
                 if Date().timeIntervalSince(lastReport) > 5 && events > 0 {
                     Console.err("worker rank: \(events) events, \(users) user lists updated; next event \(s.nextEvent)")
                     lastReport = Date()
+                }
+                let due = (period.map { Date().timeIntervalSince(lastRetrain) >= $0 } ?? false)
+                    || (retrainAfterEvents.map { sinceRetrain >= $0 } ?? false)
+                if due {
+                    var job = RescoreConfig(dataDir: data.dataDir)
+                    job.modelsDir = models
+                    job.keep = keep
+                    job.top = top
+                    job.als = ALSConfig(factors: factors, regularization: 0.05, iterations: iters, solver: .cg)
+                    let t = Date()
+                    do {
+                        let r = try RescoreJob.run(job, cancel: CLIContext.cancel)
+                        let d = Date().timeIntervalSince(t)
+                        stats.retrained(seconds: d)
+                        Console.err(String(format: "worker rank: retrained in %.1fs (read %.1fs, fit %.1fs, score %.1fs, store %.1fs): "
+                                           + "generation %lld live, %d users x %d videos", d, r.seconds.read, r.seconds.fit,
+                                           r.seconds.score, r.seconds.store, r.generation, r.users, r.videos))
+                    } catch {
+                        // The live generation is untouched; keep folding in and try at the next period.
+                        Console.err("worker rank: retrain failed, live generation unchanged: \(error)")
+                    }
+                    lastRetrain = Date()
+                    sinceRetrain = 0
                 }
                 if s.events == 0 { usleep(useconds_t(idle * 1e6)) }
             }
             Console.err("worker rank: stopped at event \(worker.nextEvent) (\(events) events, \(users) lists this run)")
         }
+    }
+}
+
+/// The worker's figures for /metrics.
+final class WorkerStats: @unchecked Sendable {
+    private let lock = NSLock()
+    private var events = 0, lists = 0, retrains = 0
+    private var lag: UInt64 = 0
+    private var freshness: Double?
+    private var lastRetrainSeconds: Double?
+    private var retrainSecondsTotal = 0.0
+
+    func record(_ s: RankingWorker.Step, lag: UInt64) {
+        lock.lock(); defer { lock.unlock() }
+        events += s.events
+        lists += s.usersUpdated
+        self.lag = lag
+        if let f = s.freshnessSeconds { freshness = f }
+    }
+
+    func retrained(seconds: Double) {
+        lock.lock(); defer { lock.unlock() }
+        retrains += 1
+        lastRetrainSeconds = seconds
+        retrainSecondsTotal += seconds
+    }
+
+    func render() -> String {
+        lock.lock(); defer { lock.unlock() }
+        var out = ""
+        func metric(_ name: String, _ type: String, _ help: String, _ v: Double) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n\(name) \(v)\n"
+        }
+        metric("foryou_worker_events_applied_total", "counter", "Events folded in.", Double(events))
+        metric("foryou_worker_lists_updated_total", "counter", "User lists replaced.", Double(lists))
+        metric("foryou_worker_lag_events", "gauge", "Events in the log not yet applied.", Double(lag))
+        if let f = freshness {
+            metric("foryou_worker_freshness_seconds", "gauge", "Event appended -> its user's list stored, newest batch.", f)
+        }
+        metric("foryou_worker_retrains_total", "counter", "Full retrains.", Double(retrains))
+        metric("foryou_worker_retrain_seconds_total", "counter", "Time spent retraining.", retrainSecondsTotal)
+        if let r = lastRetrainSeconds { metric("foryou_worker_last_retrain_seconds", "gauge", "Duration of the last retrain.", r) }
+        return out
     }
 }
