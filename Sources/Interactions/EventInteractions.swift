@@ -27,30 +27,48 @@ public struct EventMapping: Sendable, Equatable {
     }
 
     public static func fromLog(_ log: EventLog, durations: [String: Int], mapping: EventMapping = EventMapping()) throws -> Interactions {
-        var weight: [String: [String: (Float, Int64, Bool)]] = [:]
-        try log.forEach(from: 0) { e in
-            let w = mapping.weight(of: e, duration: durations[e.video] ?? 0)
-            let neg = e.type == .skip || e.type == .hide
-            var cur = weight[e.user]?[e.video] ?? (0, e.timeMs, false)
-            cur.0 += w
-            cur.1 = max(cur.1, e.timeMs)
-            cur.2 = cur.2 || neg
-            weight[e.user, default: [:]][e.video] = cur
-        }
+        var history = EventHistory(mapping: mapping)
+        try log.forEach(from: 0) { history.add($0, duration: durations[$0.video] ?? 0) }
         var out = Interactions()
         var times: [Int64] = []
-        for user in weight.keys.sorted() {
+        for user in history.pairs.keys.sorted() {
             let u = out.users.index(inserting: user)
-            for (video, w) in weight[user]!.sorted(by: { $0.key < $1.key }) {
-                if mapping.dropNegatives && w.2 { continue }
-                if w.0 <= 0 { continue }
+            for (video, pair) in history.pairs[user]!.sorted(by: { $0.key < $1.key }) where history.isPositive(pair) {
                 out.userIndex.append(u)
                 out.itemIndex.append(out.items.index(inserting: video))
-                out.weights.append(w.0)
-                times.append(w.1)
+                out.weights.append(pair.weight)
+                times.append(pair.lastTimeMs)
             }
         }
         out.timestamps = times
         return out
     }
+}
+
+/// Per (user, video): the summed event weight, the latest event time and whether a skip or hide
+/// was seen. Built by the trainer from the whole log and kept up to date by the ranking worker,
+/// so both read events the same way.
+public struct EventHistory: Sendable {
+    public struct Pair: Sendable, Equatable {
+        public var weight: Float
+        public var lastTimeMs: Int64
+        public var negative: Bool
+    }
+
+    public let mapping: EventMapping
+    public private(set) var pairs: [String: [String: Pair]] = [:]
+
+    public init(mapping: EventMapping = EventMapping()) { self.mapping = mapping }
+
+    public mutating func add(_ e: Event, duration: Int) {
+        let w = mapping.weight(of: e, duration: duration)
+        var p = pairs[e.user]?[e.video] ?? Pair(weight: 0, lastTimeMs: e.timeMs, negative: false)
+        p.weight += w
+        p.lastTimeMs = max(p.lastTimeMs, e.timeMs)
+        p.negative = p.negative || e.type == .skip || e.type == .hide
+        pairs[e.user, default: [:]][e.video] = p
+    }
+
+    /// Whether the pair is a training positive under the mapping.
+    public func isPositive(_ p: Pair) -> Bool { !(mapping.dropNegatives && p.negative) && p.weight > 0 }
 }

@@ -42,14 +42,14 @@ public final class RankingWorker {
     let store: SQLiteFeedStore
     let log: EventLog
     private var durations: [String: Int] = [:]
-    /// Per user, per video: summed event weight and whether a skip or hide was seen.
-    private var history: [String: [String: (weight: Float, negative: Bool)]] = [:]
+    private var history: EventHistory
     public private(set) var nextEvent: UInt64 = 0
     private var model: StoredModel?
     private var modelGeneration: Int64?
 
     public init(config: Config) throws {
         self.config = config
+        history = EventHistory(mapping: config.mapping)
         let dir = DataDirectory(config.dataDir)
         store = try dir.openStore()
         log = try EventLog(directory: dir.events)
@@ -61,13 +61,7 @@ public final class RankingWorker {
 
     deinit { log.close() }
 
-    private func add(_ e: Event) {
-        let w = config.mapping.weight(of: e, duration: durations[e.video] ?? 0)
-        var cur = history[e.user]?[e.video] ?? (0, false)
-        cur.weight += w
-        cur.negative = cur.negative || e.type == .skip || e.type == .hide
-        history[e.user, default: [:]][e.video] = cur
-    }
+    private func add(_ e: Event) { history.add(e, duration: durations[e.video] ?? 0) }
 
     /// Loads the live generation's model when the live generation changed.
     private func liveModel() throws -> (Int64, StoredModel)? {
@@ -108,12 +102,12 @@ public final class RankingWorker {
         var outItems = [Int32](repeating: 0, count: config.top), outScores = [Float](repeating: 0, count: config.top)
         for user in touched {
             var items: [Int32] = [], conf: [Float] = [], seen: [Int32] = []
-            for (video, h) in history[user] ?? [:] {
+            for (video, pair) in history.pairs[user] ?? [:] {
                 guard let i = m.items.index(of: video) else { continue }  // no factors yet: the feed's fallback places it
                 seen.append(i)
-                if h.negative || h.weight <= 0 { continue }
+                guard history.isPositive(pair) else { continue }
                 items.append(i)
-                conf.append(config.confidence.apply(h.weight))
+                conf.append(config.confidence.apply(pair.weight))
             }
             guard !items.isEmpty else { continue }
             let x = try ranker.foldIn(items: items, confidences: conf)
