@@ -31,7 +31,7 @@ let package = Package(
         .target(name: "CandidateStore", dependencies: ["Interactions", "Scoring",
                                                        .product(name: "GRDB", package: "GRDB.swift")],
                 swiftSettings: release),
-        .target(name: "Workers", dependencies: ["Interactions", "EventLog", "Rankers", "Scoring", "Artifacts",
+        .target(name: "Workers", dependencies: ["Interactions", "EventLog", "Rankers", "Scoring", "Evaluation", "Artifacts",
                                                 "CandidateStore"], swiftSettings: release),
         .target(name: "World", dependencies: ["Interactions", "EventLog", "CandidateStore"], swiftSettings: release),
         .target(name: "FeedServer", dependencies: [

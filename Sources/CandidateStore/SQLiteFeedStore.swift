@@ -82,6 +82,11 @@ public final class SQLiteFeedStore: FeedStore, @unchecked Sendable {
         m.registerMigration("v5-model-dir") { db in
             try db.execute(sql: "ALTER TABLE generations ADD COLUMN model_dir TEXT")
         }
+        // The first event id a generation's model did not see (its training covered the log
+        // below it), so the ranking worker knows whom to fold in again after a switch.
+        m.registerMigration("v6-events-through") { db in
+            try db.execute(sql: "ALTER TABLE generations ADD COLUMN events_through INTEGER")
+        }
         return m
     }
 
@@ -93,8 +98,15 @@ public final class SQLiteFeedStore: FeedStore, @unchecked Sendable {
     }
 
     public func modelDirectory(generation: Int64) throws -> String? {
+        try source(generation: generation)?.modelDir
+    }
+
+    /// Where a generation came from: its model directory and the event-log position its
+    /// training covered (nil when it was not trained on this data directory's log).
+    public func source(generation: Int64) throws -> (modelDir: String?, eventsThrough: UInt64?)? {
         try pool.read { db in
-            try String.fetchOne(db, sql: "SELECT model_dir FROM generations WHERE id = ?", arguments: [generation])
+            try Row.fetchOne(db, sql: "SELECT model_dir, events_through FROM generations WHERE id = ?", arguments: [generation])
+                .map { (modelDir: $0["model_dir"], eventsThrough: ($0["events_through"] as Int64?).map { UInt64($0) }) }
         }
     }
 
@@ -179,6 +191,15 @@ public final class SQLiteFeedStore: FeedStore, @unchecked Sendable {
 
     public func writeGeneration(model: String, runId: String, items: [String],
                                 lists: [(user: String, items: [Int32], scores: [Float])], activate: Bool) throws -> Int64 {
+        try writeGeneration(model: model, runId: runId, items: items, lists: lists, activate: activate, modelDir: nil,
+                            eventsThrough: nil)
+    }
+
+    /// Writes a generation with its source (model directory, event-log position) in the same
+    /// transaction, so a reader never sees it live without them.
+    public func writeGeneration(model: String, runId: String, items: [String],
+                                lists: [(user: String, items: [Int32], scores: [Float])], activate: Bool,
+                                modelDir: String?, eventsThrough: UInt64?) throws -> Int64 {
         let topN = lists.map(\.items.count).max() ?? 0
         for l in lists {
             guard l.items.count == l.scores.count, l.items.allSatisfy({ $0 >= 0 && Int($0) < items.count }) else {
@@ -186,8 +207,9 @@ public final class SQLiteFeedStore: FeedStore, @unchecked Sendable {
             }
         }
         return try pool.write { db in
-            try db.execute(sql: "INSERT INTO generations(model, run_id, created_at, users, top_n) VALUES (?,?,?,?,?)",
-                           arguments: [model, runId, SQLiteFeedStore.now(), lists.count, topN])
+            try db.execute(sql: "INSERT INTO generations(model, run_id, created_at, users, top_n, model_dir, events_through) VALUES (?,?,?,?,?,?,?)",
+                           arguments: [model, runId, SQLiteFeedStore.now(), lists.count, topN, modelDir,
+                                       eventsThrough.map { Int64($0) }])
             let gen = db.lastInsertedRowID
             let ist = try db.cachedStatement(sql: "INSERT INTO generation_items(generation, idx, video_id) VALUES (?,?,?)")
             for (i, v) in items.enumerated() { try ist.execute(arguments: [gen, i, v]) }

@@ -78,8 +78,15 @@ public struct Confidence: Sendable, Equatable, Codable {
         self.alpha = alpha
     }
 
+    /// A positive weight becomes a positive's confidence; a negative weight (explicit negative
+    /// evidence, e.g. a skip) becomes `-c`, which ALS reads as preference 0 with confidence `c`.
     @inline(__always)
     public func apply(_ weight: Float) -> Float {
+        weight < 0 ? -positive(-weight) : positive(weight)
+    }
+
+    @inline(__always)
+    func positive(_ weight: Float) -> Float {
         switch scheme {
         case .linear: return 1 + alpha * weight
         case .log: return 1 + alpha * Float(Foundation.log1p(Double(weight)))

@@ -10,17 +10,29 @@ import CandidateStore
 /// Keeps the live generation fresh between retrains: reads the event log from its committed
 /// cursor in micro-batches, recomputes each touched user's vector against the live model's
 /// fixed item factors from the user's whole history (an exact solve, so re-applying is
-/// harmless), rescores the full catalog for that user, and replaces the user's list in the live
-/// generation in the same transaction that moves the cursor.
+/// harmless), rescores the full catalog for those users in one blocked GEMM, and replaces their
+/// lists in the live generation in the same transaction that moves the cursor.
+///
+/// Videos the live model has no factors for are placed from their first interactions: each
+/// gets a vector solved against the fixed user factors of the model's users who touched it
+/// (again exact and from the whole history, so a restart rebuilds the same vectors).
+///
+/// When the live generation changes (a retrain, an activate, a rollback), users with events the
+/// new generation's training did not see are folded into it before anything else; the cursor
+/// records which generation it belongs to, so a crash in between redoes that step.
 public final class RankingWorker {
     public struct Config: Sendable {
         public var dataDir: String
         public var consumer = "ranker"
         public var top = 200
         public var batch = 2_000
-        /// Must match the confidence the live model was trained with (`RescoreConfig` default).
-        public var confidence = Confidence(scheme: .log, alpha: 4)
-        public var mapping = EventMapping()
+        /// nil: read from the live model's run record (what its training used).
+        public var confidence: Confidence?
+        public var mapping: EventMapping?
+        /// Place videos without factors from their first interactions.
+        public var foldInVideos = true
+        /// Scoring threads (0 = all cores).
+        public var threads = 0
         public init(dataDir: String) { self.dataDir = dataDir }
     }
 
@@ -30,6 +42,10 @@ public final class RankingWorker {
         public var nextEvent: UInt64
         /// Seconds from the newest applied event's server timestamp to its list being stored.
         public var freshnessSeconds: Double?
+        /// Videos without model factors that have a folded-in vector after this step.
+        public var foldedVideos: Int = 0
+        /// Users refolded into a generation that went live since the last step.
+        public var refolded: Int = 0
     }
 
     /// Events in the log not yet applied.
@@ -44,82 +60,225 @@ public final class RankingWorker {
     private var durations: [String: Int] = [:]
     private var history: EventHistory
     public private(set) var nextEvent: UInt64 = 0
-    private var model: StoredModel?
-    private var modelGeneration: Int64?
+    private var live: LiveModel?
+
+    /// The live generation's model and what the worker derived from it.
+    final class LiveModel {
+        let generation: Int64
+        let model: StoredModel
+        let als: ALSModel
+        let confidence: Confidence
+        let mapping: EventMapping
+        let users: ALSFoldIn  // solves user vectors against the item factors
+        let items: ALSFoldIn  // solves video vectors against the user factors
+        /// Videos without model factors, appended after the model's items.
+        var extraIds: [String] = []
+        var extraIndex: [String: Int32] = [:]
+        var extraVectors: [[Float]] = []
+        /// Item factors + extra rows, rebuilt when the extras change.
+        var catalog: Matrix
+
+        init(generation: Int64, model: StoredModel, als: ALSModel, confidence: Confidence, mapping: EventMapping) {
+            self.generation = generation
+            self.model = model
+            self.als = als
+            self.confidence = confidence
+            self.mapping = mapping
+            users = ALSFoldIn(fixed: als.itemFactors, regularization: als.config.regularization)
+            items = ALSFoldIn(fixed: als.userFactors, regularization: als.config.regularization)
+            catalog = als.itemFactors
+        }
+
+        func index(of video: String) -> Int32? { model.items.index(of: video) ?? extraIndex[video] }
+        func id(at i: Int32) -> String {
+            Int(i) < model.items.count ? model.items.raw[Int(i)] : extraIds[Int(i) - model.items.count]
+        }
+
+        func rebuildCatalog() {
+            let k = als.factors, n = als.itemCount
+            let m = Matrix(rows: n + extraIds.count, cols: k)
+            m.storage.update(from: als.itemFactors.storage, count: n * k)
+            for (j, v) in extraVectors.enumerated() { (m.storage + (n + j) * k).update(from: v, count: k) }
+            catalog = m
+        }
+    }
 
     public init(config: Config) throws {
         self.config = config
-        history = EventHistory(mapping: config.mapping)
+        history = EventHistory(mapping: config.mapping ?? EventMapping())
         let dir = DataDirectory(config.dataDir)
         store = try dir.openStore()
         log = try EventLog(directory: dir.events)
-        durations = Dictionary(try store.videos().map { ($0.id, $0.durationMs) }, uniquingKeysWith: { $1 })
-        nextEvent = try store.consumerCursor(config.consumer)?.nextEvent ?? 0
-        // Rebuild the histories the committed cursor already covers.
-        try log.forEach(from: 0, limit: Int(nextEvent)) { add($0) }
+        try reloadDurations()
+        if let c = try store.consumerCursor(config.consumer) {
+            nextEvent = c.nextEvent
+        } else if let g = try store.liveGeneration(), let through = try store.source(generation: g.id)?.eventsThrough {
+            // First start: the live generation's training already covers the log below this.
+            nextEvent = min(through, log.endId)
+        }
+        try rebuildHistory()
     }
 
     deinit { log.close() }
 
-    private func add(_ e: Event) { history.add(e, duration: durations[e.video] ?? 0) }
+    private func reloadDurations() throws {
+        durations = Dictionary(try store.videos().map { ($0.id, $0.durationMs) }, uniquingKeysWith: { $1 })
+    }
 
-    /// Loads the live generation's model when the live generation changed.
-    private func liveModel() throws -> (Int64, StoredModel)? {
-        guard let live = try store.liveGeneration() else { return nil }
-        if modelGeneration != live.id {
-            guard let dir = try store.modelDirectory(generation: live.id) else { return nil }
-            model = try ModelStore.load(dir)
-            modelGeneration = live.id
+    /// Histories of everything below the cursor, read the way the live model's training did.
+    private func rebuildHistory() throws {
+        var h = EventHistory(mapping: history.mapping)
+        try log.forEach(from: 0, limit: Int(nextEvent)) { h.add($0, duration: durations[$0.video] ?? 0) }
+        history = h
+    }
+
+    /// Loads the live generation's model when it changed; folds users the new generation's
+    /// training did not see into it. Nil when no factor model is live.
+    private func liveModel() throws -> (LiveModel, refolded: Int)? {
+        guard let g = try store.liveGeneration() else { live = nil; return nil }
+        if let l = live, l.generation == g.id { return (l, 0) }
+        guard let source = try store.source(generation: g.id), let dir = source.modelDir else { live = nil; return nil }
+        let m = try ModelStore.load(dir)
+        guard let als = m.ranker as? ALSModel else { live = nil; return nil }
+        let mapping = config.mapping ?? EventMapping(params: m.run.params)
+        let confidence = config.confidence ?? Confidence(params: m.run.params) ?? Confidence(scheme: .log, alpha: 4)
+        let l = LiveModel(generation: g.id, model: m, als: als, confidence: confidence, mapping: mapping)
+        if mapping != history.mapping {
+            history = EventHistory(mapping: mapping)
+            try rebuildHistory()
         }
-        guard let model, model.ranker is FactorRanker else { return nil }
-        return (live.id, model)
+        live = l
+        if config.foldInVideos {
+            let unknown = Set(history.pairs.values.flatMap { $0.keys }).filter { m.items.index(of: $0) == nil }
+            try placeVideos(unknown.sorted(), in: l)
+        }
+        // Users with events past what this generation was trained on get their lists again.
+        var refolded = 0
+        if try store.consumerCursor(config.consumer)?.generation != g.id {
+            let from = min(source.eventsThrough ?? 0, nextEvent)
+            var users: [String] = [], seen = Set<String>()
+            if from < nextEvent {
+                try log.forEach(from: from, limit: Int(nextEvent - from)) { e in
+                    if seen.insert(e.user).inserted { users.append(e.user) }
+                }
+            }
+            var lists: [(user: String, videos: [String], scores: [Float])] = []
+            for chunk in stride(from: 0, to: max(users.count, 1), by: 4_096) {
+                lists = try score(Array(users[chunk..<min(users.count, chunk + 4_096)]), in: l)
+                refolded += lists.count
+                try store.replaceLists(generation: g.id, lists: lists, consumer: config.consumer, nextEvent: nextEvent)
+            }
+        }
+        return (l, refolded)
+    }
+
+    /// Solves a vector for each of `videos` (ids without model factors, in the catalog) from the
+    /// pairs of the model's users who touched it; videos with no such positive stay unplaced.
+    /// Returns how many vectors changed.
+    @discardableResult
+    private func placeVideos(_ videos: [String], in l: LiveModel) throws -> Int {
+        guard !videos.isEmpty else { return 0 }
+        var want = Set(videos.filter { durations[$0] != nil })
+        guard !want.isEmpty else { return 0 }
+        var rows: [String: [Int32]] = [:], confs: [String: [Float]] = [:]
+        for (user, pairs) in history.pairs {
+            guard let u = l.model.users.index(of: user) else { continue }
+            for (video, pair) in pairs where want.contains(video) {
+                guard let w = history.trainingWeight(pair) else { continue }
+                rows[video, default: []].append(u)
+                confs[video, default: []].append(l.confidence.apply(w))
+            }
+        }
+        var changed = 0
+        for video in want.sorted() {
+            guard let r = rows[video], let c = confs[video], c.contains(where: { $0 > 0 }) else { continue }
+            // Sorted by user so the solve is the same whatever order the history dictionary has.
+            let order = r.indices.sorted { r[$0] < r[$1] }
+            let y = try l.items.solve(rows: order.map { r[$0] }, confidences: order.map { c[$0] })
+            if let i = l.extraIndex[video] {
+                l.extraVectors[Int(i) - l.model.items.count] = y
+            } else {
+                l.extraIndex[video] = Int32(l.model.items.count + l.extraIds.count)
+                l.extraIds.append(video)
+                l.extraVectors.append(y)
+            }
+            changed += 1
+        }
+        want.removeAll()
+        if changed > 0 { l.rebuildCatalog() }
+        return changed
+    }
+
+    /// Fresh lists for `users`: fold-in against the model's items, then one blocked GEMM over
+    /// the model's items and the placed videos, seen videos excluded.
+    private func score(_ users: [String], in l: LiveModel) throws -> [(user: String, videos: [String], scores: [Float])] {
+        let k = l.als.factors
+        var kept: [String] = [], vectors: [Float] = []
+        var seenRows: [Int32] = [], seenCols: [Int32] = []
+        for user in users {
+            var items: [Int32] = [], conf: [Float] = [], seen: [Int32] = []
+            for (video, pair) in history.pairs[user] ?? [:] {
+                guard let i = l.index(of: video) else { continue }  // unplaced: the feed's fallback shows it
+                seen.append(i)
+                guard Int(i) < l.model.items.count, let w = history.trainingWeight(pair) else { continue }
+                items.append(i)
+                conf.append(l.confidence.apply(w))
+            }
+            guard conf.contains(where: { $0 > 0 }) else { continue }
+            let order = items.indices.sorted { items[$0] < items[$1] }
+            vectors += try l.users.solve(rows: order.map { items[$0] }, confidences: order.map { conf[$0] })
+            let row = Int32(kept.count)
+            kept.append(user)
+            for i in seen { seenRows.append(row); seenCols.append(i) }
+        }
+        guard !kept.isEmpty else { return [] }
+        let table = FactorTable(userFactors: Matrix(rows: kept.count, cols: k, values: vectors), itemFactors: l.catalog)
+        let exclude = CSR(rows: kept.count, cols: l.catalog.rows, rowIndex: seenRows, colIndex: seenCols,
+                          values: [Float](repeating: 1, count: seenRows.count))
+        let recs = BatchScorer(top: config.top, threads: config.threads, userBlock: 32).recommend(table, exclude: exclude)
+        return kept.enumerated().map { row, user in
+            (user: user, videos: recs.list(row).map { l.id(at: $0) }, scores: Array(recs.scoreList(row)))
+        }
     }
 
     /// Processes up to one batch of new events; returns what it did (0 events: nothing new, or
     /// no factor model is live yet).
     @discardableResult
     public func step() throws -> Step {
-        guard let (generation, m) = try liveModel(), let ranker = m.ranker as? ALSModel else {
+        guard let (l, refolded) = try liveModel() else {
             return Step(events: 0, usersUpdated: 0, nextEvent: nextEvent, freshnessSeconds: nil)
         }
         try log.refresh()  // the server appends in another process
         let events = try log.read(from: nextEvent, limit: config.batch)
-        guard let last = events.last else { return Step(events: 0, usersUpdated: 0, nextEvent: nextEvent, freshnessSeconds: nil) }
+        guard let last = events.last else {
+            return Step(events: 0, usersUpdated: 0, nextEvent: nextEvent, freshnessSeconds: nil,
+                        foldedVideos: l.extraIds.count, refolded: refolded)
+        }
         // New videos may have been added to the catalog since start.
-        if events.contains(where: { durations[$0.video] == nil }) {
-            durations = Dictionary(try store.videos().map { ($0.id, $0.durationMs) }, uniquingKeysWith: { $1 })
-        }
-        var touched: [String] = []
-        var seenUsers = Set<String>()
+        if events.contains(where: { durations[$0.video] == nil }) { try reloadDurations() }
+        var touched: [String] = [], seenUsers = Set<String>(), newVideos = Set<String>()
         for e in events {
-            add(e)
+            history.add(e, duration: durations[e.video] ?? 0)
             if seenUsers.insert(e.user).inserted { touched.append(e.user) }
+            if config.foldInVideos && l.model.items.index(of: e.video) == nil { newVideos.insert(e.video) }
         }
-        var lists: [(user: String, videos: [String], scores: [Float])] = []
-        let nItems = ranker.itemCount
-        var scores = [Float](repeating: 0, count: nItems)
-        var heap = TopK(k: config.top)
-        var outItems = [Int32](repeating: 0, count: config.top), outScores = [Float](repeating: 0, count: config.top)
-        for user in touched {
-            var items: [Int32] = [], conf: [Float] = [], seen: [Int32] = []
-            for (video, pair) in history.pairs[user] ?? [:] {
-                guard let i = m.items.index(of: video) else { continue }  // no factors yet: the feed's fallback places it
-                seen.append(i)
-                guard history.isPositive(pair) else { continue }
-                items.append(i)
-                conf.append(config.confidence.apply(pair.weight))
-            }
-            guard !items.isEmpty else { continue }
-            let x = try ranker.foldIn(items: items, confidences: conf)
-            BLAS.gemv(transpose: false, m: nItems, n: ranker.factors, a: ranker.itemFactors.storage, lda: ranker.factors,
-                      x: x, y: &scores)
-            for i in seen { scores[Int(i)] = -.infinity }
-            let n = heap.select(scores, nItems, items: &outItems, outScores: &outScores)
-            lists.append((user: user, videos: outItems.prefix(n).map { m.items.raw[Int($0)] }, scores: Array(outScores.prefix(n))))
-        }
-        try store.replaceLists(generation: generation, lists: lists, consumer: config.consumer, nextEvent: last.id + 1)
+        try placeVideos(newVideos.sorted(), in: l)
+        let lists = try score(touched, in: l)
+        try store.replaceLists(generation: l.generation, lists: lists, consumer: config.consumer, nextEvent: last.id + 1)
         nextEvent = last.id + 1
         let fresh = Date().timeIntervalSince1970 - Double(last.timeMs) / 1000
-        return Step(events: events.count, usersUpdated: lists.count, nextEvent: nextEvent, freshnessSeconds: fresh)
+        return Step(events: events.count, usersUpdated: lists.count, nextEvent: nextEvent, freshnessSeconds: fresh,
+                    foldedVideos: l.extraIds.count, refolded: refolded)
+    }
+}
+
+/// Factor vectors as a ranker, so ad-hoc user vectors go through the batch scorer.
+final class FactorTable: FactorRanker, @unchecked Sendable {
+    let kind = "factors"
+    let userFactors: Matrix
+    let itemFactors: Matrix
+    init(userFactors: Matrix, itemFactors: Matrix) {
+        self.userFactors = userFactors
+        self.itemFactors = itemFactors
     }
 }

@@ -58,7 +58,7 @@ public enum RescoreJob {
         let store = try dir.openStore()
         let durations = Dictionary(try store.videos().map { ($0.id, $0.durationMs) }, uniquingKeysWith: { $1 })
         let data = try EventMapping.fromLog(log, durations: durations, mapping: c.mapping)
-        guard data.count > 0 else {
+        guard data.weights.contains(where: { $0 > 0 }) else {
             throw RescoreError.noData("\(dir.events) holds no positive interactions (\(log.endId) events); nothing to train on")
         }
         let cui = data.confidenceMatrix(c.confidence)
@@ -82,7 +82,7 @@ public enum RescoreJob {
             id: runId, model: "als", createdAt: ISO8601DateFormatter().string(from: Date()), codeVersion: CodeVersion.current,
             params: ["factors": "\(c.als.factors)", "reg": "\(c.als.regularization)", "iters": "\(c.als.iterations)",
                      "solver": c.als.solver.rawValue, "confidence": c.confidence.scheme.rawValue, "alpha": "\(c.confidence.alpha)",
-                     "top": "\(c.top)", "job": "rescore"],
+                     "top": "\(c.top)", "job": "rescore"].merging(c.mapping.params) { $1 },
             data: .init(paths: ["events:" + dir.events], format: "events", fingerprint: "events-\(log.endId)", rows: data.count,
                         users: data.users.count, items: data.items.count, nnz: cui.nnz),
             losses: model.losses,
@@ -96,8 +96,9 @@ public enum RescoreJob {
         let lists = (0..<recs.users.count).map { row in
             (user: data.users.raw[Int(recs.users[row])], items: Array(recs.list(row)), scores: Array(recs.scoreList(row)))
         }
-        let gen = try store.writeGeneration(model: "als", runId: runId, items: data.items.raw, lists: lists, activate: true)
-        try store.setModelDirectory(generation: gen, path: URL(fileURLWithPath: modelDir).standardizedFileURL.path)
+        let gen = try store.writeGeneration(model: "als", runId: runId, items: data.items.raw, lists: lists, activate: true,
+                                            modelDir: URL(fileURLWithPath: modelDir).standardizedFileURL.path,
+                                            eventsThrough: log.endId)
         let pruned = try store.prune(keep: c.keep)
         let storeSeconds = Date().timeIntervalSince(t3)
         return RescoreResult(runId: runId, modelDirectory: modelDir, generation: gen, events: log.endId,

@@ -46,6 +46,38 @@ final class ALSTests: XCTestCase {
         assertClose(x, ref, 1e-4)
     }
 
+    /// Values stored as -c are explicit negatives: preference 0 with confidence c.
+    func negativeProblem() -> (CSR, Matrix, Matrix) {
+        let base = Fixtures.randomConfidence(users: 9, items: 11, density: 0.45, seed: 13)
+        let c = CSR(rows: base.rows, cols: base.cols, indptr: base.indptr, indices: base.indices,
+                    values: base.values.enumerated().map { $0.offset % 3 == 1 ? -(1 + 2 * $0.element) : $0.element })
+        XCTAssertTrue(c.values.contains { $0 < 0 } && c.values.contains { $0 > 0 })
+        return (c, Fixtures.randomMatrix(rows: 9, cols: k, seed: 14, scale: 0.1),
+                Fixtures.randomMatrix(rows: 11, cols: k, seed: 15, scale: 0.5))
+    }
+
+    func testExplicitNegativesMatchDenseReferenceInEverySolver() throws {
+        let (c, x0, y) = negativeProblem()
+        let ref = x0.copy()
+        ALSReference.solveHalf(x: ref, y: y, c: c, regularization: reg)
+        let exact = x0.copy()
+        try ALSModel.solveHalf(x: exact, y: y, c: c, regularization: reg, solver: .exact, cgSteps: 0)
+        assertClose(exact, ref, 1e-4)
+        let cg = x0.copy()
+        try ALSModel.solveHalf(x: cg, y: y, c: c, regularization: reg, solver: .cg, cgSteps: 3 * k)
+        assertClose(cg, ref, 1e-3)
+    }
+
+    func testLossWithExplicitNegativesMatchesReference() throws {
+        let (c, _, _) = negativeProblem()
+        var cfg = ALSConfig(factors: 4, regularization: 0.05, iterations: 5, solver: .exact, threads: 1)
+        cfg.computeLoss = true
+        let (m, _) = try ALSModel.fit(c, config: cfg)
+        for (a, b) in zip(m.losses, m.losses.dropFirst()) { XCTAssertLessThanOrEqual(b, a + 1e-7) }
+        let ref = ALSReference.loss(x: m.userFactors, y: m.itemFactors, c: c, regularization: 0.05)
+        XCTAssertEqual(m.losses.last!, ref, accuracy: 1e-5 * max(1, ref))
+    }
+
     func testConjugateGradientConvergesToExact() throws {
         let (c, x, y) = problem(seed: 21)
         let exact = x.copy()

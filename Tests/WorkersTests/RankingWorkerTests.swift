@@ -46,10 +46,9 @@ final class RankingWorkerTests: XCTestCase {
     func testNewEventsReshapeTheUsersListAndCommitTheCursor() throws {
         let store = try prepare()
         let worker = try RankingWorker(config: config())
-        // The rescore covered the whole log; the worker starts from scratch and catches up.
-        let catchUp = try worker.step()
-        XCTAssertGreaterThan(catchUp.events, 0)
-        while try worker.step().events > 0 {}
+        // The rescore covered the whole log: a first start begins where its training ended.
+        XCTAssertEqual(worker.nextEvent, try store.source(generation: try XCTUnwrap(try store.liveGeneration()).id)?.eventsThrough)
+        XCTAssertEqual(try worker.step().events, 0)
         let user = "7"
         // The topic this user sees least of, then a burst of likes and completions of it.
         let videos = try store.videos()
@@ -79,11 +78,16 @@ final class RankingWorkerTests: XCTestCase {
 
     func testARestartedWorkerNeitherLosesNorRepeatsWork() throws {
         let store = try prepare()
-        var first: RankingWorker? = try RankingWorker(config: config())
+        let gen = try XCTUnwrap(try store.liveGeneration()).id
+        // Replay the whole log, in small batches.
+        try store.replaceLists(generation: gen, lists: [], consumer: "ranker", nextEvent: 0)
+        var c = config()
+        c.batch = 500
+        var first: RankingWorker? = try RankingWorker(config: c)
         _ = try first!.step()  // one batch, then "crash"
         let cursor = try XCTUnwrap(try store.consumerCursor("ranker")).nextEvent
         first = nil
-        let second = try RankingWorker(config: config())
+        let second = try RankingWorker(config: c)
         XCTAssertEqual(second.nextEvent, cursor)
         while try second.step().events > 0 {}
         let live = try XCTUnwrap(try store.liveGeneration())
@@ -91,12 +95,89 @@ final class RankingWorkerTests: XCTestCase {
         // An uninterrupted worker over the same log ends in the same state (the solve is exact and
         // recomputed from each user's whole history).
         try store.replaceLists(generation: live.id, lists: [], consumer: "ranker-clean", nextEvent: 0)
-        var clean = config()
+        var clean = c
         clean.consumer = "ranker-clean"
         let third = try RankingWorker(config: clean)
         while try third.step().events > 0 {}
         let uninterrupted = try (0..<300).map { try store.candidates(generation: live.id, user: "\($0)")?.map(\.video) }
         XCTAssertEqual(restarted, uninterrupted)
         XCTAssertEqual(try third.step().events, 0)
+    }
+
+    func appendEvents(_ drafts: [EventDraft]) throws {
+        let log = try EventLog(directory: DataDirectory(data).events)
+        _ = try log.appendSync(drafts)
+        log.close()
+    }
+
+    /// Users whose live top-10 is most / least made of `topic`.
+    func usersByTopic(_ store: SQLiteFeedStore, _ topic: String) throws -> [String] {
+        try (0..<300).map { ("\($0)", try topicShare(store, user: "\($0)", topic: topic)) }
+            .sorted { $0.1 != $1.1 ? $0.1 > $1.1 : $0.0 < $1.0 }.map(\.0)
+    }
+
+    func testANewVideoIsPlacedFromItsFirstInteractions() throws {
+        let store = try prepare()
+        let topic = try XCTUnwrap(try store.videos().first?.topic)
+        let fans = try usersByTopic(store, topic)
+        try store.upsertVideos([Video(id: "fresh", caption: "new \(topic)", topic: topic, durationMs: 20_000)])
+        let worker = try RankingWorker(config: config())
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        // Eight of the topic's fans complete and like it.
+        try appendEvents(fans.prefix(8).flatMap { u in
+            [EventDraft(user: u, video: "fresh", type: .complete, watchMs: 20_000, timeMs: now),
+             EventDraft(user: u, video: "fresh", type: .like, timeMs: now)]
+        })
+        let placed = try worker.step()
+        XCTAssertEqual(placed.foldedVideos, 1)
+        // Other fans and the users who care least for the topic do something unrelated.
+        let others = Array(fans.dropFirst(8).prefix(15)), strangers = Array(fans.suffix(15))
+        let unrelated = try XCTUnwrap(try store.videos().first { $0.topic != topic })
+        try appendEvents((others + strangers).map { EventDraft(user: $0, video: unrelated.id, type: .view, watchMs: 1_000, timeMs: now + 1) })
+        try worker.step()
+        let gen = try XCTUnwrap(try store.liveGeneration()).id
+        func holders(_ users: [String]) throws -> Int {
+            try users.count { try store.candidates(generation: gen, user: $0)?.prefix(10).contains { $0.video == "fresh" } == true }
+        }
+        let fanCount = try holders(others), strangerCount = try holders(strangers)
+        XCTAssertGreaterThanOrEqual(fanCount, 3, "fans with the new video in their top 10 (strangers: \(strangerCount))")
+        XCTAssertGreaterThan(fanCount, strangerCount + 2, "fans \(fanCount), strangers \(strangerCount)")
+        // The users who watched it never get it back.
+        XCTAssertEqual(try holders(Array(fans.prefix(8))), 0)
+        // A restart rebuilds the same placement from the log.
+        let again = try RankingWorker(config: config())
+        XCTAssertEqual(try again.step().foldedVideos, 1)
+    }
+
+    func testASwitchToAGenerationTrainedOnLessFoldsTheMissingEventsIn() throws {
+        let store = try prepare()
+        let first = try XCTUnwrap(try store.liveGeneration()).id
+        let user = "11"
+        let videos = try store.videos()
+        let topics = Set(videos.map(\.topic)).sorted()
+        let least = try topics.map { ($0, try topicShare(store, user: user, topic: $0)) }.min { $0.1 < $1.1 }!
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let burst = videos.filter { $0.topic == least.0 }.prefix(12).flatMap { v in
+            [EventDraft(user: user, video: v.id, type: .complete, watchMs: UInt32(v.durationMs), timeMs: now),
+             EventDraft(user: user, video: v.id, type: .like, timeMs: now)]
+        }
+        try appendEvents(burst)
+        // A retrain sees the burst; the worker starts after it.
+        var c = RescoreConfig(dataDir: data)
+        c.modelsDir = dir + "/models"
+        c.als = ALSConfig(factors: 16, regularization: 0.05, iterations: 6, solver: .cg, threads: 2)
+        c.top = 30
+        _ = try RescoreJob.run(c)
+        let worker = try RankingWorker(config: config())
+        XCTAssertEqual(try worker.step().refolded, 0)
+        // Rolling back to the first generation, trained before the burst: the worker folds the
+        // burst's user into it before anything else.
+        XCTAssertEqual(try store.rollback().id, first)
+        XCTAssertLessThan(try topicShare(store, user: user, topic: least.0), least.1 + 0.2)
+        let s = try worker.step()
+        XCTAssertEqual(s.refolded, 1)
+        XCTAssertEqual(try store.consumerCursor("ranker")?.generation, first)
+        XCTAssertGreaterThan(try topicShare(store, user: user, topic: least.0), least.1 + 0.2)
+        XCTAssertEqual(try worker.step().refolded, 0)
     }
 }

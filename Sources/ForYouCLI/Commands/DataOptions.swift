@@ -52,3 +52,24 @@ struct FormatOptions: ParsableArguments {
 }
 
 import Foundation
+
+extension EventMapping.Negatives: ExpressibleByArgument {}
+
+/// How events become interactions (`train --events`, `rescore`, `worker rank`).
+struct MappingOptions: ParsableArguments {
+    @Option(help: "Skips and hides: penalize (explicit negatives), drop (left out of the positives) or ignore (skip = short view).")
+    var negatives: EventMapping.Negatives = .penalize
+    @Option(name: .customLong("half-life-days"), help: "Decay each event's weight with this half-life in days (default: no decay).")
+    var halfLifeDays: Double?
+
+    func validate() throws {
+        if let h = halfLifeDays, !(h > 0) { throw ValidationError("--half-life-days must be positive") }
+    }
+
+    var mapping: EventMapping {
+        var m = EventMapping()
+        m.negatives = negatives
+        m.halfLifeDays = halfLifeDays
+        return m
+    }
+}

@@ -17,6 +17,7 @@ struct Rescore: ParsableCommand {
     @Option(help: "ALS iterations.") var iters = 15
     @Option(help: "Confidence scale alpha.") var alpha: Float = 4
     @Option(help: "r as a function of the event weight: linear, log or binary.") var confidence: Confidence.Scheme = .log
+    @OptionGroup var mapping: MappingOptions
     @Option(help: "List length per user.") var top = 200
     @Option(help: "Generations to keep after the switch.") var keep = 3
     @OptionGroup var common: CommonOptions
@@ -34,6 +35,7 @@ struct Rescore: ParsableCommand {
         c.als = ALSConfig(factors: factors, regularization: reg, iterations: iters, solver: .cg, threads: common.threads)
         c.confidence = Confidence(scheme: confidence, alpha: alpha)
         c.top = top
+        c.mapping = mapping.mapping
         c.keep = keep
         do {
             let r = try RescoreJob.run(c, cancel: CLIContext.cancel) { Console.err("rescore: " + $0) }

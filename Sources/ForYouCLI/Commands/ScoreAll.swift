@@ -65,9 +65,18 @@ struct ScoreAll: ParsableCommand {
             let lists = (0..<recs.users.count).map { row in
                 (user: m.users.raw[Int(recs.users[row])], items: Array(recs.list(row)), scores: Array(recs.scoreList(row)))
             }
+            // A model trained on this data directory's log (train --events) covered it up to the
+            // event count in its fingerprint; the ranking worker folds in what came after.
+            let dataDir = DataDirectory(into)
+            var through: UInt64?
+            if m.run.data.format == "events", m.run.data.paths == ["events:" + dataDir.events],
+               m.run.data.fingerprint.hasPrefix("events-") {
+                through = UInt64(m.run.data.fingerprint.dropFirst("events-".count))
+            }
             let gen = try store.writeGeneration(model: m.run.model, runId: m.run.id, items: m.items.raw, lists: lists,
-                                                activate: !noActivate)
-            try store.setModelDirectory(generation: gen, path: URL(fileURLWithPath: model).standardizedFileURL.path)
+                                                activate: !noActivate,
+                                                modelDir: URL(fileURLWithPath: model).standardizedFileURL.path,
+                                                eventsThrough: through)
             Console.err(String(format: "score-all: generation %lld (%d users x top %d) stored in %@ in %.2fs%@", gen, lists.count,
                                top, into, Date().timeIntervalSince(t2), noActivate ? "" : ", now live"))
         }

@@ -22,6 +22,7 @@ struct Train: ParsableCommand {
     @Option(help: "Train from the event log of this data directory instead of a file (events -> interactions mapping).")
     var events: String?
     @OptionGroup var input: FormatOptions
+    @OptionGroup var mapping: MappingOptions
     @Option(help: "als or popularity.") var model: ModelKind = .als
     @Option(help: "Latent factors.") var factors = 64
     @Option(help: "L2 regularization added to each normal equation's diagonal.") var reg: Float = 0.05
@@ -49,7 +50,7 @@ struct Train: ParsableCommand {
     func run() throws {
         common.announce()
         let (data, importSeconds, sourcePaths, fingerprint) = try TrainingData.load(train: train, events: events, input: input,
-                                                                                     verbose: common.verbose)
+                                                                                     mapping: mapping.mapping, verbose: common.verbose)
         let conf = Confidence(scheme: confidence, alpha: alpha)
         let cui = data.confidenceMatrix(conf)
         let runId = out.map { ($0 as NSString).lastPathComponent } ?? ModelStore.newRunId(model: model.rawValue)
@@ -61,6 +62,7 @@ struct Train: ParsableCommand {
         var losses: [Double] = [], iterSeconds: [Double] = []
         var params: [String: String] = ["format": input.format.rawValue, "confidence": confidence.rawValue,
                                         "alpha": "\(alpha)"]
+        if events != nil { params.merge(mapping.mapping.params) { $1 } }
         switch model {
         case .popularity:
             ranker = PopularityModel(fit: cui)
@@ -106,7 +108,7 @@ struct Train: ParsableCommand {
 
 enum TrainingData {
     /// Interactions from a file, or from a data directory's event log and catalog.
-    static func load(train: String?, events: String?, input: FormatOptions, verbose: Bool) throws
+    static func load(train: String?, events: String?, input: FormatOptions, mapping: EventMapping, verbose: Bool) throws
         -> (Interactions, Double, [String], String) {
         if let train {
             let (d, s) = try input.read(train, verbose: verbose)
@@ -117,8 +119,8 @@ enum TrainingData {
         let log = try EventLog(directory: dir.events)
         let store = try dir.openStore()
         let durations = Dictionary(try store.videos().map { ($0.id, $0.durationMs) }, uniquingKeysWith: { $1 })
-        let data = try EventMapping.fromLog(log, durations: durations)
-        guard data.count > 0 else { throw CLIError("\(dir.events): no positive interactions in the event log") }
+        let data = try EventMapping.fromLog(log, durations: durations, mapping: mapping)
+        guard data.weights.contains(where: { $0 > 0 }) else { throw CLIError("\(dir.events): no positive interactions in the event log") }
         let s = Date().timeIntervalSince(t0)
         if verbose {
             Console.err(String(format: "events: %llu events -> %d interactions, %d users, %d videos in %.2fs", log.endId, data.count,

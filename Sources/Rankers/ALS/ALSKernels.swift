@@ -110,9 +110,9 @@ enum ALSKernels {
     static func cgRow(_ x: UnsafeMutablePointer<Float>, k: Int, yty: UnsafePointer<Float>,
                       g: UnsafeMutablePointer<Float>, conf: UnsafePointer<Float>, n: Int, steps: Int, s: Scratch) {
         let t = s.tBuf, r = s.r, p = s.p, ap = s.ap
-        // r = G^T (c - (c - 1) * (G x)) - YtY x
+        // r = G^T (c p - (c - 1) * (G x)) - YtY x
         BLAS.gemv(transpose: false, m: n, n: k, a: g, lda: k, x: x, y: t)
-        for j in 0..<n { let cj = conf[j]; t[j] = cj - (cj - 1) * t[j] }
+        for j in 0..<n { let v = conf[j], cj = abs(v); t[j] = (v > 0 ? cj : 0) - (cj - 1) * t[j] }
         BLAS.symv(n: k, alpha: -1, a: yty, x: x, beta: 0, y: r)
         BLAS.gemv(transpose: true, m: n, n: k, a: g, lda: k, x: t, beta: 1, y: r)
         p.update(from: r, count: k)
@@ -122,7 +122,7 @@ enum ALSKernels {
             // ap = YtY p + G^T ((c - 1) * (G p))
             BLAS.symv(n: k, a: yty, x: p, beta: 0, y: ap)
             BLAS.gemv(transpose: false, m: n, n: k, a: g, lda: k, x: p, y: t)
-            for j in 0..<n { t[j] *= conf[j] - 1 }
+            for j in 0..<n { t[j] *= abs(conf[j]) - 1 }
             BLAS.gemv(transpose: true, m: n, n: k, a: g, lda: k, x: t, beta: 1, y: ap)
             let pap = BLAS.dot(k, p, ap)
             if pap <= 0 { return }
@@ -143,13 +143,15 @@ enum ALSKernels {
                          g: UnsafeMutablePointer<Float>, conf: UnsafePointer<Float>, n: Int, s: Scratch) -> Bool {
         let a = s.a
         a.update(from: yty, count: k * k)
-        // b = G^T c
-        BLAS.gemv(transpose: true, m: n, n: k, a: g, lda: k, x: conf, y: x)
+        // b = G^T (c p): explicit negatives (stored as -c) have p = 0.
+        let cp = s.tBuf
+        for j in 0..<n { cp[j] = max(conf[j], 0) }
+        BLAS.gemv(transpose: true, m: n, n: k, a: g, lda: k, x: cp, y: x)
         // Rows with c >= 1, scaled by sqrt(c - 1), are compacted to the front for one rank-n
-        // update; rows with c < 1 (negative evidence) are subtracted as rank-1 updates.
+        // update; rows with c < 1 (weaker than an unobserved zero) are subtracted as rank-1 updates.
         var pos = 0
         for j in 0..<n {
-            let cj = conf[j], src = g + j * k
+            let cj = abs(conf[j]), src = g + j * k
             if cj >= 1 {
                 let sc = (cj - 1).squareRoot(), dst = g + pos * k
                 for i in 0..<k { dst[i] = src[i] * sc }
@@ -163,7 +165,7 @@ enum ALSKernels {
     }
 
     /// The weighted least-squares objective, normalised like `implicit`'s training loss:
-    /// [sum_u (x^T YtY x + sum_i in I_u ((c-1) s^2 - 2 c s + c)) + reg (|X|^2 + |Y|^2)]
+    /// [sum_u (x^T YtY x + sum_i in I_u ((c-1) s^2 - 2 c p s + c p)) + reg (|X|^2 + |Y|^2)]
     ///   / (sum c + |U| |I| - nnz), with s = x . y_i.
     static func loss(x: Matrix, y: Matrix, c: CSR, regularization: Float, threads: Int, scratch: [Scratch]) -> Double {
         let k = x.cols
@@ -188,8 +190,9 @@ enum ALSKernels {
                                 gather(y, ind.baseAddress! + start, n, into: s.gathered)
                                 BLAS.gemv(transpose: false, m: n, n: k, a: s.gathered, lda: k, x: xu, y: s.tBuf)
                                 for j in 0..<n {
-                                    let cj = Double(val[start + j]), sj = Double(s.tBuf[j])
-                                    acc += (cj - 1) * sj * sj - 2 * cj * sj + cj
+                                    let sj = Double(s.tBuf[j])
+                                    let v = Double(val[start + j]), cj = abs(v), pj: Double = v > 0 ? 1 : 0
+                                    acc += (cj - 1) * sj * sj - 2 * cj * pj * sj + cj * pj
                                     cs += cj
                                 }
                             }

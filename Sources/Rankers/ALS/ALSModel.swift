@@ -95,14 +95,7 @@ public final class ALSModel: FactorRanker, @unchecked Sendable {
 
     /// Solves one user's vector against the fixed item factors (exact), e.g. for fold-in.
     public func foldIn(items: [Int32], confidences: [Float]) throws -> [Float] {
-        let k = config.factors
-        let c = CSR(rows: 1, cols: itemCount, rowIndex: [Int32](repeating: 0, count: items.count),
-                    colIndex: items, values: confidences)
-        let x = Matrix(rows: 1, cols: k)
-        let scratch = [ALSKernels.Scratch(k: k, rows: max(1, c.nnz))]
-        try ALSKernels.solve(x: x, y: itemFactors, c: c, regularization: config.regularization, solver: .exact,
-                             cgSteps: 0, threads: 1, scratch: scratch)
-        return x.values
+        try ALSFoldIn(fixed: itemFactors, regularization: config.regularization).solve(rows: items, confidences: confidences)
     }
 
     /// Exposed for the reference tests: one half-step with the fast kernels.

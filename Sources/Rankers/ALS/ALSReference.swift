@@ -3,14 +3,18 @@ import Interactions
 
 /// The slow, obviously-correct ALS half-step: for each row, the full dense normal equations
 /// sum_i c_ui y_i y_i^T + reg I (c = 1 off the observed entries) against sum_i c_ui p_ui y_i,
-/// solved in double precision by Gaussian elimination with partial pivoting.
+/// solved in double precision by Gaussian elimination with partial pivoting. A stored value v > 0
+/// is an observed positive (p = 1, c = v); v < 0 an explicit negative (p = 0, c = -v).
 public enum ALSReference {
     public static func solveHalf(x: Matrix, y: Matrix, c: CSR, regularization: Float) {
         let k = x.cols
         for u in 0..<x.rows {
             var conf = [Double](repeating: 1, count: y.rows)
             var pref = [Double](repeating: 0, count: y.rows)
-            for p in c.rowRange(u) { conf[Int(c.indices[p])] = Double(c.values[p]); pref[Int(c.indices[p])] = 1 }
+            for p in c.rowRange(u) {
+                let v = Double(c.values[p])
+                conf[Int(c.indices[p])] = abs(v); pref[Int(c.indices[p])] = v > 0 ? 1 : 0
+            }
             var a = [Double](repeating: 0, count: k * k)
             var b = [Double](repeating: 0, count: k)
             for i in 0..<y.rows {
@@ -34,8 +38,9 @@ public enum ALSReference {
             var conf = [Double](repeating: 1, count: y.rows)
             var pref = [Double](repeating: 0, count: y.rows)
             for p in c.rowRange(u) {
-                conf[Int(c.indices[p])] = Double(c.values[p]); pref[Int(c.indices[p])] = 1
-                confSum += Double(c.values[p])
+                let v = Double(c.values[p])
+                conf[Int(c.indices[p])] = abs(v); pref[Int(c.indices[p])] = v > 0 ? 1 : 0
+                confSum += abs(v)
             }
             for i in 0..<y.rows {
                 var s = 0.0

@@ -1,0 +1,80 @@
+import XCTest
+import EventLog
+import Interactions
+
+final class EventMappingTests: XCTestCase {
+    let day: Int64 = 86_400_000
+
+    func event(_ id: UInt64, _ user: String, _ video: String, _ type: EventType, watch: UInt32 = 0, at t: Int64) -> Event {
+        Event(id: id, draft: EventDraft(user: user, video: video, type: type, watchMs: watch, timeMs: t))
+    }
+
+    /// u watched half of a (10 s) and liked it, skipped b after 1 s, hid c, completed d then skipped it.
+    var events: [Event] {
+        [event(0, "u", "a", .view, watch: 5_000, at: 0), event(1, "u", "a", .like, at: 1),
+         event(2, "u", "b", .skip, watch: 1_000, at: 2), event(3, "u", "c", .hide, at: 3),
+         event(4, "u", "d", .complete, watch: 10_000, at: 4), event(5, "u", "d", .skip, watch: 500, at: 5)]
+    }
+
+    func weights(_ m: EventMapping) -> [String: Float] {
+        var h = EventHistory(mapping: m)
+        for e in events { h.add(e, duration: 10_000) }
+        let data = h.interactions()
+        var out: [String: Float] = [:]
+        for r in 0..<data.count { out[data.items.raw[Int(data.itemIndex[r])]] = data.weights[r] }
+        return out
+    }
+
+    func testPenalizeTurnsNetNegativePairsIntoExplicitNegatives() {
+        // a: 0.5 + 2; b: -1; c: -4; d: 1 - 1 = 0 -> not an interaction.
+        XCTAssertEqual(weights(EventMapping()), ["a": 2.5, "b": -1, "c": -4])
+    }
+
+    func testDropLeavesOutEveryPairWithASkipOrHide() {
+        var m = EventMapping()
+        m.negatives = .drop
+        XCTAssertEqual(weights(m), ["a": 2.5])
+    }
+
+    func testIgnoreCountsSkipsAsShortViews() {
+        var m = EventMapping()
+        m.negatives = .ignore
+        // b: a skip after 1 s of 10 = 0.1; d: 1 + 0.05.
+        let w = weights(m)
+        XCTAssertEqual(w.count, 3)
+        XCTAssertEqual(w["a"]!, 2.5, accuracy: 1e-6)
+        XCTAssertEqual(w["b"]!, 0.1, accuracy: 1e-6)
+        XCTAssertEqual(w["d"]!, 1.05, accuracy: 1e-6)
+    }
+
+    func testHalfLifeDecaysFromTheNewestEventWhateverTheArrivalOrder() {
+        var m = EventMapping()
+        m.halfLifeDays = 7
+        let evs = [event(0, "u", "a", .like, at: 7 * day), event(1, "u", "a", .like, at: 0),  // late arrival
+                   event(2, "u", "b", .complete, at: 0), event(3, "v", "c", .share, at: 14 * day)]
+        var h = EventHistory(mapping: m)
+        for e in evs { h.add(e, duration: 0) }
+        let data = h.interactions()
+        var w: [String: Float] = [:]
+        for r in 0..<data.count { w[data.items.raw[Int(data.itemIndex[r])]] = data.weights[r] }
+        // Newest event: day 14. a: 2 * 1/2 + 2 * 1/4; b: 1 * 1/4; c: 3.
+        XCTAssertEqual(w["a"]!, 1.5, accuracy: 1e-5)
+        XCTAssertEqual(w["b"]!, 0.25, accuracy: 1e-5)
+        XCTAssertEqual(w["c"]!, 3, accuracy: 1e-5)
+    }
+
+    func testConfidenceKeepsTheSignOfNegatives() {
+        let c = Confidence(scheme: .log, alpha: 4)
+        XCTAssertEqual(c.apply(-1), -(1 + 4 * Float(Foundation.log1p(1.0))), accuracy: 1e-6)
+        XCTAssertEqual(c.apply(3), 1 + 4 * Float(Foundation.log1p(3.0)), accuracy: 1e-6)
+    }
+
+    func testMappingRoundTripsThroughRunParameters() {
+        var m = EventMapping()
+        m.negatives = .ignore
+        m.halfLifeDays = 3
+        m.like = 5
+        XCTAssertEqual(EventMapping(params: m.params), m)
+        XCTAssertEqual(EventMapping(params: [:]).negatives, .drop, "models from before the mapping was recorded")
+    }
+}
