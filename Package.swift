@@ -62,7 +62,7 @@ let package = Package(
         .testTarget(name: "CandidateStoreTests", dependencies: ["CandidateStore", "TestSupport"]),
         .testTarget(name: "FeedServerTests", dependencies: ["FeedServer", "TestSupport"]),
         .testTarget(name: "WorkersTests", dependencies: ["Workers", "World", "TestSupport"]),
-        .testTarget(name: "CLITests", dependencies: ["TestSupport", "ForYouCLI"]),
+        .testTarget(name: "CLITests", dependencies: ["TestSupport", "ForYouCLI", "ForYou"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -31,6 +31,9 @@ struct Worker: ParsableCommand {
         @Option(help: "Iterations of retrained models.") var iters = 15
         @Option(name: .customLong("metrics-port"), help: "Serve GET /metrics on 127.0.0.1 at this port (0 = off).")
         var metricsPort = 0
+        @Flag(name: .customLong("until-caught-up"), help: "Exit once every event in the log has been applied (for batch use and tests).")
+        var untilCaughtUp = false
+        @OptionGroup var mapping: MappingOptions
 
         func validate() throws {
             guard top > 0, batch > 0, idle > 0, seconds >= 0 else { throw ValidationError("--top, --batch, --idle must be positive") }
@@ -58,6 +61,7 @@ struct Worker: ParsableCommand {
             let period = retrainEvery.flatMap(Token.seconds).map(Double.init)
             while !CLIContext.cancel.isCancelled && (seconds == 0 || Date().timeIntervalSince(start) < seconds) {
                 let s = try worker.step()
+                if s.refolded > 0 { Console.err("worker rank: folded \(s.refolded) users into newly live generation") }
                 events += s.events
                 users += s.usersUpdated
                 sinceRetrain += s.events
@@ -73,6 +77,7 @@ struct Worker: ParsableCommand {
                     job.modelsDir = models
                     job.keep = keep
                     job.top = top
+                    job.mapping = mapping.mapping
                     job.als = ALSConfig(factors: factors, regularization: 0.05, iterations: iters, solver: .cg)
                     let t = Date()
                     do {
@@ -89,7 +94,10 @@ struct Worker: ParsableCommand {
                     lastRetrain = Date()
                     sinceRetrain = 0
                 }
-                if s.events == 0 { usleep(useconds_t(idle * 1e6)) }
+                if s.events == 0 {
+                    if untilCaughtUp && worker.lag == 0 { break }
+                    usleep(useconds_t(idle * 1e6))
+                }
             }
             Console.err("worker rank: stopped at event \(worker.nextEvent) (\(events) events, \(users) lists this run)")
         }
@@ -99,7 +107,7 @@ struct Worker: ParsableCommand {
 /// The worker's figures for /metrics.
 final class WorkerStats: @unchecked Sendable {
     private let lock = NSLock()
-    private var events = 0, lists = 0, retrains = 0
+    private var events = 0, lists = 0, retrains = 0, placedVideos = 0
     private var lag: UInt64 = 0
     private var freshness: Double?
     private var lastRetrainSeconds: Double?
@@ -111,6 +119,7 @@ final class WorkerStats: @unchecked Sendable {
         lists += s.usersUpdated
         self.lag = lag
         if let f = s.freshnessSeconds { freshness = f }
+        placedVideos = s.foldedVideos
     }
 
     func retrained(seconds: Double) {
@@ -132,6 +141,8 @@ final class WorkerStats: @unchecked Sendable {
         if let f = freshness {
             metric("foryou_worker_freshness_seconds", "gauge", "Event appended -> its user's list stored, newest batch.", f)
         }
+        metric("foryou_worker_placed_videos", "gauge", "Videos without model factors placed from their first interactions.",
+               Double(placedVideos))
         metric("foryou_worker_retrains_total", "counter", "Full retrains.", Double(retrains))
         metric("foryou_worker_retrain_seconds_total", "counter", "Time spent retraining.", retrainSecondsTotal)
         if let r = lastRetrainSeconds { metric("foryou_worker_last_retrain_seconds", "gauge", "Duration of the last retrain.", r) }

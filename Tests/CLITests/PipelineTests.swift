@@ -1,0 +1,157 @@
+import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import TestSupport
+import ForYou
+
+/// The online and offline halves as the separate processes they are in production: `foryou serve`
+/// takes events over HTTP and appends them to the log; `foryou worker rank` folds them into the
+/// candidate store; the next page shows it.
+final class PipelineTests: XCTestCase {
+    var dir = ""
+    var processes: [Process] = []
+    override func setUp() { dir = Fixtures.tempDir("pipeline") }
+    override func tearDown() {
+        for p in processes where p.isRunning { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() }
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+
+    /// Starts a `foryou` process and waits for `ready` (a regex) on its stderr; returns the match.
+    func start(_ args: [String], ready: String) throws -> (Process, String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: CLIRunner.binary)
+        p.arguments = args
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        processes.append(p)
+        var text = ""
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            let chunk = err.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            text += String(decoding: chunk, as: UTF8.self)
+            if let r = text.range(of: ready, options: .regularExpression) {
+                // Keep draining so the process never blocks on a full pipe.
+                DispatchQueue.global().async { while !err.fileHandleForReading.availableData.isEmpty {} }
+                return (p, String(text[r]))
+            }
+        }
+        throw NSError(domain: "pipeline", code: 1, userInfo: [NSLocalizedDescriptionKey: "\(args[0]) did not start: \(text)"])
+    }
+
+    func prepare(users: Int = 300, videos: Int = 120) throws -> String {
+        let data = dir + "/data"
+        XCTAssertEqual(try CLIRunner.run(["world", "--users", "\(users)", "--videos", "\(videos)", "--topics", "6",
+                                          "--data-dir", data]).status, 0)
+        let r = try CLIRunner.run(["rescore", "--data-dir", data, "--models", dir + "/models", "--factors", "16", "--iters", "6",
+                                   "--top", "60"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        return data
+    }
+
+    func topicShare(_ reply: HTTPClient.Reply, _ topic: String) -> Double {
+        let videos = reply.json["videos"] as? [[String: Any]] ?? []
+        return Double(videos.count { $0["topic"] as? String == topic }) / Double(max(1, videos.count))
+    }
+
+    func testLikesOfOneTopicRaiseItsShareOfTheNextPageWithinSeconds() async throws {
+        let data = try prepare()
+        let (_, listening) = try start(["serve", "--data-dir", data, "--port", "0"], ready: #"listening on http://127\.0\.0\.1:\d+"#)
+        let port = Int(listening.split(separator: ":").last!)!
+        let client = HTTPClient(port: port)
+        let user = "7"
+        let token = try CLIRunner.run(["token", "--user", user, "--data-dir", data]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let store = try DataDirectory(data).openStore()
+        let catalog = try store.videos()
+        let topics = Set(catalog.map(\.topic)).sorted()
+        // The topic this user's first page shows least of.
+        let first = try await client.get("/api/v1/foryou?limit=10", token: token)
+        XCTAssertEqual(first.status, 200, first.text)
+        let (topic, before) = topics.map { ($0, topicShare(first, $0)) }.min { $0.1 < $1.1 }!
+        // The person completes and likes a dozen videos of it.
+        for v in catalog.filter({ $0.topic == topic }).prefix(12) {
+            for (type, watch) in [("complete", v.durationMs), ("like", 0)] {
+                let r = try await client.send("POST", "/api/v1/events", token: token,
+                                              body: #"{"video_id":"\#(v.id)","type":"\#(type)","watch_ms":\#(watch)}"#)
+                XCTAssertEqual(r.status, 202, r.text)
+            }
+        }
+        // Without the worker, the page does not move that way (only the watched videos drop out).
+        let unranked = topicShare(try await client.get("/api/v1/foryou?limit=10", token: token), topic)
+        XCTAssertLessThan(unranked, before + 0.2, "share of \(topic) rose without the worker: \(before) -> \(unranked)")
+        _ = try start(["worker", "rank", "--data-dir", data, "--top", "60", "--idle", "0.05"], ready: "worker rank: starting")
+        let posted = Date()
+        var after = before, elapsed = 0.0
+        while Date().timeIntervalSince(posted) < 15 {
+            let page = try await client.get("/api/v1/foryou?limit=10", token: token)  // a new session each time
+            after = topicShare(page, topic)
+            elapsed = Date().timeIntervalSince(posted)
+            if after >= before + 0.2 { break }
+            try await Task.sleep(nanoseconds: 50_000_000)
+        }
+        XCTAssertGreaterThanOrEqual(after, before + 0.2, "share of \(topic): \(before) -> \(after) after \(elapsed)s")
+        XCTAssertLessThan(elapsed, 5, "the next page reflected the likes only \(elapsed)s after the worker started")
+        print(String(format: "pipeline: share of %@ %.1f -> %.1f, %.2fs after the worker started", topic, before, after, elapsed))
+    }
+
+    /// Every user's list in the live generation and the worker's cursor.
+    func state(_ data: String, users: [String]) throws -> ([String: [String]], UInt64?) {
+        let store = try DataDirectory(data).openStore()
+        let gen = try XCTUnwrap(try store.liveGeneration()).id
+        var lists: [String: [String]] = [:]
+        for u in users { lists[u] = try store.candidates(generation: gen, user: u)?.map(\.video) }
+        return (lists, try store.consumerCursor("ranker")?.nextEvent)
+    }
+
+    func testAWorkerKilledMidBatchAndRestartedEndsWhereAnUninterruptedOneDoes() throws {
+        let data = try prepare(users: 400, videos: 150)
+        // A backlog after what the live generation was trained on, including new users.
+        let log = try EventLog(directory: data + "/events")
+        var g = SeededGenerator(seed: 5)
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let types: [EventType] = [.view, .view, .complete, .like, .skip]
+        _ = try log.appendSync((0..<12_000).map { n in
+            EventDraft(user: "\(g.next() % 450)", video: "v\(g.next() % 150)", type: types[Int(g.next() % 5)],
+                       watchMs: UInt32(g.next() % 30_000), timeMs: now + Int64(n))
+        })
+        let end = log.endId
+        log.close()
+        let copy = dir + "/copy"
+        try FileManager.default.copyItem(atPath: data, toPath: copy)
+        let users = (0..<450).map { "\($0)" }
+
+        // Uninterrupted.
+        let clean = try CLIRunner.run(["worker", "rank", "--data-dir", copy, "--top", "60", "--batch", "100", "--seconds", "60",
+                                       "--until-caught-up"])
+        XCTAssertEqual(clean.status, 0, clean.stderr)
+        let expected = try state(copy, users: users)
+        XCTAssertEqual(expected.1, end)
+
+        // SIGKILLed at varied moments while it works through the same backlog in the same batches.
+        var kills = 0, delay = 0.15
+        while try state(data, users: []).1 != end && kills < 25 {
+            let (p, _) = try start(["worker", "rank", "--data-dir", data, "--top", "60", "--batch", "100", "--seconds", "60",
+                                    "--until-caught-up"], ready: "worker rank: starting")
+            usleep(useconds_t(delay * 1e6))
+            if p.isRunning { kill(p.processIdentifier, SIGKILL); kills += 1 }
+            p.waitUntilExit()
+            delay = delay >= 0.4 ? 0.1 : delay + 0.07
+        }
+        XCTAssertGreaterThanOrEqual(kills, 3, "the worker finished before it could be killed")
+        print("pipeline: worker SIGKILLed \(kills) times over a backlog of \(end) events")
+        // Let the last one finish.
+        let last = try CLIRunner.run(["worker", "rank", "--data-dir", data, "--top", "60", "--batch", "100", "--seconds", "60",
+                                      "--until-caught-up"])
+        XCTAssertEqual(last.status, 0, last.stderr)
+        let got = try state(data, users: users)
+        XCTAssertEqual(got.1, end)
+        XCTAssertEqual(got.0.count, expected.0.count)
+        var differing: [String] = []
+        for u in users where got.0[u] != expected.0[u] { differing.append(u) }
+        XCTAssertEqual(differing, [], "users whose lists differ after \(kills) kills")
+    }
+}
