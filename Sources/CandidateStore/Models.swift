@@ -65,11 +65,14 @@ public struct PackedCandidates: Sendable {
     public var generation: Int64
     public var itemTable: [String]
     let blob: Data
+    /// The list reflects every event with a smaller id (nil: not known, e.g. a model trained on a file).
+    public var throughEvent: UInt64?
 
-    public init(generation: Int64, itemTable: [String], blob: Data) {
+    public init(generation: Int64, itemTable: [String], blob: Data, throughEvent: UInt64? = nil) {
         self.generation = generation
         self.itemTable = itemTable
         self.blob = blob
+        self.throughEvent = throughEvent
     }
 
     public var count: Int { blob.count / 8 }

@@ -86,6 +86,8 @@ public final class SQLiteFeedStore: FeedStore, @unchecked Sendable {
         // below it), so the ranking worker knows whom to fold in again after a switch.
         m.registerMigration("v6-events-through") { db in
             try db.execute(sql: "ALTER TABLE generations ADD COLUMN events_through INTEGER")
+            // Per list: it reflects every event with a smaller id (nil: not known).
+            try db.execute(sql: "ALTER TABLE candidate_lists ADD COLUMN through_event INTEGER")
         }
         return m
     }
@@ -213,8 +215,9 @@ public final class SQLiteFeedStore: FeedStore, @unchecked Sendable {
             let gen = db.lastInsertedRowID
             let ist = try db.cachedStatement(sql: "INSERT INTO generation_items(generation, idx, video_id) VALUES (?,?,?)")
             for (i, v) in items.enumerated() { try ist.execute(arguments: [gen, i, v]) }
-            let cst = try db.cachedStatement(sql: "INSERT INTO candidate_lists(generation, user_id, list) VALUES (?,?,?)")
-            for l in lists { try cst.execute(arguments: [gen, l.user, SQLiteFeedStore.pack(l.items, l.scores)]) }
+            let cst = try db.cachedStatement(sql: "INSERT INTO candidate_lists(generation, user_id, list, through_event) VALUES (?,?,?,?)")
+            let through = eventsThrough.map { Int64($0) }
+            for l in lists { try cst.execute(arguments: [gen, l.user, SQLiteFeedStore.pack(l.items, l.scores), through]) }
             if activate { try SQLiteFeedStore.makeLive(db, gen) }
             return gen
         }
@@ -284,8 +287,8 @@ public final class SQLiteFeedStore: FeedStore, @unchecked Sendable {
             var position = Dictionary(table.enumerated().map { ($1, Int32($0)) }, uniquingKeysWith: { a, _ in a })
             let addItem = try db.cachedStatement(sql: "INSERT INTO generation_items(generation, idx, video_id) VALUES (?,?,?)")
             let upsert = try db.cachedStatement(sql: """
-                INSERT INTO candidate_lists(generation, user_id, list) VALUES (?,?,?)
-                ON CONFLICT(generation, user_id) DO UPDATE SET list = excluded.list
+                INSERT INTO candidate_lists(generation, user_id, list, through_event) VALUES (?,?,?,?)
+                ON CONFLICT(generation, user_id) DO UPDATE SET list = excluded.list, through_event = excluded.through_event
                 """)
             for l in lists {
                 guard l.videos.count == l.scores.count else { throw StoreError.invalid("list of \(l.user): videos and scores differ in length") }
@@ -298,7 +301,7 @@ public final class SQLiteFeedStore: FeedStore, @unchecked Sendable {
                     position[v] = p
                     idx.append(p)
                 }
-                try upsert.execute(arguments: [generation, l.user, SQLiteFeedStore.pack(idx, l.scores)])
+                try upsert.execute(arguments: [generation, l.user, SQLiteFeedStore.pack(idx, l.scores), Int64(nextEvent)])
             }
             try db.execute(sql: """
                 INSERT INTO consumer_cursors(name, generation, next_event) VALUES (?,?,?)
@@ -379,8 +382,10 @@ public final class SQLiteFeedStore: FeedStore, @unchecked Sendable {
     public func packedCandidates(generation: Int64, user: String) throws -> PackedCandidates? {
         // One SELECT is consistent on its own, so no read transaction is opened around it.
         try threadReader().inDatabase { db in
-            let st = try db.cachedStatement(sql: "SELECT list FROM candidate_lists WHERE generation = ? AND user_id = ?")
-            guard let blob = try Data.fetchOne(st, arguments: [generation, user]) else { return nil }
+            let st = try db.cachedStatement(sql: "SELECT list, through_event FROM candidate_lists WHERE generation = ? AND user_id = ?")
+            guard let row = try Row.fetchOne(st, arguments: [generation, user]) else { return nil }
+            let blob: Data = row[0]
+            let through = (row[1] as Int64?).map { UInt64($0) }
             var items = try self.items(of: generation, db)
             // Another process may have appended to the item table since it was cached.
             let maxIndex = blob.withUnsafeBytes { b in
@@ -392,7 +397,7 @@ public final class SQLiteFeedStore: FeedStore, @unchecked Sendable {
                 self.lock.lock(); self.itemCache[generation] = nil; self.lock.unlock()
                 items = try self.items(of: generation, db)
             }
-            return PackedCandidates(generation: generation, itemTable: items, blob: blob)
+            return PackedCandidates(generation: generation, itemTable: items, blob: blob, throughEvent: through)
         }
     }
 }

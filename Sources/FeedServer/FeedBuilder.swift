@@ -25,6 +25,8 @@ struct FeedBuilder {
     struct Page {
         var items: [Item]
         var next: FeedCursor?
+        /// The user's list behind this page reflects every event with a smaller id.
+        var eventsThrough: UInt64?
     }
 
     func page(user: String, cursor: FeedCursor?, limit: Int) throws -> Page {
@@ -141,7 +143,7 @@ struct FeedBuilder {
         let next: FeedCursor? = items.count < limit ? nil : FeedCursor(
             session: session, generation: generation, position: UInt32(nextPosition), trendingPosition: UInt32(tp),
             page: (cursor?.page ?? 0) + 1)
-        return Page(items: items, next: next)
+        return Page(items: items, next: next, eventsThrough: packed?.throughEvent)
     }
 }
 

@@ -41,10 +41,13 @@ enum FeedRoutes {
         }
         out.writeString(#"],"next_cursor":"#)
         if let next = page.next?.encode(user: user, signer: s.signer) {
-            out.writeString("\"" + next + "\"}")  // base64url: nothing to escape
+            out.writeString("\"" + next + "\"")  // base64url: nothing to escape
         } else {
-            out.writeString("null}")
+            out.writeString("null")
         }
+        out.writeString(#","events_through":"#)
+        out.writeString(page.eventsThrough.map { String($0) } ?? "null")
+        out.writeInteger(UInt8(125))
         var h = HTTPFields()
         h[.contentType] = "application/json"
         return Response(status: .ok, headers: h, body: .init(byteBuffer: out))

@@ -60,48 +60,7 @@ public final class RankingWorker {
     private var durations: [String: Int] = [:]
     private var history: EventHistory
     public private(set) var nextEvent: UInt64 = 0
-    private var live: LiveModel?
-
-    /// The live generation's model and what the worker derived from it.
-    final class LiveModel {
-        let generation: Int64
-        let model: StoredModel
-        let als: ALSModel
-        let confidence: Confidence
-        let mapping: EventMapping
-        let users: ALSFoldIn  // solves user vectors against the item factors
-        let items: ALSFoldIn  // solves video vectors against the user factors
-        /// Videos without model factors, appended after the model's items.
-        var extraIds: [String] = []
-        var extraIndex: [String: Int32] = [:]
-        var extraVectors: [[Float]] = []
-        /// Item factors + extra rows, rebuilt when the extras change.
-        var catalog: Matrix
-
-        init(generation: Int64, model: StoredModel, als: ALSModel, confidence: Confidence, mapping: EventMapping) {
-            self.generation = generation
-            self.model = model
-            self.als = als
-            self.confidence = confidence
-            self.mapping = mapping
-            users = ALSFoldIn(fixed: als.itemFactors, regularization: als.config.regularization)
-            items = ALSFoldIn(fixed: als.userFactors, regularization: als.config.regularization)
-            catalog = als.itemFactors
-        }
-
-        func index(of video: String) -> Int32? { model.items.index(of: video) ?? extraIndex[video] }
-        func id(at i: Int32) -> String {
-            Int(i) < model.items.count ? model.items.raw[Int(i)] : extraIds[Int(i) - model.items.count]
-        }
-
-        func rebuildCatalog() {
-            let k = als.factors, n = als.itemCount
-            let m = Matrix(rows: n + extraIds.count, cols: k)
-            m.storage.update(from: als.itemFactors.storage, count: n * k)
-            for (j, v) in extraVectors.enumerated() { (m.storage + (n + j) * k).update(from: v, count: k) }
-            catalog = m
-        }
-    }
+    private var live: FoldInModel?
 
     public init(config: Config) throws {
         self.config = config
@@ -134,7 +93,7 @@ public final class RankingWorker {
 
     /// Loads the live generation's model when it changed; folds users the new generation's
     /// training did not see into it. Nil when no factor model is live.
-    private func liveModel() throws -> (LiveModel, refolded: Int)? {
+    private func liveModel() throws -> (FoldInModel, refolded: Int)? {
         guard let g = try store.liveGeneration() else { live = nil; return nil }
         if let l = live, l.generation == g.id { return (l, 0) }
         guard let source = try store.source(generation: g.id), let dir = source.modelDir else { live = nil; return nil }
@@ -142,7 +101,7 @@ public final class RankingWorker {
         guard let als = m.ranker as? ALSModel else { live = nil; return nil }
         let mapping = config.mapping ?? EventMapping(params: m.run.params)
         let confidence = config.confidence ?? Confidence(params: m.run.params) ?? Confidence(scheme: .log, alpha: 4)
-        let l = LiveModel(generation: g.id, model: m, als: als, confidence: confidence, mapping: mapping)
+        let l = FoldInModel(generation: g.id, als: als, users: m.users, items: m.items, confidence: confidence, mapping: mapping)
         if mapping != history.mapping {
             history = EventHistory(mapping: mapping)
             try rebuildHistory()
@@ -150,7 +109,7 @@ public final class RankingWorker {
         live = l
         if config.foldInVideos {
             let unknown = Set(history.pairs.values.flatMap { $0.keys }).filter { m.items.index(of: $0) == nil }
-            try placeVideos(unknown.sorted(), in: l)
+            try l.place(unknown.sorted(), history: history, catalog: durations)
         }
         // Users with events past what this generation was trained on get their lists again.
         var refolded = 0
@@ -164,81 +123,13 @@ public final class RankingWorker {
             }
             var lists: [(user: String, videos: [String], scores: [Float])] = []
             for chunk in stride(from: 0, to: max(users.count, 1), by: 4_096) {
-                lists = try score(Array(users[chunk..<min(users.count, chunk + 4_096)]), in: l)
+                lists = try l.lists(for: Array(users[chunk..<min(users.count, chunk + 4_096)]), history: history, top: config.top,
+                                    threads: config.threads)
                 refolded += lists.count
                 try store.replaceLists(generation: g.id, lists: lists, consumer: config.consumer, nextEvent: nextEvent)
             }
         }
         return (l, refolded)
-    }
-
-    /// Solves a vector for each of `videos` (ids without model factors, in the catalog) from the
-    /// pairs of the model's users who touched it; videos with no such positive stay unplaced.
-    /// Returns how many vectors changed.
-    @discardableResult
-    private func placeVideos(_ videos: [String], in l: LiveModel) throws -> Int {
-        guard !videos.isEmpty else { return 0 }
-        var want = Set(videos.filter { durations[$0] != nil })
-        guard !want.isEmpty else { return 0 }
-        var rows: [String: [Int32]] = [:], confs: [String: [Float]] = [:]
-        for (user, pairs) in history.pairs {
-            guard let u = l.model.users.index(of: user) else { continue }
-            for (video, pair) in pairs where want.contains(video) {
-                guard let w = history.trainingWeight(pair) else { continue }
-                rows[video, default: []].append(u)
-                confs[video, default: []].append(l.confidence.apply(w))
-            }
-        }
-        var changed = 0
-        for video in want.sorted() {
-            guard let r = rows[video], let c = confs[video], c.contains(where: { $0 > 0 }) else { continue }
-            // Sorted by user so the solve is the same whatever order the history dictionary has.
-            let order = r.indices.sorted { r[$0] < r[$1] }
-            let y = try l.items.solve(rows: order.map { r[$0] }, confidences: order.map { c[$0] })
-            if let i = l.extraIndex[video] {
-                l.extraVectors[Int(i) - l.model.items.count] = y
-            } else {
-                l.extraIndex[video] = Int32(l.model.items.count + l.extraIds.count)
-                l.extraIds.append(video)
-                l.extraVectors.append(y)
-            }
-            changed += 1
-        }
-        want.removeAll()
-        if changed > 0 { l.rebuildCatalog() }
-        return changed
-    }
-
-    /// Fresh lists for `users`: fold-in against the model's items, then one blocked GEMM over
-    /// the model's items and the placed videos, seen videos excluded.
-    private func score(_ users: [String], in l: LiveModel) throws -> [(user: String, videos: [String], scores: [Float])] {
-        let k = l.als.factors
-        var kept: [String] = [], vectors: [Float] = []
-        var seenRows: [Int32] = [], seenCols: [Int32] = []
-        for user in users {
-            var items: [Int32] = [], conf: [Float] = [], seen: [Int32] = []
-            for (video, pair) in history.pairs[user] ?? [:] {
-                guard let i = l.index(of: video) else { continue }  // unplaced: the feed's fallback shows it
-                seen.append(i)
-                guard Int(i) < l.model.items.count, let w = history.trainingWeight(pair) else { continue }
-                items.append(i)
-                conf.append(l.confidence.apply(w))
-            }
-            guard conf.contains(where: { $0 > 0 }) else { continue }
-            let order = items.indices.sorted { items[$0] < items[$1] }
-            vectors += try l.users.solve(rows: order.map { items[$0] }, confidences: order.map { conf[$0] })
-            let row = Int32(kept.count)
-            kept.append(user)
-            for i in seen { seenRows.append(row); seenCols.append(i) }
-        }
-        guard !kept.isEmpty else { return [] }
-        let table = FactorTable(userFactors: Matrix(rows: kept.count, cols: k, values: vectors), itemFactors: l.catalog)
-        let exclude = CSR(rows: kept.count, cols: l.catalog.rows, rowIndex: seenRows, colIndex: seenCols,
-                          values: [Float](repeating: 1, count: seenRows.count))
-        let recs = BatchScorer(top: config.top, threads: config.threads, userBlock: 32).recommend(table, exclude: exclude)
-        return kept.enumerated().map { row, user in
-            (user: user, videos: recs.list(row).map { l.id(at: $0) }, scores: Array(recs.scoreList(row)))
-        }
     }
 
     /// Processes up to one batch of new events; returns what it did (0 events: nothing new, or
@@ -260,10 +151,10 @@ public final class RankingWorker {
         for e in events {
             history.add(e, duration: durations[e.video] ?? 0)
             if seenUsers.insert(e.user).inserted { touched.append(e.user) }
-            if config.foldInVideos && l.model.items.index(of: e.video) == nil { newVideos.insert(e.video) }
+            if config.foldInVideos && l.items.index(of: e.video) == nil { newVideos.insert(e.video) }
         }
-        try placeVideos(newVideos.sorted(), in: l)
-        let lists = try score(touched, in: l)
+        try l.place(newVideos.sorted(), history: history, catalog: durations)
+        let lists = try l.lists(for: touched, history: history, top: config.top, threads: config.threads)
         try store.replaceLists(generation: l.generation, lists: lists, consumer: config.consumer, nextEvent: last.id + 1)
         nextEvent = last.id + 1
         let fresh = Date().timeIntervalSince1970 - Double(last.timeMs) / 1000
@@ -280,5 +171,119 @@ final class FactorTable: FactorRanker, @unchecked Sendable {
     init(userFactors: Matrix, itemFactors: Matrix) {
         self.userFactors = userFactors
         self.itemFactors = itemFactors
+    }
+}
+
+/// An ALS model prepared for fold-in: Gram matrices of both sides computed once, and vectors
+/// for videos the model has no factors for (placed from their first interactions).
+final class FoldInModel {
+    let generation: Int64
+    let als: ALSModel
+    let users: IdMap
+    let items: IdMap
+    let confidence: Confidence
+    let mapping: EventMapping
+    let userSolver: ALSFoldIn  // user vectors against the item factors
+    let itemSolver: ALSFoldIn  // video vectors against the user factors
+    /// Videos without model factors, appended after the model's items.
+    var extraIds: [String] = []
+    var extraIndex: [String: Int32] = [:]
+    var extraVectors: [[Float]] = []
+    /// Item factors + extra rows, rebuilt when the extras change.
+    var catalog: Matrix
+
+    init(generation: Int64, als: ALSModel, users: IdMap, items: IdMap, confidence: Confidence, mapping: EventMapping) {
+        self.generation = generation
+        self.als = als
+        self.users = users
+        self.items = items
+        self.confidence = confidence
+        self.mapping = mapping
+        userSolver = ALSFoldIn(fixed: als.itemFactors, regularization: als.config.regularization)
+        itemSolver = ALSFoldIn(fixed: als.userFactors, regularization: als.config.regularization)
+        catalog = als.itemFactors
+    }
+
+    func index(of video: String) -> Int32? { items.index(of: video) ?? extraIndex[video] }
+    func id(at i: Int32) -> String {
+        Int(i) < items.count ? items.raw[Int(i)] : extraIds[Int(i) - items.count]
+    }
+
+    func rebuildCatalog() {
+        let k = als.factors, n = als.itemCount
+        let m = Matrix(rows: n + extraIds.count, cols: k)
+        m.storage.update(from: als.itemFactors.storage, count: n * k)
+        for (j, v) in extraVectors.enumerated() { (m.storage + (n + j) * k).update(from: v, count: k) }
+        catalog = m
+    }
+
+    /// Solves a vector for each of `videos` (ids without model factors, in the catalog) from the
+    /// pairs of the model's users who touched it; videos with no such positive stay unplaced.
+    /// Returns how many vectors changed.
+    @discardableResult
+    func place(_ videos: [String], history: EventHistory, catalog: [String: Int]) throws -> Int {
+        guard !videos.isEmpty else { return 0 }
+        var want = Set(videos.filter { catalog[$0] != nil })
+        guard !want.isEmpty else { return 0 }
+        var rows: [String: [Int32]] = [:], confs: [String: [Float]] = [:]
+        for (user, pairs) in history.pairs {
+            guard let u = users.index(of: user) else { continue }
+            for (video, pair) in pairs where want.contains(video) {
+                guard let w = history.trainingWeight(pair) else { continue }
+                rows[video, default: []].append(u)
+                confs[video, default: []].append(confidence.apply(w))
+            }
+        }
+        var changed = 0
+        for video in want.sorted() {
+            guard let r = rows[video], let c = confs[video], c.contains(where: { $0 > 0 }) else { continue }
+            // Sorted by user so the solve is the same whatever order the history dictionary has.
+            let order = r.indices.sorted { r[$0] < r[$1] }
+            let y = try itemSolver.solve(rows: order.map { r[$0] }, confidences: order.map { c[$0] })
+            if let i = extraIndex[video] {
+                extraVectors[Int(i) - items.count] = y
+            } else {
+                extraIndex[video] = Int32(items.count + extraIds.count)
+                extraIds.append(video)
+                extraVectors.append(y)
+            }
+            changed += 1
+        }
+        want.removeAll()
+        if changed > 0 { rebuildCatalog() }
+        return changed
+    }
+
+    /// Fresh lists for `people`: fold-in against the model's items, then one blocked GEMM over
+    /// the model's items and the placed videos, seen videos excluded.
+    func lists(for people: [String], history: EventHistory, top: Int, threads: Int) throws
+        -> [(user: String, videos: [String], scores: [Float])] {
+        let k = als.factors
+        var kept: [String] = [], vectors: [Float] = []
+        var seenRows: [Int32] = [], seenCols: [Int32] = []
+        for user in people {
+            var rows: [Int32] = [], conf: [Float] = [], seen: [Int32] = []
+            for (video, pair) in history.pairs[user] ?? [:] {
+                guard let i = index(of: video) else { continue }  // unplaced: the feed's fallback shows it
+                seen.append(i)
+                guard Int(i) < self.items.count, let w = history.trainingWeight(pair) else { continue }
+                rows.append(i)
+                conf.append(confidence.apply(w))
+            }
+            guard conf.contains(where: { $0 > 0 }) else { continue }
+            let order = rows.indices.sorted { rows[$0] < rows[$1] }
+            vectors += try userSolver.solve(rows: order.map { rows[$0] }, confidences: order.map { conf[$0] })
+            let row = Int32(kept.count)
+            kept.append(user)
+            for i in seen { seenRows.append(row); seenCols.append(i) }
+        }
+        guard !kept.isEmpty else { return [] }
+        let table = FactorTable(userFactors: Matrix(rows: kept.count, cols: k, values: vectors), itemFactors: catalog)
+        let exclude = CSR(rows: kept.count, cols: catalog.rows, rowIndex: seenRows, colIndex: seenCols,
+                          values: [Float](repeating: 1, count: seenRows.count))
+        let recs = BatchScorer(top: top, threads: threads, userBlock: 32).recommend(table, exclude: exclude)
+        return kept.enumerated().map { row, user in
+            (user: user, videos: recs.list(row).map { id(at: $0) }, scores: Array(recs.scoreList(row)))
+        }
     }
 }

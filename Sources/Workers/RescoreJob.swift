@@ -75,6 +75,7 @@ public enum RescoreJob {
         let recs = BatchScorer(top: c.top, threads: c.als.threads).recommend(model, exclude: cui, cancel: cancel)
         if cancel?.isCancelled == true { throw RescoreError.cancelled }
         let scoreSeconds = Date().timeIntervalSince(t2)
+        progress(String(format: "scored %d users x %d videos, top %d, in %.1fs", recs.users.count, model.itemCount, c.top, scoreSeconds))
 
         let runId = ModelStore.newRunId(model: "als")
         let modelDir = c.modelsDir + "/" + runId
@@ -99,6 +100,7 @@ public enum RescoreJob {
         let gen = try store.writeGeneration(model: "als", runId: runId, items: data.items.raw, lists: lists, activate: true,
                                             modelDir: URL(fileURLWithPath: modelDir).standardizedFileURL.path,
                                             eventsThrough: log.endId)
+        progress(String(format: "generation %lld written and live in %.1fs", gen, Date().timeIntervalSince(t3)))
         let pruned = try store.prune(keep: c.keep)
         let storeSeconds = Date().timeIntervalSince(t3)
         return RescoreResult(runId: runId, modelDirectory: modelDir, generation: gen, events: log.endId,

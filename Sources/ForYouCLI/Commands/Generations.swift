@@ -128,7 +128,57 @@ enum CatalogLine {
 }
 
 struct Events: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Inspect the event log.", subcommands: [Tail.self, Stats.self])
+    static let configuration = CommandConfiguration(abstract: "Inspect the event log, or load interactions into it.",
+                                                    subcommands: [Tail.self, Stats.self, Import.self])
+
+    struct Import: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Append an interaction file to the event log: one event per row (e.g. to rescore a dataset's history).",
+            discussion: """
+            Each row becomes one event of --type for (user, item), stamped with the row's time column \
+            when the format has one (seconds) and otherwise with consecutive milliseconds ending now. \
+            The events are fsynced in batches; an interrupted import leaves a prefix of the file.
+            """)
+        @Argument(help: "Interaction file.") var file: String
+        @OptionGroup var input: FormatOptions
+        @Option(help: "Event type of every row.") var type = "complete"
+        @OptionGroup var data: DataDirOption
+        @OptionGroup var common: CommonOptions
+
+        func validate() throws {
+            guard EventType(name: type) != nil else { throw ValidationError("--type must be view, complete, like, share, skip or hide") }
+        }
+
+        func run() throws {
+            let t0 = Date()
+            let (d, _) = try input.read(file, verbose: common.verbose)
+            let log = try EventLog(directory: data.directory.events)
+            defer { log.close() }
+            if let m = log.recovery.message { Console.err(m) }
+            let durations = Dictionary(try data.directory.openStore().videos().map { ($0.id, $0.durationMs) },
+                                       uniquingKeysWith: { $1 })
+            let kind = EventType(name: type)!
+            let now = Int64(Date().timeIntervalSince1970 * 1000)
+            var batch: [EventDraft] = []
+            batch.reserveCapacity(50_000)
+            let first = log.endId
+            for r in 0..<d.count {
+                if CLIContext.cancel.isCancelled { break }
+                let video = d.items.raw[Int(d.itemIndex[r])]
+                let time = d.timestamps.map { $0[r] * 1000 } ?? (now - Int64(d.count - r))
+                batch.append(EventDraft(user: d.users.raw[Int(d.userIndex[r])], video: video, type: kind,
+                                        watchMs: UInt32(clamping: durations[video] ?? 0), timeMs: time))
+                if batch.count == 50_000 {
+                    _ = try log.appendSync(batch)
+                    batch.removeAll(keepingCapacity: true)
+                }
+            }
+            if !batch.isEmpty { _ = try log.appendSync(batch) }
+            Console.err(String(format: "events import: %llu events appended (ids %llu-%llu) in %.1fs%@", log.endId - first, first,
+                               log.endId - 1, Date().timeIntervalSince(t0),
+                               CLIContext.cancel.isCancelled ? "; interrupted" : ""))
+        }
+    }
 
     struct Tail: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print events as JSON lines (the last N, or from an id).")

@@ -61,7 +61,9 @@ struct Serve: ParsableCommand {
 struct Token: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Issue a bearer token for a user (HMAC-SHA256, signed with the data directory's key).")
 
-    @Option(help: "User id the token speaks for.") var user: String
+    @Option(help: "User id the token speaks for.") var user: String?
+    @Option(name: .customLong("users-from"), help: "Issue one per line of this file (user ids) instead; prints user<TAB>token lines.")
+    var usersFrom: String?
     @Option(help: "Lifetime: 90s, 30m, 24h, 7d.") var ttl = "24h"
     @OptionGroup var data: DataDirOption
 
@@ -78,11 +80,27 @@ struct Token: ParsableCommand {
 
     func validate() throws {
         guard Token.seconds(ttl) != nil else { throw ValidationError("--ttl must look like 90s, 30m, 24h or 7d") }
-        guard !user.isEmpty else { throw ValidationError("--user must not be empty") }
+        guard (user == nil) != (usersFrom == nil) else { throw ValidationError("give exactly one of --user and --users-from") }
+        guard user?.isEmpty != true else { throw ValidationError("--user must not be empty") }
     }
 
     func run() throws {
         let signer = TokenSigner(key: try data.directory.signingKey())
-        print(signer.issue(user: user, ttlSeconds: Token.seconds(ttl)!))
+        let ttlSeconds = Token.seconds(ttl)!
+        if let user {
+            print(signer.issue(user: user, ttlSeconds: ttlSeconds))
+            return
+        }
+        guard let text = try? String(contentsOfFile: usersFrom!, encoding: .utf8) else {
+            throw CLIError("--users-from: cannot read \(usersFrom!)")
+        }
+        var out = ""
+        for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let u = line.trimmingCharacters(in: .whitespaces)
+            if u.isEmpty { continue }
+            guard !u.contains("\t") else { throw CLIError("\(usersFrom!):\(n + 1): a user id cannot contain a tab") }
+            out += u + "\t" + signer.issue(user: u, ttlSeconds: ttlSeconds) + "\n"
+        }
+        print(out, terminator: "")
     }
 }

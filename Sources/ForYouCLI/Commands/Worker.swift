@@ -107,7 +107,7 @@ struct Worker: ParsableCommand {
 /// The worker's figures for /metrics.
 final class WorkerStats: @unchecked Sendable {
     private let lock = NSLock()
-    private var events = 0, lists = 0, retrains = 0, placedVideos = 0
+    private var events = 0, lists = 0, retrains = 0, placedVideos = 0, steps = 0
     private var lag: UInt64 = 0
     private var freshness: Double?
     private var lastRetrainSeconds: Double?
@@ -117,6 +117,7 @@ final class WorkerStats: @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         events += s.events
         lists += s.usersUpdated
+        steps += 1
         self.lag = lag
         if let f = s.freshnessSeconds { freshness = f }
         placedVideos = s.foldedVideos
@@ -135,6 +136,7 @@ final class WorkerStats: @unchecked Sendable {
         func metric(_ name: String, _ type: String, _ help: String, _ v: Double) {
             out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n\(name) \(v)\n"
         }
+        metric("foryou_worker_steps_total", "counter", "Micro-batches run (the first one loads the live model).", Double(steps))
         metric("foryou_worker_events_applied_total", "counter", "Events folded in.", Double(events))
         metric("foryou_worker_lists_updated_total", "counter", "User lists replaced.", Double(lists))
         metric("foryou_worker_lag_events", "gauge", "Events in the log not yet applied.", Double(lag))
