@@ -36,6 +36,16 @@ public enum ModelStore {
         try AtomicFile.write(items.raw.joined(separator: "\n") + (items.count > 0 ? "\n" : ""), to: tmp + "/items.tsv")
         try BinaryFormat.writeCSR(seen, to: tmp + "/seen.bin")
         switch ranker {
+        case let t as TwoTowerRanker:
+            try BinaryFormat.writeMatrix(t.userFactors, to: tmp + "/user_factors.bin")
+            try BinaryFormat.writeMatrix(t.itemFactors, to: tmp + "/item_factors.bin")
+            if let m = t.model {
+                // The towers, to embed users and videos unseen at training time when scoring.
+                let enc = JSONEncoder()
+                enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+                try AtomicFile.write(Array(try enc.encode(m.config)) + [10], to: tmp + "/two_tower.json")
+                for (n, p) in m.parameters.enumerated() { try BinaryFormat.writeMatrix(p, to: tmp + "/tt_\(n).bin") }
+            }
         case let f as FactorRanker:
             try BinaryFormat.writeMatrix(f.userFactors, to: tmp + "/user_factors.bin")
             try BinaryFormat.writeMatrix(f.itemFactors, to: tmp + "/item_factors.bin")
@@ -102,6 +112,24 @@ public enum ModelStore {
             cfg.factors = x.cols
             if let r = run.params["reg"].flatMap(Float.init) { cfg.regularization = r }
             ranker = ALSModel(config: cfg, userFactors: x, itemFactors: y)
+        case "two-tower":
+            let x = try BinaryFormat.readMatrix(directory + "/user_factors.bin")
+            let y = try BinaryFormat.readMatrix(directory + "/item_factors.bin")
+            guard x.rows == users.count, y.rows == items.count, x.cols == y.cols else {
+                throw ArtifactError.inconsistent(directory, "factor shapes do not match the id maps")
+            }
+            var model: TwoTowerModel?
+            if let data = FileManager.default.contents(atPath: directory + "/two_tower.json") {
+                guard let cfg = try? JSONDecoder().decode(TwoTowerConfig.self, from: data) else {
+                    throw ArtifactError.badMetadata(directory + "/two_tower.json", "unreadable two-tower config")
+                }
+                var ps: [Matrix] = []
+                for n in 0..<11 { ps.append(try BinaryFormat.readMatrix(directory + "/tt_\(n).bin")) }
+                do { model = try TwoTowerModel(config: cfg, parameters: ps) } catch {
+                    throw ArtifactError.inconsistent(directory, "\(error)")
+                }
+            }
+            ranker = TwoTowerRanker(userFactors: x, itemFactors: y, model: model)
         case "popularity":
             let p = try BinaryFormat.readMatrix(directory + "/popularity.bin")
             guard p.rows == items.count else {

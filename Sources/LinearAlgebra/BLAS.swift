@@ -57,12 +57,14 @@ public enum BLAS {
 
 public enum LinearAlgebraError: Error, CustomStringConvertible {
     case notPositiveDefinite(context: String, info: Int32)
+    case shape(String)
 
     public var description: String {
         switch self {
         case .notPositiveDefinite(let context, let info):
             return "sposv failed (info \(info)) for \(context): the normal equations are not positive definite; "
                 + "try increasing the regularization"
+        case .shape(let s): return s
         }
     }
 }

@@ -34,6 +34,16 @@ final class DataDirCommandsTests: XCTestCase {
         _ = try run(["train", "--events", data, "--factors", "8", "--iters", "3", "--out", dir + "/m"])
         let run1 = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/m/run.json"))) as! [String: Any]
         XCTAssertEqual((run1["data"] as! [String: Any])["format"] as? String, "events")
+        // The mapping is recorded with the model (the worker folds users in the same way).
+        XCTAssertEqual((run1["params"] as! [String: Any])["negatives"] as? String, "penalize")
+        _ = try run(["train", "--events", data, "--factors", "8", "--iters", "1", "--negatives", "drop", "--half-life-days", "3",
+                     "--out", dir + "/m-drop"])
+        let run2 = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/m-drop/run.json"))) as! [String: Any]
+        XCTAssertEqual((run2["params"] as! [String: Any])["negatives"] as? String, "drop")
+        XCTAssertEqual((run2["params"] as! [String: Any])["half_life_days"] as? String, "3.0")
+        let badDecay = try CLIRunner.run(["train", "--events", data, "--half-life-days", "0", "--out", dir + "/x"])
+        XCTAssertNotEqual(badDecay.status, 0)
+        XCTAssertTrue(badDecay.stderr.contains("--half-life-days"), badDecay.stderr)
 
         _ = try run(["score-all", "--model", dir + "/m", "--top", "20", "--into", data])
         _ = try run(["score-all", "--model", dir + "/m", "--top", "30", "--into", data])
@@ -119,6 +129,27 @@ final class DataDirCommandsTests: XCTestCase {
         return Int(UInt16(bigEndian: addr.sin_port))
     }
 
+    func testEventsImportAppendsOneEventPerRowAndRescoreTrainsOnThem() throws {
+        let data = dir + "/data"
+        Fixtures.write("a\tx\t1\na\ty\t1\nb\tx\t1\nb\tz\t1\nc\ty\t1\nc\tz\t1\n", to: dir + "/pairs.tsv")
+        let r = try run(["events", "import", dir + "/pairs.tsv", "--type", "like", "--data-dir", data])
+        XCTAssertTrue(r.stderr.contains("6 events appended"), r.stderr)
+        let tail = try run(["events", "tail", "-n", "6", "--data-dir", data]).stdout.split(separator: "\n")
+        let first = try JSONSerialization.jsonObject(with: Data(tail[0].utf8)) as! [String: Any]
+        XCTAssertEqual(first["user"] as? String, "a")
+        XCTAssertEqual(first["video_id"] as? String, "x")
+        XCTAssertEqual(first["type"] as? String, "like")
+        let bad = try CLIRunner.run(["events", "import", dir + "/pairs.tsv", "--type", "poke", "--data-dir", data])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("--type"), bad.stderr)
+        Fixtures.write("a\tx\n", to: dir + "/broken.tsv")
+        let broken = try CLIRunner.run(["events", "import", dir + "/broken.tsv", "--data-dir", data])
+        XCTAssertNotEqual(broken.status, 0)
+        XCTAssertTrue(broken.stderr.contains("broken.tsv:1"), broken.stderr)
+        let rescored = try run(["rescore", "--data-dir", data, "--models", dir + "/models", "--factors", "2", "--iters", "2", "--top", "3"])
+        XCTAssertTrue(rescored.stdout.contains("3 users"), rescored.stdout)
+    }
+
     func testVideosImportValidatesEachLine() throws {
         let data = dir + "/data"
         Fixtures.write("""
@@ -138,6 +169,12 @@ final class DataDirCommandsTests: XCTestCase {
     func testTokenCommand() throws {
         let t = try run(["token", "--user", "u1", "--ttl", "30m", "--data-dir", dir]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         XCTAssertEqual(t.split(separator: ".").count, 3)
+        Fixtures.write("u1\nu2\n\n", to: dir + "/users.txt")
+        let many = try run(["token", "--users-from", dir + "/users.txt", "--data-dir", dir]).stdout.split(separator: "\n")
+        XCTAssertEqual(many.map { $0.split(separator: "\t").first.map(String.init) }, ["u1", "u2"])
+        XCTAssertEqual(many.map { $0.split(separator: "\t").last!.split(separator: ".").count }, [3, 3])
+        let both = try CLIRunner.run(["token", "--user", "u1", "--users-from", dir + "/users.txt", "--data-dir", dir])
+        XCTAssertNotEqual(both.status, 0)
         let bad = try CLIRunner.run(["token", "--user", "u1", "--ttl", "soon", "--data-dir", dir])
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertTrue(bad.stderr.contains("--ttl"), bad.stderr)

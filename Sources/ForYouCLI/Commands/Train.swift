@@ -16,14 +16,14 @@ struct Train: ParsableCommand {
                        --alpha 1 --confidence binary --solver cg --out models/ml-als
         """)
 
-    enum ModelKind: String, ExpressibleByArgument, CaseIterable { case als, popularity }
+    enum ModelKind: String, ExpressibleByArgument, CaseIterable { case als, popularity, twoTower = "two-tower" }
 
     @Option(help: "Training interactions (a file).") var train: String?
     @Option(help: "Train from the event log of this data directory instead of a file (events -> interactions mapping).")
     var events: String?
     @OptionGroup var input: FormatOptions
     @OptionGroup var mapping: MappingOptions
-    @Option(help: "als or popularity.") var model: ModelKind = .als
+    @Option(help: "als, popularity or two-tower.") var model: ModelKind = .als
     @Option(help: "Latent factors.") var factors = 64
     @Option(help: "L2 regularization added to each normal equation's diagonal.") var reg: Float = 0.05
     @Option(help: "ALS iterations (one user pass + one item pass each).") var iters = 15
@@ -35,6 +35,7 @@ struct Train: ParsableCommand {
     @Flag(name: .customLong("no-loss"), help: "Skip the per-iteration training loss.") var noLoss = false
     @Option(help: "Model directory to write (default models/<run-id>).") var out: String?
     @Option(help: "Held-out interactions: evaluate after training and record the metrics.") var test: String?
+    @OptionGroup(title: "Two-tower") var tt: TwoTowerOptions
     @Option(help: "Cutoff for --test metrics.") var k = 10
     @OptionGroup var common: CommonOptions
 
@@ -66,6 +67,12 @@ struct Train: ParsableCommand {
         switch model {
         case .popularity:
             ranker = PopularityModel(fit: cui)
+        case .twoTower:
+            let (r, p, l) = try tt.fit(data, threads: common.threads, seed: seed)
+            ranker = r
+            params.merge(p) { $1 }
+            losses = l
+            if let o = p["outcome"], o.hasPrefix("interrupted") { outcome = o }
         case .als:
             let cfg = ALSConfig(factors: factors, regularization: reg, iterations: iters, solver: solver,
                                 cgSteps: cgSteps, threads: common.threads, seed: seed, computeLoss: !noLoss)
@@ -127,5 +134,69 @@ enum TrainingData {
                                data.users.count, data.items.count, s))
         }
         return (data, s, ["events:" + dir.events], "events-\(log.endId)")
+    }
+}
+
+/// `foryou train --model two-tower` options.
+struct TwoTowerOptions: ParsableArguments {
+    @Option(help: "Two-tower: embedding and output width.") var dim = 64
+    @Option(help: "Two-tower: hidden layer width of each tower.") var hidden = 128
+    @Option(help: "Two-tower: maximum epochs.") var epochs = 30
+    @Option(help: "Two-tower: examples per mini-batch (the in-batch negatives).") var batch = 1024
+    @Option(help: "Two-tower: Adam learning rate.") var lr: Float = 0.005
+    @Option(name: .customLong("weight-decay"), help: "Two-tower: decoupled weight decay.") var weightDecay: Float = 1e-5
+    @Option(help: "Two-tower: softmax temperature.") var temperature: Float = 0.05
+    @Option(help: "Two-tower: content features, item<TAB>token|token|... per line.") var features: String?
+    @Option(name: .customLong("feature-buckets"), help: "Two-tower: rows of the hashed feature table.") var featureBuckets = 1 << 14
+    @Option(name: .customLong("uniform-negatives"), help: "Two-tower: extra uniformly drawn negatives per batch.")
+    var uniformNegatives = 0
+    @Flag(name: .customLong("no-log-q"), help: "Two-tower: no popularity (log-Q) correction of in-batch negatives.")
+    var noLogQ = false
+    @Option(help: "Two-tower: recent items averaged into the user tower.") var history = 50
+    @Option(help: "Two-tower: epochs without a better validation NDCG@10 before stopping.") var patience = 3
+    @Option(name: .customLong("validation-fraction"), help: "Two-tower: share of each user's training items held out for early stopping.")
+    var validationFraction = 0.1
+
+    func validate() throws {
+        guard dim > 0, hidden > 0, epochs > 0, batch >= 2, history >= 0, patience >= 1, featureBuckets > 0 else {
+            throw ValidationError("--dim, --hidden, --epochs, --patience, --feature-buckets must be positive and --batch >= 2")
+        }
+        guard lr > 0, temperature > 0, weightDecay >= 0, uniformNegatives >= 0 else {
+            throw ValidationError("--lr and --temperature must be positive")
+        }
+        guard validationFraction >= 0, validationFraction < 0.5 else { throw ValidationError("--validation-fraction must be in [0, 0.5)") }
+    }
+
+    func fit(_ data: Interactions, threads: Int, seed: UInt64) throws -> (TwoTowerRanker, [String: String], [Double]) {
+        var c = TwoTowerConfig()
+        c.dim = dim; c.hidden = hidden; c.epochs = epochs; c.batch = batch; c.learningRate = lr; c.weightDecay = weightDecay
+        c.temperature = temperature; c.featureBuckets = featureBuckets; c.uniformNegatives = uniformNegatives
+        c.logQ = !noLogQ; c.history = history; c.patience = patience; c.seed = seed; c.threads = threads
+        var f: ItemFeatures?
+        if let path = features {
+            do { f = try ItemFeatures.load(path, buckets: featureBuckets) } catch let e as ImportError {
+                throw CLIError("features: \(e)")
+            }
+            Console.err(String(format: "features: %@ covers %.1f%% of the training items", path, 100 * f!.coverage(of: data.items.raw)))
+        }
+        let r = TwoTowerJob.fit(data, features: f, config: c, validationFraction: validationFraction, cancel: CLIContext.cancel) {
+            Console.err($0.line)
+        }
+        var params: [String: String] = [
+            "dim": "\(dim)", "hidden": "\(hidden)", "epochs": "\(epochs)", "batch": "\(batch)", "lr": "\(lr)",
+            "weight_decay": "\(weightDecay)", "temperature": "\(temperature)", "feature_buckets": "\(featureBuckets)",
+            "uniform_negatives": "\(uniformNegatives)", "log_q": "\(!noLogQ)", "history": "\(history)",
+            "patience": "\(patience)", "validation_fraction": "\(validationFraction)", "seed": "\(seed)",
+            "validation_ndcg": r.reports.map { $0.validationNDCG.map { String(format: "%.5f", $0) } ?? "-" }.joined(separator: ","),
+            "examples_per_s": String(format: "%.0f", r.reports.map(\.examplesPerSecond).reduce(0, +) / Double(max(1, r.reports.count))),
+        ]
+        if let path = features { params["features"] = path }
+        switch r.outcome {
+        case .completed: params["outcome"] = "completed"
+        case .stoppedEarly(let e): params["outcome"] = "stopped early; best epoch \(e)"
+        case .cancelled(let e): params["outcome"] = "interrupted; best epoch \(e) kept"
+        }
+        Console.err("train: two-tower \(params["outcome"]!) (validation users \(r.validationUsers), training pairs \(r.trainPairs))")
+        return (r.ranker, params, r.reports.map(\.loss))
     }
 }
