@@ -37,10 +37,14 @@ final class DataDirCommandsTests: XCTestCase {
         // The mapping is recorded with the model (the worker folds users in the same way).
         XCTAssertEqual((run1["params"] as! [String: Any])["negatives"] as? String, "penalize")
         _ = try run(["train", "--events", data, "--factors", "8", "--iters", "1", "--negatives", "drop", "--half-life-days", "3",
-                     "--out", dir + "/m-drop"])
+                     "--event-weights", "like=5,hide=2", "--out", dir + "/m-drop"])
         let run2 = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/m-drop/run.json"))) as! [String: Any]
         XCTAssertEqual((run2["params"] as! [String: Any])["negatives"] as? String, "drop")
         XCTAssertEqual((run2["params"] as! [String: Any])["half_life_days"] as? String, "3.0")
+        XCTAssertEqual((run2["params"] as! [String: Any])["w_like"] as? String, "5.0")
+        let badWeights = try CLIRunner.run(["train", "--events", data, "--event-weights", "poke=1", "--out", dir + "/x"])
+        XCTAssertNotEqual(badWeights.status, 0)
+        XCTAssertTrue(badWeights.stderr.contains("'poke=1'"), badWeights.stderr)
         let badDecay = try CLIRunner.run(["train", "--events", data, "--half-life-days", "0", "--out", dir + "/x"])
         XCTAssertNotEqual(badDecay.status, 0)
         XCTAssertTrue(badDecay.stderr.contains("--half-life-days"), badDecay.stderr)

@@ -61,15 +61,42 @@ struct MappingOptions: ParsableArguments {
     var negatives: EventMapping.Negatives = .penalize
     @Option(name: .customLong("half-life-days"), help: "Decay each event's weight with this half-life in days (default: no decay).")
     var halfLifeDays: Double?
+    @Option(name: .customLong("event-weights"),
+            help: "Per event type, e.g. like=2,share=3 (view = per watched fraction; skip/hide = strength under penalize). Defaults: view=1,complete=1,like=2,share=3,skip=1,hide=4.")
+    var eventWeights: String?
 
     func validate() throws {
         if let h = halfLifeDays, !(h > 0) { throw ValidationError("--half-life-days must be positive") }
+        _ = try parsedWeights()
+    }
+
+    func parsedWeights() throws -> [String: Float] {
+        guard let text = eventWeights else { return [:] }
+        var out: [String: Float] = [:]
+        for part in text.split(separator: ",") {
+            let kv = part.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard kv.count == 2, EventType(name: kv[0]) != nil, let w = Float(kv[1]), w >= 0, w.isFinite else {
+                throw ValidationError("--event-weights: '\(part)' is not TYPE=WEIGHT with a type of view, complete, like, share, skip, hide and a weight >= 0")
+            }
+            out[kv[0]] = w
+        }
+        return out
     }
 
     var mapping: EventMapping {
         var m = EventMapping()
         m.negatives = negatives
         m.halfLifeDays = halfLifeDays
+        for (k, w) in (try? parsedWeights()) ?? [:] {
+            switch k {
+            case "view": m.view = w
+            case "complete": m.complete = w
+            case "like": m.like = w
+            case "share": m.share = w
+            case "skip": m.skip = w
+            default: m.hide = w
+            }
+        }
         return m
     }
 }
