@@ -77,3 +77,43 @@ final class BLASTests: XCTestCase {
         XCTAssertEqual(incremental.finalValue, CRC32C.checksum(text))
     }
 }
+
+final class VectorOpsTests: XCTestCase {
+    func testSIMDExpMatchesFoundationExp() {
+        var worst: Float = 0
+        var x = SIMD16<Float>()
+        var v: Float = -87
+        while v < 88 {
+            for l in 0..<16 { x[l] = v + Float(l) * 0.0137 }
+            let e = VectorOps.exp(x)
+            for l in 0..<16 where x[l] <= 88 {
+                let ref = Float(Foundation.exp(Double(x[l])))
+                worst = max(worst, abs(e[l] - ref) / ref)
+            }
+            v += 0.21
+        }
+        XCTAssertLessThan(worst, 3e-7)
+        var dead = SIMD16<Float>(repeating: -.infinity)
+        dead[1] = -100
+        dead[2] = 0
+        let e = VectorOps.exp(dead)
+        XCTAssertEqual(e[0], 0); XCTAssertEqual(e[1], 0); XCTAssertEqual(e[2], 1, accuracy: 1e-7)
+    }
+
+    func testSoftmaxHelpersMatchScalarCode() {
+        let n = 37  // a SIMD body and a scalar tail
+        var row = (0..<n).map { Float(sin(Double($0))) * 5 }
+        let bias = (0..<n).map { Float($0 % 5) * 0.3 }
+        let expected = zip(row, bias).map { $0 - $1 }
+        let mx = row.withUnsafeMutableBufferPointer { r in bias.withUnsafeBufferPointer { VectorOps.subtractMax(r.baseAddress!, $0.baseAddress!, n) } }
+        XCTAssertEqual(mx, expected.max()!)
+        for i in 0..<n { XCTAssertEqual(row[i], expected[i], accuracy: 1e-6) }
+        let sum = row.withUnsafeMutableBufferPointer { VectorOps.expShifted($0.baseAddress!, n, shift: mx) }
+        let ref = expected.map { Foundation.exp(Double($0 - mx)) }
+        XCTAssertEqual(Double(sum), ref.reduce(0, +), accuracy: 1e-5)
+        for i in 0..<n { XCTAssertEqual(Double(row[i]), ref[i], accuracy: 1e-6) }
+        var y = [Float](repeating: 1, count: n)
+        row.withUnsafeBufferPointer { r in y.withUnsafeMutableBufferPointer { VectorOps.axpy(n, 2, r.baseAddress!, $0.baseAddress!) } }
+        for i in 0..<n { XCTAssertEqual(y[i], 1 + 2 * row[i], accuracy: 1e-6) }
+    }
+}

@@ -114,7 +114,7 @@ public final class TwoTowerModel: @unchecked Sendable {
             let f = features[r]
             if !f.isEmpty {
                 let w = 1 / Float(f.count)
-                for b in f { BLAS.axpy(d, w, featEmb.row(Int(b)), dst) }
+                for b in f { VectorOps.axpy(d, w, featEmb.row(Int(b)), dst) }
             }
         }
     }
@@ -122,26 +122,33 @@ public final class TwoTowerModel: @unchecked Sendable {
     /// Runs a tower forward on `x` (n x dim): hidden activations into `h` (n x hidden), output
     /// into `out` (n x dim), L2-normalised in place; returns the pre-normalisation norms.
     @discardableResult
-    static func forward(_ t: Tower, x: Matrix, n: Int, h: Matrix, out: Matrix, d: Int, hidden: Int) -> [Float] {
-        // h = relu(x W1 + b1)
-        for r in 0..<n { h.row(r).update(from: t.b1.storage, count: hidden) }
-        BLAS.gemm(m: n, n: hidden, k: d, a: x.storage, lda: d, b: t.w1.storage, ldb: hidden, transB: false, beta: 1,
-                  c: h.storage, ldc: hidden)
-        for i in 0..<(n * hidden) where h.storage[i] < 0 { h.storage[i] = 0 }
-        // out = h W2 + b2 + x
-        for r in 0..<n {
-            let o = out.row(r), xr = x.row(r)
-            for c in 0..<d { o[c] = t.b2.storage[c] + xr[c] }
-        }
-        BLAS.gemm(m: n, n: d, k: hidden, a: h.storage, lda: hidden, b: t.w2.storage, ldb: d, transB: false, beta: 1,
-                  c: out.storage, ldc: d)
+    static func forward(_ t: Tower, x: Matrix, n: Int, h: Matrix, out: Matrix, d: Int, hidden: Int, threads: Int = 1) -> [Float] {
         var norms = [Float](repeating: 0, count: n)
-        for r in 0..<n {
-            let o = out.row(r)
-            let nrm = max(BLAS.dot(d, o, o).squareRoot(), 1e-12)
-            norms[r] = nrm
-            let inv = 1 / nrm
-            for c in 0..<d { o[c] *= inv }
+        let parts = n >= 256 ? max(1, threads) : 1
+        norms.withUnsafeMutableBufferPointer { normBuf in
+            Parallel.forEachChunk(count: n, chunk: max(1, (n + parts - 1) / parts), threads: parts) { range, _ in
+                let lo = range.lowerBound, m = range.count
+                // h = relu(x W1 + b1)
+                for r in range { h.row(r).update(from: t.b1.storage, count: hidden) }
+                BLAS.gemm(m: m, n: hidden, k: d, a: x.row(lo), lda: d, b: t.w1.storage, ldb: hidden, transB: false, beta: 1,
+                          c: h.row(lo), ldc: hidden)
+                let hs = h.row(lo)
+                for i in 0..<(m * hidden) where hs[i] < 0 { hs[i] = 0 }
+                // out = h W2 + b2 + x
+                for r in range {
+                    let o = out.row(r), xr = x.row(r)
+                    for c in 0..<d { o[c] = t.b2.storage[c] + xr[c] }
+                }
+                BLAS.gemm(m: m, n: d, k: hidden, a: h.row(lo), lda: hidden, b: t.w2.storage, ldb: d, transB: false, beta: 1,
+                          c: out.row(lo), ldc: d)
+                for r in range {
+                    let o = out.row(r)
+                    let nrm = max(BLAS.dot(d, o, o).squareRoot(), 1e-12)
+                    normBuf[r] = nrm
+                    let inv = 1 / nrm
+                    for c in 0..<d { o[c] *= inv }
+                }
+            }
         }
         return norms
     }
@@ -184,7 +191,7 @@ public final class TwoTowerModel: @unchecked Sendable {
                     if hx.rows < hist.count { hx = Matrix(rows: hist.count, cols: d) }
                     itemInputs(hist, features: historyFeatures[r], into: hx)
                     let w = 1 / Float(hist.count)
-                    for j in 0..<hist.count { BLAS.axpy(d, w, hx.row(j), dst) }
+                    for j in 0..<hist.count { VectorOps.axpy(d, w, hx.row(j), dst) }
                 }
             }
             Self.forward(user, x: x, n: e - s, h: h, out: o, d: d, hidden: config.hidden)

@@ -126,53 +126,64 @@ public final class TwoTowerTrainer {
                    backward: Bool) -> Double {
         let d = config.dim, hidden = config.hidden, b = users.count, cols = b + negatives.count
         let invT = 1 / config.temperature
-        // Inputs.
-        for r in 0..<b {
-            let x = s.u0.row(r)
-            x.update(from: model.userEmb.row(Int(users[r])), count: d)
-            let h = histories[r]
-            if !h.isEmpty {
-                model.itemInputs(h, features: h.map { data.itemFeatures[Int($0)] }, into: s.hx)
-                let w = 1 / Float(h.count)
-                for j in 0..<h.count { BLAS.axpy(d, w, s.hx.row(j), x) }
-            }
-        }
+        // Inputs: x_u = E_user[u] + mean of the history items' inputs; x_i = E_item[i] + features.
         let colItems = items + negatives
-        model.itemInputs(colItems, features: colItems.map { data.itemFeatures[Int($0)] }, into: s.i0)
-        // Towers.
-        let nu = TwoTowerModel.forward(model.user, x: s.u0, n: b, h: s.hu, out: s.un, d: d, hidden: hidden)
-        let ni = TwoTowerModel.forward(model.item, x: s.i0, n: cols, h: s.hi, out: s.inn, d: d, hidden: hidden)
-        // Logits: Un In^T / T, corrected by log expected count, same item as the positive masked.
-        BLAS.gemm(m: b, n: cols, k: d, alpha: invT, a: s.un.storage, lda: d, b: s.inn.storage, ldb: d, transB: true,
-                  c: s.logits.storage, ldc: cols)
-        let uniformLogQ = Float(Foundation.log(Double(max(1, negatives.count)) / Double(max(1, data.items))))
-        var loss = 0.0
-        for r in 0..<b {
-            let row = s.logits.row(r)
-            let pos = items[r]
-            for c in 0..<cols {
-                if c != r && colItems[c] == pos { row[c] = -.infinity; continue }
-                if config.logQ { row[c] -= c < b ? logQ[Int(colItems[c])] : uniformLogQ }
-            }
-            var mx = -Float.infinity
-            for c in 0..<cols { mx = max(mx, row[c]) }
-            var sum = 0.0
-            for c in 0..<cols { sum += Double(Foundation.exp(row[c] - mx)) }
-            loss += Double(mx) + Foundation.log(sum) - Double(row[r])
-            if backward {
-                // dLoss/dlogit = (softmax - onehot) / b, scaled by 1/T for the dot products.
-                let scale = invT / Float(b)
-                for c in 0..<cols { row[c] = Float(Double(Foundation.exp(row[c] - mx)) / sum) * scale }
-                row[r] -= scale
+        let parts = threads
+        Parallel.forEachChunk(count: b + cols, chunk: max(64, (b + cols) / (4 * parts) + 1), threads: parts) { range, _ in
+            for q in range {
+                if q < b {
+                    let x = s.u0.row(q)
+                    x.update(from: model.userEmb.row(Int(users[q])), count: d)
+                    let h = histories[q]
+                    if !h.isEmpty { addItemInputs(h, weight: 1 / Float(h.count), into: x) }
+                } else {
+                    let x = s.i0.row(q - b)
+                    x.update(repeating: 0, count: d)
+                    addItemInputs([colItems[q - b]], weight: 1, into: x)
+                }
             }
         }
-        loss /= Double(b)
+        // Towers.
+        let nu = TwoTowerModel.forward(model.user, x: s.u0, n: b, h: s.hu, out: s.un, d: d, hidden: hidden, threads: threads)
+        let ni = TwoTowerModel.forward(model.item, x: s.i0, n: cols, h: s.hi, out: s.inn, d: d, hidden: hidden, threads: threads)
+        // Logits: Un In^T / T, corrected by log expected count, same item as the positive masked.
+        pgemm(m: b, n: cols, k: d, alpha: invT, a: s.un.storage, lda: d, b: s.inn.storage, ldb: d, transB: true,
+              c: s.logits.storage, ldc: cols)
+        let uniformLogQ = Float(Foundation.log(Double(max(1, negatives.count)) / Double(max(1, data.items))))
+        var bias = [Float](repeating: 0, count: cols)
+        if config.logQ { for c in 0..<cols { bias[c] = c < b ? logQ[Int(colItems[c])] : uniformLogQ } }
+        var columnsOf: [Int32: [Int]] = [:]
+        for (c, i) in colItems.enumerated() { columnsOf[i, default: []].append(c) }
+        var partial = [Double](repeating: 0, count: parts)
+        let scale = invT / Float(b)
+        bias.withUnsafeBufferPointer { biasBuf in
+            partial.withUnsafeMutableBufferPointer { partialBuf in
+                Parallel.forEachChunk(count: b, chunk: max(1, (b + parts - 1) / parts), threads: parts) { range, worker in
+                    var acc = 0.0
+                    for r in range {
+                        let row = s.logits.row(r)
+                        let mx = VectorOps.subtractMax(row, biasBuf.baseAddress!, cols)
+                        if let dup = columnsOf[items[r]], dup.count > 1 { for c in dup where c != r { row[c] = -.infinity } }
+                        let positive = row[r]
+                        let sum = VectorOps.expShifted(row, cols, shift: mx)
+                        acc += Double(mx) + Foundation.log(Double(sum)) - Double(positive)
+                        if backward {
+                            // dLoss/dlogit = (softmax - onehot) / b, times 1/T for the dot products.
+                            VectorOps.scale(row, cols, scale / sum)
+                            row[r] -= scale
+                        }
+                    }
+                    partialBuf[worker] += acc
+                }
+            }
+        }
+        let loss = partial.reduce(0, +) / Double(b)
         guard backward else { return loss }
         // dUn = G In, dIn = G^T Un.
-        BLAS.gemm(m: b, n: d, k: cols, a: s.logits.storage, lda: cols, b: s.inn.storage, ldb: d, transB: false,
-                  c: s.du.storage, ldc: d)
-        BLAS.gemm(m: cols, n: d, k: b, a: s.logits.storage, lda: cols, b: s.un.storage, ldb: d, transB: false,
-                  c: s.di.storage, ldc: d, transA: true)
+        pgemm(m: b, n: d, k: cols, a: s.logits.storage, lda: cols, b: s.inn.storage, ldb: d, transB: false,
+              c: s.du.storage, ldc: d)
+        pgemm(m: cols, n: d, k: b, a: s.logits.storage, lda: cols, b: s.un.storage, ldb: d, transB: false,
+              c: s.di.storage, ldc: d, transA: true)
         towerBackward(model.user, grads: 3, x: s.u0, n: b, h: s.hu, out: s.un, norms: nu, dOut: s.du, dH: s.dhu, dX: s.dxu)
         towerBackward(model.item, grads: 7, x: s.i0, n: cols, h: s.hi, out: s.inn, norms: ni, dOut: s.di, dH: s.dhi, dX: s.dxi)
         // Into the embeddings.
@@ -188,10 +199,38 @@ public final class TwoTowerTrainer {
         return loss
     }
 
+    var threads: Int { config.threads > 0 ? config.threads : BLASRuntime.availableCores }
+
+    /// sgemm split into row blocks of C across the engine's threads (OpenBLAS itself runs
+    /// single-threaded during training, so its threads never spin while the rest runs).
+    func pgemm(m: Int, n: Int, k: Int, alpha: Float = 1, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+               transB: Bool, beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, transA: Bool = false) {
+        let parts = m * n * k >= 1 << 20 ? threads : 1
+        Parallel.forEachChunk(count: m, chunk: max(1, (m + parts - 1) / parts), threads: parts) { range, _ in
+            let lo = range.lowerBound
+            BLAS.gemm(m: range.count, n: n, k: k, alpha: alpha, a: transA ? a + lo : a + lo * lda, lda: lda, b: b, ldb: ldb,
+                      transB: transB, beta: beta, c: c + lo * ldc, ldc: ldc, transA: transA)
+        }
+    }
+
+    /// x += weight * sum over `items` of (E_item[j] + mean of j's feature embeddings).
+    @inline(__always)
+    func addItemInputs(_ items: [Int32], weight: Float, into x: UnsafeMutablePointer<Float>) {
+        let d = config.dim
+        for j in items {
+            VectorOps.axpy(d, weight, model.itemEmb.row(Int(j)), x)
+            let f = data.itemFeatures[Int(j)]
+            if !f.isEmpty {
+                let wf = weight / Float(f.count)
+                for bkt in f { VectorOps.axpy(d, wf, model.featEmb.row(Int(bkt)), x) }
+            }
+        }
+    }
+
     @inline(__always)
     func addRow(_ p: Int, _ row: Int, _ g: UnsafePointer<Float>, _ w: Float) {
         if !isTouched[p][row] { isTouched[p][row] = true; touched[p].append(Int32(row)) }
-        BLAS.axpy(config.dim, w, g, grads[p].row(row))
+        VectorOps.axpy(config.dim, w, g, grads[p].row(row))
     }
 
     @inline(__always)
@@ -217,18 +256,18 @@ public final class TwoTowerTrainer {
             for c in 0..<d { dr[c] = (dr[c] - o[c] * dp) * inv }
         }
         // dW2 += h^T dy; db2 += colsum dy; dH = dy W2^T masked by relu.
-        BLAS.gemm(m: hidden, n: d, k: n, a: h.storage, lda: hidden, b: dOut.storage, ldb: d, transB: false, beta: 1,
+        pgemm(m: hidden, n: d, k: n, a: h.storage, lda: hidden, b: dOut.storage, ldb: d, transB: false, beta: 1,
                   c: grads[g + 2].storage, ldc: d, transA: true)
-        for r in 0..<n { BLAS.axpy(d, 1, dOut.row(r), grads[g + 3].storage) }
-        BLAS.gemm(m: n, n: hidden, k: d, a: dOut.storage, lda: d, b: t.w2.storage, ldb: d, transB: true,
+        for r in 0..<n { VectorOps.axpy(d, 1, dOut.row(r), grads[g + 3].storage) }
+        pgemm(m: n, n: hidden, k: d, a: dOut.storage, lda: d, b: t.w2.storage, ldb: d, transB: true,
                   c: dH.storage, ldc: hidden)
         for i in 0..<(n * hidden) where h.storage[i] <= 0 { dH.storage[i] = 0 }
         // dW1 += x^T dH; db1 += colsum dH; dX = dH W1^T + dy (residual).
-        BLAS.gemm(m: d, n: hidden, k: n, a: x.storage, lda: d, b: dH.storage, ldb: hidden, transB: false, beta: 1,
+        pgemm(m: d, n: hidden, k: n, a: x.storage, lda: d, b: dH.storage, ldb: hidden, transB: false, beta: 1,
                   c: grads[g].storage, ldc: hidden, transA: true)
-        for r in 0..<n { BLAS.axpy(hidden, 1, dH.row(r), grads[g + 1].storage) }
+        for r in 0..<n { VectorOps.axpy(hidden, 1, dH.row(r), grads[g + 1].storage) }
         dX.storage.update(from: dOut.storage, count: n * d)
-        BLAS.gemm(m: n, n: d, k: hidden, a: dH.storage, lda: hidden, b: t.w1.storage, ldb: hidden, transB: true, beta: 1,
+        pgemm(m: n, n: d, k: hidden, a: dH.storage, lda: hidden, b: t.w1.storage, ldb: hidden, transB: true, beta: 1,
                   c: dX.storage, ldc: d)
     }
 
@@ -236,30 +275,51 @@ public final class TwoTowerTrainer {
     func applyAdam() {
         step += 1
         let lr = config.learningRate, wd = config.weightDecay
-        let b1: Float = 0.9, b2: Float = 0.999, eps: Float = 1e-8
+        let b1: Float = 0.9, b2: Float = 0.999
         let c1 = 1 - Float(Foundation.pow(Double(b1), Double(step))), c2 = 1 - Float(Foundation.pow(Double(b2), Double(step)))
-        func update(_ p: Matrix, _ g: Matrix, _ mm: Matrix, _ vv: Matrix, _ range: Range<Int>) {
-            let ps = p.storage, gs = g.storage, ms = mm.storage, vs = vv.storage
-            for i in range {
-                let gi = gs[i]
-                ms[i] = b1 * ms[i] + (1 - b1) * gi
-                vs[i] = b2 * vs[i] + (1 - b2) * gi * gi
-                ps[i] -= lr * ((ms[i] / c1) / ((vs[i] / c2).squareRoot() + eps) + wd * ps[i])
-                gs[i] = 0
-            }
-        }
         for p in 0..<params.count {
+            let ps = params[p].storage, gs = grads[p].storage, ms = m[p].storage, vs = v[p].storage
             if p < Self.embeddingCount {
                 let d = params[p].cols
-                for r in touched[p] {
-                    let lo = Int(r) * d
-                    update(params[p], grads[p], m[p], v[p], lo..<(lo + d))
-                    isTouched[p][Int(r)] = false
+                let rows = touched[p]
+                Parallel.forEachChunk(count: rows.count, chunk: max(256, rows.count / (4 * threads) + 1), threads: threads) { range, _ in
+                    for k in range {
+                        let lo = Int(rows[k]) * d
+                        Self.adam(ps + lo, gs + lo, ms + lo, vs + lo, d, lr: lr, wd: wd, b1: b1, b2: b2, c1: c1, c2: c2)
+                    }
                 }
+                for r in rows { isTouched[p][Int(r)] = false }
                 touched[p].removeAll(keepingCapacity: true)
             } else {
-                update(params[p], grads[p], m[p], v[p], 0..<params[p].count)
+                Self.adam(ps, gs, ms, vs, params[p].count, lr: lr, wd: wd, b1: b1, b2: b2, c1: c1, c2: c2)
             }
+        }
+    }
+
+    @inline(__always)
+    static func adam(_ p: UnsafeMutablePointer<Float>, _ g: UnsafeMutablePointer<Float>, _ m: UnsafeMutablePointer<Float>,
+                     _ v: UnsafeMutablePointer<Float>, _ n: Int, lr: Float, wd: Float, b1: Float, b2: Float, c1: Float, c2: Float) {
+        typealias V = SIMD16<Float>
+        var i = 0
+        @inline(__always) func load(_ x: UnsafeMutablePointer<Float>) -> V { UnsafeRawPointer(x + i).loadUnaligned(as: V.self) }
+        @inline(__always) func store(_ x: UnsafeMutablePointer<Float>, _ val: V) { UnsafeMutableRawPointer(x + i).storeBytes(of: val, as: V.self) }
+        while i + 16 <= n {
+            let gv = load(g)
+            let mv = b1 * load(m) + (1 - b1) * gv
+            let vv = b2 * load(v) + (1 - b2) * gv * gv
+            let pv = load(p)
+            store(m, mv); store(v, vv)
+            store(p, pv - lr * ((mv / c1) / ((vv / c2).squareRoot() + 1e-8) + wd * pv))
+            store(g, V(repeating: 0))
+            i += 16
+        }
+        while i < n {
+            let gi = g[i]
+            m[i] = b1 * m[i] + (1 - b1) * gi
+            v[i] = b2 * v[i] + (1 - b2) * gi * gi
+            p[i] -= lr * ((m[i] / c1) / ((v[i] / c2).squareRoot() + 1e-8) + wd * p[i])
+            g[i] = 0
+            i += 1
         }
     }
 
@@ -292,7 +352,7 @@ public final class TwoTowerTrainer {
     public func train(cancel: CancellationToken? = nil, validate: ((TwoTowerModel) -> Double?)? = nil,
                       progress: (EpochReport) -> Void = { _ in }) -> Outcome {
         let previousThreads = BLASRuntime.threads
-        BLASRuntime.setThreads(config.threads > 0 ? config.threads : BLASRuntime.availableCores)
+        BLASRuntime.setThreads(1)
         defer { BLASRuntime.setThreads(previousThreads) }
         var g = SeededGenerator(seed: config.seed ^ 0x7777)
         let n = data.count
