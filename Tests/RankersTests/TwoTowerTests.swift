@@ -9,7 +9,7 @@ final class TwoTowerTests: XCTestCase {
     func tiny(logQ: Bool = true) -> (TwoTowerTrainer, [Int32], [Int32], [[Int32]], [Int32]) {
         var c = TwoTowerConfig()
         c.dim = 4; c.hidden = 5; c.featureBuckets = 8; c.temperature = 0.5; c.logQ = logQ
-        c.history = 3; c.uniformNegatives = 2; c.batch = 4; c.seed = 3
+        c.history = 3; c.uniformNegatives = 2; c.batch = 4; c.seed = 3; c.historyGradient = true
         let userItems: [[Int32]] = [[0, 1, 2], [2, 3], [4, 5, 6, 0], [1], [3, 6]]
         var pu: [Int32] = [], pi: [Int32] = []
         for (u, l) in userItems.enumerated() { for i in l { pu.append(Int32(u)); pi.append(i) } }

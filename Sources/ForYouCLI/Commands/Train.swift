@@ -153,6 +153,8 @@ struct TwoTowerOptions: ParsableArguments {
     @Flag(name: .customLong("no-log-q"), help: "Two-tower: no popularity (log-Q) correction of in-batch negatives.")
     var noLogQ = false
     @Option(help: "Two-tower: recent items averaged into the user tower.") var history = 50
+    @Flag(name: .customLong("history-gradient"), help: "Two-tower: also train item embeddings through the user tower's history mean (slower).")
+    var historyGradient = false
     @Option(help: "Two-tower: epochs without a better validation NDCG@10 before stopping.") var patience = 3
     @Option(name: .customLong("validation-fraction"), help: "Two-tower: share of each user's training items held out for early stopping.")
     var validationFraction = 0.1
@@ -171,7 +173,7 @@ struct TwoTowerOptions: ParsableArguments {
         var c = TwoTowerConfig()
         c.dim = dim; c.hidden = hidden; c.epochs = epochs; c.batch = batch; c.learningRate = lr; c.weightDecay = weightDecay
         c.temperature = temperature; c.featureBuckets = featureBuckets; c.uniformNegatives = uniformNegatives
-        c.logQ = !noLogQ; c.history = history; c.patience = patience; c.seed = seed; c.threads = threads
+        c.logQ = !noLogQ; c.history = history; c.historyGradient = historyGradient; c.patience = patience; c.seed = seed; c.threads = threads
         var f: ItemFeatures?
         if let path = features {
             do { f = try ItemFeatures.load(path, buckets: featureBuckets) } catch let e as ImportError {
@@ -186,6 +188,7 @@ struct TwoTowerOptions: ParsableArguments {
             "dim": "\(dim)", "hidden": "\(hidden)", "epochs": "\(epochs)", "batch": "\(batch)", "lr": "\(lr)",
             "weight_decay": "\(weightDecay)", "temperature": "\(temperature)", "feature_buckets": "\(featureBuckets)",
             "uniform_negatives": "\(uniformNegatives)", "log_q": "\(!noLogQ)", "history": "\(history)",
+            "history_gradient": "\(historyGradient)",
             "patience": "\(patience)", "validation_fraction": "\(validationFraction)", "seed": "\(seed)",
             "validation_ndcg": r.reports.map { $0.validationNDCG.map { String(format: "%.5f", $0) } ?? "-" }.joined(separator: ","),
             "examples_per_s": String(format: "%.0f", r.reports.map(\.examplesPerSecond).reduce(0, +) / Double(max(1, r.reports.count))),

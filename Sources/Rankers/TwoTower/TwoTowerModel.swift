@@ -20,6 +20,12 @@ public struct TwoTowerConfig: Sendable, Codable, Equatable {
     public var uniformNegatives = 0
     /// Items averaged into the user tower's input (the most recent, when times are known).
     public var history = 50
+    /// Train the item embeddings through the user tower's history mean too. Off, the history
+    /// mean reads the item inputs as constants: each batch then updates ~2k item rows instead of
+    /// up to 50k (on the synthetic workload 89k vs 43k examples/s). Validation NDCG@10 was the
+    /// same within noise on both shared splits (movielens 0.1720 off / 0.1700 on, lastfm
+    /// 0.1573 / 0.1592); test NDCG@10 was a little lower off (0.0853 / 0.0882, 0.2411 / 0.2457).
+    public var historyGradient = false
     /// Rows of the hashed content-feature table.
     public var featureBuckets = 1 << 14
     /// Epochs without a better validation NDCG before stopping.

@@ -190,7 +190,7 @@ public final class TwoTowerTrainer {
         for r in 0..<b {
             addRow(0, Int(users[r]), s.dxu.row(r), 1)
             let h = histories[r]
-            if !h.isEmpty {
+            if config.historyGradient && !h.isEmpty {
                 let w = 1 / Float(h.count)
                 for j in h { addItemInput(j, s.dxu.row(r), w) }
             }
@@ -328,16 +328,14 @@ public final class TwoTowerTrainer {
     /// Up to `history` of the user's items other than `exclude`: all of them when few, else a
     /// random sample (training) or the most recent (serving).
     static func history(_ items: [Int32], excluding exclude: Int32?, limit: Int, using g: inout SeededGenerator) -> [Int32] {
-        let others = exclude.map { e in items.filter { $0 != e } } ?? items
+        var others = exclude.map { e in items.filter { $0 != e } } ?? items
         if others.count <= limit { return others }
-        var picked = Set<Int>()
-        var out: [Int32] = []
-        out.reserveCapacity(limit)
-        while out.count < limit {
-            let k = Int(g.next() % UInt64(others.count))
-            if picked.insert(k).inserted { out.append(others[k]) }
+        // Partial Fisher-Yates: the first `limit` slots become a uniform sample.
+        for k in 0..<limit {
+            let j = k + Int(g.next() % UInt64(others.count - k))
+            others.swapAt(k, j)
         }
-        return out
+        return Array(others.prefix(limit))
     }
 
     public enum Outcome: Equatable, Sendable {
