@@ -104,4 +104,21 @@ final class TwoTowerTests: XCTestCase {
         let right = Int(accuracy(t.model) * 120)
         XCTAssertGreaterThan(right, 110)
     }
+
+    func testCtrlCKeepsTheBestEpochSoFar() {
+        let (t, _, _, _, _) = tiny()
+        let token = CancellationToken()
+        var best: [[Float]] = []
+        var scores = [0.3, 0.5, 0.4]
+        let outcome = t.train(cancel: token, validate: { _ in
+            let v = scores.removeFirst()
+            if v == 0.5 { best = t.params.map(\.values) }
+            return v
+        }) { report in
+            if report.epoch == 3 { token.cancel() }
+        }
+        // Cancelled during epoch 4: the best of the three finished epochs (the second) is kept.
+        XCTAssertEqual(outcome, .cancelled(bestEpoch: 2))
+        XCTAssertEqual(t.params.map(\.values), best)
+    }
 }
