@@ -112,6 +112,13 @@ public enum ModelStore {
             cfg.factors = x.cols
             if let r = run.params["reg"].flatMap(Float.init) { cfg.regularization = r }
             ranker = ALSModel(config: cfg, userFactors: x, itemFactors: y)
+        case "blend":
+            let x = try BinaryFormat.readMatrix(directory + "/user_factors.bin")
+            let y = try BinaryFormat.readMatrix(directory + "/item_factors.bin")
+            guard x.rows == users.count, y.rows == items.count, x.cols == y.cols else {
+                throw ArtifactError.inconsistent(directory, "factor shapes do not match the id maps")
+            }
+            ranker = StoredFactors(kind: "blend", userFactors: x, itemFactors: y)
         case "two-tower":
             let x = try BinaryFormat.readMatrix(directory + "/user_factors.bin")
             let y = try BinaryFormat.readMatrix(directory + "/item_factors.bin")

@@ -11,6 +11,9 @@ import Evaluation
 public enum TwoTowerJob {
     public struct Result {
         public var ranker: TwoTowerRanker
+        /// The same model with the validation items left out of the users' histories (for
+        /// fitting anything else on the validation split without leaking it).
+        public var validationRanker: TwoTowerRanker
         public var outcome: TwoTowerTrainer.Outcome
         public var reports: [EpochReport]
         public var validationUsers: Int
@@ -35,6 +38,13 @@ public enum TwoTowerJob {
         return (train.sorted(), val.sorted())
     }
 
+    /// NDCG@10 of `r` for `users` against `truth`, `seen` items excluded.
+    public static func ndcg(_ r: Ranker, users: [Int32], truth: [Int32: Set<Int32>], seen: CSR, threads: Int) -> Double {
+        let recs = BatchScorer(top: 10, threads: threads).recommend(r, users: users, exclude: seen)
+        let lists = (0..<users.count).map { recs.list($0) }
+        return Metrics.atK(10, lists: lists, truth: users.map { truth[$0]! }, catalogSize: r.itemCount).0.ndcg
+    }
+
     public static func fit(_ data: Interactions, features: ItemFeatures?, config: TwoTowerConfig, validationFraction: Double = 0.1,
                            cancel: CancellationToken? = nil, progress: (EpochReport) -> Void = { _ in }) -> Result {
         let (trainRows, valRows) = carveValidation(data, fraction: validationFraction, seed: config.seed)
@@ -47,15 +57,62 @@ public enum TwoTowerJob {
         let trainer = TwoTowerTrainer(data: trainData, config: config)
         var reports: [EpochReport] = []
         let validate: ((TwoTowerModel) -> Double?)? = valUsers.isEmpty ? nil : { model in
-            let r = TwoTowerTrainer.ranker(model, data: trainData)
-            let recs = BatchScorer(top: 10, threads: config.threads).recommend(r, users: valUsers, exclude: seen)
-            let lists = (0..<valUsers.count).map { recs.list($0) }
-            return Metrics.atK(10, lists: lists, truth: valUsers.map { truth[$0]! }, catalogSize: r.itemCount).0.ndcg
+            ndcg(TwoTowerTrainer.ranker(model, data: trainData), users: valUsers, truth: truth, seen: seen, threads: config.threads)
         }
         let outcome = trainer.train(cancel: cancel, validate: validate) { reports.append($0); progress($0) }
         // Serving vectors: every training interaction (validation included) is history.
         let full = TwoTowerData(data, features: features)
-        return Result(ranker: TwoTowerTrainer.ranker(trainer.model, data: full), outcome: outcome, reports: reports,
+        return Result(ranker: TwoTowerTrainer.ranker(trainer.model, data: full),
+                      validationRanker: TwoTowerTrainer.ranker(trainer.model, data: trainData), outcome: outcome, reports: reports,
                       validationUsers: valUsers.count, trainPairs: trainData.count)
+    }
+}
+
+/// ALS and two-tower blended: score = (1 - lambda) s_ALS / sd_ALS + lambda s_2T / sd_2T, with
+/// lambda fitted on the same validation split the two-tower stops on (both parts trained
+/// without it, the two-tower's user histories without it too); the final blend uses ALS
+/// retrained on all of train and the two-tower's full-history vectors.
+public enum BlendJob {
+    public struct Result {
+        public var ranker: StoredFactors
+        public var lambda: Float
+        public var grid: [(lambda: Float, ndcg: Double)]
+        public var alsValidation: Double
+        public var twoTowerValidation: Double
+        public var twoTower: TwoTowerJob.Result
+    }
+
+    public static func fit(_ data: Interactions, features: ItemFeatures?, twoTower: TwoTowerConfig, als: ALSConfig,
+                           confidence: Confidence, validationFraction: Double = 0.1, cancel: CancellationToken? = nil,
+                           progress: (String) -> Void = { _ in }) throws -> Result {
+        let tt = TwoTowerJob.fit(data, features: features, config: twoTower, validationFraction: validationFraction, cancel: cancel) {
+            progress("two-tower " + $0.line)
+        }
+        let (trainRows, valRows) = TwoTowerJob.carveValidation(data, fraction: validationFraction, seed: twoTower.seed)
+        let train = data.subset(trainRows)
+        var truth: [Int32: Set<Int32>] = [:]
+        for r in valRows { truth[data.userIndex[r], default: []].insert(data.itemIndex[r]) }
+        let users = truth.keys.sorted()
+        guard !users.isEmpty else { throw RescoreError.noData("no user has enough interactions to carve a validation split") }
+        let seen = train.matrix()
+        let cuiVal = train.confidenceMatrix(confidence)
+        let alsVal = ALSModel(config: als, users: cuiVal.rows, items: cuiVal.cols)
+        if case .cancelled = try alsVal.train(cuiVal, cancel: cancel) { throw RescoreError.cancelled }
+        let sA = Blend.scoreScale(alsVal), sT = Blend.scoreScale(tt.validationRanker)
+        var grid: [(lambda: Float, ndcg: Double)] = []
+        for step in 0...10 {
+            let l = Float(step) / 10
+            let b = Blend.combine([alsVal, tt.validationRanker], weights: [(1 - l) / sA, l / sT])
+            grid.append((l, TwoTowerJob.ndcg(b, users: users, truth: truth, seen: seen, threads: als.threads)))
+            progress(String(format: "blend: lambda %.1f  val NDCG@10 %.4f", l, grid.last!.ndcg))
+        }
+        let best = grid.max { $0.ndcg < $1.ndcg }!
+        let cui = data.confidenceMatrix(confidence)
+        let alsFull = ALSModel(config: als, users: cui.rows, items: cui.cols)
+        if case .cancelled = try alsFull.train(cui, cancel: cancel) { throw RescoreError.cancelled }
+        let ranker = Blend.combine([alsFull, tt.ranker], weights: [(1 - best.lambda) / Blend.scoreScale(alsFull),
+                                                                   best.lambda / Blend.scoreScale(tt.ranker)])
+        return Result(ranker: ranker, lambda: best.lambda, grid: grid, alsValidation: grid.first!.ndcg,
+                      twoTowerValidation: grid.last!.ndcg, twoTower: tt)
     }
 }

@@ -41,6 +41,33 @@ final class ModelStoreTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: path + ".partial"))
     }
 
+    func testTwoTowerRoundTripKeepsTheTowers() throws {
+        var c = TwoTowerConfig()
+        c.dim = 4; c.hidden = 6; c.featureBuckets = 8
+        let model = TwoTowerModel(config: c, users: 3, items: 4)
+        let r = TwoTowerRanker(userFactors: model.embedUsers([0, 1, 2], histories: [[0], [], [1, 3]], historyFeatures: [[[]], [], [[], [2]]]),
+                               itemFactors: model.embedItems([0, 1, 2, 3], features: [[], [1], [], [2]]), model: model)
+        try ModelStore.save(r, users: IdMap(raw: ["u1", "u2", "u3"]), items: IdMap(raw: ["a", "b", "c", "d"]),
+                            seen: CSR(rows: 3, cols: 4, rowIndex: [], colIndex: [], values: []), run: run("two-tower"),
+                            to: dir + "/tt")
+        let back = try XCTUnwrap(try ModelStore.load(dir + "/tt").ranker as? TwoTowerRanker)
+        XCTAssertEqual(back.userFactors.values, r.userFactors.values)
+        let towers = try XCTUnwrap(back.model)
+        XCTAssertEqual(towers.parameters.map(\.values), model.parameters.map(\.values))
+        // A video unseen at training is embedded from its features by the stored towers.
+        XCTAssertEqual(towers.embedItems([-1], features: [[1, 2]]).values, model.embedItems([-1], features: [[1, 2]]).values)
+    }
+
+    func testBlendRoundTrip() throws {
+        let b = StoredFactors(kind: "blend", userFactors: Fixtures.randomMatrix(rows: 3, cols: 5, seed: 3),
+                              itemFactors: Fixtures.randomMatrix(rows: 4, cols: 5, seed: 4))
+        try ModelStore.save(b, users: IdMap(raw: ["u1", "u2", "u3"]), items: IdMap(raw: ["a", "b", "c", "d"]),
+                            seen: CSR(rows: 3, cols: 4, rowIndex: [], colIndex: [], values: []), run: run("blend"), to: dir + "/b")
+        let back = try XCTUnwrap(try ModelStore.load(dir + "/b").ranker as? StoredFactors)
+        XCTAssertEqual(back.kind, "blend")
+        XCTAssertEqual(back.itemFactors.values, b.itemFactors.values)
+    }
+
     func testPopularityRoundTrip() throws {
         let p = PopularityModel(userCount: 3, itemScores: [4, 1, 0, 2])
         try ModelStore.save(p, users: IdMap(raw: ["u1", "u2", "u3"]), items: IdMap(raw: ["a", "b", "c", "d"]),

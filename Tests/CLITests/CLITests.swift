@@ -68,6 +68,39 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(unknown.stderr.contains("unknown user 'nobody'"), unknown.stderr)
     }
 
+    func testTwoTowerAndBlendTrainWithProgressEarlyStoppingAndBeatPopularity() throws {
+        XCTAssertEqual(try CLIRunner.run(["synth", "--out", dir + "/all.tsv", "--users", "400", "--items", "300",
+                                          "--interactions", "12000", "--topics", "6"]).status, 0)
+        XCTAssertEqual(try CLIRunner.run(["split", "--input", dir + "/all.tsv", "--strategy", "random",
+                                          "--fraction", "0.2", "--out-dir", dir]).status, 0)
+        // Features: the item id modulo 6 is no topic, so they are noise; the model must cope.
+        Fixtures.write((0..<300).map { "\($0)\tbucket\($0 % 7)" }.joined(separator: "\n") + "\n", to: dir + "/features.tsv")
+        let tt = try CLIRunner.run(["train", "--model", "two-tower", "--train", dir + "/train.tsv", "--test", dir + "/test.tsv",
+                                    "--features", dir + "/features.tsv", "--dim", "16", "--hidden", "16", "--batch", "256",
+                                    "--epochs", "5", "--history", "10", "--temperature", "0.1", "--out", dir + "/tt"])
+        XCTAssertEqual(tt.status, 0, tt.stderr)
+        XCTAssertTrue(tt.stderr.contains("epoch 1/5") && tt.stderr.contains("val NDCG@10") && tt.stderr.contains("ETA"), tt.stderr)
+        XCTAssertTrue(tt.stderr.contains("features: ") && tt.stderr.contains("covers"), tt.stderr)
+        _ = try CLIRunner.run(["train", "--train", dir + "/train.tsv", "--model", "popularity", "--out", dir + "/pop"])
+        let eTT = try json(CLIRunner.run(["evaluate", "--model", dir + "/tt", "--test", dir + "/test.tsv", "--json"]).stdout)
+        let ePop = try json(CLIRunner.run(["evaluate", "--model", dir + "/pop", "--test", dir + "/test.tsv", "--json"]).stdout)
+        XCTAssertGreaterThan(eTT["ndcg"] as! Double, 1.2 * (ePop["ndcg"] as! Double))
+        let run = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/tt/run.json"))) as? [String: Any]
+        XCTAssertNotNil((run?["params"] as? [String: Any])?["validation_ndcg"])
+
+        let blend = try CLIRunner.run(["train", "--model", "blend", "--train", dir + "/train.tsv", "--dim", "16", "--hidden", "16",
+                                       "--batch", "256", "--epochs", "3", "--history", "10", "--factors", "16", "--iters", "6", "--out", dir + "/blend"])
+        XCTAssertEqual(blend.status, 0, blend.stderr)
+        XCTAssertTrue(blend.stderr.contains("blend: lambda 0.5"), blend.stderr)
+        let eBlend = try json(CLIRunner.run(["evaluate", "--model", dir + "/blend", "--test", dir + "/test.tsv", "--json"]).stdout)
+        XCTAssertGreaterThan(eBlend["ndcg"] as! Double, 1.2 * (ePop["ndcg"] as! Double))
+        Fixtures.write("12\tdrama\nno tab on this line\n", to: dir + "/bad-features.tsv")
+        let bad = try CLIRunner.run(["train", "--model", "two-tower", "--train", dir + "/train.tsv", "--features",
+                                     dir + "/bad-features.tsv", "--out", dir + "/x"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("bad-features.tsv:2"), bad.stderr)
+    }
+
     /// `foryou evaluate` must agree to 1e-6 with the shared referee scoring the same lists.
     func testEvaluateAgreesWithReferee() throws {
         guard let shared = Fixtures.shared else { throw XCTSkip("../shared is not beside the repository") }

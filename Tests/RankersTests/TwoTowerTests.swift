@@ -121,4 +121,19 @@ final class TwoTowerTests: XCTestCase {
         XCTAssertEqual(outcome, .cancelled(bestEpoch: 2))
         XCTAssertEqual(t.params.map(\.values), best)
     }
+
+    func testBlendScoresAreTheWeightedSumOfItsParts() {
+        let a = TwoTowerRanker(userFactors: Matrix(rows: 2, cols: 2, values: [1, 2, 3, 4]),
+                               itemFactors: Matrix(rows: 3, cols: 2, values: [1, 0, 0, 1, 1, 1]))
+        let b = TwoTowerRanker(userFactors: Matrix(rows: 2, cols: 1, values: [5, -1]),
+                               itemFactors: Matrix(rows: 3, cols: 1, values: [2, 3, -4]))
+        let blend = Blend.combine([a, b], weights: [0.25, 2])
+        let out = UnsafeMutablePointer<Float>.allocate(capacity: 6)
+        defer { out.deallocate() }
+        blend.score(users: 0..<2, items: 0..<3, into: out, ld: 3)
+        // user 0: a = [1, 2, 3], b = [10, 15, -20]; user 1: a = [3, 4, 7], b = [-2, -3, 4]
+        let expected: [Float] = [0.25 + 20, 0.5 + 30, 0.75 - 40, 0.75 - 4, 1 - 6, 1.75 + 8]
+        for i in 0..<6 { XCTAssertEqual(out[i], expected[i], accuracy: 1e-5) }
+        XCTAssertGreaterThan(Blend.scoreScale(a), 0)
+    }
 }

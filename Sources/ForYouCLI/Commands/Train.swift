@@ -16,14 +16,15 @@ struct Train: ParsableCommand {
                        --alpha 1 --confidence binary --solver cg --out models/ml-als
         """)
 
-    enum ModelKind: String, ExpressibleByArgument, CaseIterable { case als, popularity, twoTower = "two-tower" }
+    enum ModelKind: String, ExpressibleByArgument, CaseIterable { case als, popularity, twoTower = "two-tower", blend }
 
     @Option(help: "Training interactions (a file).") var train: String?
     @Option(help: "Train from the event log of this data directory instead of a file (events -> interactions mapping).")
     var events: String?
     @OptionGroup var input: FormatOptions
     @OptionGroup var mapping: MappingOptions
-    @Option(help: "als, popularity or two-tower.") var model: ModelKind = .als
+    @Option(help: "als, popularity, two-tower, or blend (ALS + two-tower, weight fitted on the validation split).")
+    var model: ModelKind = .als
     @Option(help: "Latent factors.") var factors = 64
     @Option(help: "L2 regularization added to each normal equation's diagonal.") var reg: Float = 0.05
     @Option(help: "ALS iterations (one user pass + one item pass each).") var iters = 15
@@ -67,6 +68,27 @@ struct Train: ParsableCommand {
         switch model {
         case .popularity:
             ranker = PopularityModel(fit: cui)
+        case .blend:
+            let cfg = ALSConfig(factors: factors, regularization: reg, iterations: iters, solver: solver,
+                                cgSteps: cgSteps, threads: common.threads, seed: seed, computeLoss: false)
+            let (f, c) = try tt.features(data)
+            var ttc = c
+            ttc.threads = common.threads
+            ttc.seed = seed
+            let r: BlendJob.Result
+            do {
+                r = try BlendJob.fit(data, features: f, twoTower: ttc, als: cfg, confidence: conf, validationFraction: tt.validationFraction,
+                                     cancel: CLIContext.cancel) { Console.err($0) }
+            } catch RescoreError.cancelled { throw CLIError("train: interrupted; no blend saved") }
+            ranker = r.ranker
+            params.merge(["factors": "\(factors)", "reg": "\(reg)", "iters": "\(iters)", "solver": solver.rawValue,
+                          "lambda": "\(r.lambda)", "als_validation_ndcg": String(format: "%.5f", r.alsValidation),
+                          "two_tower_validation_ndcg": String(format: "%.5f", r.twoTowerValidation),
+                          "blend_grid": r.grid.map { String(format: "%.1f:%.5f", $0.lambda, $0.ndcg) }.joined(separator: ","),
+                          "seed": "\(seed)"]) { $1 }
+            params.merge(tt.params(r.twoTower, seed: seed)) { a, _ in a }
+            Console.err(String(format: "train: blend lambda %.1f (validation NDCG@10: ALS %.4f, two-tower %.4f, blend %.4f)", r.lambda,
+                               r.alsValidation, r.twoTowerValidation, r.grid.map(\.ndcg).max()!))
         case .twoTower:
             let (r, p, l) = try tt.fit(data, threads: common.threads, seed: seed)
             ranker = r
@@ -169,11 +191,12 @@ struct TwoTowerOptions: ParsableArguments {
         guard validationFraction >= 0, validationFraction < 0.5 else { throw ValidationError("--validation-fraction must be in [0, 0.5)") }
     }
 
-    func fit(_ data: Interactions, threads: Int, seed: UInt64) throws -> (TwoTowerRanker, [String: String], [Double]) {
+    /// The configuration and the features file, read.
+    func features(_ data: Interactions) throws -> (ItemFeatures?, TwoTowerConfig) {
         var c = TwoTowerConfig()
         c.dim = dim; c.hidden = hidden; c.epochs = epochs; c.batch = batch; c.learningRate = lr; c.weightDecay = weightDecay
         c.temperature = temperature; c.featureBuckets = featureBuckets; c.uniformNegatives = uniformNegatives
-        c.logQ = !noLogQ; c.history = history; c.historyGradient = historyGradient; c.patience = patience; c.seed = seed; c.threads = threads
+        c.logQ = !noLogQ; c.history = history; c.historyGradient = historyGradient; c.patience = patience
         var f: ItemFeatures?
         if let path = features {
             do { f = try ItemFeatures.load(path, buckets: featureBuckets) } catch let e as ImportError {
@@ -181,9 +204,22 @@ struct TwoTowerOptions: ParsableArguments {
             }
             Console.err(String(format: "features: %@ covers %.1f%% of the training items", path, 100 * f!.coverage(of: data.items.raw)))
         }
+        return (f, c)
+    }
+
+    func fit(_ data: Interactions, threads: Int, seed: UInt64) throws -> (TwoTowerRanker, [String: String], [Double]) {
+        var (f, c) = try features(data)
+        c.seed = seed
+        c.threads = threads
         let r = TwoTowerJob.fit(data, features: f, config: c, validationFraction: validationFraction, cancel: CLIContext.cancel) {
             Console.err($0.line)
         }
+        let params = self.params(r, seed: seed)
+        Console.err("train: two-tower \(params["outcome"]!) (validation users \(r.validationUsers), training pairs \(r.trainPairs))")
+        return (r.ranker, params, r.reports.map(\.loss))
+    }
+
+    func params(_ r: TwoTowerJob.Result, seed: UInt64) -> [String: String] {
         var params: [String: String] = [
             "dim": "\(dim)", "hidden": "\(hidden)", "epochs": "\(epochs)", "batch": "\(batch)", "lr": "\(lr)",
             "weight_decay": "\(weightDecay)", "temperature": "\(temperature)", "feature_buckets": "\(featureBuckets)",
@@ -199,7 +235,6 @@ struct TwoTowerOptions: ParsableArguments {
         case .stoppedEarly(let e): params["outcome"] = "stopped early; best epoch \(e)"
         case .cancelled(let e): params["outcome"] = "interrupted; best epoch \(e) kept"
         }
-        Console.err("train: two-tower \(params["outcome"]!) (validation users \(r.validationUsers), training pairs \(r.trainPairs))")
-        return (r.ranker, params, r.reports.map(\.loss))
+        return params
     }
 }
