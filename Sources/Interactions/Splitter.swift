@@ -8,6 +8,9 @@ public struct Splitter: Sendable {
         /// `k` interactions per user go to test: the latest when times exist, else a seeded
         /// random k. Users with k or fewer interactions stay wholly in train.
         case leaveKOut(k: Int, seed: UInt64)
+        /// A seeded random `fraction` of the items goes to test with all their interactions
+        /// (cold-item evaluation: no test item occurs in train).
+        case coldItems(fraction: Double, seed: UInt64)
     }
 
     public var strategy: Strategy
@@ -38,12 +41,21 @@ public struct Splitter: Sendable {
 
     public func split(_ data: Interactions) throws -> Result {
         switch strategy {
-        case .chronological(let f), .random(let f, _):
+        case .chronological(let f), .random(let f, _), .coldItems(let f, _):
             guard f >= 0 && f < 1 else { throw SplitError.badParameter("fraction must be in [0, 1), got \(f)") }
         case .leaveKOut(let k, _):
             guard k >= 1 else { throw SplitError.badParameter("k must be at least 1, got \(k)") }
         }
         if case .chronological = strategy, data.timestamps == nil { throw SplitError.needsTimestamps }
+        if case .coldItems(let f, let seed) = strategy {
+            var g = SeededGenerator(seed: seed)
+            let order = Array(0..<data.items.count).shuffled(using: &g)
+            var held = [Bool](repeating: false, count: data.items.count)
+            for i in order.prefix(Int(Double(data.items.count) * f + 1e-9)) { held[i] = true }
+            var trainRows: [Int] = [], testRows: [Int] = []
+            for r in 0..<data.count { if held[Int(data.itemIndex[r])] { testRows.append(r) } else { trainRows.append(r) } }
+            return Result(train: data.subset(trainRows), test: data.subset(testRows), droppedColdTestRows: 0)
+        }
 
         // Group row numbers by user, keeping file order inside each user.
         let nu = data.users.count
@@ -69,6 +81,8 @@ public struct Splitter: Sendable {
                 nTest = Int(Double(n) * f + 1e-9)
                 var g = SeededGenerator(seed: seed, stream: UInt64(u))
                 mine.shuffle(using: &g)
+            case .coldItems:
+                nTest = 0
             case .leaveKOut(let k, let seed):
                 nTest = n > k ? k : 0
                 if let t = data.timestamps {

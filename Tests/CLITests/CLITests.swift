@@ -94,6 +94,13 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(blend.stderr.contains("blend: lambda 0.5"), blend.stderr)
         let eBlend = try json(CLIRunner.run(["evaluate", "--model", dir + "/blend", "--test", dir + "/test.tsv", "--json"]).stdout)
         XCTAssertGreaterThan(eBlend["ndcg"] as! Double, 1.2 * (ePop["ndcg"] as! Double))
+        let coldALS = try CLIRunner.run(["evaluate", "--model", dir + "/pop", "--test", dir + "/test.tsv", "--cold-items",
+                                         "--features", dir + "/features.tsv"])
+        XCTAssertNotEqual(coldALS.status, 0)
+        XCTAssertTrue(coldALS.stderr.contains("use a two-tower model"), coldALS.stderr)
+        let noFeatures = try CLIRunner.run(["evaluate", "--model", dir + "/tt", "--test", dir + "/test.tsv", "--cold-items"])
+        XCTAssertNotEqual(noFeatures.status, 0)
+        XCTAssertTrue(noFeatures.stderr.contains("--features"), noFeatures.stderr)
         Fixtures.write("12\tdrama\nno tab on this line\n", to: dir + "/bad-features.tsv")
         let bad = try CLIRunner.run(["train", "--model", "two-tower", "--train", dir + "/train.tsv", "--features",
                                      dir + "/bad-features.tsv", "--out", dir + "/x"])
