@@ -166,8 +166,8 @@ struct TwoTowerOptions: ParsableArguments {
     @Option(help: "Two-tower: maximum epochs.") var epochs = 30
     @Option(help: "Two-tower: examples per mini-batch (the in-batch negatives).") var batch = 1024
     @Option(help: "Two-tower: Adam learning rate.") var lr: Float = 0.005
-    @Option(name: .customLong("weight-decay"), help: "Two-tower: decoupled weight decay.") var weightDecay: Float = 1e-5
-    @Option(help: "Two-tower: softmax temperature.") var temperature: Float = 0.05
+    @Option(name: .customLong("weight-decay"), help: "Two-tower: decoupled weight decay.") var weightDecay: Float = 1e-4
+    @Option(help: "Two-tower: softmax temperature.") var temperature: Float = 0.1
     @Option(help: "Two-tower: content features, item<TAB>token|token|... per line.") var features: String?
     @Option(name: .customLong("feature-buckets"), help: "Two-tower: rows of the hashed feature table.") var featureBuckets = 1 << 14
     @Option(name: .customLong("uniform-negatives"), help: "Two-tower: extra uniformly drawn negatives per batch.")
