@@ -10,28 +10,11 @@ final class CrashTests: XCTestCase {
     override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
 
     /// Starts `foryou serve --port 0` and returns the process and its port.
-    func startServer() throws -> (Process, Int, Pipe) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: CLIRunner.binary)
-        p.arguments = ["serve", "--data-dir", dir, "--port", "0", "--rate", "100000", "--burst", "100000"]
-        let err = Pipe()
-        p.standardError = err
-        p.standardOutput = FileHandle.nullDevice
-        try p.run()
-        var text = ""
-        let deadline = Date().addingTimeInterval(60)
-        while Date() < deadline {
-            let chunk = err.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            text += String(decoding: chunk, as: UTF8.self)
-            if let r = text.range(of: #"listening on http://127\.0\.0\.1:(\d+)"#, options: .regularExpression) {
-                let port = Int(text[r].split(separator: ":").last!)!
-                self.startupText = text
-                return (p, port, err)
-            }
-        }
-        p.terminate()
-        throw NSError(domain: "crash", code: 1, userInfo: [NSLocalizedDescriptionKey: "server did not start: \(text)"])
+    func startServer() throws -> (Process, Int) {
+        let (p, text, match) = try CLIRunner.start(["serve", "--data-dir", dir, "--port", "0", "--rate", "100000", "--burst", "100000"],
+                                                   ready: #"listening on http://127\.0\.0\.1:(\d+)"#)
+        startupText = text
+        return (p, Int(match.split(separator: ":").last!)!)
     }
     var startupText = ""
 
@@ -40,7 +23,7 @@ final class CrashTests: XCTestCase {
         let before = try EventLog(directory: dir + "/events").endId
         let token = try CLIRunner.run(["token", "--user", "crash", "--data-dir", dir]).stdout
             .trimmingCharacters(in: .whitespacesAndNewlines)
-        let (server, port, _) = try startServer()
+        let (server, port) = try startServer()
         let client = HTTPClient(port: port)
         final class Acks: @unchecked Sendable {
             let lock = NSLock()
@@ -88,7 +71,7 @@ final class CrashTests: XCTestCase {
         try h.seekToEnd()
         h.write(Data([0x40, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3]))  // a record cut short by a crash
         try h.close()
-        let (server, port, _) = try startServer()
+        let (server, port) = try startServer()
         XCTAssertTrue(startupText.contains("recovered a torn tail"), startupText)
         let health = try await HTTPClient(port: port).get("/healthz")
         XCTAssertEqual(health.status, 200)

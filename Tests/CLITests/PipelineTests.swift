@@ -18,29 +18,11 @@ final class PipelineTests: XCTestCase {
         try? FileManager.default.removeItem(atPath: dir)
     }
 
-    /// Starts a `foryou` process and waits for `ready` (a regex) on its stderr; returns the match.
+    /// Starts a `foryou` process (killed at tear-down) and waits for `ready` on its stderr.
     func start(_ args: [String], ready: String) throws -> (Process, String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: CLIRunner.binary)
-        p.arguments = args
-        let err = Pipe()
-        p.standardError = err
-        p.standardOutput = FileHandle.nullDevice
-        try p.run()
+        let (p, _, match) = try CLIRunner.start(args, ready: ready)
         processes.append(p)
-        var text = ""
-        let deadline = Date().addingTimeInterval(60)
-        while Date() < deadline {
-            let chunk = err.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            text += String(decoding: chunk, as: UTF8.self)
-            if let r = text.range(of: ready, options: .regularExpression) {
-                // Keep draining so the process never blocks on a full pipe.
-                DispatchQueue.global().async { while !err.fileHandleForReading.availableData.isEmpty {} }
-                return (p, String(text[r]))
-            }
-        }
-        throw NSError(domain: "pipeline", code: 1, userInfo: [NSLocalizedDescriptionKey: "\(args[0]) did not start: \(text)"])
+        return (p, match)
     }
 
     func prepare(users: Int = 300, videos: Int = 120) throws -> String {

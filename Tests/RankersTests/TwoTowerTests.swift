@@ -75,6 +75,7 @@ final class TwoTowerTests: XCTestCase {
         let data = TwoTowerData(users: 120, items: 30, pairUser: pu, pairItem: pi, userItems: userItems, itemFeatures: feats)
         var c = TwoTowerConfig()
         c.dim = 8; c.hidden = 16; c.batch = 32; c.epochs = 15; c.learningRate = 0.02; c.featureBuckets = 16; c.patience = 20
+        c.temperature = 0.05; c.weightDecay = 1e-5
         c.threads = 1
         let t = TwoTowerTrainer(data: data, config: c)
         func accuracy(_ m: TwoTowerModel) -> Double {

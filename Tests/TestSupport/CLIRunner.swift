@@ -61,3 +61,32 @@ public enum CLIRunner {
         return String(decoding: o, as: UTF8.self)
     }
 }
+
+extension CLIRunner {
+    /// Starts `foryou ARGS` as a long-running process and waits (up to 60 s) until its stderr
+    /// matches `ready` (a regular expression); returns the process, the stderr read so far and
+    /// the match. Stderr keeps being drained afterwards so the process never blocks on it.
+    public static func start(_ args: [String], ready: String) throws -> (process: Process, stderr: String, match: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: binary)
+        p.arguments = args
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        var text = ""
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            let chunk = err.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            text += String(decoding: chunk, as: UTF8.self)
+            if let r = text.range(of: ready, options: .regularExpression) {
+                let handle = err.fileHandleForReading
+                DispatchQueue.global().async { while !handle.availableData.isEmpty {} }
+                return (p, text, String(text[r]))
+            }
+        }
+        if p.isRunning { p.terminate() }
+        throw NSError(domain: "foryou", code: 1, userInfo: [NSLocalizedDescriptionKey: "\(args.first ?? "") did not start: \(text)"])
+    }
+}
