@@ -61,6 +61,8 @@ public final class RankingWorker {
     private var history: EventHistory
     public private(set) var nextEvent: UInt64 = 0
     private var live: FoldInModel?
+    /// Why the last step could not fold anything in (nil when it could).
+    public private(set) var idleReason: String?
 
     public init(config: Config) throws {
         self.config = config
@@ -94,11 +96,24 @@ public final class RankingWorker {
     /// Loads the live generation's model when it changed; folds users the new generation's
     /// training did not see into it. Nil when no factor model is live.
     private func liveModel() throws -> (FoldInModel, refolded: Int)? {
-        guard let g = try store.liveGeneration() else { live = nil; return nil }
+        guard let g = try store.liveGeneration() else {
+            live = nil
+            idleReason = "no generation is live yet"
+            return nil
+        }
         if let l = live, l.generation == g.id { return (l, 0) }
-        guard let source = try store.source(generation: g.id), let dir = source.modelDir else { live = nil; return nil }
+        guard let source = try store.source(generation: g.id), let dir = source.modelDir else {
+            live = nil
+            idleReason = "live generation \(g.id) has no recorded model directory"
+            return nil
+        }
         let m = try ModelStore.load(dir)
-        guard let als = m.ranker as? ALSModel else { live = nil; return nil }
+        guard let als = m.ranker as? ALSModel else {
+            live = nil
+            idleReason = "live generation \(g.id) is a \(m.run.model) model; fold-in works on ALS generations"
+            return nil
+        }
+        idleReason = nil
         let mapping = config.mapping ?? EventMapping(params: m.run.params)
         let confidence = config.confidence ?? Confidence(params: m.run.params) ?? Confidence(scheme: .log, alpha: 4)
         let l = FoldInModel(generation: g.id, als: als, users: m.users, items: m.items, confidence: confidence, mapping: mapping)

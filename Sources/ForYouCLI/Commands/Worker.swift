@@ -58,9 +58,14 @@ struct Worker: ParsableCommand {
             }
             let start = Date()
             var events = 0, users = 0, lastReport = Date(), lastRetrain = Date(), sinceRetrain = 0
+            var lastIdle: String?
             let period = retrainEvery.flatMap(Token.seconds).map(Double.init)
             while !CLIContext.cancel.isCancelled && (seconds == 0 || Date().timeIntervalSince(start) < seconds) {
                 let s = try worker.step()
+                if worker.idleReason != lastIdle {
+                    if let why = worker.idleReason { Console.err("worker rank: waiting: \(why)") }
+                    lastIdle = worker.idleReason
+                }
                 if s.refolded > 0 { Console.err("worker rank: folded \(s.refolded) users into newly live generation") }
                 events += s.events
                 users += s.usersUpdated
