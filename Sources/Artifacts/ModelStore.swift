@@ -36,19 +36,16 @@ public enum ModelStore {
         try AtomicFile.write(items.raw.joined(separator: "\n") + (items.count > 0 ? "\n" : ""), to: tmp + "/items.tsv")
         try BinaryFormat.writeCSR(seen, to: tmp + "/seen.bin")
         switch ranker {
-        case let t as TwoTowerRanker:
-            try BinaryFormat.writeMatrix(t.userFactors, to: tmp + "/user_factors.bin")
-            try BinaryFormat.writeMatrix(t.itemFactors, to: tmp + "/item_factors.bin")
-            if let m = t.model {
+        case let f as FactorRanker:
+            try BinaryFormat.writeMatrix(f.userFactors, to: tmp + "/user_factors.bin")
+            try BinaryFormat.writeMatrix(f.itemFactors, to: tmp + "/item_factors.bin")
+            if let t = f as? TwoTowerRanker, let m = t.model {
                 // The towers, to embed users and videos unseen at training time when scoring.
                 let enc = JSONEncoder()
                 enc.outputFormatting = [.prettyPrinted, .sortedKeys]
                 try AtomicFile.write(Array(try enc.encode(m.config)) + [10], to: tmp + "/two_tower.json")
                 for (n, p) in m.parameters.enumerated() { try BinaryFormat.writeMatrix(p, to: tmp + "/tt_\(n).bin") }
             }
-        case let f as FactorRanker:
-            try BinaryFormat.writeMatrix(f.userFactors, to: tmp + "/user_factors.bin")
-            try BinaryFormat.writeMatrix(f.itemFactors, to: tmp + "/item_factors.bin")
         case let p as PopularityModel:
             try BinaryFormat.writeMatrix(Matrix(rows: p.itemCount, cols: 1, values: p.itemScores), to: tmp + "/popularity.bin")
         default:
@@ -102,29 +99,16 @@ public enum ModelStore {
         let ranker: Ranker
         switch run.model {
         case "als":
-            let x = try BinaryFormat.readMatrix(directory + "/user_factors.bin")
-            let y = try BinaryFormat.readMatrix(directory + "/item_factors.bin")
-            guard x.rows == users.count, y.rows == items.count, x.cols == y.cols else {
-                throw ArtifactError.inconsistent(directory, "factor shapes \(x.rows)x\(x.cols) / \(y.rows)x\(y.cols) do not "
-                                                 + "match \(users.count) users x \(items.count) items")
-            }
+            let (x, y) = try readFactors(directory, users: users.count, items: items.count)
             var cfg = ALSConfig()
             cfg.factors = x.cols
             if let r = run.params["reg"].flatMap(Float.init) { cfg.regularization = r }
             ranker = ALSModel(config: cfg, userFactors: x, itemFactors: y)
         case "blend":
-            let x = try BinaryFormat.readMatrix(directory + "/user_factors.bin")
-            let y = try BinaryFormat.readMatrix(directory + "/item_factors.bin")
-            guard x.rows == users.count, y.rows == items.count, x.cols == y.cols else {
-                throw ArtifactError.inconsistent(directory, "factor shapes do not match the id maps")
-            }
+            let (x, y) = try readFactors(directory, users: users.count, items: items.count)
             ranker = StoredFactors(kind: "blend", userFactors: x, itemFactors: y)
         case "two-tower":
-            let x = try BinaryFormat.readMatrix(directory + "/user_factors.bin")
-            let y = try BinaryFormat.readMatrix(directory + "/item_factors.bin")
-            guard x.rows == users.count, y.rows == items.count, x.cols == y.cols else {
-                throw ArtifactError.inconsistent(directory, "factor shapes do not match the id maps")
-            }
+            let (x, y) = try readFactors(directory, users: users.count, items: items.count)
             var model: TwoTowerModel?
             if let data = FileManager.default.contents(atPath: directory + "/two_tower.json") {
                 guard let cfg = try? JSONDecoder().decode(TwoTowerConfig.self, from: data) else {
@@ -147,6 +131,17 @@ public enum ModelStore {
             throw ArtifactError.badMetadata(directory + "/run.json", "unknown model kind '\(run.model)'")
         }
         return StoredModel(ranker: ranker, users: users, items: items, seen: seen, run: run, directory: directory)
+    }
+
+    /// `user_factors.bin` and `item_factors.bin`, checked against the id maps' sizes.
+    static func readFactors(_ directory: String, users: Int, items: Int) throws -> (Matrix, Matrix) {
+        let x = try BinaryFormat.readMatrix(directory + "/user_factors.bin")
+        let y = try BinaryFormat.readMatrix(directory + "/item_factors.bin")
+        guard x.rows == users, y.rows == items, x.cols == y.cols else {
+            throw ArtifactError.inconsistent(directory, "factor shapes \(x.rows)x\(x.cols) / \(y.rows)x\(y.cols) do not "
+                                             + "match \(users) users x \(items) items")
+        }
+        return (x, y)
     }
 
     static func readIds(_ path: String) throws -> IdMap {

@@ -54,12 +54,7 @@ public struct FoldInStudy {
         }
         var engaged: [String: Set<String>] = [:]
         for e in events where e.timeMs >= t2 && inBetween.contains(e.user) && late.pairs[e.user]?[e.video] == nil {
-            let d = durations[e.video] ?? 0
-            switch e.type {
-            case .like, .share, .complete: engaged[e.user, default: []].insert(e.video)
-            case .view where d > 0 && Double(e.watchMs) >= 0.5 * Double(d): engaged[e.user, default: []].insert(e.video)
-            default: break
-            }
+            if MappingStudy.isEngagement(e, duration: durations[e.video] ?? 0) { engaged[e.user, default: []].insert(e.video) }
         }
         var cfg = als
         cfg.computeLoss = false
@@ -72,8 +67,11 @@ public struct FoldInStudy {
         let t0 = Date()
         let fold = FoldInModel(generation: 0, als: modelA, users: dataA.users, items: dataA.items, confidence: confidence,
                                mapping: mapping)
-        let unknown = Set(late.pairs.values.flatMap { $0.keys }).filter { dataA.items.index(of: $0) == nil }
-        try fold.place(unknown.sorted(), history: late, catalog: durations)
+        var usersOf: [String: Set<String>] = [:]
+        for (user, pairs) in late.pairs {
+            for video in pairs.keys where dataA.items.index(of: video) == nil { usersOf[video, default: []].insert(user) }
+        }
+        try fold.place(Array(usersOf.keys), history: late, catalog: durations, usersOf: usersOf)
         let folded = try fold.lists(for: between, history: late, top: k, threads: als.threads)
         let foldSeconds = Date().timeIntervalSince(t0)
         var foldLists: [String: [String]] = [:]

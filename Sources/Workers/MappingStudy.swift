@@ -76,12 +76,10 @@ public struct MappingStudy {
         for e in events where e.timeMs < cut { trainPairs.insert(e.user + "\u{1}" + e.video) }
         var engaged: [String: Set<String>] = [:], skipped: [String: Set<String>] = [:]
         for e in events where e.timeMs >= cut && !trainPairs.contains(e.user + "\u{1}" + e.video) {
-            let d = durations[e.video] ?? 0
-            switch e.type {
-            case .like, .share, .complete: engaged[e.user, default: []].insert(e.video)
-            case .view where d > 0 && Double(e.watchMs) >= 0.5 * Double(d): engaged[e.user, default: []].insert(e.video)
-            case .skip, .hide: skipped[e.user, default: []].insert(e.video)
-            default: break
+            if Self.isEngagement(e, duration: durations[e.video] ?? 0) {
+                engaged[e.user, default: []].insert(e.video)
+            } else if e.type == .skip || e.type == .hide {
+                skipped[e.user, default: []].insert(e.video)
             }
         }
         let testUsers = engaged.keys.sorted()
@@ -127,6 +125,16 @@ public struct MappingStudy {
                             negatives: cui.values.count { $0 < 0 }))
         }
         return (split, rows)
+    }
+
+    /// What the studies count as a user engaging with a video after the cut: a like, share or
+    /// completion, or a view of at least half the clip.
+    static func isEngagement(_ e: Event, duration d: Int) -> Bool {
+        switch e.type {
+        case .like, .share, .complete: return true
+        case .view: return d > 0 && Double(e.watchMs) >= 0.5 * Double(d)
+        case .skip, .hide: return false
+        }
     }
 
     private func mean(_ a: [Double]) -> Double { a.reduce(0, +) / Double(max(1, a.count)) }

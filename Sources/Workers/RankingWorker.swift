@@ -61,6 +61,8 @@ public final class RankingWorker {
     private var history: EventHistory
     public private(set) var nextEvent: UInt64 = 0
     private var live: FoldInModel?
+    /// Users of each video the live model has no factors for (placing one reads only these).
+    private var usersOfUnplaced: [String: Set<String>] = [:]
     /// Why the last step could not fold anything in (nil when it could).
     public private(set) var idleReason: String?
 
@@ -122,9 +124,12 @@ public final class RankingWorker {
             try rebuildHistory()
         }
         live = l
+        usersOfUnplaced = [:]
         if config.foldInVideos {
-            let unknown = Set(history.pairs.values.flatMap { $0.keys }).filter { m.items.index(of: $0) == nil }
-            try l.place(unknown.sorted(), history: history, catalog: durations)
+            for (user, pairs) in history.pairs {
+                for video in pairs.keys where m.items.index(of: video) == nil { usersOfUnplaced[video, default: []].insert(user) }
+            }
+            try l.place(usersOfUnplaced.keys.sorted(), history: history, catalog: durations, usersOf: usersOfUnplaced)
         }
         // Users with events past what this generation was trained on get their lists again.
         var refolded = 0
@@ -166,9 +171,12 @@ public final class RankingWorker {
         for e in events {
             history.add(e, duration: durations[e.video] ?? 0)
             if seenUsers.insert(e.user).inserted { touched.append(e.user) }
-            if config.foldInVideos && l.items.index(of: e.video) == nil { newVideos.insert(e.video) }
+            if config.foldInVideos && l.items.index(of: e.video) == nil {
+                newVideos.insert(e.video)
+                usersOfUnplaced[e.video, default: []].insert(e.user)
+            }
         }
-        try l.place(newVideos.sorted(), history: history, catalog: durations)
+        try l.place(newVideos.sorted(), history: history, catalog: durations, usersOf: usersOfUnplaced)
         let lists = try l.lists(for: touched, history: history, top: config.top, threads: config.threads)
         try store.replaceLists(generation: l.generation, lists: lists, consumer: config.consumer, nextEvent: last.id + 1)
         nextEvent = last.id + 1
@@ -233,25 +241,21 @@ final class FoldInModel {
     }
 
     /// Solves a vector for each of `videos` (ids without model factors, in the catalog) from the
-    /// pairs of the model's users who touched it; videos with no such positive stay unplaced.
-    /// Returns how many vectors changed.
+    /// pairs of the model's users who touched it (`usersOf[video]`); videos with no such positive
+    /// stay unplaced. Returns how many vectors changed.
     @discardableResult
-    func place(_ videos: [String], history: EventHistory, catalog: [String: Int]) throws -> Int {
-        guard !videos.isEmpty else { return 0 }
-        var want = Set(videos.filter { catalog[$0] != nil })
-        guard !want.isEmpty else { return 0 }
-        var rows: [String: [Int32]] = [:], confs: [String: [Float]] = [:]
-        for (user, pairs) in history.pairs {
-            guard let u = users.index(of: user) else { continue }
-            for (video, pair) in pairs where want.contains(video) {
-                guard let w = history.trainingWeight(pair) else { continue }
-                rows[video, default: []].append(u)
-                confs[video, default: []].append(confidence.apply(w))
-            }
-        }
+    func place(_ videos: [String], history: EventHistory, catalog: [String: Int], usersOf: [String: Set<String>]) throws -> Int {
         var changed = 0
-        for video in want.sorted() {
-            guard let r = rows[video], let c = confs[video], c.contains(where: { $0 > 0 }) else { continue }
+        for video in videos.sorted() where catalog[video] != nil {
+            var r: [Int32] = [], c: [Float] = []
+            for user in usersOf[video] ?? [] {
+                guard let u = users.index(of: user), let pair = history.pairs[user]?[video], let w = history.trainingWeight(pair) else {
+                    continue
+                }
+                r.append(u)
+                c.append(confidence.apply(w))
+            }
+            guard c.contains(where: { $0 > 0 }) else { continue }
             // Sorted by user so the solve is the same whatever order the history dictionary has.
             let order = r.indices.sorted { r[$0] < r[$1] }
             let y = try itemSolver.solve(rows: order.map { r[$0] }, confidences: order.map { c[$0] })
@@ -264,7 +268,6 @@ final class FoldInModel {
             }
             changed += 1
         }
-        want.removeAll()
         if changed > 0 { rebuildCatalog() }
         return changed
     }

@@ -45,14 +45,26 @@ public enum TwoTowerJob {
         return Metrics.atK(10, lists: lists, truth: users.map { truth[$0]! }, catalogSize: r.itemCount).0.ndcg
     }
 
-    public static func fit(_ data: Interactions, features: ItemFeatures?, config: TwoTowerConfig, validationFraction: Double = 0.1,
-                           cancel: CancellationToken? = nil, progress: (EpochReport) -> Void = { _ in }) -> Result {
-        let (trainRows, valRows) = carveValidation(data, fraction: validationFraction, seed: config.seed)
-        let train = data.subset(trainRows)
-        let trainData = TwoTowerData(train, features: features)
+    /// The carved split in the form the fitting code uses: train interactions (same id maps),
+    /// each validation user's held-out items, and those users in order.
+    public struct Validation {
+        public var train: Interactions
+        public var truth: [Int32: Set<Int32>]
+        public var users: [Int32]
+    }
+
+    public static func validation(_ data: Interactions, fraction: Double, seed: UInt64) -> Validation {
+        let (trainRows, valRows) = carveValidation(data, fraction: fraction, seed: seed)
         var truth: [Int32: Set<Int32>] = [:]
         for r in valRows { truth[data.userIndex[r], default: []].insert(data.itemIndex[r]) }
-        let valUsers = truth.keys.sorted()
+        return Validation(train: data.subset(trainRows), truth: truth, users: truth.keys.sorted())
+    }
+
+    public static func fit(_ data: Interactions, features: ItemFeatures?, config: TwoTowerConfig, validationFraction: Double = 0.1,
+                           cancel: CancellationToken? = nil, progress: (EpochReport) -> Void = { _ in }) -> Result {
+        let v = validation(data, fraction: validationFraction, seed: config.seed)
+        let train = v.train, truth = v.truth, valUsers = v.users
+        let trainData = TwoTowerData(train, features: features)
         let seen = train.matrix()
         let trainer = TwoTowerTrainer(data: trainData, config: config)
         var reports: [EpochReport] = []
@@ -88,11 +100,8 @@ public enum BlendJob {
         let tt = TwoTowerJob.fit(data, features: features, config: twoTower, validationFraction: validationFraction, cancel: cancel) {
             progress("two-tower " + $0.line)
         }
-        let (trainRows, valRows) = TwoTowerJob.carveValidation(data, fraction: validationFraction, seed: twoTower.seed)
-        let train = data.subset(trainRows)
-        var truth: [Int32: Set<Int32>] = [:]
-        for r in valRows { truth[data.userIndex[r], default: []].insert(data.itemIndex[r]) }
-        let users = truth.keys.sorted()
+        let v = TwoTowerJob.validation(data, fraction: validationFraction, seed: twoTower.seed)
+        let train = v.train, truth = v.truth, users = v.users
         guard !users.isEmpty else { throw RescoreError.noData("no user has enough interactions to carve a validation split") }
         let seen = train.matrix()
         let cuiVal = train.confidenceMatrix(confidence)
