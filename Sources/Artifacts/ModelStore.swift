@@ -45,6 +45,11 @@ public enum ModelStore {
                 enc.outputFormatting = [.prettyPrinted, .sortedKeys]
                 try AtomicFile.write(Array(try enc.encode(m.config)) + [10], to: tmp + "/two_tower.json")
                 for (n, p) in m.parameters.enumerated() { try BinaryFormat.writeMatrix(p, to: tmp + "/tt_\(n).bin") }
+                // The items' training features (rows = items, columns = feature buckets).
+                var rows: [Int32] = [], cols: [Int32] = []
+                for (i, f) in t.itemFeatures.enumerated() { for b in f { rows.append(Int32(i)); cols.append(b) } }
+                try BinaryFormat.writeCSR(CSR(rows: t.itemFeatures.count, cols: m.config.featureBuckets, rowIndex: rows, colIndex: cols,
+                                              values: [Float](repeating: 1, count: rows.count)), to: tmp + "/tt_features.bin")
             }
         case let p as PopularityModel:
             try BinaryFormat.writeMatrix(Matrix(rows: p.itemCount, cols: 1, values: p.itemScores), to: tmp + "/popularity.bin")
@@ -84,7 +89,7 @@ public enum ModelStore {
             if digest(data) != crc {
                 // Let the binary reader name truncation precisely when it can.
                 if name.hasSuffix(".bin") {
-                    if name == "seen.bin" { _ = try BinaryFormat.readCSR(path) } else { _ = try BinaryFormat.readMatrix(path) }
+                    if name == "seen.bin" || name == "tt_features.bin" { _ = try BinaryFormat.readCSR(path) } else { _ = try BinaryFormat.readMatrix(path) }
                 }
                 throw ArtifactError.checksumMismatch(path)
             }
@@ -120,7 +125,16 @@ public enum ModelStore {
                     throw ArtifactError.inconsistent(directory, "\(error)")
                 }
             }
-            ranker = TwoTowerRanker(userFactors: x, itemFactors: y, model: model)
+            var features: [[Int32]]?
+            let featuresPath = directory + "/tt_features.bin"
+            if model != nil, FileManager.default.fileExists(atPath: featuresPath) {
+                let f = try BinaryFormat.readCSR(featuresPath)
+                guard f.rows == items.count else {
+                    throw ArtifactError.inconsistent(featuresPath, "\(f.rows) rows for \(items.count) items")
+                }
+                features = (0..<f.rows).map { Array(f.columns(ofRow: $0)) }
+            }
+            ranker = TwoTowerRanker(userFactors: x, itemFactors: y, model: model, itemFeatures: features)
         case "popularity":
             let p = try BinaryFormat.readMatrix(directory + "/popularity.bin")
             guard p.rows == items.count else {

@@ -54,6 +54,19 @@ public struct ItemFeatures: Sendable {
         return f
     }
 
+    /// The tokens of a catalog video: its tags and the words of its caption (split on anything
+    /// that is not a letter or digit, so "#cooking" and "cooking," are the token "cooking").
+    public static func catalogTokens(caption: String, tags: [String]) -> [String] {
+        tags + caption.split(whereSeparator: { !($0.isLetter || $0.isNumber) }).map(String.init)
+    }
+
+    /// Bucket ids of `tokens` (trimmed, lower-cased, empty skipped, each bucket once).
+    public static func buckets(of tokens: [String], buckets: Int) -> [Int32] {
+        var f = ItemFeatures(buckets: buckets)
+        f.add(item: "", tokens: tokens)
+        return f.byId[""] ?? []
+    }
+
     /// Bucket lists in the order of `items` (empty for items without features).
     public func lists(for items: [String]) -> [[Int32]] { items.map { byId[$0] ?? [] } }
 

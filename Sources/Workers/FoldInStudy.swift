@@ -38,7 +38,8 @@ public struct FoldInStudy {
         let dir = DataDirectory(dataDir)
         let log = try EventLog(directory: dir.events)
         defer { log.close() }
-        let durations = Dictionary(try dir.openStore().videos().map { ($0.id, $0.durationMs) }, uniquingKeysWith: { $1 })
+        let catalog = Dictionary(try dir.openStore().videos().map { ($0.id, $0) }, uniquingKeysWith: { $1 })
+        let durations = catalog.mapValues(\.durationMs)
         var events: [Event] = []
         try log.forEach(from: 0) { events.append($0) }
         guard events.count >= 100 else { throw RescoreError.noData("\(dir.events) holds \(events.count) events; too few to cut") }
@@ -71,7 +72,7 @@ public struct FoldInStudy {
         for (user, pairs) in late.pairs {
             for video in pairs.keys where dataA.items.index(of: video) == nil { usersOf[video, default: []].insert(user) }
         }
-        try fold.place(Array(usersOf.keys), history: late, catalog: durations, usersOf: usersOf)
+        try fold.place(Array(usersOf.keys), history: late, catalog: catalog, usersOf: usersOf)
         let folded = try fold.lists(for: between, history: late, top: k, threads: als.threads)
         let foldSeconds = Date().timeIntervalSince(t0)
         var foldLists: [String: [String]] = [:]

@@ -7,15 +7,35 @@ import Scoring
 import Artifacts
 import CandidateStore
 
+/// A live generation's model, ready to place videos it has no vector for and to rebuild users'
+/// lists from their event history without retraining.
+protocol LiveModel: AnyObject {
+    var generation: Int64 { get }
+    var mapping: EventMapping { get }
+    /// Videos placed so far (vectors the model itself does not have).
+    var placed: Int { get }
+    /// True when videos are placed from the catalog (features) as soon as they appear; false
+    /// when they are placed from their first interactions.
+    var placesFromCatalog: Bool { get }
+    func isModelItem(_ video: String) -> Bool
+    @discardableResult
+    func place(_ videos: [String], history: EventHistory, catalog: [String: Video], usersOf: [String: Set<String>]) throws -> Int
+    func lists(for people: [String], history: EventHistory, top: Int, threads: Int) throws
+        -> [(user: String, videos: [String], scores: [Float])]
+}
+
 /// Keeps the live generation fresh between retrains: reads the event log from its committed
-/// cursor in micro-batches, recomputes each touched user's vector against the live model's
-/// fixed item factors from the user's whole history (an exact solve, so re-applying is
-/// harmless), rescores the full catalog for those users in one blocked GEMM, and replaces their
-/// lists in the live generation in the same transaction that moves the cursor.
+/// cursor in micro-batches, recomputes each touched user's vector from the user's whole
+/// history (so re-applying is harmless), rescores the full catalog for those users in one
+/// blocked GEMM, and replaces their lists in the live generation in the same transaction that
+/// moves the cursor.
 ///
-/// Videos the live model has no factors for are placed from their first interactions: each
-/// gets a vector solved against the fixed user factors of the model's users who touched it
-/// (again exact and from the whole history, so a restart rebuilds the same vectors).
+/// With an ALS generation live, a user's vector is an exact solve against the model's fixed
+/// item factors, and a video the model has no factors for is placed from its first
+/// interactions: a vector solved against the fixed user factors of the model's users who
+/// touched it. With a two-tower generation live, a user's vector is the user tower applied to
+/// their recent positives, and every catalog video the model never saw is embedded from its
+/// caption and tags by the item tower as soon as it is in the catalog.
 ///
 /// When the live generation changes (a retrain, an activate, a rollback), users with events the
 /// new generation's training did not see are folded into it before anything else; the cursor
@@ -57,10 +77,11 @@ public final class RankingWorker {
     public let config: Config
     let store: SQLiteFeedStore
     let log: EventLog
-    private var durations: [String: Int] = [:]
+    private var catalog: [String: Video] = [:]
+    private var catalogVersion: Int64 = -1
     private var history: EventHistory
     public private(set) var nextEvent: UInt64 = 0
-    private var live: FoldInModel?
+    private var live: LiveModel?
     /// Users of each video the live model has no factors for (placing one reads only these).
     private var usersOfUnplaced: [String: Set<String>] = [:]
     /// Why the last step could not fold anything in (nil when it could).
@@ -72,7 +93,7 @@ public final class RankingWorker {
         let dir = DataDirectory(config.dataDir)
         store = try dir.openStore()
         log = try EventLog(directory: dir.events)
-        try reloadDurations()
+        try reloadCatalog()
         if let c = try store.consumerCursor(config.consumer) {
             nextEvent = c.nextEvent
         } else if let g = try store.liveGeneration(), let through = try store.source(generation: g.id)?.eventsThrough {
@@ -84,20 +105,29 @@ public final class RankingWorker {
 
     deinit { log.close() }
 
-    private func reloadDurations() throws {
-        durations = Dictionary(try store.videos().map { ($0.id, $0.durationMs) }, uniquingKeysWith: { $1 })
+    /// Reloads the catalog when it changed; returns the ids that are new.
+    @discardableResult
+    private func reloadCatalog() throws -> [String] {
+        let version = try store.catalogVersion()
+        guard version != catalogVersion else { return [] }
+        let before = catalog
+        catalog = Dictionary(try store.videos().map { ($0.id, $0) }, uniquingKeysWith: { $1 })
+        catalogVersion = version
+        return catalog.keys.filter { before[$0] == nil }
     }
+
+    private func duration(_ video: String) -> Int { catalog[video]?.durationMs ?? 0 }
 
     /// Histories of everything below the cursor, read the way the live model's training did.
     private func rebuildHistory() throws {
         var h = EventHistory(mapping: history.mapping)
-        try log.forEach(from: 0, limit: Int(nextEvent)) { h.add($0, duration: durations[$0.video] ?? 0) }
+        try log.forEach(from: 0, limit: Int(nextEvent)) { h.add($0, duration: duration($0.video)) }
         history = h
     }
 
     /// Loads the live generation's model when it changed; folds users the new generation's
     /// training did not see into it. Nil when no factor model is live.
-    private func liveModel() throws -> (FoldInModel, refolded: Int)? {
+    private func liveModel() throws -> (LiveModel, refolded: Int)? {
         guard let g = try store.liveGeneration() else {
             live = nil
             idleReason = "no generation is live yet"
@@ -110,15 +140,20 @@ public final class RankingWorker {
             return nil
         }
         let m = try ModelStore.load(dir)
-        guard let als = m.ranker as? ALSModel else {
+        let mapping = config.mapping ?? EventMapping(params: m.run.params)
+        let l: LiveModel
+        if let als = m.ranker as? ALSModel {
+            let confidence = config.confidence ?? Confidence(params: m.run.params) ?? Confidence(scheme: .log, alpha: 4)
+            l = FoldInModel(generation: g.id, als: als, users: m.users, items: m.items, confidence: confidence, mapping: mapping)
+        } else if let tt = m.ranker as? TwoTowerRanker, let model = tt.model {
+            l = LiveTwoTower(generation: g.id, ranker: tt, model: model, users: m.users, items: m.items, mapping: mapping)
+        } else {
             live = nil
-            idleReason = "live generation \(g.id) is a \(m.run.model) model; fold-in works on ALS generations"
+            idleReason = "live generation \(g.id) is a \(m.run.model) model"
+                + (m.run.model == "two-tower" ? " stored without its towers" : "") + "; the worker updates ALS and two-tower generations"
             return nil
         }
         idleReason = nil
-        let mapping = config.mapping ?? EventMapping(params: m.run.params)
-        let confidence = config.confidence ?? Confidence(params: m.run.params) ?? Confidence(scheme: .log, alpha: 4)
-        let l = FoldInModel(generation: g.id, als: als, users: m.users, items: m.items, confidence: confidence, mapping: mapping)
         if mapping != history.mapping {
             history = EventHistory(mapping: mapping)
             try rebuildHistory()
@@ -126,10 +161,15 @@ public final class RankingWorker {
         live = l
         usersOfUnplaced = [:]
         if config.foldInVideos {
-            for (user, pairs) in history.pairs {
-                for video in pairs.keys where m.items.index(of: video) == nil { usersOfUnplaced[video, default: []].insert(user) }
+            try reloadCatalog()
+            if l.placesFromCatalog {
+                try l.place(catalog.keys.filter { !l.isModelItem($0) }, history: history, catalog: catalog, usersOf: [:])
+            } else {
+                for (user, pairs) in history.pairs {
+                    for video in pairs.keys where !l.isModelItem(video) { usersOfUnplaced[video, default: []].insert(user) }
+                }
+                try l.place(usersOfUnplaced.keys.sorted(), history: history, catalog: catalog, usersOf: usersOfUnplaced)
             }
-            try l.place(usersOfUnplaced.keys.sorted(), history: history, catalog: durations, usersOf: usersOfUnplaced)
         }
         // Users with events past what this generation was trained on get their lists again.
         var refolded = 0
@@ -163,43 +203,35 @@ public final class RankingWorker {
         let events = try log.read(from: nextEvent, limit: config.batch)
         guard let last = events.last else {
             return Step(events: 0, usersUpdated: 0, nextEvent: nextEvent, freshnessSeconds: nil,
-                        foldedVideos: l.extraIds.count, refolded: refolded)
+                        foldedVideos: l.placed, refolded: refolded)
         }
-        // New videos may have been added to the catalog since start.
-        if events.contains(where: { durations[$0.video] == nil }) { try reloadDurations() }
-        var touched: [String] = [], seenUsers = Set<String>(), newVideos = Set<String>()
+        // New videos may have been added to the catalog since the last step.
+        var newVideos = Set(try reloadCatalog())
+        if !l.placesFromCatalog { newVideos = [] }
         for e in events {
-            history.add(e, duration: durations[e.video] ?? 0)
-            if seenUsers.insert(e.user).inserted { touched.append(e.user) }
-            if config.foldInVideos && l.items.index(of: e.video) == nil {
+            history.add(e, duration: duration(e.video))
+            if config.foldInVideos && !l.placesFromCatalog && !l.isModelItem(e.video) {
                 newVideos.insert(e.video)
                 usersOfUnplaced[e.video, default: []].insert(e.user)
             }
         }
-        try l.place(newVideos.sorted(), history: history, catalog: durations, usersOf: usersOfUnplaced)
+        var touched: [String] = [], seenUsers = Set<String>()
+        for e in events where seenUsers.insert(e.user).inserted { touched.append(e.user) }
+        if config.foldInVideos {
+            try l.place(newVideos.sorted(), history: history, catalog: catalog, usersOf: usersOfUnplaced)
+        }
         let lists = try l.lists(for: touched, history: history, top: config.top, threads: config.threads)
         try store.replaceLists(generation: l.generation, lists: lists, consumer: config.consumer, nextEvent: last.id + 1)
         nextEvent = last.id + 1
         let fresh = Date().timeIntervalSince1970 - Double(last.timeMs) / 1000
         return Step(events: events.count, usersUpdated: lists.count, nextEvent: nextEvent, freshnessSeconds: fresh,
-                    foldedVideos: l.extraIds.count, refolded: refolded)
-    }
-}
-
-/// Factor vectors as a ranker, so ad-hoc user vectors go through the batch scorer.
-final class FactorTable: FactorRanker, @unchecked Sendable {
-    let kind = "factors"
-    let userFactors: Matrix
-    let itemFactors: Matrix
-    init(userFactors: Matrix, itemFactors: Matrix) {
-        self.userFactors = userFactors
-        self.itemFactors = itemFactors
+                    foldedVideos: l.placed, refolded: refolded)
     }
 }
 
 /// An ALS model prepared for fold-in: Gram matrices of both sides computed once, and vectors
 /// for videos the model has no factors for (placed from their first interactions).
-final class FoldInModel {
+final class FoldInModel: LiveModel {
     let generation: Int64
     let als: ALSModel
     let users: IdMap
@@ -231,6 +263,9 @@ final class FoldInModel {
     func id(at i: Int32) -> String {
         Int(i) < items.count ? items.raw[Int(i)] : extraIds[Int(i) - items.count]
     }
+    var placed: Int { extraIds.count }
+    let placesFromCatalog = false
+    func isModelItem(_ video: String) -> Bool { items.index(of: video) != nil }
 
     func rebuildCatalog() {
         let k = als.factors, n = als.itemCount
@@ -244,7 +279,7 @@ final class FoldInModel {
     /// pairs of the model's users who touched it (`usersOf[video]`); videos with no such positive
     /// stay unplaced. Returns how many vectors changed.
     @discardableResult
-    func place(_ videos: [String], history: EventHistory, catalog: [String: Int], usersOf: [String: Set<String>]) throws -> Int {
+    func place(_ videos: [String], history: EventHistory, catalog: [String: Video], usersOf: [String: Set<String>]) throws -> Int {
         var changed = 0
         for video in videos.sorted() where catalog[video] != nil {
             var r: [Int32] = [], c: [Float] = []
@@ -296,7 +331,7 @@ final class FoldInModel {
             for i in seen { seenRows.append(row); seenCols.append(i) }
         }
         guard !kept.isEmpty else { return [] }
-        let table = FactorTable(userFactors: Matrix(rows: kept.count, cols: k, values: vectors), itemFactors: catalog)
+        let table = StoredFactors(kind: "fold-in", userFactors: Matrix(rows: kept.count, cols: k, values: vectors), itemFactors: catalog)
         let exclude = CSR(rows: kept.count, cols: catalog.rows, rowIndex: seenRows, colIndex: seenCols,
                           values: [Float](repeating: 1, count: seenRows.count))
         let recs = BatchScorer(top: top, threads: threads, userBlock: 32).recommend(table, exclude: exclude)

@@ -7,14 +7,23 @@ import Scoring
 import Artifacts
 import CandidateStore
 
-/// One full refresh of the offline side: events -> interactions -> ALS -> full-catalog top-N for
-/// every user -> a new candidate generation, switched live in the same transaction that writes
-/// it, older generations pruned to the newest `keep`. The model is recorded in `models/` like any
-/// training run. A failure at any step leaves the live generation as it was.
+/// One full refresh of the offline side: events -> interactions -> ALS or two-tower ->
+/// full-catalog top-N for every user -> a new candidate generation, switched live in the same
+/// transaction that writes it, older generations pruned to the newest `keep`. The model is
+/// recorded in `models/` like any training run. A failure at any step leaves the live
+/// generation as it was.
+///
+/// The two-tower reads the catalog's captions and tags as content features, and its lists also
+/// cover catalog videos nobody has interacted with yet (embedded from those features).
 public struct RescoreConfig: Sendable {
+    public enum Model: String, Sendable, CaseIterable { case als, twoTower = "two-tower" }
     public var dataDir: String
     public var modelsDir = "models"
+    public var model = Model.als
     public var als = ALSConfig(factors: 64, regularization: 0.05, iterations: 15, solver: .cg)
+    public var twoTower = TwoTowerConfig()
+    /// Two-tower: share of each user's items held out for early stopping.
+    public var validationFraction = 0.1
     public var confidence = Confidence(scheme: .log, alpha: 4)
     public var mapping = EventMapping()
     public var top = 200
@@ -56,7 +65,8 @@ public enum RescoreJob {
         let log = try EventLog(directory: dir.events)
         defer { log.close() }
         let store = try dir.openStore()
-        let durations = Dictionary(try store.videos().map { ($0.id, $0.durationMs) }, uniquingKeysWith: { $1 })
+        let videos = try store.videos()
+        let durations = Dictionary(videos.map { ($0.id, $0.durationMs) }, uniquingKeysWith: { $1 })
         let data = try EventMapping.fromLog(log, durations: durations, mapping: c.mapping)
         guard data.weights.contains(where: { $0 > 0 }) else {
             throw RescoreError.noData("\(dir.events) holds no positive interactions (\(log.endId) events); nothing to train on")
@@ -66,38 +76,72 @@ public enum RescoreJob {
         progress("events: \(log.endId) events -> \(cui.nnz) interactions, \(data.users.count) users, \(data.items.count) videos")
 
         let t1 = Date()
-        let model = ALSModel(config: c.als, users: cui.rows, items: cui.cols)
-        let outcome = try model.train(cui, cancel: cancel) { progress($0.line) }
-        if case .cancelled = outcome { throw RescoreError.cancelled }
+        let runId = ModelStore.newRunId(model: c.model.rawValue)
+        let modelDir = c.modelsDir + "/" + runId
+        var params = ["confidence": c.confidence.scheme.rawValue, "alpha": "\(c.confidence.alpha)", "top": "\(c.top)", "job": "rescore"]
+            .merging(c.mapping.params) { $1 }
+        let ranker: FactorRanker
+        var itemIds = data.items.raw
+        var itemVectors: Matrix
+        var losses: [Double] = [], iterationSeconds: [Double] = []
+        switch c.model {
+        case .als:
+            let model = ALSModel(config: c.als, users: cui.rows, items: cui.cols)
+            let outcome = try model.train(cui, cancel: cancel) { progress($0.line) }
+            if case .cancelled = outcome { throw RescoreError.cancelled }
+            params.merge(["factors": "\(c.als.factors)", "reg": "\(c.als.regularization)", "iters": "\(c.als.iterations)",
+                          "solver": c.als.solver.rawValue]) { $1 }
+            ranker = model
+            itemVectors = model.itemFactors
+            losses = model.losses
+            iterationSeconds = model.iterationSeconds
+        case .twoTower:
+            let features = TwoTowerCatalog.features(videos, buckets: c.twoTower.featureBuckets)
+            let r = TwoTowerJob.fit(data, features: features, config: c.twoTower, validationFraction: c.validationFraction,
+                                    cancel: cancel) { progress("two-tower " + $0.line) }
+            if case .cancelled = r.outcome { throw RescoreError.cancelled }
+            let t = c.twoTower
+            params.merge(["dim": "\(t.dim)", "hidden": "\(t.hidden)", "epochs": "\(t.epochs)", "batch": "\(t.batch)",
+                          "lr": "\(t.learningRate)", "weight_decay": "\(t.weightDecay)", "temperature": "\(t.temperature)",
+                          "feature_buckets": "\(t.featureBuckets)", "history": "\(t.history)", "features": "catalog",
+                          "seed": "\(t.seed)", "validation_fraction": "\(c.validationFraction)",
+                          "validation_ndcg": r.reports.map { $0.validationNDCG.map { String(format: "%.5f", $0) } ?? "-" }
+                              .joined(separator: ",")]) { $1 }
+            ranker = r.ranker
+            (itemIds, itemVectors) = TwoTowerCatalog.extend(r.ranker, items: data.items, videos: videos)
+            losses = r.reports.map(\.loss)
+            if itemIds.count > data.items.count {
+                progress("two-tower: \(itemIds.count - data.items.count) catalog videos without interactions embedded from caption and tags")
+            }
+        }
         let fitSeconds = Date().timeIntervalSince(t1)
 
         let t2 = Date()
-        let recs = BatchScorer(top: c.top, threads: c.als.threads).recommend(model, exclude: cui, cancel: cancel)
+        // Seen pairs (negatives too) excluded; placed videos are unseen by everyone.
+        let seen = CSR(rows: cui.rows, cols: itemVectors.rows, indptr: cui.indptr, indices: cui.indices, values: cui.values)
+        let table = StoredFactors(kind: c.model.rawValue, userFactors: ranker.userFactors, itemFactors: itemVectors)
+        let recs = BatchScorer(top: c.top, threads: c.als.threads).recommend(table, exclude: seen, cancel: cancel)
         if cancel?.isCancelled == true { throw RescoreError.cancelled }
         let scoreSeconds = Date().timeIntervalSince(t2)
-        progress(String(format: "scored %d users x %d videos, top %d, in %.1fs", recs.users.count, model.itemCount, c.top, scoreSeconds))
+        progress(String(format: "scored %d users x %d videos, top %d, in %.1fs", recs.users.count, itemVectors.rows, c.top, scoreSeconds))
 
-        let runId = ModelStore.newRunId(model: "als")
-        let modelDir = c.modelsDir + "/" + runId
         let run = RunRecord(
-            id: runId, model: "als", createdAt: ISO8601DateFormatter().string(from: Date()), codeVersion: CodeVersion.current,
-            params: ["factors": "\(c.als.factors)", "reg": "\(c.als.regularization)", "iters": "\(c.als.iterations)",
-                     "solver": c.als.solver.rawValue, "confidence": c.confidence.scheme.rawValue, "alpha": "\(c.confidence.alpha)",
-                     "top": "\(c.top)", "job": "rescore"].merging(c.mapping.params) { $1 },
+            id: runId, model: c.model.rawValue, createdAt: ISO8601DateFormatter().string(from: Date()), codeVersion: CodeVersion.current,
+            params: params,
             data: .init(paths: ["events:" + dir.events], format: "events", fingerprint: "events-\(log.endId)", rows: data.count,
                         users: data.users.count, items: data.items.count, nnz: cui.nnz),
-            losses: model.losses,
-            timings: .init(importSeconds: readSeconds, fitSeconds: fitSeconds, iterationSeconds: model.iterationSeconds,
+            losses: losses,
+            timings: .init(importSeconds: readSeconds, fitSeconds: fitSeconds, iterationSeconds: iterationSeconds,
                            lossSeconds: nil),
             outcome: "completed", environment: ["blas_core": BLASRuntime.coreName, "cores": "\(BLASRuntime.availableCores)"],
             metrics: [:], files: [:])
-        try ModelStore.save(model, users: data.users, items: data.items, seen: cui, run: run, to: modelDir)
+        try ModelStore.save(ranker, users: data.users, items: data.items, seen: cui, run: run, to: modelDir)
 
         let t3 = Date()
         let lists = (0..<recs.users.count).map { row in
             (user: data.users.raw[Int(recs.users[row])], items: Array(recs.list(row)), scores: Array(recs.scoreList(row)))
         }
-        let gen = try store.writeGeneration(model: "als", runId: runId, items: data.items.raw, lists: lists, activate: true,
+        let gen = try store.writeGeneration(model: c.model.rawValue, runId: runId, items: itemIds, lists: lists, activate: true,
                                             modelDir: URL(fileURLWithPath: modelDir).standardizedFileURL.path,
                                             eventsThrough: log.endId)
         progress(String(format: "generation %lld written and live in %.1fs", gen, Date().timeIntervalSince(t3)))

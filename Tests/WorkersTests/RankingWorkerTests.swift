@@ -182,30 +182,4 @@ final class RankingWorkerTests: XCTestCase {
         XCTAssertGreaterThan(try topicShare(store, user: user, topic: least.0), least.1 + 0.2)
         XCTAssertEqual(try worker.step().refolded, 0)
     }
-
-    func testWithANonALSGenerationLiveTheWorkerWaitsAndSaysWhy() throws {
-        let store = try prepare()
-        let worker = try RankingWorker(config: config())
-        try worker.step()
-        XCTAssertNil(worker.idleReason)
-        var c = TwoTowerConfig()
-        c.dim = 4; c.hidden = 4; c.featureBuckets = 4
-        let m = TwoTowerModel(config: c, users: 1, items: 1)
-        let r = TwoTowerRanker(userFactors: Matrix(rows: 1, cols: 4), itemFactors: Matrix(rows: 1, cols: 4), model: m)
-        let run = RunRecord(id: "tt", model: "two-tower", createdAt: "now", codeVersion: "test", params: [:],
-                            data: .init(paths: [], format: "split", fingerprint: "0", rows: 0, users: 1, items: 1, nnz: 0),
-                            losses: [], timings: .init(importSeconds: 0, fitSeconds: 0, iterationSeconds: [], lossSeconds: nil),
-                            outcome: "completed", environment: [:], metrics: [:], files: [:])
-        try ModelStore.save(r, users: IdMap(raw: ["0"]), items: IdMap(raw: ["v0"]),
-                            seen: CSR(rows: 1, cols: 1, rowIndex: [], colIndex: [], values: []), run: run, to: dir + "/tt")
-        let gen = try store.writeGeneration(model: "two-tower", runId: "tt", items: ["v0"], lists: [(user: "0", items: [0], scores: [1])],
-                                            activate: true, modelDir: dir + "/tt", eventsThrough: nil)
-        let s = try worker.step()
-        XCTAssertEqual(s.events, 0)
-        XCTAssertEqual(worker.idleReason, "live generation \(gen) is a two-tower model; fold-in works on ALS generations")
-        // Back on the ALS generation, it folds in again.
-        _ = try store.rollback()
-        try worker.step()
-        XCTAssertNil(worker.idleReason)
-    }
 }

@@ -4,6 +4,7 @@ import ForYou
 extension Importer.Format: ExpressibleByArgument {}
 extension Confidence.Scheme: ExpressibleByArgument {}
 extension ALSConfig.Solver: ExpressibleByArgument {}
+extension RescoreConfig.Model: ExpressibleByArgument {}
 
 /// How to read an interaction file.
 struct FormatOptions: ParsableArguments {

@@ -12,6 +12,8 @@ struct Rescore: ParsableCommand {
 
     @OptionGroup var data: DataDirOption
     @Option(help: "Where the run's model directory goes.") var models = "models"
+    @Option(help: "als, or two-tower (content features from the catalog's captions and tags; its lists include catalog videos without interactions yet).")
+    var model: RescoreConfig.Model = .als
     @Option(help: "Latent factors.") var factors = 64
     @Option(help: "L2 regularization.") var reg: Float = 0.05
     @Option(help: "ALS iterations.") var iters = 15
@@ -20,6 +22,7 @@ struct Rescore: ParsableCommand {
     @OptionGroup var mapping: MappingOptions
     @Option(help: "List length per user.") var top = 200
     @Option(help: "Generations to keep after the switch.") var keep = 3
+    @OptionGroup(title: "Two-tower") var tt: TwoTowerOptions
     @OptionGroup var common: CommonOptions
 
     func validate() throws {
@@ -37,6 +40,12 @@ struct Rescore: ParsableCommand {
         c.top = top
         c.mapping = mapping.mapping
         c.keep = keep
+        c.model = model
+        if model == .twoTower {
+            guard tt.features == nil else { throw CLIError("rescore --model two-tower reads its features from the catalog; drop --features") }
+            c.twoTower = tt.config(threads: common.threads, seed: 42)
+            c.validationFraction = tt.validationFraction
+        }
         do {
             let r = try RescoreJob.run(c, cancel: CLIContext.cancel) { Console.err("rescore: " + $0) }
             Console.err(String(format: "rescore: read %.1fs, fit %.1fs, score %.1fs, store %.1fs", r.seconds.read, r.seconds.fit,

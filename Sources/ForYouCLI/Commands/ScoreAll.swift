@@ -45,10 +45,22 @@ struct ScoreAll: ParsableCommand {
             subset = list
         }
         let total = subset?.count ?? m.users.count
+        // A two-tower model scored into a data directory also ranks the catalog videos it never
+        // saw, embedded from their caption and tags.
+        var ranker = m.ranker, items = m.items, exclude = includeSeen ? nil : m.seen
+        if let into, let tt = m.ranker as? TwoTowerRanker, tt.model != nil {
+            let (ids, vectors) = TwoTowerCatalog.extend(tt, items: m.items, videos: try DataDirectory(into).openStore().videos())
+            if ids.count > m.items.count {
+                Console.err("score-all: \(ids.count - m.items.count) catalog videos the model never saw embedded from caption and tags")
+                ranker = StoredFactors(kind: "two-tower", userFactors: tt.userFactors, itemFactors: vectors)
+                items = IdMap(raw: ids)
+                exclude = exclude.map { CSR(rows: $0.rows, cols: ids.count, indptr: $0.indptr, indices: $0.indices, values: $0.values) }
+            }
+        }
         let t0 = Date()
         var lastReport = Date.distantPast
         let recs = BatchScorer(top: top, threads: common.threads, userBlock: userBlock, itemBlock: itemBlock)
-            .recommend(m.ranker, users: subset, exclude: includeSeen ? nil : m.seen, cancel: CLIContext.cancel) { p in
+            .recommend(ranker, users: subset, exclude: exclude, cancel: CLIContext.cancel) { p in
                 if Date().timeIntervalSince(lastReport) > 2 {
                     lastReport = Date()
                     Console.err(String(format: "score-all: %d/%d users  elapsed %.1fs  ETA %.1fs", p.done, p.total, p.elapsed, p.eta))
@@ -57,7 +69,7 @@ struct ScoreAll: ParsableCommand {
         let scoreSeconds = Date().timeIntervalSince(t0)
         if CLIContext.cancel.isCancelled { throw CLIError("score-all interrupted; nothing written") }
         let t1 = Date()
-        if let out { try RecommendationWriter.write(recs, users: m.users, items: m.items, to: out) }
+        if let out { try RecommendationWriter.write(recs, users: m.users, items: items, to: out) }
         let writeSeconds = Date().timeIntervalSince(t1)
         if let into {
             let t2 = Date()
@@ -73,23 +85,23 @@ struct ScoreAll: ParsableCommand {
                m.run.data.fingerprint.hasPrefix("events-") {
                 through = UInt64(m.run.data.fingerprint.dropFirst("events-".count))
             }
-            let gen = try store.writeGeneration(model: m.run.model, runId: m.run.id, items: m.items.raw, lists: lists,
+            let gen = try store.writeGeneration(model: m.run.model, runId: m.run.id, items: items.raw, lists: lists,
                                                 activate: !noActivate,
                                                 modelDir: URL(fileURLWithPath: model).standardizedFileURL.path,
                                                 eventsThrough: through)
             Console.err(String(format: "score-all: generation %lld (%d users x top %d) stored in %@ in %.2fs%@", gen, lists.count,
                                top, into, Date().timeIntervalSince(t2), noActivate ? "" : ", now live"))
         }
-        let flops = 2.0 * Double(total) * Double(m.ranker.itemCount) * Double((m.ranker as? FactorRanker)?.factors ?? 0)
+        let flops = 2.0 * Double(total) * Double(ranker.itemCount) * Double((ranker as? FactorRanker)?.factors ?? 0)
         if json {
-            let obj: [String: Any] = ["users": total, "items": m.ranker.itemCount, "top": top, "score_s": scoreSeconds,
+            let obj: [String: Any] = ["users": total, "items": ranker.itemCount, "top": top, "score_s": scoreSeconds,
                                       "write_s": writeSeconds, "users_per_s": Double(total) / max(scoreSeconds, 1e-9),
                                       "gemm_gflops": flops / max(scoreSeconds, 1e-9) / 1e9, "threads": common.threads,
                                       "user_block": userBlock, "item_block": itemBlock, "blas_core": BLASRuntime.coreName]
             print(String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self))
         }
         Console.err(String(format: "score-all: %d users x %d items, top %d in %.2fs (%.0f users/s, GEMM %.1f GFLOP/s effective); written in %.2fs",
-                           total, m.ranker.itemCount, top, scoreSeconds, Double(total) / max(scoreSeconds, 1e-9),
+                           total, ranker.itemCount, top, scoreSeconds, Double(total) / max(scoreSeconds, 1e-9),
                            flops / max(scoreSeconds, 1e-9) / 1e9, writeSeconds))
     }
 }

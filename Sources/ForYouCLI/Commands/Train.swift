@@ -71,7 +71,7 @@ struct Train: ParsableCommand {
         case .blend:
             let cfg = ALSConfig(factors: factors, regularization: reg, iterations: iters, solver: solver,
                                 cgSteps: cgSteps, threads: common.threads, seed: seed, computeLoss: false)
-            let (f, c) = try tt.features(data)
+            let (f, c) = try tt.features(data, catalogOf: events)
             var ttc = c
             ttc.threads = common.threads
             ttc.seed = seed
@@ -90,7 +90,7 @@ struct Train: ParsableCommand {
             Console.err(String(format: "train: blend lambda %.1f (validation NDCG@10: ALS %.4f, two-tower %.4f, blend %.4f)", r.lambda,
                                r.alsValidation, r.twoTowerValidation, r.grid.map(\.ndcg).max()!))
         case .twoTower:
-            let (r, p, l) = try tt.fit(data, threads: common.threads, seed: seed)
+            let (r, p, l) = try tt.fit(data, threads: common.threads, seed: seed, catalogOf: events)
             ranker = r
             params.merge(p) { $1 }
             losses = l
@@ -191,30 +191,45 @@ struct TwoTowerOptions: ParsableArguments {
         guard validationFraction >= 0, validationFraction < 0.5 else { throw ValidationError("--validation-fraction must be in [0, 0.5)") }
     }
 
-    /// The configuration and the features file, read.
-    func features(_ data: Interactions) throws -> (ItemFeatures?, TwoTowerConfig) {
+    func config(threads: Int, seed: UInt64) -> TwoTowerConfig {
         var c = TwoTowerConfig()
         c.dim = dim; c.hidden = hidden; c.epochs = epochs; c.batch = batch; c.learningRate = lr; c.weightDecay = weightDecay
         c.temperature = temperature; c.featureBuckets = featureBuckets; c.uniformNegatives = uniformNegatives
         c.logQ = !noLogQ; c.history = history; c.historyGradient = historyGradient; c.patience = patience
+        c.threads = threads; c.seed = seed
+        return c
+    }
+
+    /// The configuration and the features: the --features file, else (training on a data
+    /// directory's events) the catalog's captions and tags.
+    func features(_ data: Interactions, catalogOf dataDir: String? = nil) throws -> (ItemFeatures?, TwoTowerConfig) {
+        let c = config(threads: 0, seed: 42)
         var f: ItemFeatures?
+        var source = features
         if let path = features {
             do { f = try ItemFeatures.load(path, buckets: featureBuckets) } catch let e as ImportError {
                 throw CLIError("features: \(e)")
             }
-            Console.err(String(format: "features: %@ covers %.1f%% of the training items", path, 100 * f!.coverage(of: data.items.raw)))
+        } else if let dir = dataDir {
+            f = TwoTowerCatalog.features(try DataDirectory(dir).openStore().videos(), buckets: featureBuckets)
+            source = "the catalog of \(dir)"
+        }
+        if let f, let source {
+            Console.err(String(format: "features: %@ covers %.1f%% of the training items", source, 100 * f.coverage(of: data.items.raw)))
         }
         return (f, c)
     }
 
-    func fit(_ data: Interactions, threads: Int, seed: UInt64) throws -> (TwoTowerRanker, [String: String], [Double]) {
-        var (f, c) = try features(data)
+    func fit(_ data: Interactions, threads: Int, seed: UInt64, catalogOf dataDir: String?) throws
+        -> (TwoTowerRanker, [String: String], [Double]) {
+        var (f, c) = try features(data, catalogOf: dataDir)
         c.seed = seed
         c.threads = threads
         let r = TwoTowerJob.fit(data, features: f, config: c, validationFraction: validationFraction, cancel: CLIContext.cancel) {
             Console.err($0.line)
         }
-        let params = self.params(r, seed: seed)
+        var params = self.params(r, seed: seed)
+        if features == nil && dataDir != nil { params["features"] = "catalog" }
         Console.err("train: two-tower \(params["outcome"]!) (validation users \(r.validationUsers), training pairs \(r.trainPairs))")
         return (r.ranker, params, r.reports.map(\.loss))
     }

@@ -10,9 +10,12 @@ struct Worker: ParsableCommand {
             abstract: "Keep the live generation fresh: fold users with new events in and replace their lists.",
             discussion: """
             Reads the event log from its committed cursor in micro-batches; for each user with new \
-            events, solves the user's vector against the live model's item factors from the whole \
-            history, rescores the full catalog and replaces the user's list; the lists and the \
-            cursor commit in one transaction, so a crash loses and repeats nothing. Needs a live \
+            events, recomputes the user's vector from the whole history (ALS: an exact solve \
+            against the live model's item factors; two-tower: the user tower over their recent \
+            positives), rescores the full catalog and replaces the user's list; the lists and the \
+            cursor commit in one transaction, so a crash loses and repeats nothing. Videos the live \
+            model has no vector for are placed from their first interactions (ALS) or embedded from \
+            their caption and tags as soon as they are in the catalog (two-tower). Needs a live \
             generation with a recorded model (foryou rescore, or score-all --into). Ctrl-C stops.
             """)
 
@@ -27,6 +30,8 @@ struct Worker: ParsableCommand {
         var retrainAfterEvents: Int?
         @Option(help: "Where retrained models go.") var models = "models"
         @Option(help: "Generations kept after a retrain.") var keep = 3
+        @Option(name: .customLong("retrain-model"), help: "Model of retrains: als or two-tower (default settings).")
+        var retrainModel: RescoreConfig.Model = .als
         @Option(help: "Factors of retrained models.") var factors = 64
         @Option(help: "Iterations of retrained models.") var iters = 15
         @Option(name: .customLong("metrics-port"), help: "Serve GET /metrics on 127.0.0.1 at this port (0 = off).")
@@ -84,6 +89,7 @@ struct Worker: ParsableCommand {
                     job.top = top
                     job.mapping = mapping.mapping
                     job.als = ALSConfig(factors: factors, regularization: 0.05, iterations: iters, solver: .cg)
+                    job.model = retrainModel
                     let t = Date()
                     do {
                         let r = try RescoreJob.run(job, cancel: CLIContext.cancel)

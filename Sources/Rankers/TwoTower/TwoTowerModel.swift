@@ -217,10 +217,14 @@ public final class TwoTowerRanker: FactorRanker, @unchecked Sendable {
     public let userFactors: Matrix
     public let itemFactors: Matrix
     public let model: TwoTowerModel?
+    /// The feature buckets each item was trained with (empty lists when unknown): what a user's
+    /// history items contribute when the user is embedded again at scoring time.
+    public let itemFeatures: [[Int32]]
 
-    public init(userFactors: Matrix, itemFactors: Matrix, model: TwoTowerModel? = nil) {
+    public init(userFactors: Matrix, itemFactors: Matrix, model: TwoTowerModel? = nil, itemFeatures: [[Int32]]? = nil) {
         self.userFactors = userFactors
         self.itemFactors = itemFactors
         self.model = model
+        self.itemFeatures = itemFeatures ?? [[Int32]](repeating: [], count: itemFactors.rows)
     }
 }

@@ -419,6 +419,6 @@ public final class TwoTowerTrainer {
         let hist = data.userItems.map { Array($0.suffix(model.config.history)) }
         let users = model.embedUsers((0..<Int32(data.users)).map { $0 }, histories: hist,
                                      historyFeatures: hist.map { $0.map { data.itemFeatures[Int($0)] } })
-        return TwoTowerRanker(userFactors: users, itemFactors: items, model: model)
+        return TwoTowerRanker(userFactors: users, itemFactors: items, model: model, itemFeatures: data.itemFeatures)
     }
 }
