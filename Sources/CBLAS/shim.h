@@ -1,2 +1,5 @@
 // OpenBLAS's CBLAS interface plus its extensions (thread count, core name).
 #include <cblas.h>
+
+// A read prefetch hint, for gathers of embedding rows whose indices are known ahead.
+static inline void foryou_prefetch(const void *p) { __builtin_prefetch(p, 0, 3); }

@@ -1,3 +1,4 @@
+import CBLAS
 /// Small dense vector kernels for the per-row work around the BLAS calls (embedding gathers and
 /// scatters of 16-128 floats, softmax rows), where a BLAS call's overhead exceeds its work.
 /// SIMD16 over the body, scalar tail.
@@ -96,5 +97,43 @@ public enum VectorOps {
             i += 16
         }
         while i < n { x[i] *= a; i += 1 }
+    }
+
+    /// y += a * (sum of the rows `rows[0..<count]` of a row-major table with `n` columns), the
+    /// sum kept in registers 64 columns at a time (one store per output, not one per row).
+    @inline(__always)
+    public static func sumRows(_ n: Int, _ a: Float, table: UnsafePointer<Float>, rows: UnsafePointer<Int32>, count: Int,
+                               into y: UnsafeMutablePointer<Float>) {
+        typealias V = SIMD16<Float>
+        @inline(__always) func load(_ p: UnsafePointer<Float>) -> V { UnsafeRawPointer(p).loadUnaligned(as: V.self) }
+        @inline(__always) func add(_ p: UnsafeMutablePointer<Float>, _ v: V) {
+            UnsafeMutableRawPointer(p).storeBytes(of: load(p) + a * v, as: V.self)
+        }
+        var j = 0
+        while j + 64 <= n {
+            var a0 = V(), a1 = V(), a2 = V(), a3 = V()
+            for k in 0..<count {
+                if k + 6 < count {
+                    let ahead = table + Int(rows[k + 6]) * n + j
+                    foryou_prefetch(ahead); foryou_prefetch(ahead + 16); foryou_prefetch(ahead + 32); foryou_prefetch(ahead + 48)
+                }
+                let r = table + Int(rows[k]) * n + j
+                a0 += load(r); a1 += load(r + 16); a2 += load(r + 32); a3 += load(r + 48)
+            }
+            add(y + j, a0); add(y + j + 16, a1); add(y + j + 32, a2); add(y + j + 48, a3)
+            j += 64
+        }
+        while j + 16 <= n {
+            var a0 = V()
+            for k in 0..<count { a0 += load(table + Int(rows[k]) * n + j) }
+            add(y + j, a0)
+            j += 16
+        }
+        while j < n {
+            var t: Float = 0
+            for k in 0..<count { t += table[Int(rows[k]) * n + j] }
+            y[j] += a * t
+            j += 1
+        }
     }
 }

@@ -116,4 +116,24 @@ final class VectorOpsTests: XCTestCase {
         row.withUnsafeBufferPointer { r in y.withUnsafeMutableBufferPointer { VectorOps.axpy(n, 2, r.baseAddress!, $0.baseAddress!) } }
         for i in 0..<n { XCTAssertEqual(y[i], 1 + 2 * row[i], accuracy: 1e-6) }
     }
+
+    func testSumRowsMatchesScalarCode() {
+        for n in [4, 16, 64, 83, 128] {  // every path: 64-wide blocks, 16-wide, scalar tail
+            let table = (0..<(10 * n)).map { Float(sin(Double($0) * 0.37)) }
+            let rows: [Int32] = [3, 7, 3, 0, 9]
+            var y = (0..<n).map { Float($0) * 0.01 }
+            let before = y
+            table.withUnsafeBufferPointer { t in
+                rows.withUnsafeBufferPointer { r in
+                    y.withUnsafeMutableBufferPointer {
+                        VectorOps.sumRows(n, 0.5, table: t.baseAddress!, rows: r.baseAddress!, count: rows.count, into: $0.baseAddress!)
+                    }
+                }
+            }
+            for j in 0..<n {
+                let ref = before[j] + 0.5 * rows.reduce(Float(0)) { $0 + table[Int($1) * n + j] }
+                XCTAssertEqual(y[j], ref, accuracy: 1e-5, "n \(n) column \(j)")
+            }
+        }
+    }
 }

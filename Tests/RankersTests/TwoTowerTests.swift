@@ -106,6 +106,56 @@ final class TwoTowerTests: XCTestCase {
         XCTAssertGreaterThan(right, 110)
     }
 
+    func testHistoriesAreUniformSamplesOfTheOtherItems() {
+        let out = UnsafeMutablePointer<Int32>.allocate(capacity: 200), tmp = UnsafeMutablePointer<Int32>.allocate(capacity: 200)
+        defer { out.deallocate(); tmp.deallocate() }
+        var g = SeededGenerator(seed: 5)
+        func sample(_ items: [Int32], _ exclude: Int32, _ limit: Int) -> [Int32] {
+            let n = items.withUnsafeBufferPointer {
+                TwoTowerTrainer.sampleHistory($0, excluding: exclude, limit: limit, into: out, tmp: tmp, using: &g)
+            }
+            return (0..<n).map { out[$0] }
+        }
+        // Few items: all of them but the target, in order.
+        XCTAssertEqual(sample([4, 9, 2], 9, 5), [4, 2])
+        XCTAssertEqual(sample([4, 9, 2], 3, 5), [4, 9, 2])
+        // Many: `limit` distinct items, never the target, each about equally often; a short list
+        // (shuffled copy) and a long one (rejection of repeats) alike.
+        for size in [20, 100] {
+            let items = (0..<Int32(size)).map { $0 * 3 }
+            var counts: [Int32: Int] = [:]
+            let draws = 200 * size
+            for _ in 0..<draws {
+                let picked = sample(items, 21, 5)
+                XCTAssertEqual(picked.count, 5)
+                XCTAssertEqual(Set(picked).count, 5)
+                for i in picked { counts[i, default: 0] += 1 }
+            }
+            XCTAssertNil(counts[21])
+            let expected = Double(draws * 5) / Double(size - 1)
+            for i in items where i != 21 {
+                XCTAssertEqual(Double(counts[i] ?? 0), expected, accuracy: 0.15 * expected, "size \(size), item \(i)")
+            }
+        }
+    }
+
+    func testTrainingIsDeterministicForASeed() {
+        func run(threads: Int) -> [[Float]] {
+            let (t0, _, _, _, _) = tiny()
+            var c = t0.model.config
+            c.threads = threads; c.epochs = 3
+            let t = TwoTowerTrainer(data: t0.data, config: c)
+            _ = t.train()
+            return t.params.map(\.values)
+        }
+        let a = run(threads: 1), b = run(threads: 1)
+        XCTAssertEqual(a, b)
+        let (t0, _, _, _, _) = tiny()
+        XCTAssertNotEqual(a, TwoTowerTrainer(data: t0.data, config: t0.model.config).params.map(\.values), "training moved nothing")
+        // Histories are drawn per example from generators of their own, so two threads draw the same.
+        XCTAssertEqual(run(threads: 2), a)
+    }
+
     func testCtrlCKeepsTheBestEpochSoFar() {
         let (t, _, _, _, _) = tiny()
         let token = CancellationToken()
