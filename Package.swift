@@ -33,6 +33,7 @@ let package = Package(
                 swiftSettings: release),
         .target(name: "Workers", dependencies: ["Interactions", "EventLog", "Rankers", "Scoring", "Evaluation", "Artifacts",
                                                 "CandidateStore"], swiftSettings: release),
+        .target(name: "Workbench", dependencies: ["Artifacts", "Evaluation"], swiftSettings: release),
         .target(name: "World", dependencies: ["Interactions", "EventLog", "CandidateStore"], swiftSettings: release),
         .target(name: "FeedServer", dependencies: [
             "CandidateStore", "EventLog",
@@ -47,7 +48,7 @@ let package = Package(
                 swiftSettings: release),
         .target(name: "ForYou", dependencies: ["LinearAlgebra", "Interactions", "Rankers", "Scoring",
                                                "Evaluation", "Artifacts", "EventLog", "CandidateStore",
-                                               "World", "Workers", "FeedServer"]),
+                                               "World", "Workers", "Workbench", "FeedServer"]),
         .executableTarget(name: "ForYouCLI", dependencies: [
             "ForYou", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: release),
@@ -57,6 +58,7 @@ let package = Package(
         .testTarget(name: "RankersTests", dependencies: ["Rankers", "TestSupport"]),
         .testTarget(name: "ScoringTests", dependencies: ["Scoring", "TestSupport"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "TestSupport"]),
+        .testTarget(name: "WorkbenchTests", dependencies: ["Workbench", "TestSupport"]),
         .testTarget(name: "ArtifactsTests", dependencies: ["Artifacts", "TestSupport"]),
         .testTarget(name: "EventLogTests", dependencies: ["EventLog", "TestSupport"]),
         .testTarget(name: "CandidateStoreTests", dependencies: ["CandidateStore", "TestSupport"]),

@@ -170,11 +170,31 @@ public enum ModelStore {
 
     public static func hex(_ v: UInt32) -> String { String(format: "%08x", v) }
 
-    static func digest(_ data: Data) -> String {
+    public static func digest(_ data: Data) -> String {
         "fnv1a64:" + String(format: "%016llx", data.withUnsafeBytes { FNV64.digest($0) })
     }
 
     /// CRC-32C over files' bytes, in order: the data fingerprint of a run.
+    /// How many training users interacted with each item of a stored model (by raw id).
+    public static func trainingPopularity(_ directory: String) throws -> [String: Int] {
+        let items = try readIds(directory + "/items.tsv")
+        let seen = try BinaryFormat.readCSR(directory + "/seen.bin")
+        guard seen.cols == items.count else { throw ArtifactError.inconsistent(directory + "/seen.bin", "columns do not match items.tsv") }
+        var counts = [Int](repeating: 0, count: items.count)
+        for i in seen.indices { counts[Int(i)] += 1 }
+        return Dictionary(uniqueKeysWithValues: zip(items.raw, counts))
+    }
+
+    /// Adds (or replaces) a file in a stored model directory and records its digest in run.json,
+    /// with `update` applied to the run record; the file and then run.json are written atomically.
+    public static func addFile(_ name: String, bytes: [UInt8], to directory: String, update: (inout RunRecord) -> Void) throws {
+        var run = try readRun(directory)
+        try AtomicFile.write(bytes, to: directory + "/" + name)
+        run.files[name] = digest(Data(bytes))
+        update(&run)
+        try writeRun(run, to: directory + "/run.json")
+    }
+
     public static func fingerprint(paths: [String]) throws -> String {
         var c = CRC32C()
         for p in paths {

@@ -30,6 +30,23 @@ public struct RunRecord: Codable, Sendable {
         }
     }
 
+    /// A recorded evaluation: which held-out set, and the file with each test user's metrics
+    /// and top-K list (what `foryou compare` pairs two runs on).
+    public struct EvaluationInfo: Codable, Sendable, Equatable {
+        public var test: [String]
+        /// Digest of the test file's bytes.
+        public var testFingerprint: String
+        public var k: Int
+        public var users: Int
+        /// File in the model directory: user, precision, recall, ndcg, ap, top-K items.
+        public var perUserFile: String
+
+        public init(test: [String], testFingerprint: String, k: Int, users: Int, perUserFile: String) {
+            self.test = test; self.testFingerprint = testFingerprint; self.k = k; self.users = users
+            self.perUserFile = perUserFile
+        }
+    }
+
     public var formatVersion = 1
     public var id: String
     public var model: String
@@ -45,6 +62,10 @@ public struct RunRecord: Codable, Sendable {
     public var metrics: [String: Double]
     /// Digest of each artifact file, checked again on load.
     public var files: [String: String]
+    /// The latest recorded evaluation (nil: none).
+    public var evaluation: EvaluationInfo?
+    /// Per-iteration (or per-epoch) figures besides `losses`, by name (e.g. "validation_ndcg@10").
+    public var curves: [String: [Double]]?
 
     public init(id: String, model: String, createdAt: String, codeVersion: String, params: [String: String],
                 data: DataInfo, losses: [Double], timings: Timings, outcome: String, environment: [String: String],

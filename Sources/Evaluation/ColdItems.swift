@@ -84,18 +84,8 @@ public enum ColdItems {
     public static func pairedBootstrap(_ a: [Double], _ b: [Double], resamples: Int = 10_000, seed: UInt64 = 42)
         -> (mean: Double, low: Double, high: Double) {
         precondition(a.count == b.count && !a.isEmpty)
-        let diff = zip(a, b).map { $0 - $1 }
-        let n = diff.count
-        var g = SeededGenerator(seed: seed)
-        var means: [Double] = []
-        means.reserveCapacity(resamples)
-        for _ in 0..<resamples {
-            var s = 0.0
-            for _ in 0..<n { s += diff[Int(g.next() % UInt64(n))] }
-            means.append(s / Double(n))
-        }
-        means.sort()
-        return (diff.reduce(0, +) / Double(n), means[Int(0.025 * Double(resamples))], means[Int(0.975 * Double(resamples)) - 1])
+        let i = Paired.bootstrap(zip(a, b).map { $0 - $1 }, resamples: resamples, seed: seed)
+        return (i.mean, i.low, i.high)
     }
 }
 

@@ -21,6 +21,9 @@ public struct Evaluator: Sendable {
     public struct Report: Sendable {
         public var summary: MetricSummary
         public var perUser: PerUserMetrics
+        /// Each test user's top-K (raw item ids), in the order of `perUser.users`; empty for
+        /// users unknown to the model.
+        public var lists: [[String]]
         public var unknownUsers: Int
         public var droppedTestItems: Int
         public var seconds: Double
@@ -48,7 +51,8 @@ public struct Evaluator: Sendable {
         var lists = [ArraySlice<Int32>](repeating: [], count: names.count)
         for (row, target) in knownRows.enumerated() { lists[target] = recs.list(row) }
         let (summary, per) = Metrics.atK(k, lists: lists, truth: truth, catalogSize: ranker.itemCount, userNames: names)
-        return Report(summary: summary, perUser: per, unknownUsers: names.count - known.count,
+        let raw = lists.map { $0.map { items.raw[Int($0)] } }
+        return Report(summary: summary, perUser: per, lists: raw, unknownUsers: names.count - known.count,
                       droppedTestItems: dropped, seconds: Date().timeIntervalSince(t0))
     }
 }

@@ -16,7 +16,8 @@ struct Evaluate: ParsableCommand {
     @OptionGroup var input: FormatOptions
     @Option(help: "Cutoff K.") var k = 10
     @Flag(help: "Print one JSON object instead of a table.") var json = false
-    @Flag(name: .customLong("record"), help: "Also store the metrics in the model's run.json.") var record = false
+    @Flag(name: .customLong("record"), help: "Also record the evaluation with the run: metrics in run.json, each test user's metrics and list in per_user.tsv (what `foryou compare` uses).")
+    var record = false
     @Flag(name: .customLong("cold-items"), help: "The test items are new to the model (split --strategy cold-items): rank only them, embedded from --features (two-tower models).")
     var coldItems = false
     @Option(help: "Content features (item<TAB>token|...) for --cold-items.") var features: String?
@@ -39,11 +40,7 @@ struct Evaluate: ParsableCommand {
         } else {
             print(EvaluationOutput.table(report))
         }
-        if record {
-            var run = m.run
-            run.metrics.merge(EvaluationOutput.metricMap(report.summary)) { $1 }
-            try ModelStore.writeRun(run, to: model + "/run.json")
-        }
+        if record { try EvaluationRecord.attach(report, test: [test], to: model) }
     }
 }
 

@@ -62,6 +62,7 @@ struct Train: ParsableCommand {
         let ranker: Ranker
         var outcome = "completed"
         var losses: [Double] = [], iterSeconds: [Double] = []
+        var curves: [String: [Double]]?
         var params: [String: String] = ["format": input.format.rawValue, "confidence": confidence.rawValue,
                                         "alpha": "\(alpha)"]
         if events != nil { params.merge(mapping.mapping.params) { $1 } }
@@ -94,6 +95,7 @@ struct Train: ParsableCommand {
             ranker = r
             params.merge(p) { $1 }
             losses = l
+            curves = ["validation_ndcg@10": (p["validation_ndcg"] ?? "").split(separator: ",").map { Double($0) ?? .nan }]
             if let o = p["outcome"], o.hasPrefix("interrupted") { outcome = o }
         case .als:
             let cfg = ALSConfig(factors: factors, regularization: reg, iterations: iters, solver: solver,
@@ -111,6 +113,7 @@ struct Train: ParsableCommand {
             ranker = m
         }
         let fitSeconds = Date().timeIntervalSince(t0)
+        var report: Evaluator.Report?
         var run = RunRecord(
             id: runId, model: model.rawValue, createdAt: ISO8601DateFormatter().string(from: Date()),
             codeVersion: CodeVersion.current, params: params,
@@ -124,12 +127,14 @@ struct Train: ParsableCommand {
             metrics: [:], files: [:])
         if let test {
             let (testData, _) = try input.read(test, verbose: common.verbose)
-            let report = Evaluator(k: k, threads: common.threads).evaluate(ranker, users: data.users, items: data.items,
-                                                                           seen: cui, test: testData)
-            run.metrics = EvaluationOutput.metricMap(report.summary)
-            Console.err(EvaluationOutput.table(report))
+            let r = Evaluator(k: k, threads: common.threads).evaluate(ranker, users: data.users, items: data.items,
+                                                                      seen: cui, test: testData)
+            Console.err(EvaluationOutput.table(r))
+            report = r
         }
+        if let v = curves { run.curves = v }
         try ModelStore.save(ranker, users: data.users, items: data.items, seen: cui, run: run, to: dir)
+        if let report, let test { try EvaluationRecord.attach(report, test: [test], to: dir) }
         Console.err(String(format: "train: fit %.2fs; model saved to %@", fitSeconds, dir))
         print(dir)
     }

@@ -1,0 +1,153 @@
+import ArgumentParser
+import ForYou
+import Foundation
+
+/// `foryou runs list|show|diff|rm`: the runs registry in a models directory.
+struct Runs: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The runs registry: every trained model directory under --models with its run.json.",
+        discussion: """
+        Fields for --filter and --sort: id, model, created, outcome, code, data (training data \
+        fingerprint), test (evaluation test-set fingerprint), rows, users, items, fit_s, any metric \
+        (ndcg@10, recall@10, ...) and any parameter (factors, reg, seed, ...).
+        """,
+        subcommands: [List.self, Show.self, Diff.self, Remove.self])
+
+    struct Location: ParsableArguments {
+        @Option(help: "Models directory holding the runs.") var models = "models"
+        var registry: RunsRegistry { RunsRegistry(root: models) }
+
+        func resolve(_ s: String) throws -> RunEntry {
+            do { return try registry.resolve(s) } catch let e as RegistryError { throw CLIError("runs: \(e)") }
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "One line per run: id, model, data, key parameters, metrics.")
+        @OptionGroup var location: Location
+        @Option(name: .customLong("filter"), help: "KEY=VALUE, KEY>NUMBER or KEY<NUMBER (repeatable).") var filters: [String] = []
+        @Option(help: "Sort by this field (numbers numerically).") var sort: String?
+        @Flag(help: "Sort descending.") var desc = false
+        @Option(help: "Metric columns.") var metrics = "ndcg@10,recall@10"
+
+        func run() throws {
+            let parsed: [RunsRegistry.Filter]
+            do { parsed = try filters.map(RunsRegistry.Filter.init) } catch let e as RegistryError { throw CLIError("runs: \(e)") }
+            let runs = location.registry.list(filters: parsed, sort: sort, descending: desc)
+            let cols = metrics.split(separator: ",").map(String.init)
+            var rows = [["id", "model", "created", "data", "params"] + cols]
+            for e in runs {
+                let r = e.run
+                let keys = ["factors", "reg", "alpha", "iters", "dim", "temperature", "seed"].filter { r.params[$0] != nil }
+                rows.append([r.id, r.model, r.createdAt, r.data.fingerprint, keys.map { "\($0)=\(r.params[$0]!)" }.joined(separator: " ")]
+                            + cols.map { c in r.metrics[c].map { String(format: "%.4f", $0) } ?? "-" })
+            }
+            print(Table.render(rows))
+            if runs.isEmpty { Console.err("runs: none under \(location.models)" + (filters.isEmpty ? "" : " matching the filters")) }
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Everything recorded about one run (run.json).")
+        @OptionGroup var location: Location
+        @Argument(help: "Run id (or unique prefix) or model directory.") var id: String
+
+        func run() throws {
+            let e = try location.resolve(id)
+            print(e.directory)
+            print(String(decoding: try Data(contentsOf: URL(fileURLWithPath: e.directory + "/run.json")), as: UTF8.self))
+        }
+    }
+
+    struct Diff: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "The fields in which two runs differ (parameters, data, metrics, code).")
+        @OptionGroup var location: Location
+        @Argument(help: "First run.") var a: String
+        @Argument(help: "Second run.") var b: String
+
+        func run() throws {
+            let x = try location.resolve(a), y = try location.resolve(b)
+            let d = RunsRegistry.diff(x.run, y.run)
+            if d.isEmpty { print("no differences in parameters, data, code or metrics"); return }
+            print(Table.render([["field", x.id, y.id]] + d.map { [$0.field, $0.a, $0.b] }))
+        }
+    }
+
+    struct Remove: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "rm", abstract: "Delete runs (their model directories).")
+        @OptionGroup var location: Location
+        @Argument(help: "Runs to delete.") var runs: [String]
+
+        func run() throws {
+            for r in runs {
+                let e = try location.resolve(r)
+                try FileManager.default.removeItem(atPath: e.directory)
+                print("removed \(e.id) (\(e.directory))")
+            }
+        }
+    }
+}
+
+/// `foryou compare A B`: paired, per-user comparison of two evaluated runs.
+struct Compare: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Compare two runs evaluated on the same test set: metric deltas with intervals, and how their lists differ.",
+        discussion: """
+        Each metric's mean difference (B - A) over the test users, with a paired bootstrap 95 % \
+        interval (users resampled, seeded) and a two-sided paired randomisation (sign-flip) \
+        p-value. Then per-user overlap@K and rank-biased overlap (p = 0.9) of the two runs' \
+        lists, and each run's catalog coverage, novelty (mean self-information of recommended \
+        items, -log2 of the share of training users who had them) and Gini of item exposure. \
+        Runs trained on different data or evaluated on different test files are refused. \
+        Record evaluations with `foryou train --test FILE` or `foryou evaluate --record`.
+        """)
+
+    @Option(help: "Models directory holding the runs.") var models = "models"
+    @Argument(help: "Run A (id, unique prefix or model directory).") var a: String
+    @Argument(help: "Run B.") var b: String
+    @Option(help: "Metrics to compare (precision, recall, ndcg, ap; with or without @K), comma-separated.")
+    var metric = "ndcg,recall,precision,ap"
+    @Option(help: "Bootstrap and randomisation resamples.") var resamples = 10_000
+    @Option(help: "Seed of the resampling.") var seed: UInt64 = 42
+
+    func run() throws {
+        let reg = RunsRegistry(root: models)
+        let x: RunEntry, y: RunEntry
+        do { x = try reg.resolve(a); y = try reg.resolve(b) } catch let e as RegistryError { throw CLIError("compare: \(e)") }
+        let names = metric.split(separator: ",").map { String($0.split(separator: "@")[0]).trimmingCharacters(in: .whitespaces) }
+        for n in names where !EvaluationRecord.metricNames.contains(n) {
+            throw CLIError("compare: unknown metric '\(n)' (one of \(EvaluationRecord.metricNames.joined(separator: ", ")))")
+        }
+        let c: RunComparison
+        do { c = try RunComparison.compare(x, y, metrics: names, resamples: resamples, seed: seed) } catch let e as CompareError {
+            throw CLIError("compare: \(e)")
+        }
+        print("A = \(x.id) (\(x.run.model)), B = \(y.id) (\(y.run.model)); \(c.users) test users, K = \(c.k); "
+              + "\(resamples) resamples, seed \(seed)")
+        var rows = [["metric", "A", "B", "B - A", "95 % interval", "p"]]
+        for m in c.metrics {
+            rows.append([m.name, String(format: "%.4f", m.a), String(format: "%.4f", m.b), String(format: "%+.4f", m.interval.mean),
+                         String(format: "[%+.4f, %+.4f]", m.interval.low, m.interval.high), String(format: "%.4f", m.p)])
+        }
+        print(Table.render(rows))
+        print(String(format: "\nlists: overlap@%d %.3f, rank-biased overlap %.3f (mean over users)", c.k, c.overlap, c.rbo))
+        print(Table.render([["", "coverage", "novelty (bits)", "Gini of exposure"],
+                            ["A", String(format: "%.4f", c.sideA.coverage), String(format: "%.3f", c.sideA.novelty),
+                             String(format: "%.4f", c.sideA.gini)],
+                            ["B", String(format: "%.4f", c.sideB.coverage), String(format: "%.3f", c.sideB.novelty),
+                             String(format: "%.4f", c.sideB.gini)]]))
+    }
+}
+
+/// Plain-text tables with padded columns.
+enum Table {
+    static func render(_ rows: [[String]]) -> String {
+        guard let first = rows.first else { return "" }
+        var widths = [Int](repeating: 0, count: first.count)
+        for r in rows { for (i, c) in r.enumerated() where i < widths.count { widths[i] = max(widths[i], c.count) } }
+        return rows.map { r in
+            r.enumerated().map { i, c in i == r.count - 1 ? c : c.padding(toLength: widths[i], withPad: " ", startingAt: 0) }
+                .joined(separator: "  ")
+        }.joined(separator: "\n")
+    }
+}

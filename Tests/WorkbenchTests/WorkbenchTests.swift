@@ -1,0 +1,129 @@
+import XCTest
+import Foundation
+import LinearAlgebra
+import Interactions
+import Rankers
+import Evaluation
+import Artifacts
+@testable import Workbench
+import TestSupport
+
+/// Runs recorded with their evaluations, the registry over them, and paired comparisons.
+final class WorkbenchTests: XCTestCase {
+    var dir = ""
+    override func setUp() { dir = Fixtures.tempDir("workbench") }
+    override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
+
+    struct Split { var train: Interactions; var test: Interactions; var trainPath: String; var testPath: String }
+
+    func split(seed: UInt64 = 42, name: String = "split") throws -> Split {
+        var c = SynthConfig()
+        c.users = 400; c.items = 200; c.interactions = 12_000; c.seed = seed
+        let r = try Splitter(.random(fraction: 0.2, seed: 1)).split(Synth.generate(c).data)
+        let trainPath = dir + "/\(name)-train.tsv", testPath = dir + "/\(name)-test.tsv"
+        try InteractionWriter.write(r.train, to: trainPath)
+        try InteractionWriter.write(r.test, to: testPath)
+        return Split(train: r.train, test: r.test, trainPath: trainPath, testPath: testPath)
+    }
+
+    /// Trains (ALS, or popularity when factors is 0), stores, evaluates and records, like `foryou train --test`.
+    @discardableResult
+    func run(_ id: String, _ s: Split, factors: Int = 16, seed: UInt64 = 1) throws -> RunEntry {
+        let cui = s.train.confidenceMatrix(Confidence(scheme: .linear, alpha: 1))
+        let ranker: Ranker
+        if factors > 0 {
+            ranker = try ALSModel.fit(cui, config: ALSConfig(factors: factors, regularization: 0.05, iterations: 8, solver: .cg,
+                                                             threads: 2, seed: seed, computeLoss: false)).0
+        } else {
+            ranker = PopularityModel(fit: cui)
+        }
+        let record = RunRecord(id: id, model: factors > 0 ? "als" : "popularity", createdAt: "2026-11-26T10:00:0\(id.count % 10)Z",
+                               codeVersion: "test", params: ["factors": "\(factors)", "seed": "\(seed)"],
+                               data: .init(paths: [s.trainPath], format: "split", fingerprint: try ModelStore.fingerprint(paths: [s.trainPath]),
+                                           rows: s.train.count, users: s.train.users.count, items: s.train.items.count, nnz: cui.nnz),
+                               losses: [], timings: .init(importSeconds: 0, fitSeconds: 0, iterationSeconds: [], lossSeconds: nil),
+                               outcome: "completed", environment: [:], metrics: [:], files: [:])
+        let path = dir + "/models/" + id
+        try ModelStore.save(ranker, users: s.train.users, items: s.train.items, seen: cui, run: record, to: path)
+        let report = Evaluator(k: 10, threads: 2).evaluate(ranker, users: s.train.users, items: s.train.items, seen: cui, test: s.test)
+        try EvaluationRecord.attach(report, test: [s.testPath], to: path)
+        return try RunsRegistry(root: dir + "/models").resolve(id)
+    }
+
+    func testARecordedEvaluationRoundTripsAndIsCheckedOnLoad() throws {
+        let s = try split()
+        let e = try run("als-a", s)
+        let info = try XCTUnwrap(e.run.evaluation)
+        XCTAssertEqual(info.k, 10)
+        XCTAssertEqual(info.testFingerprint, try ModelStore.fingerprint(paths: [s.testPath]))
+        let rec = try EvaluationRecord.read(e.directory + "/" + info.perUserFile)
+        XCTAssertEqual(rec.users.count, info.users)
+        let mean = rec.metrics["ndcg"]!.reduce(0, +) / Double(rec.users.count)
+        XCTAssertEqual(mean, try XCTUnwrap(e.run.metrics["ndcg@10"]), accuracy: 1e-9)
+        XCTAssertTrue(rec.lists.allSatisfy { $0.count == 10 })
+        XCTAssertNoThrow(try ModelStore.load(e.directory))
+        // An edited per-user file no longer matches its recorded digest.
+        let path = e.directory + "/" + info.perUserFile
+        try (String(contentsOfFile: path, encoding: .utf8) + "x\t0\t0\t0\t0\t\n").write(toFile: path, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try ModelStore.load(e.directory))
+    }
+
+    func testTheRegistryListsFiltersSortsDiffsAndRemoves() throws {
+        let s = try split()
+        try run("als-8", s, factors: 8)
+        try run("als-16", s, factors: 16)
+        try run("pop", s, factors: 0)
+        let reg = RunsRegistry(root: dir + "/models")
+        XCTAssertEqual(reg.all().count, 3)
+        XCTAssertEqual(reg.list(filters: [try .init("model=als")]).map(\.id).sorted(), ["als-16", "als-8"])
+        XCTAssertEqual(reg.list(filters: [try .init("factors>10")]).map(\.id), ["als-16"])
+        let byNDCG = reg.list(sort: "ndcg@10", descending: true)
+        let values = byNDCG.map { $0.run.metrics["ndcg@10"]! }
+        XCTAssertEqual(values, values.sorted(by: >))
+        XCTAssertThrowsError(try RunsRegistry.Filter("factors")) { XCTAssertEqual($0 as? RegistryError, .badFilter("factors")) }
+        XCTAssertThrowsError(try reg.resolve("als")) { XCTAssertEqual($0 as? RegistryError, .ambiguous("als", ["als-8", "als-16"])) }
+        XCTAssertEqual(try reg.resolve("po").id, "pop")
+        let d = RunsRegistry.diff(try reg.resolve("als-8").run, try reg.resolve("pop").run)
+        XCTAssertTrue(d.contains { $0.field == "param factors" && $0.a == "8" && $0.b == "0" })
+        XCTAssertTrue(d.contains { $0.field == "model" })
+        XCTAssertFalse(d.contains { $0.field == "data" }, "same training data")
+        _ = try reg.remove("pop")
+        XCTAssertEqual(reg.all().map(\.id).sorted(), ["als-16", "als-8"])
+        XCTAssertThrowsError(try reg.resolve("pop"))
+    }
+
+    func testComparingSeedsFindsNothingAndABetterModelIsFound() throws {
+        let s = try split()
+        let a = try run("seed-1", s, seed: 1), b = try run("seed-2", s, seed: 2)
+        let same = try RunComparison.compare(a, b, resamples: 2_000)
+        XCTAssertEqual(same.users, a.run.evaluation!.users)
+        for m in same.metrics {
+            XCTAssertLessThanOrEqual(m.interval.low, 0, "\(m.name)")
+            XCTAssertGreaterThanOrEqual(m.interval.high, 0, "\(m.name)")
+        }
+        XCTAssertGreaterThan(same.overlap, 0.3)
+        XCTAssertLessThan(same.overlap, 1)
+        // ALS against popularity on data with planted tastes: a difference the interval sees.
+        let pop = try run("pop", s, factors: 0)
+        let c = try RunComparison.compare(pop, a, resamples: 2_000)
+        let ndcg = try XCTUnwrap(c.metrics.first { $0.name == "ndcg@10" })
+        XCTAssertGreaterThan(ndcg.interval.low, 0, "ALS - popularity NDCG@10: \(ndcg.interval)")
+        XCTAssertLessThan(ndcg.p, 0.01)
+        XCTAssertGreaterThan(c.sideB.coverage, c.sideA.coverage)
+        XCTAssertGreaterThan(c.sideA.gini, c.sideB.gini)
+        XCTAssertGreaterThan(c.sideB.novelty, c.sideA.novelty)
+    }
+
+    func testComparingRunsOnOtherDataIsRefused() throws {
+        let a = try run("a", try split())
+        let b = try run("b", try split(seed: 7, name: "other"))
+        XCTAssertThrowsError(try RunComparison.compare(a, b)) { e in
+            guard case .differentData? = e as? CompareError else { return XCTFail("\(e)") }
+            XCTAssertTrue("\(e)".contains("different data"))
+        }
+        // No recorded evaluation.
+        var bare = a
+        bare.run.evaluation = nil
+        XCTAssertThrowsError(try RunComparison.compare(bare, a)) { XCTAssertEqual($0 as? CompareError, .noEvaluation("a")) }
+    }
+}
