@@ -40,9 +40,15 @@ public enum TwoTowerJob {
 
     /// NDCG@10 of `r` for `users` against `truth`, `seen` items excluded.
     public static func ndcg(_ r: Ranker, users: [Int32], truth: [Int32: Set<Int32>], seen: CSR, threads: Int) -> Double {
+        let v = perUserNDCG(r, users: users, truth: truth, seen: seen, threads: threads)
+        return v.reduce(0, +) / Double(max(1, v.count))
+    }
+
+    /// Each user's NDCG@10.
+    public static func perUserNDCG(_ r: Ranker, users: [Int32], truth: [Int32: Set<Int32>], seen: CSR, threads: Int) -> [Double] {
         let recs = BatchScorer(top: 10, threads: threads).recommend(r, users: users, exclude: seen)
         let lists = (0..<users.count).map { recs.list($0) }
-        return Metrics.atK(10, lists: lists, truth: users.map { truth[$0]! }, catalogSize: r.itemCount).0.ndcg
+        return Metrics.atK(10, lists: lists, truth: users.map { truth[$0]! }, catalogSize: r.itemCount).1.ndcg
     }
 
     /// The carved split in the form the fitting code uses: train interactions (same id maps),
@@ -84,6 +90,11 @@ public enum TwoTowerJob {
 /// lambda fitted on the same validation split the two-tower stops on (both parts trained
 /// without it, the two-tower's user histories without it too); the final blend uses ALS
 /// retrained on all of train and the two-tower's full-history vectors.
+///
+/// Lambda follows the one-standard-error rule (Hastie, Tibshirani & Friedman, ESL 7.10): of
+/// the weights whose validation NDCG@10 is within one standard error (of the paired per-user
+/// difference) of the best, the one nearest the better single part. A mixture has to beat
+/// that part by more than validation noise before it replaces it.
 public enum BlendJob {
     public struct Result {
         public var ranker: StoredFactors
@@ -108,14 +119,19 @@ public enum BlendJob {
         let alsVal = ALSModel(config: als, users: cuiVal.rows, items: cuiVal.cols)
         if case .cancelled = try alsVal.train(cuiVal, cancel: cancel) { throw RescoreError.cancelled }
         let sA = Blend.scoreScale(alsVal), sT = Blend.scoreScale(tt.validationRanker)
-        var grid: [(lambda: Float, ndcg: Double)] = []
+        var grid: [(lambda: Float, ndcg: Double)] = [], perUser: [[Double]] = []
         for step in 0...10 {
             let l = Float(step) / 10
             let b = Blend.combine([alsVal, tt.validationRanker], weights: [(1 - l) / sA, l / sT])
-            grid.append((l, TwoTowerJob.ndcg(b, users: users, truth: truth, seen: seen, threads: als.threads)))
+            let v = TwoTowerJob.perUserNDCG(b, users: users, truth: truth, seen: seen, threads: als.threads)
+            perUser.append(v)
+            grid.append((l, v.reduce(0, +) / Double(v.count)))
             progress(String(format: "blend: lambda %.1f  val NDCG@10 %.4f", l, grid.last!.ndcg))
         }
-        let best = grid.max { $0.ndcg < $1.ndcg }!
+        let chosenStep = oneStandardError(perUser)
+        let best = grid[chosenStep]
+        progress(String(format: "blend: lambda %.1f chosen (best on validation %.1f; one-standard-error rule)", best.lambda,
+                        grid.max { $0.ndcg < $1.ndcg }!.lambda))
         let cui = data.confidenceMatrix(confidence)
         let alsFull = ALSModel(config: als, users: cui.rows, items: cui.cols)
         if case .cancelled = try alsFull.train(cui, cancel: cancel) { throw RescoreError.cancelled }
@@ -123,5 +139,23 @@ public enum BlendJob {
                                                                    best.lambda / Blend.scoreScale(tt.ranker)])
         return Result(ranker: ranker, lambda: best.lambda, grid: grid, alsValidation: grid.first!.ndcg,
                       twoTowerValidation: grid.last!.ndcg, twoTower: tt)
+    }
+
+    /// The one-standard-error choice over a grid whose first and last entries are the single
+    /// parts: per-user metric vectors (same users) per grid point -> the chosen index.
+    public static func oneStandardError(_ perUser: [[Double]]) -> Int {
+        let means = perUser.map { $0.reduce(0, +) / Double(max(1, $0.count)) }
+        let best = means.indices.max { means[$0] < means[$1] }!
+        let endpoint = means.first! >= means.last! ? 0 : means.count - 1
+        let n = Double(perUser[best].count)
+        func withinOneSE(_ i: Int) -> Bool {
+            let d = zip(perUser[best], perUser[i]).map { $0 - $1 }
+            let m = d.reduce(0, +) / n
+            let sd = n > 1 ? (d.reduce(0) { $0 + ($1 - m) * ($1 - m) } / (n - 1)).squareRoot() : 0
+            return m <= sd / n.squareRoot()
+        }
+        // Walk from the better endpoint towards the best weight; the first within one SE wins.
+        let path = endpoint == 0 ? Array(0...best) : Array((best...endpoint).reversed())
+        return path.first(where: withinOneSE) ?? best
     }
 }
