@@ -33,7 +33,7 @@ let package = Package(
                 swiftSettings: release),
         .target(name: "Workers", dependencies: ["Interactions", "EventLog", "Rankers", "Scoring", "Evaluation", "Artifacts",
                                                 "CandidateStore"], swiftSettings: release),
-        .target(name: "Workbench", dependencies: ["Artifacts", "Evaluation"], swiftSettings: release),
+        .target(name: "Workbench", dependencies: ["Checksum", "Artifacts", "Evaluation", "Rankers", "Scoring", "Workers"], swiftSettings: release),
         .target(name: "World", dependencies: ["Interactions", "EventLog", "CandidateStore"], swiftSettings: release),
         .target(name: "FeedServer", dependencies: [
             "CandidateStore", "EventLog",

@@ -126,4 +126,62 @@ final class WorkbenchTests: XCTestCase {
         bare.run.evaluation = nil
         XCTAssertThrowsError(try RunComparison.compare(bare, a)) { XCTAssertEqual($0 as? CompareError, .noEvaluation("a")) }
     }
+
+    func testSweepGridsRandomDrawsAndBadKeys() throws {
+        let spec = SweepSpec(keys: ["factors", "reg", "alpha"], values: [["8", "16", "32"], ["0.01", "0.1", "1"], ["1", "10", "40"]],
+                             base: ["iters": "3"])
+        let all = try Sweep.configurations(spec)
+        XCTAssertEqual(all.count, 27)
+        func key(_ c: [String: String]) -> String { c.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ") }
+        XCTAssertEqual(Set(all.map(key)).count, 27)
+        XCTAssertTrue(all.allSatisfy { $0["iters"] == "3" })
+        var r = spec
+        r.random = 5
+        let drawn = try Sweep.configurations(r)
+        XCTAssertEqual(drawn.count, 5)
+        XCTAssertEqual(Set(drawn.map(key)).count, 5)
+        XCTAssertEqual(try Sweep.configurations(r), drawn, "seeded")
+        XCTAssertThrowsError(try Sweep.configurations(SweepSpec(keys: ["rank"], values: [["4"]], base: [:]))) {
+            XCTAssertEqual($0 as? SweepError, .unknownParameter("rank"))
+        }
+        XCTAssertThrowsError(try Sweep.configurations(SweepSpec(keys: ["reg"], values: [["-1"]], base: [:]))) {
+            XCTAssertEqual($0 as? SweepError, .badValue("reg", "-1"))
+        }
+    }
+
+    func testAnInterruptedSweepResumesWithoutRedoingTrials() throws {
+        let s = try split()
+        let spec = SweepSpec(keys: ["factors", "alpha"], values: [["4", "16"], ["1", "20"]], base: ["iters": "4"])
+        let fp = try ModelStore.fingerprint(paths: [s.trainPath])
+        let sweepDir = dir + "/sweep"
+        let token = CancellationToken()
+        var lines: [String] = []
+        let (first, o1) = try Sweep.run(spec, data: s.train, dataPaths: [s.trainPath], fingerprint: fp, directory: sweepDir, threads: 2,
+                                        cancel: token) { line in
+            lines.append(line)
+            if lines.count == 2 { token.cancel() }  // Ctrl-C after the second trial
+        }
+        XCTAssertEqual(o1, .cancelled)
+        XCTAssertEqual(first.trials.count, 2)
+        let stored = try JSONDecoder().decode(SweepRecord.self, from: Data(contentsOf: URL(fileURLWithPath: sweepDir + "/sweep.json")))
+        XCTAssertEqual(stored.trials, first.trials)
+        var resumed: [String] = []
+        let (done, o2) = try Sweep.run(spec, data: s.train, dataPaths: [s.trainPath], fingerprint: fp, directory: sweepDir, threads: 2) {
+            resumed.append($0)
+        }
+        XCTAssertEqual(o2, .completed)
+        XCTAssertEqual(done.trials.count, 4)
+        XCTAssertEqual(Array(done.trials.prefix(2)), first.trials, "finished trials are kept, not rerun")
+        XCTAssertTrue(resumed.first?.contains("2 of 4 trials already done") == true, "\(resumed)")
+        XCTAssertEqual(resumed.count, 3)  // the resume line and two new trials
+        // With planted tastes 16 factors beat 4 on validation.
+        let best = try XCTUnwrap(done.best(by: "ndcg@10"))
+        XCTAssertEqual(best.params["factors"], "16")
+        // A different sweep in the same directory is refused.
+        var other = spec
+        other.values[0] = ["8"]
+        XCTAssertThrowsError(try Sweep.run(other, data: s.train, dataPaths: [s.trainPath], fingerprint: fp, directory: sweepDir)) {
+            XCTAssertEqual($0 as? SweepError, .otherSweepStored(sweepDir))
+        }
+    }
 }

@@ -100,6 +100,11 @@ struct Compare: ParsableCommand {
         items, -log2 of the share of training users who had them) and Gini of item exposure. \
         Runs trained on different data or evaluated on different test files are refused. \
         Record evaluations with `foryou train --test FILE` or `foryou evaluate --record`.
+
+        The intervals cover the sampling of test users for these two trained models, not the \
+        randomness of training: two seeds of one configuration can differ by more than that \
+        (scripts/bench-workbench shows such a pair). To compare configurations, train each \
+        with several seeds and compare the replicates.
         """)
 
     @Option(help: "Models directory holding the runs.") var models = "models"

@@ -1,0 +1,175 @@
+import Foundation
+import Checksum
+import LinearAlgebra
+import Interactions
+import Rankers
+import Evaluation
+import Artifacts
+import Scoring
+import Workers
+
+public enum SweepError: Error, CustomStringConvertible, Equatable {
+    case unknownParameter(String)
+    case badValue(String, String)
+    case emptyGrid
+    case otherSweepStored(String)
+
+    public var description: String {
+        switch self {
+        case .unknownParameter(let k):
+            return "unknown ALS parameter '\(k)' (grid keys: \(Sweep.alsKeys.joined(separator: ", ")))"
+        case .badValue(let k, let v): return "bad value '\(v)' for \(k)"
+        case .emptyGrid: return "the grid is empty: give at least one --grid KEY=V1,V2"
+        case .otherSweepStored(let d): return "\(d) holds a different sweep (other grid, settings or data); use another --out or remove it"
+        }
+    }
+}
+
+/// What a sweep tries: a grid over ALS parameters (all of it, or `random` configurations drawn
+/// from it), each trained on train minus a validation carve and scored on that carve.
+public struct SweepSpec: Codable, Sendable, Equatable {
+    /// Grid keys in order, and each key's values.
+    public var keys: [String]
+    public var values: [[String]]
+    /// Parameters not in the grid.
+    public var base: [String: String]
+    public var random: Int?
+    public var seed: UInt64
+    public var validationFraction: Double
+    public var k: Int
+
+    public init(keys: [String], values: [[String]], base: [String: String], random: Int? = nil, seed: UInt64 = 42,
+                validationFraction: Double = 0.1, k: Int = 10) {
+        self.keys = keys; self.values = values; self.base = base; self.random = random; self.seed = seed
+        self.validationFraction = validationFraction; self.k = k
+    }
+
+    /// 8 hex digits identifying the spec (FNV-1a of its canonical JSON).
+    public var digest: String {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        let bytes = (try? enc.encode(self)) ?? Data()
+        return String(format: "%08x", UInt32(truncatingIfNeeded: bytes.withUnsafeBytes { FNV64.digest($0) }))
+    }
+}
+
+public struct SweepTrial: Codable, Sendable, Equatable {
+    public var params: [String: String]
+    /// Validation metrics ("ndcg@10", "recall@10").
+    public var metrics: [String: Double]
+    public var seconds: Double
+}
+
+/// `sweep.json`: the spec, the data it ran on and every finished trial (written after each).
+public struct SweepRecord: Codable, Sendable {
+    public var id: String
+    public var model: String
+    public var spec: SweepSpec
+    public var dataPaths: [String]
+    public var dataFingerprint: String
+    public var createdAt: String
+    public var codeVersion: String
+    public var trials: [SweepTrial]
+
+    public func best(by metric: String) -> SweepTrial? {
+        trials.max { ($0.metrics[metric] ?? -.infinity) < ($1.metrics[metric] ?? -.infinity) }
+    }
+}
+
+/// Hyper-parameter search for ALS, tuned only on a validation split carved from train (the
+/// test split is never read here), resumable: trials already in `sweep.json` are not rerun.
+public enum Sweep {
+    public static let alsKeys = ["factors", "reg", "alpha", "iters", "confidence", "cg_steps"]
+    public static let defaults = ["factors": "64", "reg": "0.05", "alpha": "1", "iters": "15", "confidence": "linear", "cg_steps": "3"]
+
+    /// The configurations to try, in order: the full cartesian product, or `random` distinct
+    /// draws from it (seeded).
+    public static func configurations(_ spec: SweepSpec) throws -> [[String: String]] {
+        guard !spec.keys.isEmpty, spec.values.allSatisfy({ !$0.isEmpty }) else { throw SweepError.emptyGrid }
+        for k in spec.keys + Array(spec.base.keys) where !alsKeys.contains(k) { throw SweepError.unknownParameter(k) }
+        var all: [[String: String]] = [[:]]
+        for (k, vs) in zip(spec.keys, spec.values) {
+            all = all.flatMap { partial in vs.map { v in partial.merging([k: v]) { $1 } } }
+        }
+        all = all.map { spec.base.merging($0) { $1 } }
+        for c in all { _ = try settings(c) }
+        if let n = spec.random, n < all.count {
+            var g = SeededGenerator(seed: spec.seed ^ 0x5EED)
+            var idx = Array(all.indices)
+            for i in 0..<n { idx.swapAt(i, i + Int(g.next() % UInt64(idx.count - i))) }
+            return idx.prefix(n).sorted().map { all[$0] }
+        }
+        return all
+    }
+
+    /// ALS settings and confidence from a configuration (defaults for what it does not name).
+    public static func settings(_ c: [String: String], threads: Int = 0, seed: UInt64 = 42) throws -> (ALSConfig, Confidence) {
+        let p = defaults.merging(c) { $1 }
+        func int(_ k: String) throws -> Int {
+            guard let v = Int(p[k]!), v > 0 else { throw SweepError.badValue(k, p[k]!) }
+            return v
+        }
+        func float(_ k: String) throws -> Float {
+            guard let v = Float(p[k]!), v >= 0 else { throw SweepError.badValue(k, p[k]!) }
+            return v
+        }
+        guard let scheme = Confidence.Scheme(rawValue: p["confidence"]!) else { throw SweepError.badValue("confidence", p["confidence"]!) }
+        let als = ALSConfig(factors: try int("factors"), regularization: try float("reg"), iterations: try int("iters"), solver: .cg,
+                            cgSteps: try int("cg_steps"), threads: threads, seed: seed, computeLoss: false)
+        return (als, Confidence(scheme: scheme, alpha: try float("alpha")))
+    }
+
+    public enum Outcome: Equatable, Sendable { case completed, cancelled }
+
+    /// Runs (or resumes) the sweep stored in `directory`. `progress` gets one line per trial.
+    public static func run(_ spec: SweepSpec, data: Interactions, dataPaths: [String], fingerprint: String, directory: String,
+                           threads: Int = 0, cancel: CancellationToken? = nil,
+                           progress: (String) -> Void = { _ in }) throws -> (SweepRecord, Outcome) {
+        let configs = try configurations(spec)
+        let path = directory + "/sweep.json"
+        var record: SweepRecord
+        if let bytes = FileManager.default.contents(atPath: path) {
+            let stored = try JSONDecoder().decode(SweepRecord.self, from: bytes)
+            guard stored.spec == spec, stored.dataFingerprint == fingerprint else { throw SweepError.otherSweepStored(directory) }
+            record = stored
+            progress("sweep: resuming \(record.id): \(record.trials.count) of \(configs.count) trials already done")
+        } else {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            record = SweepRecord(id: (directory as NSString).lastPathComponent, model: "als", spec: spec, dataPaths: dataPaths,
+                                 dataFingerprint: fingerprint, createdAt: ISO8601DateFormatter().string(from: Date()),
+                                 codeVersion: CodeVersion.current, trials: [])
+        }
+        let v = TwoTowerJob.validation(data, fraction: spec.validationFraction, seed: spec.seed)
+        let seen = v.train.matrix()
+        let truth = v.users.map { v.truth[$0]! }
+        let todo = configs.filter { c in !record.trials.contains { $0.params == c } }
+        let start = Date()
+        var done = 0
+        for c in todo {
+            if cancel?.isCancelled == true { return (record, .cancelled) }
+            let t0 = Date()
+            let (als, conf) = try settings(c, threads: threads, seed: spec.seed)
+            let cui = v.train.confidenceMatrix(conf)
+            let model = ALSModel(config: als, users: cui.rows, items: cui.cols)
+            if case .cancelled = try model.train(cui, cancel: cancel) { return (record, .cancelled) }
+            let recs = BatchScorer(top: spec.k, threads: threads).recommend(model, users: v.users, exclude: seen)
+            let lists = (0..<v.users.count).map { recs.list($0) }
+            let summary = Metrics.atK(spec.k, lists: lists, truth: truth, catalogSize: cui.cols).0
+            let trial = SweepTrial(params: c, metrics: ["ndcg@\(spec.k)": summary.ndcg, "recall@\(spec.k)": summary.recall,
+                                                        "map@\(spec.k)": summary.map],
+                                   seconds: Date().timeIntervalSince(t0))
+            record.trials.append(trial)
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try AtomicFile.write(Array(try enc.encode(record)) + [10], to: path)
+            done += 1
+            let elapsed = Date().timeIntervalSince(start)
+            let total = configs.count, finished = record.trials.count
+            let bar = String(repeating: "#", count: finished * 20 / total) + String(repeating: ".", count: 20 - finished * 20 / total)
+            progress(String(format: "sweep [%@] %d/%d  %@  val ndcg@%d %.4f  %.1fs  elapsed %.1fs  ETA %.1fs", bar, finished, total,
+                            spec.keys.map { "\($0)=\(c[$0]!)" }.joined(separator: " "), spec.k, summary.ndcg, trial.seconds, elapsed,
+                            elapsed / Double(done) * Double(todo.count - done)))
+        }
+        return (record, .completed)
+    }
+}
