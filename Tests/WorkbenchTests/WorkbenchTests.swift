@@ -184,4 +184,35 @@ final class WorkbenchTests: XCTestCase {
             XCTAssertEqual($0 as? SweepError, .otherSweepStored(sweepDir))
         }
     }
+
+    func testExportsLoadInNumpyWithTheirIdMaps() throws {
+        let s = try split()
+        let e = try run("als-x", s, factors: 6)
+        let out = dir + "/notebooks"
+        let files = try Export.run(e, to: out)
+        XCTAssertEqual(Set(files), ["users.csv", "items.csv", "user_factors.npy", "item_factors.npy", "per_user_metrics.csv"])
+        let m = try ModelStore.load(e.directory)
+        let f = try XCTUnwrap(m.ranker as? FactorRanker)
+        // numpy reads the same numbers, and the id maps line up with the rows.
+        let script = """
+        import sys, csv, json, numpy as np
+        d = sys.argv[1]
+        u = np.load(d + "/user_factors.npy"); v = np.load(d + "/item_factors.npy")
+        users = list(csv.DictReader(open(d + "/users.csv"))); items = list(csv.DictReader(open(d + "/items.csv")))
+        per = list(csv.DictReader(open(d + "/per_user_metrics.csv")))
+        print(json.dumps({"u": list(u.shape), "v": list(v.shape), "dtype": str(u.dtype), "u00": float(u[0, 0]),
+                          "v_last": float(v[-1, -1]), "user0": users[0]["id"], "items": len(items),
+                          "ndcg": sum(float(r["ndcg"]) for r in per) / len(per)}))
+        """
+        let got = try JSONSerialization.jsonObject(with: Data(try CLIRunner.python(["-c", script, out]).utf8)) as! [String: Any]
+        XCTAssertEqual(got["u"] as? [Int], [f.userFactors.rows, 6])
+        XCTAssertEqual(got["v"] as? [Int], [f.itemFactors.rows, 6])
+        XCTAssertEqual(got["dtype"] as? String, "float32")
+        // float32 -> Python float -> JSON -> Double: the same float32 again.
+        XCTAssertEqual(Float(try XCTUnwrap(got["u00"] as? Double)), f.userFactors.storage[0])
+        XCTAssertEqual(Float(try XCTUnwrap(got["v_last"] as? Double)), f.itemFactors.storage[f.itemFactors.count - 1])
+        XCTAssertEqual(got["user0"] as? String, m.users.raw[0])
+        XCTAssertEqual(got["items"] as? Int, m.items.count)
+        XCTAssertEqual(try XCTUnwrap(got["ndcg"] as? Double), try XCTUnwrap(e.run.metrics["ndcg@10"]), accuracy: 1e-9)
+    }
 }
