@@ -33,7 +33,7 @@ final class WorkbenchTests: XCTestCase {
         let ranker: Ranker
         if factors > 0 {
             ranker = try ALSModel.fit(cui, config: ALSConfig(factors: factors, regularization: 0.05, iterations: 8, solver: .cg,
-                                                             threads: 2, seed: seed, computeLoss: false)).0
+                                                             threads: 2, seed: seed, computeLoss: true)).0
         } else {
             ranker = PopularityModel(fit: cui)
         }
@@ -41,7 +41,8 @@ final class WorkbenchTests: XCTestCase {
                                codeVersion: "test", params: ["factors": "\(factors)", "seed": "\(seed)"],
                                data: .init(paths: [s.trainPath], format: "split", fingerprint: try ModelStore.fingerprint(paths: [s.trainPath]),
                                            rows: s.train.count, users: s.train.users.count, items: s.train.items.count, nnz: cui.nnz),
-                               losses: [], timings: .init(importSeconds: 0, fitSeconds: 0, iterationSeconds: [], lossSeconds: nil),
+                               losses: (ranker as? ALSModel)?.losses ?? [],
+                               timings: .init(importSeconds: 0, fitSeconds: 0, iterationSeconds: [], lossSeconds: nil),
                                outcome: "completed", environment: [:], metrics: [:], files: [:])
         let path = dir + "/models/" + id
         try ModelStore.save(ranker, users: s.train.users, items: s.train.items, seen: cui, run: record, to: path)
@@ -214,5 +215,82 @@ final class WorkbenchTests: XCTestCase {
         XCTAssertEqual(got["user0"] as? String, m.users.raw[0])
         XCTAssertEqual(got["items"] as? Int, m.items.count)
         XCTAssertEqual(try XCTUnwrap(got["ndcg"] as? Double), try XCTUnwrap(e.run.metrics["ndcg@10"]), accuracy: 1e-9)
+    }
+
+    /// Renders `html` in headless Chromium: the console messages it logged and the screenshot's
+    /// share of non-white pixels and number of distinct colours (decoded with zlib in Python).
+    func render(_ html: String, name: String, size: String = "1100,2200") throws -> (console: [String], inked: Double, colours: Int) {
+        let page = dir + "/\(name).html", shot = dir + "/\(name).png"
+        try html.write(toFile: page, atomically: true, encoding: .utf8)
+        guard let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first(where: { FileManager.default.isExecutableFile(atPath: $0) })
+        else { throw NSError(domain: "test", code: 1, userInfo: [NSLocalizedDescriptionKey: "chromium is not installed; scripts/test installs it"]) }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: chromium)
+        p.arguments = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--enable-logging=stderr", "--v=0",
+                       "--user-data-dir=" + dir + "/chromium-profile", "--window-size=" + size, "--screenshot=" + shot,
+                       "file://" + page]
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        let log = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0, log)
+        let console = log.split(separator: "\n").filter { $0.contains(":CONSOLE") }.map(String.init)
+        let script = """
+        import sys, zlib, struct, json
+        b = open(sys.argv[1], "rb").read()
+        assert b[:8] == b"\\x89PNG\\r\\n\\x1a\\n"
+        pos, idat, w = 8, b"", 0
+        while pos < len(b):
+            n, t = struct.unpack(">I4s", b[pos:pos + 8]); d = b[pos + 8:pos + 8 + n]; pos += 12 + n
+            if t == b"IHDR": w, h, depth, ctype = struct.unpack(">IIBB", d[:10])
+            if t == b"IDAT": idat += d
+        bpp = {2: 3, 6: 4}[ctype]
+        raw = zlib.decompress(idat); stride = w * bpp; prev = bytearray(stride); rows = []; i = 0
+        for _ in range(h):
+            f = raw[i]; line = bytearray(raw[i + 1:i + 1 + stride]); i += 1 + stride
+            for x in range(stride):
+                a = line[x - bpp] if x >= bpp else 0; up = prev[x]; c = prev[x - bpp] if x >= bpp else 0
+                if f == 1: line[x] = (line[x] + a) & 255
+                elif f == 2: line[x] = (line[x] + up) & 255
+                elif f == 3: line[x] = (line[x] + (a + up) // 2) & 255
+                elif f == 4:
+                    p = a + up - c; pa, pb, pc = abs(p - a), abs(p - up), abs(p - c)
+                    line[x] = (line[x] + (a if pa <= pb and pa <= pc else up if pb <= pc else c)) & 255
+            rows.append(bytes(line)); prev = line
+        px = [r[x:x + 3] for r in rows[::4] for x in range(0, stride, bpp * 4)]
+        inked = sum(1 for q in px if q != b"\\xff\\xff\\xff") / len(px)
+        print(json.dumps({"inked": inked, "colours": len(set(px))}))
+        """
+        let out = try JSONSerialization.jsonObject(with: Data(try CLIRunner.python(["-c", script, shot]).utf8)) as! [String: Any]
+        return (console, out["inked"] as! Double, out["colours"] as! Int)
+    }
+
+    func testTheReportRendersInChromiumWithoutConsoleErrors() throws {
+        let s = try split()
+        let a = try run("als-r", s, factors: 8), b = try run("pop-r", s, factors: 0)
+        let spec = SweepSpec(keys: ["factors", "reg"], values: [["4", "8"], ["0.01", "0.1"]], base: ["iters": "3"])
+        let (sweep, _) = try Sweep.run(spec, data: s.train, dataPaths: [s.trainPath], fingerprint: try ModelStore.fingerprint(paths: [s.trainPath]),
+                                       directory: dir + "/sweep", threads: 2)
+        let html = try Report.html(runs: [a, b], sweeps: [sweep], title: "test <report>")
+        // Self-contained: no script, nothing fetched.
+        XCTAssertFalse(html.contains("<script"))
+        XCTAssertFalse(html.contains("src="))
+        XCTAssertFalse(html.contains("href="))
+        XCTAssertTrue(html.contains("test &lt;report&gt;"), "titles are escaped")
+        for needle in ["Metrics on the test set", "training loss by iteration", "Sweep sweep", "popularity decile", "als-r", "pop-r"] {
+            XCTAssertTrue(html.contains(needle), needle)
+        }
+        XCTAssertEqual(html.components(separatedBy: "<svg").count - 1, 3, "loss curve, heat map, decile bars")
+        let r = try render(html, name: "report")
+        XCTAssertEqual(r.console, [], "console messages")
+        XCTAssertGreaterThan(r.inked, 0.02, "the screenshot is blank")
+        XCTAssertGreaterThan(r.colours, 20)
+        // The checks can fail: a page with a script error is caught, a blank page is blank.
+        let broken = try render("<html><body><p>x</p><script>undefinedFunction()</script></body></html>", name: "broken", size: "400,300")
+        XCTAssertFalse(broken.console.isEmpty)
+        let blank = try render("<html><body></body></html>", name: "blank", size: "400,300")
+        XCTAssertLessThan(blank.inked, 0.001)
     }
 }
