@@ -125,4 +125,6 @@ public protocol FeedStore: AnyObject, Sendable {
     func candidates(generation: Int64, user: String) throws -> [Candidate]?
     /// The same list without resolving ids (the feed's hot path maps indices itself).
     func packedCandidates(generation: Int64, user: String) throws -> PackedCandidates?
+    /// The experiment that decides the feed now, if any.
+    func runningExperiment() throws -> Experiment?
 }

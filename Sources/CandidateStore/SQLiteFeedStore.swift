@@ -89,6 +89,7 @@ public final class SQLiteFeedStore: FeedStore, @unchecked Sendable {
             // Per list: it reflects every event with a smaller id (nil: not known).
             try db.execute(sql: "ALTER TABLE candidate_lists ADD COLUMN through_event INTEGER")
         }
+        registerExperiments(&m)
         return m
     }
 
@@ -121,7 +122,7 @@ public final class SQLiteFeedStore: FeedStore, @unchecked Sendable {
         try pool.read { db in try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'catalog_version'") ?? 0 }
     }
 
-    static func now() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+    public static func now() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 
     // MARK: videos
 
@@ -325,7 +326,8 @@ public final class SQLiteFeedStore: FeedStore, @unchecked Sendable {
         let removed: [Int64] = try pool.write { db in
             let live = try Int64.fetchOne(db, sql: "SELECT generation FROM live WHERE singleton = 1")
             let ids = try Int64.fetchAll(db, sql: "SELECT id FROM generations ORDER BY id DESC")
-            let doomed = ids.dropFirst(max(0, keep)).filter { $0 != live }
+            let serving = try experimentGenerations(db)
+            let doomed = ids.dropFirst(max(0, keep)).filter { $0 != live && !serving.contains($0) }
             for id in doomed {
                 try db.execute(sql: "DELETE FROM candidate_lists WHERE generation = ?", arguments: [id])
                 try db.execute(sql: "DELETE FROM generation_items WHERE generation = ?", arguments: [id])

@@ -22,17 +22,27 @@ struct FeedBuilder {
         var score: Float?
     }
 
+    /// The experiment and variant a page was served under.
+    struct Assignment {
+        var experiment: String
+        var variant: String
+    }
+
     struct Page {
         var items: [Item]
         var next: FeedCursor?
         /// The user's list behind this page reflects every event with a smaller id.
         var eventsThrough: UInt64?
+        var assignment: Assignment?
     }
 
     func page(user: String, cursor: FeedCursor?, limit: Int) throws -> Page {
         let session = cursor?.session ?? SessionIds.next()
         let live = state.live
-        var generation = cursor?.generation ?? live?.id ?? -1
+        // Under a running experiment a new session starts on the user's variant's generation.
+        let experiment = state.experiment
+        let variant = experiment?.variant(for: user)
+        var generation = cursor?.generation ?? variant?.generation ?? live?.id ?? -1
         var position = Int(cursor?.position ?? 0)
         var packed: PackedCandidates? = generation >= 0 ? try store.packedCandidates(generation: generation, user: user) : nil
         if let c = cursor, packed == nil, let live, live.id != c.generation {
@@ -143,7 +153,8 @@ struct FeedBuilder {
         let next: FeedCursor? = items.count < limit ? nil : FeedCursor(
             session: session, generation: generation, position: UInt32(nextPosition), trendingPosition: UInt32(tp),
             page: (cursor?.page ?? 0) + 1)
-        return Page(items: items, next: next, eventsThrough: packed?.throughEvent)
+        return Page(items: items, next: next, eventsThrough: packed?.throughEvent,
+                    assignment: experiment.map { Assignment(experiment: $0.name, variant: variant!.name) })
     }
 }
 

@@ -47,7 +47,14 @@ final class FeedState: @unchecked Sendable {
     private var buckets: [String: (tokens: Double, at: Double)] = [:]
 
     private var liveGeneration: GenerationInfo?
+    private var runningExperiment: Experiment?
     private var eventsApplied: UInt64 = 0
+
+    /// The running experiment as of the last refresh.
+    var experiment: Experiment? {
+        lock.lock(); defer { lock.unlock() }
+        return runningExperiment
+    }
 
     /// The live generation as of the last refresh.
     var live: GenerationInfo? {
@@ -74,9 +81,11 @@ final class FeedState: @unchecked Sendable {
         let version = try store.catalogVersion()
         let liveNow = try store.liveGeneration()
         let models = Dictionary(try store.generations().map { ($0.id, $0.model) }, uniquingKeysWith: { $1 })
+        let running = try store.runningExperiment()
         lock.lock()
         let needCatalog = version != catalogVersion
         liveGeneration = liveNow
+        runningExperiment = running
         generationModels = models
         lock.unlock()
         if needCatalog {

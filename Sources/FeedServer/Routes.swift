@@ -29,6 +29,7 @@ enum FeedRoutes {
         var out = ByteBuffer()
         out.reserveCapacity(256 + page.items.count * 320)
         out.writeString(#"{"videos":["#)
+        let experiment = page.assignment.map { (JSONWriter.quoted($0.experiment), JSONWriter.quoted($0.variant)) }
         for (n, it) in page.items.enumerated() {
             if n > 0 { out.writeInteger(UInt8(44)) }
             out.writeInteger(UInt8(123))
@@ -37,6 +38,12 @@ enum FeedRoutes {
             out.writeBytes(JSONWriter.quoted(it.ranker))
             out.writeString(#","generation":"#)
             out.writeString(it.generation.map { String($0) } ?? "null")
+            if let (e, v) = experiment {
+                out.writeString(#","experiment":"#)
+                out.writeBytes(e)
+                out.writeString(#","variant":"#)
+                out.writeBytes(v)
+            }
             out.writeInteger(UInt8(125))
         }
         out.writeString(#"],"next_cursor":"#)
@@ -74,7 +81,8 @@ enum EventRoutes {
             throw APIError(.notFound, "unknown_video", "no video '\(video)'", field: prefix + "video_id")
         }
         return EventDraft(user: user, video: video, type: type, watchMs: UInt32(watch),
-                          timeMs: Int64(Date().timeIntervalSince1970 * 1000), idempotencyKey: key)
+                          timeMs: Int64(Date().timeIntervalSince1970 * 1000), idempotencyKey: key,
+                          extra: s.state.experiment?.annotation(for: user) ?? "")
     }
 
     static func idempotencyKey(_ request: Request) throws -> String {

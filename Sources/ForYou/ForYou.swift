@@ -8,6 +8,7 @@
 @_exported import EventLog
 @_exported import CandidateStore
 @_exported import Workbench
+@_exported import Simulator
 @_exported import FeedServer
 @_exported import World
 @_exported import Workers

@@ -6,7 +6,7 @@ import CandidateStore
 /// A world to run the feed on: a catalog of videos with topics, creators and captions; users
 /// with hidden topic tastes; and an event log of their past sessions in which watch time,
 /// completions, likes, shares and skips follow those tastes. Seeded, so runs are comparable.
-public struct WorldConfig: Sendable {
+public struct WorldConfig: Sendable, Codable, Equatable {
     public var users = 2_000
     public var videos = 1_000
     public var topics = 16
@@ -40,6 +40,28 @@ public enum WorldGenerator {
     /// Writes the catalog into `store` and the past sessions into `log`.
     public static func generate(_ c: WorldConfig, store: FeedStore, log: EventLog,
                                 now: Date = Date()) throws -> Summary {
+        var events = 0
+        var batch: [EventDraft] = []
+        let (videos, _) = try build(c, now: now, catalog: { try store.upsertVideos($0) }) { draft in
+            batch.append(draft)
+            if batch.count >= 20_000 {
+                events += try log.appendSync(batch).count
+                batch.removeAll(keepingCapacity: true)
+            }
+        }
+        if !batch.isEmpty { events += try log.appendSync(batch).count }
+        return Summary(videos: videos.count, users: max(1, c.users), events: events)
+    }
+
+    /// The hidden tastes of a world's users: the topics each likes (first = main), by user id,
+    /// and every video's topic. The same draws as `generate`, without writing anything.
+    public static func tastes(_ c: WorldConfig) throws -> (liked: [String: [String]], catalog: [Video]) {
+        let (videos, liked) = try build(c, now: Date(timeIntervalSince1970: 0), catalog: { _ in }, emit: { _ in })
+        return (liked, videos)
+    }
+
+    static func build(_ c: WorldConfig, now: Date, catalog: ([Video]) throws -> Void,
+                      emit: (EventDraft) throws -> Void) throws -> ([Video], [String: [String]]) {
         var g = SeededGenerator(seed: c.seed)
         let nV = max(2, c.videos), nU = max(1, c.users)
         let nowMs = Int64(now.timeIntervalSince1970 * 1000)
@@ -61,15 +83,15 @@ public enum WorldGenerator {
                                 streamURL: "/media/\(id)/master.m3u8", thumbnailURL: "/media/\(id)/poster.jpg",
                                 createdAt: created[v]))
         }
-        try store.upsertVideos(videos)
+        try catalog(videos)
 
         // The first liked topic gets 70 % of in-taste views.
         let shares = [0.7, 1.0]
-        var events = 0
-        var batch: [EventDraft] = []
+        var likedByUser: [String: [String]] = [:]
         for u in 0..<nU {
             let user = "\(u)"
             let liked = taste.likedTopics(2, using: &g)
+            likedByUser[user] = liked.map(topicName)
             let sessions = max(1, Int((c.sessionsPerUser * Foundation.exp(0.6 * g.normal() - 0.18)).rounded()))
             var seen = Set<Int>()
             for s in 0..<sessions {
@@ -83,26 +105,21 @@ public enum WorldGenerator {
                     let frac = match ? min(1, 0.55 + 0.5 * g.unit()) : 0.05 + 0.3 * g.unit()
                     let watch = UInt32(Double(dur) * frac)
                     clock += Int64(watch) + 500
-                    func add(_ t: EventType, _ w: UInt32) {
-                        batch.append(EventDraft(user: user, video: videos[v].id, type: t, watchMs: w, timeMs: clock))
+                    func add(_ t: EventType, _ w: UInt32) throws {
+                        try emit(EventDraft(user: user, video: videos[v].id, type: t, watchMs: w, timeMs: clock))
                     }
                     if !match && g.unit() < 0.6 {
-                        add(.skip, watch)
+                        try add(.skip, watch)
                     } else {
-                        add(.view, watch)
-                        if frac >= 0.95 { add(.complete, UInt32(dur)) }
-                        if match && g.unit() < 0.25 { add(.like, 0) }
-                        if match && g.unit() < 0.05 { add(.share, 0) }
-                        if !match && g.unit() < 0.05 { add(.hide, 0) }
+                        try add(.view, watch)
+                        if frac >= 0.95 { try add(.complete, UInt32(dur)) }
+                        if match && g.unit() < 0.25 { try add(.like, 0) }
+                        if match && g.unit() < 0.05 { try add(.share, 0) }
+                        if !match && g.unit() < 0.05 { try add(.hide, 0) }
                     }
                 }
             }
-            if batch.count >= 20_000 {
-                events += try log.appendSync(batch).count
-                batch.removeAll(keepingCapacity: true)
-            }
         }
-        if !batch.isEmpty { events += try log.appendSync(batch).count }
-        return Summary(videos: nV, users: nU, events: events)
+        return (videos, likedByUser)
     }
 }

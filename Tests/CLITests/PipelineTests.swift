@@ -136,4 +136,38 @@ final class PipelineTests: XCTestCase {
         for u in users where got.0[u] != expected.0[u] { differing.append(u) }
         XCTAssertEqual(differing, [], "users whose lists differ after \(kills) kills")
     }
+
+    /// Popularity against ALS as an online experiment: the simulator's people (known tastes)
+    /// use the real server; the report, read from the event log, finds ALS ahead.
+    func testAnABTestOfPopularityAgainstALSThroughTheSimulator() throws {
+        let data = try prepare(users: 400, videos: 150)  // generation 1: ALS, live
+        func ok(_ args: [String]) throws -> String {
+            let r = try CLIRunner.run(args)
+            XCTAssertEqual(r.status, 0, "\(args): \(r.stderr)")
+            return r.stdout
+        }
+        _ = try ok(["train", "--events", data, "--model", "popularity", "--out", dir + "/models/pop"])
+        _ = try ok(["score-all", "--model", dir + "/models/pop", "--into", data, "--no-activate", "--top", "60"])
+        _ = try ok(["experiment", "create", "pop-vs-als", "--data-dir", data, "--variant", "control=2:50", "--variant", "treatment=1:50"])
+        _ = try ok(["experiment", "start", "pop-vs-als", "--data-dir", data])
+        let (_, listening) = try start(["serve", "--data-dir", data, "--port", "0"], ready: #"listening on http://127\.0\.0\.1:\d+"#)
+        let port = Int(listening.split(separator: ":").last!)!
+        let sim = try ok(["simulate", "--data-dir", data, "--url", "http://127.0.0.1:\(port)", "--users", "400", "--seconds", "8",
+                          "--rate", "30"])
+        XCTAssertTrue(sim.contains("0 errors"), sim)
+        XCTAssertTrue(sim.contains("served under pop-vs-als/control"), sim)
+        XCTAssertTrue(sim.contains("served under pop-vs-als/treatment"), sim)
+        _ = try ok(["experiment", "stop", "pop-vs-als", "--data-dir", data])
+        let report = try JSONSerialization.jsonObject(with: Data(try ok(["experiment", "report", "pop-vs-als", "--data-dir", data, "--json"]).utf8))
+            as! [String: Any]
+        let arms = report["arms"] as! [[String: Any]]
+        XCTAssertEqual(arms.map { $0["name"] as! String }, ["control", "treatment"])
+        XCTAssertTrue(arms.allSatisfy { ($0["users"] as! Int) > 10 }, "\(arms)")
+        XCTAssertEqual(report["srm_mismatch"] as? Bool, false)
+        let completion = (report["effects"] as! [[String: Any]]).first { $0["metric"] as? String == "completion_rate" }!
+        XCTAssertGreaterThan(completion["low"] as! Double, 0, "ALS completion rate minus popularity's: \(completion)")
+        // Stopped: pages carry no experiment any more (once the server refreshed).
+        let human = try ok(["experiment", "report", "pop-vs-als", "--data-dir", data])
+        XCTAssertTrue(human.contains("consistent with the weights"), human)
+    }
 }

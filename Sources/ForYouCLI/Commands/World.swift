@@ -25,6 +25,8 @@ struct WorldCommand: ParsableCommand {
         c.users = users; c.videos = videos; c.topics = topics; c.seed = seed
         let s = try WorldGenerator.generate(c, store: try dir.openStore(), log: log)
         log.close()
+        // What `foryou simulate` regenerates the users' tastes from.
+        try AtomicFile.write(Array(try JSONEncoder().encode(c)), to: dir.root + "/world.json")
         Console.err("world: \(s.videos) videos, \(s.users) users, \(s.events) events in \(dir.root)")
     }
 }
@@ -49,6 +51,7 @@ struct Demo: ParsableCommand {
             var c = WorldConfig()
             c.users = users; c.videos = videos; c.seed = seed
             let s = try WorldGenerator.generate(c, store: store, log: log!)
+            try AtomicFile.write(Array(try JSONEncoder().encode(c)), to: dataDir + "/world.json")
             Console.err("demo: world of \(s.videos) videos, \(s.users) users, \(s.events) events in \(dataDir)")
         } else {
             Console.err("demo: reusing the world in \(dataDir) (\(log!.endId) events)")

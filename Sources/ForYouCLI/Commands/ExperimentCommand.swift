@@ -1,0 +1,199 @@
+import ArgumentParser
+import ForYou
+import Foundation
+
+struct ExperimentCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "experiment",
+        abstract: "Online A/B tests: users split by a salted hash between variants, each served from its own generation.",
+        discussion: """
+        While an experiment runs, `foryou serve` starts each new feed session on the user's \
+        variant's generation, every served video carries "experiment" and "variant", and every \
+        accepted event records them in the log. `report` reads the log: per variant users, \
+        impressions, like rate, completion rate and watch time per impression with 95 % \
+        intervals; each variant against the first with the difference, relative lift and a \
+        CUPED-adjusted difference (covariate: the user's same metric before the start); and a \
+        sample-ratio-mismatch chi-square check. The server picks up start and stop within its \
+        refresh period.
+        """,
+        subcommands: [Create.self, Start.self, Stop.self, List.self, ReportSub.self])
+
+    static func store(_ d: DataDirOption) throws -> SQLiteFeedStore { try d.directory.openStore() }
+
+    static func run<T>(_ f: () throws -> T) throws -> T {
+        do { return try f() } catch let e as ExperimentError { throw CLIError("experiment: \(e)") }
+    }
+
+    struct Create: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a draft experiment.")
+        @OptionGroup var data: DataDirOption
+        @Argument(help: "Experiment name.") var name: String
+        @Option(name: .customLong("variant"), help: "NAME=GENERATION_OR_RUN:WEIGHT (repeatable; the first is the control).")
+        var variants: [String] = []
+
+        func run() throws {
+            let store = try ExperimentCommand.store(data)
+            var parsed: [Experiment.Variant] = []
+            for v in variants {
+                guard let eq = v.firstIndex(of: "="), let colon = v.lastIndex(of: ":"), eq < colon else {
+                    throw CLIError("experiment: --variant '\(v)' is not NAME=GENERATION_OR_RUN:WEIGHT")
+                }
+                let name = String(v[..<eq]), source = String(v[v.index(after: eq)..<colon])
+                guard let weight = Double(v[v.index(after: colon)...]) else { throw CLIError("experiment: bad weight in '\(v)'") }
+                let gens = try store.generations()
+                let gen: Int64
+                if let id = Int64(source) {
+                    gen = id
+                } else if let g = gens.filter({ $0.runId == source }).map(\.id).max() {
+                    gen = g
+                } else {
+                    throw CLIError("experiment: '\(source)' is neither a generation id nor the run of a stored generation")
+                }
+                parsed.append(.init(name: name, generation: gen, weight: weight))
+            }
+            let e = try ExperimentCommand.run { try store.createExperiment(name: name, variants: parsed) }
+            print("experiment \(e.name) created (draft): " + e.variants.map { "\($0.name) = generation \($0.generation), weight \($0.weight)" }
+                .joined(separator: "; "))
+        }
+    }
+
+    struct Start: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Start a draft experiment (at most one runs at a time).")
+        @OptionGroup var data: DataDirOption
+        @Argument var name: String
+        func run() throws {
+            let store = try ExperimentCommand.store(data)
+            let e = try ExperimentCommand.run { try store.startExperiment(name) }
+            print("experiment \(e.name) running since \(e.startedAt!)")
+        }
+    }
+
+    struct Stop: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Stop a running experiment (the live generation serves everyone again).")
+        @OptionGroup var data: DataDirOption
+        @Argument var name: String
+        func run() throws {
+            let store = try ExperimentCommand.store(data)
+            let e = try ExperimentCommand.run { try store.stopExperiment(name) }
+            print("experiment \(e.name) stopped at \(e.stoppedAt!)")
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Experiments and their variants.")
+        @OptionGroup var data: DataDirOption
+        func run() throws {
+            var rows = [["name", "status", "variants", "started", "stopped"]]
+            for e in try ExperimentCommand.store(data).experiments() {
+                rows.append([e.name, e.status.rawValue, e.variants.map { "\($0.name)=gen\($0.generation):\($0.weight)" }.joined(separator: " "),
+                             e.startedAt.map(String.init) ?? "-", e.stoppedAt.map(String.init) ?? "-"])
+            }
+            print(Table.render(rows))
+        }
+    }
+
+    struct ReportSub: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "report", abstract: "Per-variant metrics, lifts, CUPED and the sample-ratio check.")
+        @OptionGroup var data: DataDirOption
+        @Argument var name: String
+        @Flag(help: "One JSON object instead of tables.") var json = false
+
+        func run() throws {
+            let store = try ExperimentCommand.store(data)
+            guard let e = try store.experiment(named: name) else { throw CLIError("experiment: no experiment '\(name)'") }
+            let log = try EventLog(directory: data.directory.events)
+            defer { log.close() }
+            let r = try ExperimentReport.analyse(e, log: log)
+            if json { print(try ExperimentCommand.json(r)); return }
+            print("experiment \(e.name) (\(e.status.rawValue)); control: \(e.variants[0].name)\n")
+            var rows = [["variant", "users", "impressions"] + ExperimentReport.metrics.map { $0 + " [95 %]" }]
+            for a in r.arms {
+                rows.append([a.name, String(a.users), String(a.impressions)] + ExperimentReport.metrics.map {
+                    String(format: "%.4f ± %.4f", a.means[$0] ?? .nan, a.halfWidths[$0] ?? .nan)
+                })
+            }
+            print(Table.render(rows))
+            print("")
+            var eff = [["variant", "metric", "difference [95 %]", "lift [95 %]", "CUPED difference [95 %]", "variance cut"]]
+            for x in r.effects {
+                eff.append([x.variant, x.metric, String(format: "%+.4f [%+.4f, %+.4f]", x.difference, x.low, x.high),
+                            String(format: "%+.1f%% [%+.1f%%, %+.1f%%]", 100 * x.lift, 100 * x.liftLow, 100 * x.liftHigh),
+                            String(format: "%+.4f [%+.4f, %+.4f]", x.cupedDifference, x.cupedLow, x.cupedHigh),
+                            String(format: "%.0f%%", 100 * x.varianceReduction)])
+            }
+            print(Table.render(eff))
+            let s = r.sampleRatio
+            print(String(format: "\nsample ratio: chi-square %.2f, p = %.4g: %@", s.chiSquare, s.p,
+                         s.mismatch ? "MISMATCH (users per variant do not follow the weights; the split or the logging is broken)"
+                                    : "consistent with the weights"))
+        }
+    }
+
+    static func json(_ r: ExperimentReport) throws -> String {
+        let obj: [String: Any] = [
+            "experiment": r.experiment.name,
+            "arms": r.arms.map { ["name": $0.name, "users": $0.users, "impressions": $0.impressions, "means": $0.means,
+                                  "half_widths": $0.halfWidths] as [String: Any] },
+            "effects": r.effects.map { ["variant": $0.variant, "metric": $0.metric, "difference": $0.difference, "low": $0.low,
+                                        "high": $0.high, "lift": $0.lift, "cuped_difference": $0.cupedDifference,
+                                        "cuped_low": $0.cupedLow, "cuped_high": $0.cupedHigh,
+                                        "variance_reduction": $0.varianceReduction] as [String: Any] },
+            "srm_chi_square": r.sampleRatio.chiSquare, "srm_p": r.sampleRatio.p, "srm_mismatch": r.sampleRatio.mismatch,
+        ]
+        return String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self)
+    }
+}
+
+struct SimulateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "simulate",
+        abstract: "Drive a running server with the world's synthetic users (known tastes) through the real HTTP API.",
+        discussion: """
+        Needs a data directory made by `foryou world` (its world.json gives the users' tastes) and \
+        the server's address. People fetch pages (a session scrolls --pages-per-session pages with \
+        the cursor), react to each clip by the behaviour model in `Simulator` (matching topics are \
+        watched longer, completed, liked; others skipped) and post their events in one batch per page.
+        """)
+    @OptionGroup var data: DataDirOption
+    @Option(help: "Server base URL.") var url = "http://127.0.0.1:8080"
+    @Option(help: "People (world users 0..N-1).") var users = 1_000
+    @Option(help: "Minutes to run.") var minutes: Double?
+    @Option(help: "Seconds to run (instead of --minutes).") var seconds: Double?
+    @Option(help: "Feed pages per second, all people together.") var rate = 20.0
+    @Option(help: "Concurrent people.") var concurrency = 8
+    @Option(name: .customLong("pages-per-session"), help: "Pages per session.") var pagesPerSession = 3
+    @Option(help: "Seed of the people's choices.") var seed: UInt64 = 1
+
+    func run() throws {
+        let dir = data.directory
+        guard let bytes = FileManager.default.contents(atPath: dir.root + "/world.json"),
+              let world = try? JSONDecoder().decode(WorldConfig.self, from: bytes) else {
+            throw CLIError("simulate: \(dir.root)/world.json is missing; the data directory must come from `foryou world`")
+        }
+        let (liked, _) = try WorldGenerator.tastes(world)
+        let signer = TokenSigner(key: try dir.signingKey())
+        var c = SimulationConfig(baseURL: url)
+        c.users = min(users, world.users)
+        c.seconds = seconds ?? (minutes ?? 1) * 60
+        c.pagesPerSecond = rate
+        c.concurrency = concurrency
+        c.pagesPerSession = pagesPerSession
+        c.seed = seed
+        let sim = Simulator(config: c, liked: liked, token: { signer.issue(user: $0, ttlSeconds: 86_400) })
+        let box = ResultBox()
+        let done = DispatchSemaphore(value: 0)
+        Task.detached {
+            box.value = await sim.run(cancelled: { CLIContext.cancel.isCancelled }) { Console.err($0) }
+            done.signal()
+        }
+        done.wait()
+        let r = box.value!
+        print(String(format: "simulate: %d pages, %d videos, %d events in %.1fs (%.1f pages/s), %d errors", r.pages, r.videos, r.events,
+                     r.seconds, Double(r.pages) / max(r.seconds, 1e-9), r.errors))
+        for (k, n) in r.servedByVariant.sorted(by: { $0.key < $1.key }) { print("  served under \(k): \(n)") }
+        if let e = r.firstError { Console.err("simulate: first error: \(e)") }
+        if r.pages == 0 { throw CLIError("simulate: no page could be fetched from \(url)") }
+    }
+
+    final class ResultBox: @unchecked Sendable { var value: SimulationResult? }
+}

@@ -1,0 +1,72 @@
+import XCTest
+import Foundation
+import CandidateStore
+import Interactions
+@testable import Workbench
+
+final class ExperimentReportTests: XCTestCase {
+    let exp = Experiment(name: "e", salt: "s", status: .stopped,
+                         variants: [.init(name: "control", generation: 1, weight: 1), .init(name: "treatment", generation: 2, weight: 1)],
+                         createdAt: 0, startedAt: 100, stoppedAt: 200)
+
+    func testChiSquareSurvivalMatchesTables() {
+        // 95th percentiles of chi-square with 1, 2, 3 and 10 degrees of freedom.
+        XCTAssertEqual(ExperimentReport.chiSquareSurvival(3.841459, degrees: 1), 0.05, accuracy: 1e-6)
+        XCTAssertEqual(ExperimentReport.chiSquareSurvival(5.991465, degrees: 2), 0.05, accuracy: 1e-6)
+        XCTAssertEqual(ExperimentReport.chiSquareSurvival(7.814728, degrees: 3), 0.05, accuracy: 1e-6)
+        XCTAssertEqual(ExperimentReport.chiSquareSurvival(18.307038, degrees: 10), 0.05, accuracy: 1e-6)
+        XCTAssertEqual(ExperimentReport.chiSquareSurvival(10.827566, degrees: 1), 0.001, accuracy: 1e-7)
+        XCTAssertEqual(ExperimentReport.chiSquareSurvival(0, degrees: 4), 1)
+    }
+
+    func testSampleRatioMismatchIsFlaggedOnABrokenSplit() {
+        XCTAssertFalse(ExperimentReport.sampleRatio(observed: [5_000, 5_000], weights: [1, 1]).mismatch)
+        XCTAssertFalse(ExperimentReport.sampleRatio(observed: [5_040, 4_960], weights: [1, 1]).mismatch)
+        // (5000 - 4800)^2 / 4800 + (4600 - 4800)^2 / 4800 = 16.67, p = 4.5e-5.
+        let broken = ExperimentReport.sampleRatio(observed: [5_000, 4_600], weights: [1, 1])
+        XCTAssertEqual(broken.chiSquare, 16.6667, accuracy: 1e-3)
+        XCTAssertTrue(broken.mismatch)
+        XCTAssertFalse(ExperimentReport.sampleRatio(observed: [2_000, 8_000], weights: [20, 80]).mismatch)
+        // Whole analysis: a treatment arm that lost a tenth of its users (broken logging) is flagged.
+        var g = SeededGenerator(seed: 3)
+        var during: [String: (variant: String, values: [String: Double])] = [:]
+        for u in 0..<20_000 {
+            let user = "u\(u)"
+            let v = exp.variant(for: user).name
+            if v == "treatment" && g.unit() < 0.1 { continue }
+            during[user] = (v, ["like_rate": 0.1, "completion_rate": 0.1, "watch_s_per_impression": 10, "impressions": 10])
+        }
+        XCTAssertTrue(ExperimentReport.analyse(exp, during: during, before: [:]).sampleRatio.mismatch)
+    }
+
+    func testEffectsAndCUPEDOnAPlantedDifference() {
+        // y = x + 0.02 (treatment) + small noise; x (the user's pre-period rate) varies a lot.
+        var g = SeededGenerator(seed: 9)
+        var during: [String: (variant: String, values: [String: Double])] = [:], before: [String: [String: Double]] = [:]
+        for u in 0..<4_000 {
+            let user = "p\(u)"
+            let v = exp.variant(for: user).name
+            let x = 0.3 * g.unit()
+            let y = x + (v == "treatment" ? 0.02 : 0) + 0.01 * (g.unit() - 0.5)
+            during[user] = (v, ["like_rate": y, "completion_rate": y, "watch_s_per_impression": 10 * y, "impressions": 5])
+            before[user] = ["like_rate": x, "completion_rate": x, "watch_s_per_impression": 10 * x]
+        }
+        let r = ExperimentReport.analyse(exp, during: during, before: before)
+        XCTAssertEqual(r.arms.map(\.users).reduce(0, +), 4_000)
+        XCTAssertEqual(r.arms.map(\.impressions).reduce(0, +), 20_000)
+        let e = r.effects.first { $0.metric == "like_rate" }!
+        XCTAssertEqual(e.difference, e.treatment - e.control, accuracy: 1e-12)
+        XCTAssertEqual(e.lift, e.difference / e.control, accuracy: 1e-12)
+        // Raw: the interval is wide (x dominates); CUPED removes x and pins the 0.02.
+        XCTAssertGreaterThan(e.varianceReduction, 0.95)
+        XCTAssertEqual(e.cupedDifference, 0.02, accuracy: 0.001)
+        XCTAssertLessThan(e.cupedHigh - e.cupedLow, (e.high - e.low) / 4)
+        XCTAssertTrue(e.cupedLow > 0.018 && e.cupedHigh < 0.022)
+        XCTAssertTrue(e.low < e.difference && e.difference < e.high)
+        // Users without a pre-period get no adjustment rather than a wrong one.
+        before = [:]
+        let none = ExperimentReport.analyse(exp, during: during, before: before).effects.first { $0.metric == "like_rate" }!
+        XCTAssertEqual(none.cupedDifference, none.difference, accuracy: 1e-12)
+        XCTAssertEqual(none.varianceReduction, 0, accuracy: 1e-12)
+    }
+}
