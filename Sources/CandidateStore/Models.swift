@@ -119,7 +119,8 @@ public protocol FeedStore: AnyObject, Sendable {
     func activate(_ generation: Int64) throws
     /// Puts the previously live generation back; returns it.
     func rollback() throws -> GenerationInfo
-    /// Deletes all but the newest `keep` generations (never the live one); returns the ids removed.
+    /// Deletes all but the newest `keep` generations (never the live one, nor one a draft or
+    /// running experiment serves from); returns the ids removed.
     func prune(keep: Int) throws -> [Int64]
     /// A user's list in a generation, best first; nil when the generation has no list for them.
     func candidates(generation: Int64, user: String) throws -> [Candidate]?

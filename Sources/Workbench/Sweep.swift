@@ -58,6 +58,8 @@ public struct SweepTrial: Codable, Sendable, Equatable {
     /// Validation metrics ("ndcg@10", "recall@10").
     public var metrics: [String: Double]
     public var seconds: Double
+    /// File in the sweep directory with each validation user's metrics (user, ndcg, recall, ap).
+    public var perUserFile: String?
 }
 
 /// `sweep.json`: the spec, the data it ran on and every finished trial (written after each).
@@ -154,10 +156,16 @@ public enum Sweep {
             if case .cancelled = try model.train(cui, cancel: cancel) { return (record, .cancelled) }
             let recs = BatchScorer(top: spec.k, threads: threads).recommend(model, users: v.users, exclude: seen)
             let lists = (0..<v.users.count).map { recs.list($0) }
-            let summary = Metrics.atK(spec.k, lists: lists, truth: truth, catalogSize: cui.cols).0
+            let (summary, per) = Metrics.atK(spec.k, lists: lists, truth: truth, catalogSize: cui.cols)
+            let file = "trial-\(record.trials.count + 1).tsv"
+            var tsv = "user\tndcg\trecall\tap\n"
+            for (r, u) in v.users.enumerated() {
+                tsv += "\(data.users.raw[Int(u)])\t\(per.ndcg[r])\t\(per.recall[r])\t\(per.ap[r])\n"
+            }
+            try AtomicFile.write(tsv, to: directory + "/" + file)
             let trial = SweepTrial(params: c, metrics: ["ndcg@\(spec.k)": summary.ndcg, "recall@\(spec.k)": summary.recall,
                                                         "map@\(spec.k)": summary.map],
-                                   seconds: Date().timeIntervalSince(t0))
+                                   seconds: Date().timeIntervalSince(t0), perUserFile: file)
             record.trials.append(trial)
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys]

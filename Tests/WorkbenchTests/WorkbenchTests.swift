@@ -173,6 +173,13 @@ final class WorkbenchTests: XCTestCase {
         XCTAssertEqual(o2, .completed)
         XCTAssertEqual(done.trials.count, 4)
         XCTAssertEqual(Array(done.trials.prefix(2)), first.trials, "finished trials are kept, not rerun")
+        // Each trial keeps its validation users' metrics; their mean is the trial's figure.
+        for t in done.trials {
+            let lines = try String(contentsOfFile: sweepDir + "/" + XCTUnwrap(t.perUserFile), encoding: .utf8)
+                .split(separator: "\n").dropFirst()
+            let ndcg = lines.map { Double($0.split(separator: "\t")[1])! }
+            XCTAssertEqual(ndcg.reduce(0, +) / Double(ndcg.count), t.metrics["ndcg@10"]!, accuracy: 1e-9)
+        }
         XCTAssertTrue(resumed.first?.contains("2 of 4 trials already done") == true, "\(resumed)")
         XCTAssertEqual(resumed.count, 3)  // the resume line and two new trials
         // With planted tastes 16 factors beat 4 on validation.
