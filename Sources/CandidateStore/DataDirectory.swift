@@ -14,6 +14,9 @@ public struct DataDirectory: Sendable {
     public var events: String { root + "/events" }
     public var cursors: String { root + "/cursors" }
     public var secretKey: String { root + "/secret.key" }
+    /// Raw uploads (checked by ffprobe) and the transcoded ladders served under /media.
+    public var uploads: String { root + "/uploads" }
+    public var media: String { root + "/media" }
 
     public func create() throws {
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)

@@ -90,6 +90,7 @@ public final class SQLiteFeedStore: FeedStore, @unchecked Sendable {
             try db.execute(sql: "ALTER TABLE candidate_lists ADD COLUMN through_event INTEGER")
         }
         registerExperiments(&m)
+        registerUploads(&m)
         return m
     }
 

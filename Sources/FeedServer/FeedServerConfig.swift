@@ -31,6 +31,9 @@ public struct FeedServerConfig: Sendable {
     public var refreshSeconds: Double = 2
     /// Base of stream and thumbnail URLs when a video has a relative one (e.g. a CDN).
     public var publicBaseURL = ""
+    /// Largest upload (413 past it) and longest video accepted (422 past it).
+    public var maxUploadBytes: Int64 = 256 * 1024 * 1024
+    public var maxUploadSeconds: Double = 180
     /// Request logs (one JSON line per request) to stderr.
     public var logRequests = false
 

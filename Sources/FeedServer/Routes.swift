@@ -165,10 +165,14 @@ enum VideoRoutes {
         let caption = try o.string("caption", required: false, maxLength: 2_200) ?? ""
         var g = SystemRandomNumberGenerator()
         let id = "v" + String(UInt64.random(in: 0...UInt64.max, using: &g), radix: 36)
-        let v = Video(id: id, caption: caption, status: .processing, createdAt: Int64(Date().timeIntervalSince1970 * 1000),
-                      uploadId: upload, owner: user)
-        do { try s.store.insertVideo(v) } catch StoreError.conflict {
-            throw APIError(.conflict, "upload_used", "upload '\(upload)' already has a video", field: "upload_id")
+        let v = Video(id: id, caption: caption, tags: Self.hashtags(caption), status: .processing,
+                      createdAt: Int64(Date().timeIntervalSince1970 * 1000), uploadId: upload, owner: user)
+        do { try s.store.createVideo(v, fromUpload: upload, by: user) } catch let e as UploadError {
+            switch e {
+            case .unknownUpload: throw APIError(.notFound, "unknown_upload", e.description, field: "upload_id")
+            case .notYours: throw APIError(.forbidden, "not_your_upload", e.description, field: "upload_id")
+            case .alreadyUsed: throw APIError(.conflict, "upload_used", e.description, field: "upload_id")
+            }
         }
         s.state.addVideo(v)
         let w = JSONWriter()
@@ -185,7 +189,18 @@ enum VideoRoutes {
             w.field("id", v.id); w.field("caption", v.caption); w.field("status", v.status.rawValue)
             w.field("duration_ms", v.durationMs); w.field("topic", v.topic); w.field("creator", v.creator)
             w.field("stream_url", FeedRoutes.url(s, v.streamURL)); w.field("thumbnail_url", FeedRoutes.url(s, v.thumbnailURL))
+            if v.status == .failed, let reason = (try? s.store.transcodeJob(video: v.id))??.error { w.field("failure", reason) }
         }
         return jsonResponse(.ok, w)
+    }
+
+    /// "#cooking and #diy" -> ["cooking", "diy"]: the caption's hashtags become tags.
+    static func hashtags(_ caption: String) -> [String] {
+        var out: [String] = []
+        for word in caption.split(whereSeparator: { $0.isWhitespace }) where word.hasPrefix("#") {
+            let t = word.dropFirst().filter { $0.isLetter || $0.isNumber || $0 == "_" }.lowercased()
+            if !t.isEmpty && !out.contains(t) { out.append(t) }
+        }
+        return out
     }
 }

@@ -9,6 +9,7 @@
 @_exported import CandidateStore
 @_exported import Workbench
 @_exported import Simulator
+@_exported import Media
 @_exported import FeedServer
 @_exported import World
 @_exported import Workers

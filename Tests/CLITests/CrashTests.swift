@@ -2,6 +2,7 @@ import XCTest
 import Foundation
 import TestSupport
 import EventLog
+import CandidateStore
 
 /// The server as a separate process, killed with SIGKILL in the middle of a burst of events.
 final class CrashTests: XCTestCase {
@@ -78,5 +79,54 @@ final class CrashTests: XCTestCase {
         server.terminate()
         server.waitUntilExit()
         XCTAssertEqual(try EventLog(directory: dir + "/events").endId, n)
+    }
+
+    /// A transcode worker killed (with its ffmpeg) mid-job: the lease runs out, a restarted
+    /// worker claims the job again and finishes it; one complete ladder, no leftovers.
+    func testATranscodeWorkerKilledMidJobIsFinishedOnceByTheNext() throws {
+        let store = try DataDirectory(dir).openStore()
+        let path = dir + "/upload.mp4"
+        let ff = Process()
+        ff.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        ff.arguments = ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=720x1280:rate=30", "-t", "12",
+                        "-pix_fmt", "yuv420p", path]
+        try ff.run()
+        ff.waitUntilExit()
+        XCTAssertEqual(ff.terminationStatus, 0)
+        try store.insertUpload(Upload(id: "up", owner: "me", path: path, bytes: 1, durationMs: 12_000, width: 720, height: 1280, createdAt: 0))
+        try store.createVideo(Video(id: "vid", createdAt: 0), fromUpload: "up", by: "me")
+        let (worker, _, _) = try CLIRunner.start(["worker", "transcode", "--data-dir", dir, "--lease", "3"], ready: "waiting for jobs")
+        // Mid-job: the job is claimed and ffmpeg is running.
+        let deadline = Date().addingTimeInterval(20)
+        while try store.transcodeJob(video: "vid")?.status != .running && Date() < deadline { usleep(50_000) }
+        usleep(1_500_000)
+        XCTAssertEqual(try store.transcodeJob(video: "vid")?.status, .running)
+        let pkill = Process()
+        pkill.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        pkill.arguments = ["pkill", "-KILL", "-P", "\(worker.processIdentifier)"]
+        try pkill.run()
+        pkill.waitUntilExit()
+        kill(worker.processIdentifier, SIGKILL)
+        worker.waitUntilExit()
+        XCTAssertEqual(try store.video(id: "vid")?.status, .processing, "not ready: the ladder was not finished")
+        XCTAssertEqual(try store.transcodeJob(video: "vid")?.attempts, 1)
+        // Before the lease runs out nobody else takes it; after, the next worker does.
+        let early = try CLIRunner.run(["worker", "transcode", "--data-dir", dir, "--until-empty"])
+        XCTAssertEqual(early.status, 0, early.stderr)
+        XCTAssertEqual(try store.transcodeJob(video: "vid")?.attempts, 1)
+        usleep(3_000_000)
+        let r = try CLIRunner.run(["worker", "transcode", "--data-dir", dir, "--until-empty"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("vid ready: 4 renditions"), r.stderr)
+        let job = try XCTUnwrap(try store.transcodeJob(video: "vid"))
+        XCTAssertEqual(job.status, .done)
+        XCTAssertEqual(job.attempts, 2)
+        let video = try XCTUnwrap(try store.video(id: "vid"))
+        XCTAssertEqual(video.status, .ready)
+        let folders = try FileManager.default.contentsOfDirectory(atPath: dir + "/media/vid")
+        XCTAssertEqual(folders.count, 1, "one ladder, no temporary folders left: \(folders)")
+        XCTAssertTrue(video.streamURL?.contains(folders[0]) == true)
+        let again = try CLIRunner.run(["worker", "transcode", "--data-dir", dir, "--until-empty"])
+        XCTAssertFalse(again.stderr.contains("ready"), "the job is not done twice")
     }
 }

@@ -259,7 +259,18 @@ final class FeedAPITests: XCTestCase {
         _ = try World.make(dir, lists: ["lee": [1, 2]])
         let s = try await LiveServer(config: config())
         let t = s.token("lee")
-        let created = try await s.client.post("/api/v1/videos", token: t, #"{"upload_id":"up-1","caption":"my clip"}"#)
+        // Uploads as POST /api/v1/uploads records them (the upload route itself is tested with real files).
+        let store = try DataDirectory(dir).openStore()
+        for (id, owner) in [("up-1", "lee"), ("up-2", "kim")] {
+            try store.insertUpload(Upload(id: id, owner: owner, path: dir + "/" + id, bytes: 1, durationMs: 1_000, width: 180, height: 320,
+                                          createdAt: 0))
+        }
+        let unknown = try await s.client.post("/api/v1/videos", token: t, #"{"upload_id":"up-9"}"#)
+        XCTAssertEqual(unknown.status, 404)
+        XCTAssertEqual(unknown.errorField, "upload_id")
+        let theirs = try await s.client.post("/api/v1/videos", token: t, #"{"upload_id":"up-2"}"#)
+        XCTAssertEqual(theirs.status, 403)
+        let created = try await s.client.post("/api/v1/videos", token: t, #"{"upload_id":"up-1","caption":"my #Clip"}"#)
         XCTAssertEqual(created.status, 202, created.text)
         XCTAssertEqual(created.json["status"] as? String, "processing")
         let id = try XCTUnwrap(created.json["video_id"] as? String)

@@ -22,13 +22,14 @@ public struct HTTPClient: Sendable {
 
     public struct Failure: Error, CustomStringConvertible { public let description: String }
 
-    public func send(_ method: String, _ path: String, token: String? = nil, body: String? = nil,
+    public func send(_ method: String, _ path: String, token: String? = nil, body: String? = nil, bytes: [UInt8]? = nil,
                      headers: [String: String] = [:]) async throws -> Reply {
         var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n"
         if let token { head += "Authorization: Bearer \(token)\r\n" }
         for (k, v) in headers { head += "\(k): \(v)\r\n" }
-        let payload = Array((body ?? "").utf8)
+        let payload = bytes ?? Array((body ?? "").utf8)
         if body != nil { head += "Content-Type: application/json\r\n" }
+        if bytes != nil { head += "Content-Type: application/octet-stream\r\n" }
         head += "Content-Length: \(payload.count)\r\n\r\n"
         let request = Array(head.utf8) + payload
         let port = self.port

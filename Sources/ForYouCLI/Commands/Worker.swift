@@ -3,7 +3,49 @@ import ForYou
 import Foundation
 
 struct Worker: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Long-running workers.", subcommands: [Rank.self])
+    static let configuration = CommandConfiguration(abstract: "Long-running workers.", subcommands: [Rank.self, Transcode.self])
+
+    struct Transcode: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Turn uploads into HLS ladders (ffmpeg): claims jobs from the store's queue; crash-safe, retried.",
+            discussion: """
+            Each job: ffprobe, one ffmpeg run for every rendition of the ladder (240p 300k to 1080p \
+            5M, never above the source), fMP4 segments of ~2 s with keyframes on their boundaries, \
+            a master playlist and a poster, written to a temporary folder and renamed to \
+            DATA/media/<video>/<digest>/; then the video is ready. A claimed job is leased for \
+            --lease seconds: if this worker dies, another claims it when the lease runs out. After \
+            --max-attempts failures (or at once for a file that is not a usable video) the video \
+            ends failed with the reason. Ctrl-C stops after the current job.
+            """)
+        @OptionGroup var data: DataDirOption
+        @Option(help: "Seconds a claimed job stays leased to this worker.") var lease: Int64 = 600
+        @Option(name: .customLong("max-attempts"), help: "Attempts before a job fails for good.") var maxAttempts = 3
+        @Option(help: "x264 preset.") var preset = "veryfast"
+        @Option(help: "Seconds to wait when the queue is empty.") var idle = 1.0
+        @Flag(name: .customLong("until-empty"), help: "Exit when the queue is empty (batch use and tests).") var untilEmpty = false
+
+        func run() throws {
+            var c = TranscodeWorker.Config(dataDir: data.dataDir)
+            c.leaseSeconds = lease
+            c.maxAttempts = maxAttempts
+            c.preset = preset
+            let w = try TranscodeWorker(config: c)
+            Console.err("worker transcode: waiting for jobs in \(data.dataDir)")
+            while !CLIContext.cancel.isCancelled {
+                guard let o = try w.step() else {
+                    if untilEmpty { break }
+                    usleep(useconds_t(idle * 1e6))
+                    continue
+                }
+                if o.status == .done {
+                    Console.err(String(format: "worker transcode: %@ ready: %d renditions in %.1fs (attempt %d)", o.video, o.renditions,
+                                       o.seconds, o.attempt))
+                } else {
+                    Console.err("worker transcode: \(o.video) attempt \(o.attempt) failed (\(o.status.rawValue)): \(o.error ?? "")")
+                }
+            }
+        }
+    }
 
     struct Rank: ParsableCommand {
         static let configuration = CommandConfiguration(

@@ -1,0 +1,142 @@
+import Foundation
+import Hummingbird
+import HTTPTypes
+import CandidateStore
+import Media
+import Checksum
+
+/// Uploads in, transcoded media out.
+enum UploadRoutes {
+    /// POST /api/v1/uploads: the raw file as the body, streamed to disk (never held in memory),
+    /// refused past `maxUploadBytes` (413), checked with ffprobe (422 with the reason) ->
+    /// 201 {"upload_id","duration_ms","width","height"}.
+    static func create(_ s: FeedService, _ request: Request, _ context: FeedContext) async throws -> Response {
+        let user = context.user!
+        let max = s.config.maxUploadBytes
+        if let len = request.headers[.contentLength].flatMap(Int64.init), len > max {
+            throw APIError(.contentTooLarge, "upload_too_large", "uploads are limited to \(max) bytes")
+        }
+        let dir = DataDirectory(s.config.dataDir)
+        try FileManager.default.createDirectory(atPath: dir.uploads, withIntermediateDirectories: true)
+        var g = SystemRandomNumberGenerator()
+        let id = "u" + String(UInt64.random(in: 0...UInt64.max, using: &g), radix: 36)
+        let tmp = dir.uploads + "/.tmp-" + id, final = dir.uploads + "/" + id
+        guard FileManager.default.createFile(atPath: tmp, contents: nil), let fh = FileHandle(forWritingAtPath: tmp) else {
+            throw APIError(.internalServerError, "storage", "cannot write the upload")
+        }
+        var written: Int64 = 0
+        do {
+            defer { try? fh.close() }
+            for try await chunk in request.body {
+                written += Int64(chunk.readableBytes)
+                if written > max { throw APIError(.contentTooLarge, "upload_too_large", "uploads are limited to \(max) bytes") }
+                try fh.write(contentsOf: chunk.readableBytesView)
+            }
+            try fh.synchronize()
+        } catch {
+            try? FileManager.default.removeItem(atPath: tmp)
+            throw error
+        }
+        guard written > 0 else {
+            try? FileManager.default.removeItem(atPath: tmp)
+            throw APIError.badRequest("the upload is empty", field: "body")
+        }
+        let probe: Probe
+        do {
+            probe = try await Self.offload { try FFprobe.probe(tmp, maxSeconds: s.config.maxUploadSeconds) }
+        } catch let e as MediaError {
+            try? FileManager.default.removeItem(atPath: tmp)
+            if case .missingTool = e { throw APIError(.serviceUnavailable, "no_ffprobe", e.description) }
+            throw APIError(.unprocessableContent, "not_a_video", e.description, field: "body")
+        }
+        try FileManager.default.moveItem(atPath: tmp, toPath: final)
+        try s.store.insertUpload(Upload(id: id, owner: user, path: final, bytes: written, durationMs: probe.durationMs,
+                                        width: probe.width, height: probe.height, createdAt: SQLiteFeedStore.now()))
+        let w = JSONWriter()
+        w.object {
+            w.field("upload_id", id); w.field("bytes", Int(written)); w.field("duration_ms", probe.durationMs)
+            w.field("width", probe.width); w.field("height", probe.height)
+        }
+        return jsonResponse(.created, w)
+    }
+
+    /// Runs blocking work (a child process) off the event loop.
+    static func offload<T: Sendable>(_ f: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { c in
+            DispatchQueue.global().async { c.resume(with: Result { try f() }) }
+        }
+    }
+}
+
+/// GET /media/...: files of the transcoded ladders. Everything under a video's digest folder
+/// is immutable (`Cache-Control: public, max-age=31536000, immutable`, strong ETag from the
+/// digest); playlists get a short max-age. `If-None-Match` -> 304, one byte range -> 206.
+enum MediaRoutes {
+    static func types(_ ext: String) -> String {
+        switch ext {
+        case "m3u8": return "application/vnd.apple.mpegurl"
+        case "m4s", "mp4": return "video/mp4"
+        case "jpg", "jpeg": return "image/jpeg"
+        case "png": return "image/png"
+        default: return "application/octet-stream"
+        }
+    }
+
+    static func get(_ s: FeedService, _ request: Request, _ context: FeedContext) throws -> Response {
+        let parts = context.parameters.getCatchAll()
+        guard !parts.isEmpty, parts.allSatisfy({ !$0.isEmpty && !$0.hasPrefix(".") && !$0.contains("\\") }) else {
+            throw APIError.notFound("no such media file", field: "path")
+        }
+        let rel = parts.joined(separator: "/")
+        let path = DataDirectory(s.config.dataDir).media + "/" + rel
+        guard let attrs = try? FileManager.default.attributesOfItem(atPath: path), attrs[.type] as? FileAttributeType == .typeRegular,
+              let size = (attrs[.size] as? NSNumber)?.int64Value else {
+            throw APIError.notFound("no such media file", field: "path")
+        }
+        let ext = String(rel.split(separator: ".").last ?? "")
+        var h = HTTPFields()
+        h[.contentType] = types(ext)
+        h[.acceptRanges] = "bytes"
+        h[.cacheControl] = ext == "m3u8" ? "public, max-age=60" : "public, max-age=31536000, immutable"
+        // The digest folder names the bytes: a strong validator.
+        let etag = "\"" + String(format: "%016llx", Array((rel + ":\(size)").utf8).withUnsafeBytes { FNV64.digest($0) }) + "\""
+        h[.eTag] = etag
+        if let inm = request.headers[.ifNoneMatch],
+           inm.split(separator: ",").contains(where: { let t = $0.trimmingCharacters(in: .whitespaces); return t == etag || t == "*" }) {
+            return Response(status: .notModified, headers: h)
+        }
+        var lo: Int64 = 0, hi: Int64 = size - 1, partial = false
+        if let range = request.headers[.range] {
+            guard let r = parseRange(range, size: size) else {
+                h[.contentRange] = "bytes */\(size)"
+                return Response(status: .rangeNotSatisfiable, headers: h)
+            }
+            (lo, hi) = r
+            partial = true
+            h[.contentRange] = "bytes \(lo)-\(hi)/\(size)"
+        }
+        guard let fh = FileHandle(forReadingAtPath: path) else { throw APIError.notFound("no such media file", field: "path") }
+        defer { try? fh.close() }
+        try fh.seek(toOffset: UInt64(lo))
+        let data = try fh.read(upToCount: Int(hi - lo + 1)) ?? Data()
+        h[.contentLength] = String(data.count)
+        let body = request.method == .head ? ByteBuffer() : ByteBuffer(bytes: data)
+        return Response(status: partial ? .partialContent : .ok, headers: h, body: .init(byteBuffer: body))
+    }
+
+    /// One range of "bytes=a-b", "bytes=a-" or "bytes=-n", clamped to the file; nil when unsatisfiable.
+    static func parseRange(_ header: String, size: Int64) -> (Int64, Int64)? {
+        guard header.hasPrefix("bytes="), size > 0 else { return nil }
+        let spec = header.dropFirst(6)
+        guard !spec.contains(","), let dash = spec.firstIndex(of: "-") else { return nil }
+        let a = spec[..<dash].trimmingCharacters(in: .whitespaces), b = spec[spec.index(after: dash)...].trimmingCharacters(in: .whitespaces)
+        if a.isEmpty {
+            guard let n = Int64(b), n > 0 else { return nil }
+            return (max(0, size - n), size - 1)
+        }
+        guard let start = Int64(a), start < size else { return nil }
+        if b.isEmpty { return (start, size - 1) }
+        guard let end = Int64(b), end >= start else { return nil }
+        return (start, min(end, size - 1))
+    }
+}

@@ -1,0 +1,174 @@
+import Foundation
+import Checksum
+
+public enum MediaError: Error, CustomStringConvertible, Equatable {
+    case notVideo(String)
+    case noVideoStream
+    case tooLong(seconds: Double, limit: Double)
+    case ffmpegFailed(String)
+    case missingTool(String)
+
+    public var description: String {
+        switch self {
+        case .notVideo(let why): return "not a readable video file (\(why))"
+        case .noVideoStream: return "the file has no video stream"
+        case .tooLong(let s, let l): return String(format: "the video is %.1f s long; the limit is %.0f s", s, l)
+        case .ffmpegFailed(let s): return "ffmpeg failed: \(s)"
+        case .missingTool(let t): return "\(t) is not installed (Debian package ffmpeg)"
+        }
+    }
+}
+
+/// What ffprobe says about an upload.
+public struct Probe: Sendable, Equatable {
+    public var durationMs: Int
+    public var width: Int
+    public var height: Int
+    public var hasAudio: Bool
+}
+
+enum Tool {
+    /// Runs a program; (status, stdout, stderr).
+    static func run(_ name: String, _ args: [String]) throws -> (Int32, Data, String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = [name] + args
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        do { try p.run() } catch { throw MediaError.missingTool(name) }
+        // Drain both pipes while the process runs.
+        final class Box: @unchecked Sendable { var data = Data() }
+        let errBox = Box()
+        let group = DispatchGroup()
+        group.enter()
+        DispatchQueue.global().async {
+            errBox.data = err.fileHandleForReading.readDataToEndOfFile()
+            group.leave()
+        }
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        group.wait()
+        p.waitUntilExit()
+        if p.terminationStatus == 127 { throw MediaError.missingTool(name) }
+        return (p.terminationStatus, o, String(decoding: errBox.data, as: UTF8.self))
+    }
+
+    static func lastLine(_ s: String) -> String {
+        s.split(separator: "\n").last.map { String($0.prefix(300)) } ?? "no message"
+    }
+}
+
+public enum FFprobe {
+    /// Duration and the first video stream's size; errors say why a file is not acceptable.
+    public static func probe(_ path: String, maxSeconds: Double = 180) throws -> Probe {
+        let (status, out, err) = try Tool.run("ffprobe", ["-v", "error", "-show_entries", "format=duration:stream=codec_type,width,height",
+                                                          "-of", "json", path])
+        guard status == 0, let obj = try? JSONSerialization.jsonObject(with: out) as? [String: Any] else {
+            throw MediaError.notVideo(Tool.lastLine(err).replacingOccurrences(of: path + ": ", with: ""))
+        }
+        let streams = obj["streams"] as? [[String: Any]] ?? []
+        guard let v = streams.first(where: { $0["codec_type"] as? String == "video" }),
+              let w = v["width"] as? Int, let h = v["height"] as? Int, w > 0, h > 0 else { throw MediaError.noVideoStream }
+        let duration = Double((obj["format"] as? [String: Any])?["duration"] as? String ?? "") ?? 0
+        guard duration > 0 else { throw MediaError.notVideo("no duration") }
+        guard duration <= maxSeconds else { throw MediaError.tooLong(seconds: duration, limit: maxSeconds) }
+        return Probe(durationMs: Int(duration * 1000), width: w, height: h,
+                     hasAudio: streams.contains { $0["codec_type"] as? String == "audio" })
+    }
+}
+
+/// An upload -> a vertical HLS ladder: fMP4 segments of ~2 s with keyframes on segment
+/// boundaries, one rendition per rung not above the source's short side, a master playlist
+/// (BANDWIDTH, RESOLUTION, CODECS), a poster. One ffmpeg run encodes every rendition (the
+/// source is decoded once). Output goes to a temporary folder, then is renamed to a folder
+/// named by the content's digest, so every URL under it is immutable.
+public enum Transcoder {
+    /// (short side in pixels, video bitrate in kbit/s)
+    public static let ladder: [(Int, Int)] = [(240, 300), (360, 700), (480, 1_200), (720, 2_500), (1_080, 5_000)]
+
+    /// The rungs for a source: those not above its short side (at least the smallest, at the
+    /// source's own size when that is smaller still).
+    public static func rungs(width: Int, height: Int) -> [(Int, Int)] {
+        let short = min(width, height)
+        let fit = ladder.filter { $0.0 <= short }
+        return fit.isEmpty ? [(short - short % 2, ladder[0].1)] : fit
+    }
+
+    public struct Output: Sendable {
+        /// Folder name under the video's media folder (the content digest).
+        public var digest: String
+        public var renditions: Int
+        public var durationMs: Int
+    }
+
+    /// Transcodes `input` into `mediaDir/<digest>/`; `mediaDir` is the video's folder.
+    public static func run(input: String, probe: Probe, mediaDir: String, segmentSeconds: Int = 2,
+                           preset: String = "veryfast") throws -> Output {
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: mediaDir, withIntermediateDirectories: true)
+        // Leftovers of an attempt that died.
+        for name in (try? fm.contentsOfDirectory(atPath: mediaDir)) ?? [] where name.hasPrefix(".tmp-") {
+            try? fm.removeItem(atPath: mediaDir + "/" + name)
+        }
+        let tmp = mediaDir + "/.tmp-\(ProcessInfo.processInfo.processIdentifier)-\(UInt32.random(in: 0...UInt32.max))"
+        try fm.createDirectory(atPath: tmp, withIntermediateDirectories: true)
+        let rungs = rungs(width: probe.width, height: probe.height)
+        let vertical = probe.height >= probe.width
+        var filter = "[0:v]split=\(rungs.count)" + rungs.indices.map { "[s\($0)]" }.joined() + ";"
+        filter += rungs.enumerated().map { i, r in
+            "[s\(i)]scale=\(vertical ? "\(r.0):-2" : "-2:\(r.0)")[o\(i)]"
+        }.joined(separator: ";")
+        var args = ["-y", "-v", "error", "-i", input, "-filter_complex", filter]
+        for (i, r) in rungs.enumerated() {
+            args += ["-map", "[o\(i)]", "-c:v:\(i)", "libx264", "-b:v:\(i)", "\(r.1)k", "-maxrate:v:\(i)", "\(r.1 * 107 / 100)k",
+                     "-bufsize:v:\(i)", "\(r.1 * 2)k"]
+            if probe.hasAudio { args += ["-map", "a:0", "-c:a:\(i)", "aac", "-b:a:\(i)", "96k"] }
+        }
+        // Keyframes exactly on segment boundaries, none in between from scene cuts.
+        args += ["-preset", preset, "-pix_fmt", "yuv420p", "-profile:v", "main", "-sc_threshold", "0",
+                 "-force_key_frames", "expr:gte(t,n_forced*\(segmentSeconds))",
+                 "-f", "hls", "-hls_time", "\(segmentSeconds)", "-hls_playlist_type", "vod", "-hls_segment_type", "fmp4",
+                 "-hls_flags", "independent_segments", "-master_pl_name", "master.m3u8",
+                 "-var_stream_map", rungs.indices.map { probe.hasAudio ? "v:\($0),a:\($0)" : "v:\($0)" }.joined(separator: " "),
+                 "-hls_fmp4_init_filename", "init.mp4",
+                 "-hls_segment_filename", tmp + "/r%v/seg_%03d.m4s", tmp + "/r%v/index.m3u8"]
+        for i in rungs.indices { try fm.createDirectory(atPath: tmp + "/r\(i)", withIntermediateDirectories: true) }
+        let (status, _, err) = try Tool.run("ffmpeg", args)
+        guard status == 0 else {
+            try? fm.removeItem(atPath: tmp)
+            throw MediaError.ffmpegFailed(Tool.lastLine(err))
+        }
+        // The poster: a frame a second in (or mid-clip for shorter ones), at the top rung's size.
+        let at = min(1.0, Double(probe.durationMs) / 2000)
+        let top = rungs.last!.0
+        let (ps, _, perr) = try Tool.run("ffmpeg", ["-y", "-v", "error", "-ss", String(format: "%.3f", at), "-i", input, "-frames:v", "1",
+                                                     "-vf", vertical ? "scale=\(top):-2" : "scale=-2:\(top)", tmp + "/poster.jpg"])
+        guard ps == 0 else {
+            try? fm.removeItem(atPath: tmp)
+            throw MediaError.ffmpegFailed("poster: " + Tool.lastLine(perr))
+        }
+        let digest = try contentDigest(tmp)
+        let final = mediaDir + "/" + digest
+        if fm.fileExists(atPath: final) { try fm.removeItem(atPath: tmp) } else { try fm.moveItem(atPath: tmp, toPath: final) }
+        return Output(digest: digest, renditions: rungs.count, durationMs: probe.durationMs)
+    }
+
+    /// FNV-1a over every file's relative path and bytes, in path order (16 hex digits).
+    static func contentDigest(_ dir: String) throws -> String {
+        let fm = FileManager.default
+        var files: [String] = []
+        if let e = fm.enumerator(atPath: dir) {
+            for case let p as String in e {
+                var isDir: ObjCBool = false
+                if fm.fileExists(atPath: dir + "/" + p, isDirectory: &isDir), !isDir.boolValue { files.append(p) }
+            }
+        }
+        var h = FNV64()
+        for f in files.sorted() {
+            Array(f.utf8).withUnsafeBytes { h.update($0) }
+            let d = try Data(contentsOf: URL(fileURLWithPath: dir + "/" + f))
+            d.withUnsafeBytes { h.update($0) }
+        }
+        return String(format: "%016llx", h.value)
+    }
+}
