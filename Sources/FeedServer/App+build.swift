@@ -9,6 +9,7 @@ public func buildRouter(_ service: FeedService) -> Router<FeedContext> {
     let router = Router(context: FeedContext.self)
     router.add(middleware: ObservabilityMiddleware(service: service))
     router.get("/healthz") { _, _ in jsonResponse(.ok, #"{"status":"ok"}"#) }
+    router.get("/") { request, context in WebClient.page(request, context) }
     router.get("/readyz") { _, _ in
         guard let live = service.state.live else {
             throw APIError(.serviceUnavailable, "not_ready", "no candidate generation is live yet")

@@ -19,7 +19,7 @@ struct ForYouCommand: ParsableCommand {
         """,
         version: CodeVersion.semantic,
         subcommands: [Train.self, ScoreAll.self, Evaluate.self, Recommend.self, Similar.self,
-                      Synth.self, Split.self, Inspect.self, BlasInfo.self, Generations.self, Videos.self, Events.self, Serve.self, Token.self, WorldCommand.self, Demo.self, Rescore.self, Worker.self, BenchStore.self, StudyMapping.self, StudyFoldIn.self, Runs.self, Compare.self, SweepCommand.self, ExportCommand.self, ReportCommand.self, ExperimentCommand.self, SimulateCommand.self]
+                      Synth.self, Split.self, Inspect.self, BlasInfo.self, Generations.self, Videos.self, Events.self, Serve.self, Token.self, WorldCommand.self, Demo.self, Rescore.self, Worker.self, BenchStore.self, StudyMapping.self, StudyFoldIn.self, Runs.self, Compare.self, SweepCommand.self, ExportCommand.self, ReportCommand.self, ExperimentCommand.self, SimulateCommand.self, MediaCommand.self]
     )
 }
 

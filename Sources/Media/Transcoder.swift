@@ -27,9 +27,9 @@ public struct Probe: Sendable, Equatable {
     public var hasAudio: Bool
 }
 
-enum Tool {
+public enum Tool {
     /// Runs a program; (status, stdout, stderr).
-    static func run(_ name: String, _ args: [String]) throws -> (Int32, Data, String) {
+    public static func run(_ name: String, _ args: [String]) throws -> (Int32, Data, String) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = [name] + args
@@ -53,7 +53,7 @@ enum Tool {
         return (p.terminationStatus, o, String(decoding: errBox.data, as: UTF8.self))
     }
 
-    static func lastLine(_ s: String) -> String {
+    public static func lastLine(_ s: String) -> String {
         s.split(separator: "\n").last.map { String($0.prefix(300)) } ?? "no message"
     }
 }

@@ -170,4 +170,39 @@ final class PipelineTests: XCTestCase {
         let human = try ok(["experiment", "report", "pop-vs-als", "--data-dir", data])
         XCTAssertTrue(human.contains("consistent with the weights"), human)
     }
+
+    /// The web client in headless Chromium (Playwright, Debian's chromium): the first clip plays,
+    /// the next three preload and the fourth does not, moving on posts events into the log.
+    func testTheWebClientPlaysTheFirstClipAndPreloadsTheNextThree() throws {
+        let data = dir + "/data"
+        XCTAssertEqual(try CLIRunner.run(["world", "--users", "40", "--videos", "16", "--topics", "4", "--data-dir", data]).status, 0)
+        let r = try CLIRunner.run(["rescore", "--data-dir", data, "--models", dir + "/models", "--factors", "8", "--iters", "4", "--top", "16"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let media = try CLIRunner.run(["media", "demo-clips", "--data-dir", data, "--clips", "16", "--seconds", "3", "--size", "180x320"])
+        XCTAssertEqual(media.status, 0, media.stderr)
+        let (_, listening) = try start(["serve", "--data-dir", data, "--port", "0"], ready: #"listening on http://127\.0\.0\.1:\d+"#)
+        let port = Int(listening.split(separator: ":").last!)!
+        // A new person: no history, so every clip is unseen.
+        let token = try CLIRunner.run(["token", "--user", "newcomer", "--data-dir", data]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let before = try EventLog(directory: data + "/events").endId
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        let out = try CLIRunner.python([root + "/scripts/check-web-client", "http://127.0.0.1:\(port)", token])
+        let r2 = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any], out)
+        XCTAssertEqual(r2["page_errors"] as? [String], [])
+        XCTAssertEqual(r2["console_errors"] as? [String], [])
+        XCTAssertGreaterThanOrEqual(r2["ready_state"] as? Int ?? 0, 3)
+        XCTAssertGreaterThan(r2["current_time"] as? Double ?? 0, 0.5)
+        XCTAssertEqual(r2["video_width"] as? Int, 180)
+        XCTAssertEqual(r2["segments_requested"] as? [Bool], [true, true, true, true, false], "current + next 3, not the 4th: \(out)")
+        XCTAssertEqual(r2["fifth_has_source"] as? Bool, false)
+        XCTAssertEqual(r2["after_move_sixth_has_source"] as? Bool, true, "moving on extends the preload window")
+        XCTAssertEqual(r2["event_posts"] as? [Int], [202])
+        let log = try EventLog(directory: data + "/events")
+        var mine: [Event] = []
+        try log.forEach(from: before) { if $0.user == "newcomer" { mine.append($0) } }
+        log.close()
+        XCTAssertFalse(mine.isEmpty, "the first clip's view or skip is in the log")
+        XCTAssertTrue(mine.allSatisfy { [.view, .skip, .complete].contains($0.type) && $0.watchMs > 0 }, "\(mine)")
+        print("web client: first frame after \(r2["first_frame_ms"] ?? "?") ms")
+    }
 }

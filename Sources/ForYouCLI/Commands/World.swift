@@ -53,6 +53,12 @@ struct Demo: ParsableCommand {
             let s = try WorldGenerator.generate(c, store: store, log: log!)
             try AtomicFile.write(Array(try JSONEncoder().encode(c)), to: dataDir + "/world.json")
             Console.err("demo: world of \(s.videos) videos, \(s.users) users, \(s.events) events in \(dataDir)")
+            do {
+                let n = try DemoMedia.attach(dataDir: dataDir, clips: 6) { Console.err($0) }
+                Console.err("demo: \(n) videos play one of 6 generated clips")
+            } catch let e as MediaError {
+                Console.err("demo: no playable clips (\(e)); the feed still works")
+            }
         } else {
             Console.err("demo: reusing the world in \(dataDir) (\(log!.endId) events)")
         }
@@ -66,6 +72,7 @@ struct Demo: ParsableCommand {
         let token = TokenSigner(key: try dir.signingKey()).issue(user: "1", ttlSeconds: 86_400)
         print("token for user 1: \(token)")
         print("curl -s -H 'Authorization: Bearer \(token)' 'http://127.0.0.1:\(port)/api/v1/foryou?limit=10'")
+        print("open http://127.0.0.1:\(port)/?token=\(token) in a browser (native HLS: Safari, recent Chromium)")
         fflush(stdout)
         if noServe { return }
         var c = FeedServerConfig()
@@ -78,5 +85,24 @@ struct Demo: ParsableCommand {
                 .runService()
         }
         service.stop()
+    }
+}
+
+
+struct MediaCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "media", abstract: "Media helpers.", subcommands: [DemoClips.self])
+
+    struct DemoClips: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "demo-clips",
+            abstract: "Generate test-source clips, transcode them, and point the catalog's videos at them in turn (playable demos).")
+        @OptionGroup var data: DataDirOption
+        @Option(help: "Clips to generate.") var clips = 6
+        @Option(help: "Seconds per clip.") var seconds = 4
+        @Option(help: "Clip size WIDTHxHEIGHT.") var size = "360x640"
+        func run() throws {
+            let n = try DemoMedia.attach(dataDir: data.dataDir, clips: clips, seconds: seconds, size: size) { Console.err($0) }
+            print("demo media: \(n) catalog videos now stream one of \(clips) clips")
+        }
     }
 }
