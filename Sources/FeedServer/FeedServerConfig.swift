@@ -34,6 +34,8 @@ public struct FeedServerConfig: Sendable {
     /// Largest upload (413 past it) and longest video accepted (422 past it).
     public var maxUploadBytes: Int64 = 256 * 1024 * 1024
     public var maxUploadSeconds: Double = 180
+    /// Memory for recently served media files.
+    public var mediaCacheBytes = 256 * 1024 * 1024
     /// Request logs (one JSON line per request) to stderr.
     public var logRequests = false
 

@@ -23,11 +23,13 @@ public final class FeedService: @unchecked Sendable {
     let tokens: TokenCache
     let state: FeedState
     let metrics: MetricsRegistry
+    let mediaCache: MediaCache
     private var refresher: Task<Void, Never>?
     public let startupNotes: [String]
 
     public init(config: FeedServerConfig) throws {
         self.config = config
+        mediaCache = MediaCache(capacity: config.mediaCacheBytes)
         let dir = DataDirectory(config.dataDir)
         store = try dir.openStore()
         signer = TokenSigner(key: try dir.signingKey())

@@ -115,13 +115,15 @@ enum MediaRoutes {
             partial = true
             h[.contentRange] = "bytes \(lo)-\(hi)/\(size)"
         }
-        guard let fh = FileHandle(forReadingAtPath: path) else { throw APIError.notFound("no such media file", field: "path") }
-        defer { try? fh.close() }
-        try fh.seek(toOffset: UInt64(lo))
-        let data = try fh.read(upToCount: Int(hi - lo + 1)) ?? Data()
-        h[.contentLength] = String(data.count)
-        let body = request.method == .head ? ByteBuffer() : ByteBuffer(bytes: data)
-        return Response(status: partial ? .partialContent : .ok, headers: h, body: .init(byteBuffer: body))
+        let mtime = (attrs[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
+        guard let whole = try s.mediaCache.file(path, size: size, mtime: mtime) else {
+            throw APIError.notFound("no such media file", field: "path")
+        }
+        // A slice of the cached buffer: no copy per request.
+        let slice = whole.getSlice(at: whole.readerIndex + Int(lo), length: Int(hi - lo + 1)) ?? ByteBuffer()
+        h[.contentLength] = String(slice.readableBytes)
+        return Response(status: partial ? .partialContent : .ok, headers: h,
+                        body: .init(byteBuffer: request.method == .head ? ByteBuffer() : slice))
     }
 
     /// One range of "bytes=a-b", "bytes=a-" or "bytes=-n", clamped to the file; nil when unsatisfiable.
@@ -138,5 +140,43 @@ enum MediaRoutes {
         if b.isEmpty { return (start, size - 1) }
         guard let end = Int64(b), end >= start else { return nil }
         return (start, min(end, size - 1))
+    }
+}
+
+
+/// Recently served media files in memory (least recently used dropped past `capacity` bytes),
+/// keyed by path and checked against size and modification time, so a hot segment is read
+/// from disk once and every response shares its buffer.
+final class MediaCache: @unchecked Sendable {
+    private let lock = NSLock()
+    private var entries: [String: (buffer: ByteBuffer, size: Int64, mtime: Double, used: UInt64)] = [:]
+    private var bytes = 0
+    private var clock: UInt64 = 0
+    let capacity: Int
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    func file(_ path: String, size: Int64, mtime: Double) throws -> ByteBuffer? {
+        lock.lock()
+        clock += 1
+        if let e = entries[path], e.size == size, e.mtime == mtime {
+            entries[path]!.used = clock
+            lock.unlock()
+            return e.buffer
+        }
+        lock.unlock()
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        let buffer = ByteBuffer(bytes: data)
+        guard buffer.readableBytes <= capacity / 4 else { return buffer }  // too big to keep
+        lock.lock()
+        defer { lock.unlock() }
+        if let old = entries[path] { bytes -= old.buffer.readableBytes }
+        entries[path] = (buffer, size, mtime, clock)
+        bytes += buffer.readableBytes
+        while bytes > capacity, let victim = entries.min(by: { $0.value.used < $1.value.used }) {
+            bytes -= victim.value.buffer.readableBytes
+            entries[victim.key] = nil
+        }
+        return buffer
     }
 }

@@ -101,23 +101,22 @@ public enum Transcoder {
         public var durationMs: Int
     }
 
-    /// Transcodes `input` into `mediaDir/<digest>/`; `mediaDir` is the video's folder.
-    public static func run(input: String, probe: Probe, mediaDir: String, segmentSeconds: Int = 2,
-                           preset: String = "veryfast") throws -> Output {
-        let fm = FileManager.default
-        try fm.createDirectory(atPath: mediaDir, withIntermediateDirectories: true)
-        // Leftovers of an attempt that died.
-        for name in (try? fm.contentsOfDirectory(atPath: mediaDir)) ?? [] where name.hasPrefix(".tmp-") {
-            try? fm.removeItem(atPath: mediaDir + "/" + name)
-        }
-        let tmp = mediaDir + "/.tmp-\(ProcessInfo.processInfo.processIdentifier)-\(UInt32.random(in: 0...UInt32.max))"
-        try fm.createDirectory(atPath: tmp, withIntermediateDirectories: true)
+    /// The ffmpeg arguments that encode the whole ladder of `input` into `outputDir/r<i>/`
+    /// (the folders must exist), with the master playlist at `outputDir/master.m3u8` and the
+    /// poster at `outputDir/poster.jpg`.
+    public static func ladderArguments(input: String, probe: Probe, outputDir tmp: String, segmentSeconds: Int = 2,
+                                       preset: String = "veryfast") -> [String] {
         let rungs = rungs(width: probe.width, height: probe.height)
         let vertical = probe.height >= probe.width
-        var filter = "[0:v]split=\(rungs.count)" + rungs.indices.map { "[s\($0)]" }.joined() + ";"
+        // One more branch of the split makes the poster (a frame a second in, or mid-clip for
+        // shorter ones, at the top rung's size), so the source is decoded once for everything.
+        var filter = "[0:v]split=\(rungs.count + 1)" + rungs.indices.map { "[s\($0)]" }.joined() + "[sp];"
         filter += rungs.enumerated().map { i, r in
             "[s\(i)]scale=\(vertical ? "\(r.0):-2" : "-2:\(r.0)")[o\(i)]"
         }.joined(separator: ";")
+        let at = min(1.0, Double(probe.durationMs) / 2000)
+        let top = rungs.last!.0
+        filter += String(format: ";[sp]select='gte(t\\,%.3f)',scale=%@[poster]", at, vertical ? "\(top):-2" : "-2:\(top)")
         var args = ["-y", "-v", "error", "-i", input, "-filter_complex", filter]
         for (i, r) in rungs.enumerated() {
             args += ["-map", "[o\(i)]", "-c:v:\(i)", "libx264", "-b:v:\(i)", "\(r.1)k", "-maxrate:v:\(i)", "\(r.1 * 107 / 100)k",
@@ -132,20 +131,28 @@ public enum Transcoder {
                  "-var_stream_map", rungs.indices.map { probe.hasAudio ? "v:\($0),a:\($0)" : "v:\($0)" }.joined(separator: " "),
                  "-hls_fmp4_init_filename", "init.mp4",
                  "-hls_segment_filename", tmp + "/r%v/seg_%03d.m4s", tmp + "/r%v/index.m3u8"]
+        args += ["-map", "[poster]", "-frames:v", "1", "-update", "1", tmp + "/poster.jpg"]
+        return args
+    }
+
+    /// Transcodes `input` into `mediaDir/<digest>/`; `mediaDir` is the video's folder.
+    public static func run(input: String, probe: Probe, mediaDir: String, segmentSeconds: Int = 2,
+                           preset: String = "veryfast") throws -> Output {
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: mediaDir, withIntermediateDirectories: true)
+        // Leftovers of an attempt that died.
+        for name in (try? fm.contentsOfDirectory(atPath: mediaDir)) ?? [] where name.hasPrefix(".tmp-") {
+            try? fm.removeItem(atPath: mediaDir + "/" + name)
+        }
+        let tmp = mediaDir + "/.tmp-\(ProcessInfo.processInfo.processIdentifier)-\(UInt32.random(in: 0...UInt32.max))"
+        try fm.createDirectory(atPath: tmp, withIntermediateDirectories: true)
+        let rungs = rungs(width: probe.width, height: probe.height)
+        let args = ladderArguments(input: input, probe: probe, outputDir: tmp, segmentSeconds: segmentSeconds, preset: preset)
         for i in rungs.indices { try fm.createDirectory(atPath: tmp + "/r\(i)", withIntermediateDirectories: true) }
         let (status, _, err) = try Tool.run("ffmpeg", args)
         guard status == 0 else {
             try? fm.removeItem(atPath: tmp)
             throw MediaError.ffmpegFailed(Tool.lastLine(err))
-        }
-        // The poster: a frame a second in (or mid-clip for shorter ones), at the top rung's size.
-        let at = min(1.0, Double(probe.durationMs) / 2000)
-        let top = rungs.last!.0
-        let (ps, _, perr) = try Tool.run("ffmpeg", ["-y", "-v", "error", "-ss", String(format: "%.3f", at), "-i", input, "-frames:v", "1",
-                                                     "-vf", vertical ? "scale=\(top):-2" : "scale=-2:\(top)", tmp + "/poster.jpg"])
-        guard ps == 0 else {
-            try? fm.removeItem(atPath: tmp)
-            throw MediaError.ffmpegFailed("poster: " + Tool.lastLine(perr))
         }
         let digest = try contentDigest(tmp)
         let final = mediaDir + "/" + digest

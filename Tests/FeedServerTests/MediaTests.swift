@@ -81,7 +81,12 @@ final class MediaTests: XCTestCase {
         let shown = try await s.client.get("/api/v1/videos/\(id)", token: t).json
         XCTAssertEqual(shown["status"] as? String, "ready")
         let stream = try XCTUnwrap(shown["stream_url"] as? String)
-        XCTAssertTrue((shown["thumbnail_url"] as? String)?.hasSuffix("/poster.jpg") == true)
+        let posterURL = try XCTUnwrap(shown["thumbnail_url"] as? String)
+        XCTAssertTrue(posterURL.hasSuffix("/poster.jpg"))
+        let poster = try await s.client.get(posterURL)
+        XCTAssertEqual(poster.status, 200)
+        XCTAssertEqual(poster.headers["content-type"], "image/jpeg")
+        XCTAssertEqual(Array(poster.body.prefix(2)), [0xFF, 0xD8], "a JPEG")
         // The master playlist names every rendition with bandwidth, resolution and codecs.
         let master = try await s.client.get(stream)
         XCTAssertEqual(master.status, 200)

@@ -90,7 +90,25 @@ struct Demo: ParsableCommand {
 
 
 struct MediaCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "media", abstract: "Media helpers.", subcommands: [DemoClips.self])
+    static let configuration = CommandConfiguration(commandName: "media", abstract: "Media helpers.",
+                                                    subcommands: [DemoClips.self, LadderArgs.self])
+
+    struct LadderArgs: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "ladder-args",
+            abstract: "Print (as a JSON list) the ffmpeg arguments the transcode worker uses for a file (for baselines).")
+        @Argument(help: "Input video.") var input: String
+        @Option(help: "Output folder (r0, r1, ... are created in it).") var out: String
+        func run() throws {
+            let probe: Probe
+            do { probe = try FFprobe.probe(input) } catch let e as MediaError { throw CLIError("media: \(e)") }
+            for i in Transcoder.rungs(width: probe.width, height: probe.height).indices {
+                try FileManager.default.createDirectory(atPath: out + "/r\(i)", withIntermediateDirectories: true)
+            }
+            let args = Transcoder.ladderArguments(input: input, probe: probe, outputDir: out)
+            print(String(decoding: try JSONSerialization.data(withJSONObject: args), as: UTF8.self))
+        }
+    }
 
     struct DemoClips: ParsableCommand {
         static let configuration = CommandConfiguration(
