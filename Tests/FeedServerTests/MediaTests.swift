@@ -116,6 +116,15 @@ final class MediaTests: XCTestCase {
         XCTAssertEqual(beyond.status, 416)
         let missing = try await s.client.get("/media/\(id)/nothing.m4s")
         XCTAssertEqual(missing.status, 404)
+        // Once the server has reloaded the catalog, the ready upload fills an exploration slot.
+        s.service.startBackgroundRefresh()
+        var fresh = false
+        for _ in 0..<40 where !fresh {
+            try await Task.sleep(nanoseconds: 250_000_000)
+            let page = try await s.client.get("/api/v1/foryou?limit=10", token: s.token("zoe"))
+            fresh = (page.json["videos"] as? [[String: Any]] ?? []).contains { $0["id"] as? String == id && $0["ranker"] as? String == "fresh" }
+        }
+        XCTAssertTrue(fresh, "the new video reaches a feed as a fresh upload")
         await s.stop()
     }
 
