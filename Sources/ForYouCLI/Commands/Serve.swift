@@ -18,6 +18,8 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("burst"), help: "Burst size of the per-user rate limit.") var burst: Double = 100
     @Option(name: .customLong("public-base-url"), help: "Prefix for relative stream/thumbnail URLs (a CDN).") var publicBaseURL = ""
     @Flag(name: .customLong("log-requests"), help: "One JSON line per request on stderr.") var logRequests = false
+    @Option(name: .customLong("max-upload-bytes"), help: "Largest upload accepted (413 past it).") var maxUploadBytes: Int64 = 256 * 1024 * 1024
+    @Option(name: .customLong("max-upload-seconds"), help: "Longest video accepted (422 past it).") var maxUploadSeconds = 180.0
     @Option(name: .customLong("max-per-topic"), help: "At most this many videos of one topic in any 10 consecutive slots.")
     var maxPerTopic = 3
     @Option(name: .customLong("max-per-creator"), help: "At most this many videos of one creator in any 10 consecutive slots.")
@@ -29,6 +31,7 @@ struct Serve: ParsableCommand {
         guard maxPerTopic >= 1, maxPerCreator >= 1 else { throw ValidationError("--max-per-topic and --max-per-creator must be >= 1") }
         guard explorationShare >= 0, explorationShare <= 0.5 else { throw ValidationError("--exploration-share must be in [0, 0.5]") }
         guard rate > 0, burst >= 1 else { throw ValidationError("--rate must be > 0 and --burst >= 1") }
+        guard maxUploadBytes > 0, maxUploadSeconds > 0 else { throw ValidationError("--max-upload-bytes and --max-upload-seconds must be positive") }
     }
 
     func run() throws {
@@ -40,6 +43,8 @@ struct Serve: ParsableCommand {
         c.rateBurst = burst
         c.publicBaseURL = publicBaseURL
         c.logRequests = logRequests
+        c.maxUploadBytes = maxUploadBytes
+        c.maxUploadSeconds = maxUploadSeconds
         c.maxPerTopic = maxPerTopic
         c.maxPerCreator = maxPerCreator
         c.explorationShare = explorationShare
