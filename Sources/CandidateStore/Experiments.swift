@@ -148,13 +148,19 @@ extension SQLiteFeedStore {
         try pool.read { db in try Row.fetchOne(db, sql: "SELECT * FROM experiments WHERE status = 'running'").map(Self.experiment) }
     }
 
+    /// The named experiment inside a write transaction, or `.notFound`.
+    private static func stored(_ db: Database, _ name: String) throws -> Experiment {
+        guard let e = try Row.fetchOne(db, sql: "SELECT * FROM experiments WHERE name = ?", arguments: [name]).map(experiment) else {
+            throw ExperimentError.notFound(name)
+        }
+        return e
+    }
+
     /// Starts a draft (or restarts nothing: a stopped experiment stays stopped). At most one runs.
     @discardableResult
     public func startExperiment(_ name: String, at time: Int64 = SQLiteFeedStore.now()) throws -> Experiment {
         try pool.write { db in
-            guard let e = try Row.fetchOne(db, sql: "SELECT * FROM experiments WHERE name = ?", arguments: [name]).map(Self.experiment) else {
-                throw ExperimentError.notFound(name)
-            }
+            let e = try Self.stored(db, name)
             guard e.status == .draft else { throw ExperimentError.invalid("experiment '\(name)' is \(e.status.rawValue); only a draft starts") }
             if let other = try String.fetchOne(db, sql: "SELECT name FROM experiments WHERE status = 'running'") {
                 throw ExperimentError.anotherRunning(other)
@@ -167,9 +173,7 @@ extension SQLiteFeedStore {
     @discardableResult
     public func stopExperiment(_ name: String, at time: Int64 = SQLiteFeedStore.now()) throws -> Experiment {
         try pool.write { db in
-            guard let e = try Row.fetchOne(db, sql: "SELECT * FROM experiments WHERE name = ?", arguments: [name]).map(Self.experiment) else {
-                throw ExperimentError.notFound(name)
-            }
+            let e = try Self.stored(db, name)
             guard e.status == .running else { throw ExperimentError.invalid("experiment '\(name)' is \(e.status.rawValue), not running") }
             try db.execute(sql: "UPDATE experiments SET status = 'stopped', stopped_at = ? WHERE name = ?", arguments: [time, name])
         }
