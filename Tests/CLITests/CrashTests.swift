@@ -101,6 +101,9 @@ final class CrashTests: XCTestCase {
         while try store.transcodeJob(video: "vid")?.status != .running && Date() < deadline { usleep(50_000) }
         usleep(1_500_000)
         XCTAssertEqual(try store.transcodeJob(video: "vid")?.status, .running)
+        // Freeze the worker first so it cannot see its ffmpeg die, record a failure and claim
+        // the job again before its own SIGKILL lands (a race a slow machine loses).
+        kill(worker.processIdentifier, SIGSTOP)
         let pkill = Process()
         pkill.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         pkill.arguments = ["pkill", "-KILL", "-P", "\(worker.processIdentifier)"]
