@@ -63,6 +63,59 @@ public enum Paired {
     }
 }
 
+extension Paired {
+    /// Replicates: two configurations, each trained several times (seeds), evaluated on the
+    /// same users. `a[r][u]` is replicate r's metric for user u (the same users, in the same
+    /// order, in every row of both sides).
+    ///
+    /// Two-level (hierarchical) percentile bootstrap of mean(B) - mean(A): each resample draws
+    /// the replicates of each side with replacement, then the users with replacement, and takes
+    /// the mean over drawn users of (mean of B's drawn replicates - mean of A's). The interval so
+    /// covers the randomness of training as well as the sampling of test users. With one
+    /// replicate per side it is exactly `bootstrap` of the per-user differences (same draws).
+    /// The p-value is the two-sided bootstrap one: twice the smaller share of resampled
+    /// differences on either side of zero (capped at 1).
+    public static func replicateBootstrap(_ a: [[Double]], _ b: [[Double]], resamples: Int = 10_000,
+                                          seed: UInt64 = 42) -> (interval: Interval, p: Double) {
+        precondition(!a.isEmpty && !b.isEmpty && resamples > 0)
+        let n = a[0].count
+        precondition(n > 0 && (a + b).allSatisfy { $0.count == n })
+        let ra = a.count, rb = b.count
+        func mean(_ rows: [[Double]], _ u: Int) -> Double { rows.reduce(0) { $0 + $1[u] } / Double(rows.count) }
+        var g = SeededGenerator(seed: seed)
+        var wa = [Double](repeating: 1, count: ra), wb = [Double](repeating: 1, count: rb)
+        var diffs = [Double](repeating: 0, count: resamples)
+        var d = [Double](repeating: 0, count: n)
+        for r in 0..<resamples {
+            if ra > 1 {
+                for i in 0..<ra { wa[i] = 0 }
+                for _ in 0..<ra { wa[Int(g.next() % UInt64(ra))] += 1 }
+            }
+            if rb > 1 {
+                for i in 0..<rb { wb[i] = 0 }
+                for _ in 0..<rb { wb[Int(g.next() % UInt64(rb))] += 1 }
+            }
+            for u in 0..<n {
+                var x = 0.0
+                for j in 0..<rb where wb[j] != 0 { x += wb[j] * b[j][u] }
+                var y = 0.0
+                for i in 0..<ra where wa[i] != 0 { y += wa[i] * a[i][u] }
+                d[u] = x / Double(rb) - y / Double(ra)
+            }
+            var s = 0.0
+            d.withUnsafeBufferPointer { dp in for _ in 0..<n { s += dp[Int(g.next() % UInt64(n))] } }
+            diffs[r] = s / Double(n)
+        }
+        let below = diffs.count { $0 <= 0 }, above = diffs.count { $0 >= 0 }
+        diffs.sort()
+        let lo = Int((0.025 * Double(resamples)).rounded(.down))
+        let hi = max(lo, Int((0.975 * Double(resamples)).rounded(.up)) - 1)
+        let observed = (0..<n).reduce(0.0) { $0 + mean(b, $1) - mean(a, $1) } / Double(n)
+        return (Interval(mean: observed, low: diffs[lo], high: diffs[min(hi, resamples - 1)]),
+                min(1, 2 * Double(min(below, above)) / Double(resamples)))
+    }
+}
+
 /// How two rankers' lists differ, and what a set of lists exposes.
 public enum ListStats {
     /// |top-k of a ∩ top-k of b| / k.

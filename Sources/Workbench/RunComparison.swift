@@ -8,6 +8,7 @@ public enum CompareError: Error, CustomStringConvertible, Equatable {
     case differentTest(String, String)
     case differentK(Int, Int)
     case differentUsers
+    case notReplicates(String, String, String)
 
     public var description: String {
         switch self {
@@ -19,6 +20,9 @@ public enum CompareError: Error, CustomStringConvertible, Equatable {
             return "the runs were evaluated on different test sets (fingerprints \(a) and \(b)); evaluate both on the same file"
         case .differentK(let a, let b): return "the runs were evaluated at different cutoffs (K = \(a) and \(b))"
         case .differentUsers: return "the recorded evaluations cover different test users"
+        case .notReplicates(let a, let b, let what):
+            return "runs \(a) and \(b) on one side are not replicates of one configuration (they differ in \(what)); "
+                + "replicates differ only in seed"
         }
     }
 }
@@ -26,6 +30,11 @@ public enum CompareError: Error, CustomStringConvertible, Equatable {
 /// Two runs evaluated on the same held-out set, compared per user: each metric's mean
 /// difference (B - A) with a paired bootstrap interval and a paired randomisation p-value, and
 /// how the recommended lists differ (overlap, rank-biased overlap, coverage, novelty, Gini).
+///
+/// Each side may also be several replicates of one configuration (runs that differ only in
+/// seed): then the interval and p-value come from `Paired.replicateBootstrap`, which resamples
+/// replicates as well as users, so they cover the randomness of training, and the list figures
+/// are means over replicates (overlap over every cross pair).
 public struct RunComparison: Sendable {
     public struct MetricDelta: Sendable {
         public var name: String
@@ -40,51 +49,83 @@ public struct RunComparison: Sendable {
         public var gini: Double
     }
 
-    public var a: RunEntry, b: RunEntry
+    public var a: [RunEntry], b: [RunEntry]
     public var k: Int
     public var users: Int
     public var metrics: [MetricDelta]
     public var overlap: Double
     public var rbo: Double
     public var sideA: Side, sideB: Side
+    /// Whether the intervals cover training randomness (both sides' replicates resampled).
+    public var replicated: Bool { a.count > 1 || b.count > 1 }
 
     public static func compare(_ a: RunEntry, _ b: RunEntry, metrics wanted: [String]? = nil, resamples: Int = 10_000,
                                seed: UInt64 = 42) throws -> RunComparison {
-        guard let ea = a.run.evaluation else { throw CompareError.noEvaluation(a.id) }
-        guard let eb = b.run.evaluation else { throw CompareError.noEvaluation(b.id) }
-        guard a.run.data.fingerprint == b.run.data.fingerprint else {
-            throw CompareError.differentData(a.run.data.fingerprint, b.run.data.fingerprint)
+        try compare(replicates: [a], [b], metrics: wanted, resamples: resamples, seed: seed)
+    }
+
+    public static func compare(replicates a: [RunEntry], _ b: [RunEntry], metrics wanted: [String]? = nil, resamples: Int = 10_000,
+                               seed: UInt64 = 42) throws -> RunComparison {
+        precondition(!a.isEmpty && !b.isEmpty)
+        for e in a + b where e.run.evaluation == nil { throw CompareError.noEvaluation(e.id) }
+        let first = a[0], ea = first.run.evaluation!
+        for e in a + b {
+            guard e.run.data.fingerprint == first.run.data.fingerprint else {
+                throw CompareError.differentData(first.run.data.fingerprint, e.run.data.fingerprint)
+            }
+            let ee = e.run.evaluation!
+            guard ee.testFingerprint == ea.testFingerprint else { throw CompareError.differentTest(ea.testFingerprint, ee.testFingerprint) }
+            guard ee.k == ea.k else { throw CompareError.differentK(ea.k, ee.k) }
         }
-        guard ea.testFingerprint == eb.testFingerprint else { throw CompareError.differentTest(ea.testFingerprint, eb.testFingerprint) }
-        guard ea.k == eb.k else { throw CompareError.differentK(ea.k, eb.k) }
-        let ra = try EvaluationRecord.read(a.directory + "/" + ea.perUserFile)
-        let rb = try EvaluationRecord.read(b.directory + "/" + eb.perUserFile)
-        // Pair by user id.
-        let rowB = Dictionary(rb.users.enumerated().map { ($1, $0) }, uniquingKeysWith: { x, _ in x })
-        guard ra.users.count == rb.users.count, ra.users.allSatisfy({ rowB[$0] != nil }) else { throw CompareError.differentUsers }
-        let order = ra.users.map { rowB[$0]! }
+        for side in [a, b] { for e in side.dropFirst() { try checkReplicates(side[0], e) } }
+        let recA = try a.map { try EvaluationRecord.read($0.directory + "/" + $0.run.evaluation!.perUserFile) }
+        let recB = try b.map { try EvaluationRecord.read($0.directory + "/" + $0.run.evaluation!.perUserFile) }
+        // Pair by user id: every record is reordered to the first one's users.
+        let users = recA[0].users
+        func order(_ r: EvaluationRecord) throws -> [Int] {
+            let row = Dictionary(r.users.enumerated().map { ($1, $0) }, uniquingKeysWith: { x, _ in x })
+            guard r.users.count == users.count, users.allSatisfy({ row[$0] != nil }) else { throw CompareError.differentUsers }
+            return users.map { row[$0]! }
+        }
+        let ordA = try recA.map(order), ordB = try recB.map(order)
+        func values(_ recs: [EvaluationRecord], _ ords: [[Int]], _ name: String) -> [[Double]] {
+            zip(recs, ords).map { r, o in o.map { r.metrics[name]![$0] } }
+        }
+        let n = Double(users.count)
         var deltas: [MetricDelta] = []
         for name in wanted ?? EvaluationRecord.metricNames {
-            let xa = ra.metrics[name]!, xb = order.map { rb.metrics[name]![$0] }
-            let diff = zip(xb, xa).map { $0 - $1 }
-            let n = Double(diff.count)
-            deltas.append(MetricDelta(name: "\(name)@\(ea.k)", a: xa.reduce(0, +) / n, b: xb.reduce(0, +) / n,
-                                      interval: Paired.bootstrap(diff, resamples: resamples, seed: seed),
-                                      p: Paired.randomisationP(diff, resamples: resamples, seed: seed)))
+            let xa = values(recA, ordA, name), xb = values(recB, ordB, name)
+            let meanA = xa.reduce(0) { $0 + $1.reduce(0, +) } / (n * Double(xa.count))
+            let meanB = xb.reduce(0) { $0 + $1.reduce(0, +) } / (n * Double(xb.count))
+            let interval: Paired.Interval, p: Double
+            if xa.count == 1 && xb.count == 1 {
+                let diff = zip(xb[0], xa[0]).map { $0 - $1 }
+                interval = Paired.bootstrap(diff, resamples: resamples, seed: seed)
+                p = Paired.randomisationP(diff, resamples: resamples, seed: seed)
+            } else {
+                (interval, p) = Paired.replicateBootstrap(xa, xb, resamples: resamples, seed: seed)
+            }
+            deltas.append(MetricDelta(name: "\(name)@\(ea.k)", a: meanA, b: meanB, interval: interval, p: p))
         }
+        let listsA = zip(recA, ordA).map { r, o in o.map { r.lists[$0] } }
+        let listsB = zip(recB, ordB).map { r, o in o.map { r.lists[$0] } }
         // Lists: only users both models could rank (a user unknown to a model has an empty list).
-        var overlap = 0.0, rbo = 0.0, both = 0
-        for (u, la) in ra.lists.enumerated() {
-            let lb = rb.lists[order[u]]
-            guard !la.isEmpty || !lb.isEmpty else { continue }
-            overlap += ListStats.overlap(la, lb, k: ea.k)
-            rbo += ListStats.rbo(la, lb)
-            both += 1
+        var overlap = 0.0, rbo = 0.0, pairs = 0
+        for la in listsA {
+            for lb in listsB {
+                var o = 0.0, r = 0.0, both = 0
+                for u in users.indices where !la[u].isEmpty || !lb[u].isEmpty {
+                    o += ListStats.overlap(la[u], lb[u], k: ea.k)
+                    r += ListStats.rbo(la[u], lb[u])
+                    both += 1
+                }
+                if both > 0 { overlap += o / Double(both); rbo += r / Double(both); pairs += 1 }
+            }
         }
-        let popularity = try ModelStore.trainingPopularity(a.directory)
+        let popularity = try ModelStore.trainingPopularity(first.directory)
+        let ids = popularity.keys.sorted()
+        let index = Dictionary(uniqueKeysWithValues: ids.enumerated().map { ($1, $0) })
         func side(_ lists: [[String]], _ run: RunRecord) -> Side {
-            let ids = popularity.keys.sorted()
-            let index = Dictionary(uniqueKeysWithValues: ids.enumerated().map { ($1, $0) })
             var exposure = [Int](repeating: 0, count: ids.count)
             var indexed: [[Int]] = []
             for l in lists {
@@ -96,8 +137,28 @@ public struct RunComparison: Sendable {
                         novelty: ListStats.novelty(indexed, popularity: ids.map { popularity[$0]! }, users: run.data.users),
                         gini: ListStats.gini(exposure))
         }
-        return RunComparison(a: a, b: b, k: ea.k, users: ra.users.count, metrics: deltas,
-                             overlap: both == 0 ? 0 : overlap / Double(both), rbo: both == 0 ? 0 : rbo / Double(both),
-                             sideA: side(ra.lists, a.run), sideB: side(order.map { rb.lists[$0] }, b.run))
+        func mean(_ sides: [Side]) -> Side {
+            let c = Double(sides.count)
+            return Side(coverage: sides.reduce(0) { $0 + $1.coverage } / c, novelty: sides.reduce(0) { $0 + $1.novelty } / c,
+                        gini: sides.reduce(0) { $0 + $1.gini } / c)
+        }
+        return RunComparison(a: a, b: b, k: ea.k, users: users.count, metrics: deltas,
+                             overlap: pairs == 0 ? 0 : overlap / Double(pairs), rbo: pairs == 0 ? 0 : rbo / Double(pairs),
+                             sideA: mean(zip(listsA, a).map { side($0, $1.run) }), sideB: mean(zip(listsB, b).map { side($0, $1.run) }))
+    }
+
+    /// Whether two runs are replicates of one configuration (differ only in seed).
+    public static func areReplicates(_ x: RunEntry, _ y: RunEntry) -> Bool { (try? checkReplicates(x, y)) != nil }
+
+    /// Replicates of one configuration: same model, same parameters apart from seed, the thread
+    /// count (which does not change what is computed) and what training measured or fitted.
+    static func checkReplicates(_ x: RunEntry, _ y: RunEntry) throws {
+        guard x.run.model == y.run.model else { throw CompareError.notReplicates(x.id, y.id, "model: \(x.run.model) vs \(y.run.model)") }
+        let ignored: Set<String> = ["seed", "threads", "outcome", "validation_ndcg", "examples_per_s", "lambda",
+                                    "als_validation_ndcg", "two_tower_validation_ndcg", "blend_grid"]
+        for key in Set(x.run.params.keys).union(y.run.params.keys).subtracting(ignored).sorted()
+        where x.run.params[key] != y.run.params[key] {
+            throw CompareError.notReplicates(x.id, y.id, "\(key): \(x.run.params[key] ?? "unset") vs \(y.run.params[key] ?? "unset")")
+        }
     }
 }

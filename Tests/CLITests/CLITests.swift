@@ -68,6 +68,34 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(unknown.stderr.contains("unknown user 'nobody'"), unknown.stderr)
     }
 
+    func testCompareRunsAndReplicates() throws {
+        XCTAssertEqual(try CLIRunner.run(["synth", "--out", dir + "/all.tsv", "--users", "300", "--items", "200",
+                                          "--interactions", "9000", "--topics", "6"]).status, 0)
+        XCTAssertEqual(try CLIRunner.run(["split", "--input", dir + "/all.tsv", "--strategy", "random",
+                                          "--fraction", "0.2", "--out-dir", dir]).status, 0)
+        for (name, factors, seed) in [("a1", 16, 1), ("a2", 16, 2), ("b1", 16, 3), ("b2", 16, 4), ("c1", 8, 5)] {
+            let t = try CLIRunner.run(["train", "--train", dir + "/train.tsv", "--test", dir + "/test.tsv", "--factors", "\(factors)",
+                                       "--iters", "5", "--seed", "\(seed)", "--out", dir + "/\(name)"])
+            XCTAssertEqual(t.status, 0, t.stderr)
+        }
+        let one = try CLIRunner.run(["compare", dir + "/a1", dir + "/b1", "--resamples", "1000"])
+        XCTAssertEqual(one.status, 0, one.stderr)
+        XCTAssertTrue(one.stdout.contains("ndcg@10") && one.stdout.contains("overlap@10"), one.stdout)
+        XCTAssertTrue(one.stdout.contains("differ only in seed"), one.stdout)
+        let other = try CLIRunner.run(["compare", dir + "/a1", dir + "/c1", "--resamples", "1000"])
+        XCTAssertEqual(other.status, 0, other.stderr)
+        XCTAssertFalse(other.stdout.contains("differ only in seed") || other.stdout.contains("replicates"), other.stdout)
+        let reps = try CLIRunner.run(["compare", "\(dir)/a1,\(dir)/a2", "\(dir)/b1,\(dir)/b2", "--resamples", "1000", "--metric", "ndcg"])
+        XCTAssertEqual(reps.status, 0, reps.stderr)
+        XCTAssertTrue(reps.stdout.contains("A = 2 replicates of als") && reps.stdout.contains("cover training randomness"), reps.stdout)
+        let mixed = try CLIRunner.run(["compare", "\(dir)/a1,\(dir)/c1", dir + "/b1"])
+        XCTAssertNotEqual(mixed.status, 0)
+        XCTAssertTrue(mixed.stderr.contains("not replicates") && mixed.stderr.contains("factors: 16 vs 8"), mixed.stderr)
+        let badMetric = try CLIRunner.run(["compare", dir + "/a1", dir + "/b1", "--metric", "auc"])
+        XCTAssertNotEqual(badMetric.status, 0)
+        XCTAssertTrue(badMetric.stderr.contains("unknown metric 'auc'"), badMetric.stderr)
+    }
+
     func testTwoTowerAndBlendTrainWithProgressEarlyStoppingAndBeatPopularity() throws {
         XCTAssertEqual(try CLIRunner.run(["synth", "--out", dir + "/all.tsv", "--users", "400", "--items", "300",
                                           "--interactions", "12000", "--topics", "6"]).status, 0)

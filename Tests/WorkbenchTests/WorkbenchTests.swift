@@ -115,6 +115,36 @@ final class WorkbenchTests: XCTestCase {
         XCTAssertGreaterThan(c.sideB.novelty, c.sideA.novelty)
     }
 
+    func testReplicatesCoverTrainingRandomnessAndMustShareTheirConfiguration() throws {
+        let s = try split()
+        let a = try (1...3).map { try run("als-s\($0)", s, seed: UInt64($0)) }
+        let b = try (4...6).map { try run("als-s\($0)", s, seed: UInt64($0)) }
+        let same = try RunComparison.compare(replicates: a, b, resamples: 2_000)
+        XCTAssertTrue(same.replicated)
+        for m in same.metrics {
+            XCTAssertLessThanOrEqual(m.interval.low, 0, "\(m.name)")
+            XCTAssertGreaterThanOrEqual(m.interval.high, 0, "\(m.name)")
+            XCTAssertGreaterThan(m.p, 0.05, "\(m.name)")
+        }
+        // Side means are the means over replicates.
+        let ndcg = try a.map { try XCTUnwrap($0.run.metrics["ndcg@10"]) }
+        XCTAssertEqual(try XCTUnwrap(same.metrics.first { $0.name == "ndcg@10" }).a, ndcg.reduce(0, +) / 3, accuracy: 1e-9)
+        // A real difference survives resampling the replicates: popularity is one model (no seed).
+        let pop = try run("pop", s, factors: 0)
+        let better = try RunComparison.compare(replicates: [pop], a, metrics: ["ndcg"], resamples: 2_000)
+        XCTAssertGreaterThan(better.metrics[0].interval.low, 0)
+        XCTAssertLessThan(better.metrics[0].p, 0.01)
+        // Replicates differ only in seed.
+        let wide = try run("als-wide", s, factors: 8, seed: 7)
+        XCTAssertThrowsError(try RunComparison.compare(replicates: [a[0], wide], b)) { e in
+            XCTAssertEqual(e as? CompareError, .notReplicates("als-s1", "als-wide", "factors: 16 vs 8"))
+            XCTAssertTrue("\(e)".contains("differ only in seed"))
+        }
+        XCTAssertThrowsError(try RunComparison.compare(replicates: a, [pop, b[0]])) { e in
+            guard case .notReplicates? = e as? CompareError else { return XCTFail("\(e)") }
+        }
+    }
+
     func testComparingRunsOnOtherDataIsRefused() throws {
         let a = try run("a", try split())
         let b = try run("b", try split(seed: 7, name: "other"))
