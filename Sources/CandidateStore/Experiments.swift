@@ -125,6 +125,11 @@ extension SQLiteFeedStore {
             for v in variants where try Int64.fetchOne(db, sql: "SELECT id FROM generations WHERE id = ?", arguments: [v.generation]) == nil {
                 throw ExperimentError.invalid("variant \(v.name): no generation \(v.generation)")
             }
+            for v in variants {
+                do { try SQLiteFeedStore.requireComplete(db, v.generation) } catch let e as StoreError {
+                    throw ExperimentError.invalid("variant \(v.name): \(e)")
+                }
+            }
             if try Int.fetchOne(db, sql: "SELECT 1 FROM experiments WHERE name = ?", arguments: [name]) != nil {
                 throw ExperimentError.exists(name)
             }

@@ -48,6 +48,11 @@ public struct GenerationInfo: Sendable, Equatable, Codable {
     public var topN: Int
     public var live: Bool
     public var activatedAt: Int64?
+    /// For a generation written by several scoring processes: how many shards, and how many
+    /// are written (it can go live only when all are).
+    public var shards: Int? = nil
+    public var shardsDone: Int? = nil
+    public var complete: Bool { shards == nil || shardsDone == shards }
 }
 
 public struct Candidate: Sendable, Equatable {

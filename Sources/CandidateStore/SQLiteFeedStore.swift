@@ -91,6 +91,7 @@ public final class SQLiteFeedStore: FeedStore, @unchecked Sendable {
         }
         registerExperiments(&m)
         registerUploads(&m)
+        registerShards(&m)
         return m
     }
 
@@ -234,7 +235,8 @@ public final class SQLiteFeedStore: FeedStore, @unchecked Sendable {
     static func info(_ r: Row, live: Int64?) -> GenerationInfo {
         let id: Int64 = r["id"]
         return GenerationInfo(id: id, model: r["model"], runId: r["run_id"], createdAt: r["created_at"], users: r["users"],
-                              topN: r["top_n"], live: id == live, activatedAt: r["activated_at"])
+                              topN: r["top_n"], live: id == live, activatedAt: r["activated_at"], shards: r["shards"],
+                              shardsDone: r["shards_done"])
     }
 
     public func generations() throws -> [GenerationInfo] {
@@ -253,9 +255,7 @@ public final class SQLiteFeedStore: FeedStore, @unchecked Sendable {
 
     public func activate(_ generation: Int64) throws {
         try pool.write { db in
-            guard try Int64.fetchOne(db, sql: "SELECT id FROM generations WHERE id = ?", arguments: [generation]) != nil else {
-                throw StoreError.notFound("no generation \(generation)")
-            }
+            try SQLiteFeedStore.requireComplete(db, generation)
             try SQLiteFeedStore.makeLive(db, generation)
         }
     }
@@ -328,10 +328,13 @@ public final class SQLiteFeedStore: FeedStore, @unchecked Sendable {
             let live = try Int64.fetchOne(db, sql: "SELECT generation FROM live WHERE singleton = 1")
             let ids = try Int64.fetchAll(db, sql: "SELECT id FROM generations ORDER BY id DESC")
             let serving = try experimentGenerations(db)
-            let doomed = ids.dropFirst(max(0, keep)).filter { $0 != live && !serving.contains($0) }
+            // A generation still being built by shards is left alone (its shards may be running).
+            let building = Set(try Int64.fetchAll(db, sql: "SELECT id FROM generations WHERE shards IS NOT NULL AND shards_done < shards"))
+            let doomed = ids.dropFirst(max(0, keep)).filter { $0 != live && !serving.contains($0) && !building.contains($0) }
             for id in doomed {
                 try db.execute(sql: "DELETE FROM candidate_lists WHERE generation = ?", arguments: [id])
                 try db.execute(sql: "DELETE FROM generation_items WHERE generation = ?", arguments: [id])
+                try db.execute(sql: "DELETE FROM generation_shards WHERE generation = ?", arguments: [id])
                 try db.execute(sql: "DELETE FROM generations WHERE id = ?", arguments: [id])
             }
             return Array(doomed)

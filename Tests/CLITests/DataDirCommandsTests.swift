@@ -18,6 +18,72 @@ final class DataDirCommandsTests: XCTestCase {
         return r
     }
 
+    /// `score-all --shard I/N`: separate processes write one generation that goes live only when
+    /// every shard is in, with exactly the lists one process writes; a killed shard is re-run.
+    func testShardedScoringWritesExactlyWhatOneProcessWrites() throws {
+        let data = dir + "/data"
+        _ = try run(["world", "--users", "301", "--videos", "90", "--topics", "6", "--data-dir", data])
+        _ = try run(["train", "--events", data, "--factors", "8", "--iters", "3", "--out", dir + "/m"])
+        _ = try run(["score-all", "--model", dir + "/m", "--top", "25", "--into", data])  // generation 1, one process
+        let store = try DataDirectory(data).openStore()
+        let users = try ModelStore.load(dir + "/m").users.raw
+        func sameLists(_ gen: Int64) throws {
+            for u in users {
+                XCTAssertEqual(try store.candidates(generation: gen, user: u), try store.candidates(generation: 1, user: u), "user \(u)")
+            }
+        }
+        // Shard 1 of 3 alone: the generation exists, incomplete, and cannot go live.
+        let first = try run(["score-all", "--model", dir + "/m", "--top", "25", "--into", data, "--shard", "1/3"]).stderr
+        XCTAssertTrue(first.contains("shard 1/3 of generation 2") && first.contains("waits for 2 more shard(s)"), first)
+        XCTAssertTrue(try run(["generations", "list", "--data-dir", data]).stdout.contains("incomplete: 1 of 3 shards written"))
+        let early = try CLIRunner.run(["generations", "activate", "2", "--data-dir", data])
+        XCTAssertNotEqual(early.status, 0)
+        XCTAssertTrue(early.stderr.contains("generation 2 is incomplete: 1 of 3 shards written"), early.stderr)
+        XCTAssertEqual(try store.liveGeneration()?.id, 1)
+        XCTAssertEqual(try store.prune(keep: 1), [], "neither the live generation nor one being built is pruned")
+        // Shards 2 and 3 at the same time, in two processes: the last one switches it live.
+        var results = [CLIRunner.Result?](repeating: nil, count: 2)
+        let lock = NSLock()
+        DispatchQueue.concurrentPerform(iterations: 2) { i in
+            let r = try? CLIRunner.run(["score-all", "--model", dir + "/m", "--top", "25", "--into", data, "--shard", "\(i + 2)/3"])
+            lock.lock(); results[i] = r; lock.unlock()
+        }
+        for r in results { XCTAssertEqual(r?.status, 0, r?.stderr ?? "did not run") }
+        XCTAssertEqual(results.filter { $0?.stderr.contains("generation 2 complete (3 of 3 shards), now live") == true }.count, 1)
+        let live = try XCTUnwrap(try store.liveGeneration())
+        XCTAssertEqual(live.id, 2)
+        XCTAssertEqual(live.users, users.count)
+        XCTAssertTrue(live.complete)
+        try sameLists(2)
+        let again = try run(["score-all", "--model", dir + "/m", "--top", "25", "--into", data, "--shard", "2/3"]).stderr
+        XCTAssertTrue(again.contains("already written; nothing to do"), again)
+
+        // A shard killed at any point wrote all of its lists or none; running it again completes the build.
+        _ = try run(["score-all", "--model", dir + "/m", "--top", "25", "--into", data, "--shard", "1/2", "--build", "b2"])
+        let doomed = Process()
+        doomed.executableURL = URL(fileURLWithPath: CLIRunner.binary)
+        doomed.arguments = ["score-all", "--model", dir + "/m", "--top", "25", "--into", data, "--shard", "2/2", "--build", "b2"]
+        doomed.standardError = FileHandle.nullDevice
+        try doomed.run()
+        usleep(60_000)
+        kill(doomed.processIdentifier, SIGKILL)
+        doomed.waitUntilExit()
+        _ = try run(["score-all", "--model", dir + "/m", "--top", "25", "--into", data, "--shard", "2/2", "--build", "b2"])
+        XCTAssertEqual(try store.liveGeneration()?.id, 3)
+        try sameLists(3)
+
+        // Mistakes are refused with the reason.
+        let wrongN = try CLIRunner.run(["score-all", "--model", dir + "/m", "--top", "25", "--into", data, "--shard", "1/4", "--build", "b2"])
+        XCTAssertNotEqual(wrongN.status, 0)
+        XCTAssertTrue(wrongN.stderr.contains("build b2 is generation 3 with 2 shards, not 4"), wrongN.stderr)
+        for (args, message) in [(["--shard", "0/2", "--into", data], "--shard must be I/N"), (["--shard", "1/2", "--out", dir + "/x.tsv"], "--shard needs --into"),
+                                (["--build", "x", "--into", data], "--build is for --shard")] {
+            let r = try CLIRunner.run(["score-all", "--model", dir + "/m"] + args)
+            XCTAssertNotEqual(r.status, 0)
+            XCTAssertTrue(r.stderr.contains(message), r.stderr)
+        }
+    }
+
     func testWorldTrainScoreIntoAndManageGenerations() throws {
         let data = dir + "/data"
         _ = try run(["world", "--users", "300", "--videos", "120", "--topics", "6", "--data-dir", data])

@@ -35,6 +35,41 @@ final class ExperimentStoreTests: XCTestCase {
         XCTAssertGreaterThan(Set(seq.prefix(10)).count, 1)
     }
 
+    func testAShardedGenerationIsUsableOnlyWhenEveryShardIsWritten() throws {
+        let store = try SQLiteFeedStore(path: dir + "/store.sqlite")
+        let live = try store.writeGeneration(model: "als", runId: "r0", items: ["v"], lists: [(user: "u", items: [0], scores: [1])], activate: true)
+        let gen = try store.beginShardedGeneration(buildKey: "k", model: "als", runId: "r1", items: ["a", "b"], shards: 2, modelDir: nil,
+                                                   eventsThrough: nil)
+        XCTAssertEqual(try store.beginShardedGeneration(buildKey: "k", model: "als", runId: "r1", items: ["a", "b"], shards: 2,
+                                                        modelDir: nil, eventsThrough: nil), gen, "the second shard joins")
+        XCTAssertThrowsError(try store.beginShardedGeneration(buildKey: "k", model: "als", runId: "r1", items: ["a", "c"], shards: 2,
+                                                              modelDir: nil, eventsThrough: nil)) {
+            XCTAssertTrue("\($0)".contains("another catalog"), "\($0)")
+        }
+        var p = try store.writeShard(generation: gen, shard: 0, lists: [(user: "u1", items: [1, 0], scores: [2, 1])], activate: true)
+        XCTAssertEqual(p, ShardProgress(generation: gen, done: 1, shards: 2, live: false, alreadyWritten: false))
+        XCTAssertThrowsError(try store.createExperiment(name: "x", variants: [.init(name: "a", generation: live, weight: 1),
+                                                                               .init(name: "b", generation: gen, weight: 1)])) {
+            XCTAssertEqual($0 as? ExperimentError, .invalid("variant b: generation \(gen) is incomplete: 1 of 2 shards written"))
+        }
+        XCTAssertThrowsError(try store.activate(gen))
+        // A user another shard already wrote: refused, and nothing of this shard is kept.
+        XCTAssertThrowsError(try store.writeShard(generation: gen, shard: 1, lists: [(user: "u2", items: [0], scores: [1]),
+                                                                                    (user: "u1", items: [0], scores: [1])], activate: true)) {
+            guard case .conflict? = $0 as? StoreError else { return XCTFail("\($0)") }
+        }
+        XCTAssertNil(try store.candidates(generation: gen, user: "u2"))
+        XCTAssertThrowsError(try store.writeShard(generation: gen, shard: 2, lists: [], activate: true))
+        p = try store.writeShard(generation: gen, shard: 1, lists: [(user: "u2", items: [0], scores: [1])], activate: true)
+        XCTAssertEqual(p, ShardProgress(generation: gen, done: 2, shards: 2, live: true, alreadyWritten: false))
+        XCTAssertEqual(try store.candidates(generation: gen, user: "u1"), [Candidate(video: "b", score: 2), Candidate(video: "a", score: 1)])
+        let info = try XCTUnwrap(try store.liveGeneration())
+        XCTAssertEqual(info.users, 2)
+        XCTAssertEqual(info.topN, 2)
+        XCTAssertTrue(info.complete)
+        XCTAssertTrue(try store.writeShard(generation: gen, shard: 1, lists: [], activate: true).alreadyWritten)
+    }
+
     func testLifecycleOneRunningAtATimeAndServingGenerationsAreNotPruned() throws {
         let store = try SQLiteFeedStore(path: dir + "/store.sqlite")
         var gens: [Int64] = []

@@ -6,7 +6,16 @@ struct ScoreAll: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "score-all",
         abstract: "Top-N over the full catalog for every user of the training data (seen items excluded).",
-        discussion: "Writes user<TAB>item<TAB>score lines in rank order, raw ids. Users with fewer unseen items than N get fewer lines.")
+        discussion: """
+        Writes user<TAB>item<TAB>score lines in rank order, raw ids. Users with fewer unseen items than N get fewer lines.
+
+        With --into and --shard I/N, this process scores only the I-th of N equal ranges of the \
+        model's users into a generation shared by the N processes (on one machine or several \
+        over a shared store): the first to arrive creates it, each writes its lists and marks \
+        its shard done in one transaction, and the generation goes live when the last shard \
+        is written. A shard that dies wrote nothing: run the same command again. Shards of one \
+        build find each other by --build (default: the model's run id, N and the list length).
+        """)
 
     @Option(help: "Model directory.") var model: String
     @Option(help: "List length N.") var top = 100
@@ -17,6 +26,8 @@ struct ScoreAll: ParsableCommand {
     @Flag(name: .customLong("include-seen"), help: "Do not exclude the users' training items.") var includeSeen = false
     @Option(name: .customLong("user-block"), help: "Users per GEMM block.") var userBlock = 512
     @Option(name: .customLong("item-block"), help: "Items per GEMM block (0 = the whole catalog at once).") var itemBlock = 4096
+    @Option(help: "With --into: score shard I of N of the users (e.g. 2/4) into a generation the N shards share.") var shard: String?
+    @Option(help: "With --shard: the name shards of one generation share (default: run id, N and --top).") var build: String?
     @Flag(help: "Print timing figures as one JSON object on stdout.") var json = false
     @OptionGroup var common: CommonOptions
 
@@ -25,6 +36,23 @@ struct ScoreAll: ParsableCommand {
         guard out != nil || into != nil else { throw ValidationError("give --out FILE, --into DATA_DIR, or both") }
         guard userBlock > 0 else { throw ValidationError("--user-block must be positive") }
         guard itemBlock >= 0 else { throw ValidationError("--item-block must be >= 0") }
+        if shard != nil {
+            _ = try shardSpec()
+            guard into != nil else { throw ValidationError("--shard needs --into DATA_DIR (the generation the shards share)") }
+            guard usersFile == nil else { throw ValidationError("--shard and --users cannot be combined") }
+        } else if build != nil {
+            throw ValidationError("--build is for --shard")
+        }
+    }
+
+    /// `--shard I/N` as (0-based index, count).
+    func shardSpec() throws -> (index: Int, count: Int)? {
+        guard let shard else { return nil }
+        let parts = shard.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, let i = Int(parts[0]), let n = Int(parts[1]), n >= 1, (1...n).contains(i) else {
+            throw ValidationError("--shard must be I/N with 1 <= I <= N (e.g. 2/4), not '\(shard)'")
+        }
+        return (i - 1, n)
     }
 
     func run() throws {
@@ -43,6 +71,12 @@ struct ScoreAll: ParsableCommand {
                 list.append(u)
             }
             subset = list
+        }
+        let sharding = try shardSpec()
+        if let (i, n) = sharding {
+            // Shard i of n: users [i*U/n, (i+1)*U/n) in the model's order.
+            let u = m.users.count
+            subset = (i * u / n..<(i + 1) * u / n).map { Int32($0) }
         }
         let total = subset?.count ?? m.users.count
         // A two-tower model scored into a data directory also ranks the catalog videos it never
@@ -85,12 +119,30 @@ struct ScoreAll: ParsableCommand {
                m.run.data.fingerprint.hasPrefix("events-") {
                 through = UInt64(m.run.data.fingerprint.dropFirst("events-".count))
             }
-            let gen = try store.writeGeneration(model: m.run.model, runId: m.run.id, items: items.raw, lists: lists,
-                                                activate: !noActivate,
-                                                modelDir: URL(fileURLWithPath: model).standardizedFileURL.path,
-                                                eventsThrough: through)
-            Console.err(String(format: "score-all: generation %lld (%d users x top %d) stored in %@ in %.2fs%@", gen, lists.count,
-                               top, into, Date().timeIntervalSince(t2), noActivate ? "" : ", now live"))
+            let modelDir = URL(fileURLWithPath: model).standardizedFileURL.path
+            if let (i, n) = sharding {
+                let key = build ?? "\(m.run.id)/top\(top)/\(n)-shards"
+                let progress: ShardProgress
+                do {
+                    let gen = try store.beginShardedGeneration(buildKey: key, model: m.run.model, runId: m.run.id, items: items.raw,
+                                                               shards: n, modelDir: modelDir, eventsThrough: through)
+                    progress = try store.writeShard(generation: gen, shard: i, lists: lists, activate: !noActivate)
+                } catch let e as StoreError { throw CLIError("score-all: \(e)") }
+                if progress.alreadyWritten {
+                    Console.err("score-all: shard \(i + 1)/\(n) of generation \(progress.generation) (build \(key)) was already written; nothing to do")
+                } else {
+                    Console.err(String(format: "score-all: shard %d/%d of generation %lld (build %@): %d users x top %d stored in %.2fs",
+                                       i + 1, n, progress.generation, key, lists.count, top, Date().timeIntervalSince(t2)))
+                }
+                Console.err(progress.complete
+                    ? "score-all: generation \(progress.generation) complete (\(n) of \(n) shards)\(progress.live ? ", now live" : "")"
+                    : "score-all: generation \(progress.generation) waits for \(n - progress.done) more shard(s)")
+            } else {
+                let gen = try store.writeGeneration(model: m.run.model, runId: m.run.id, items: items.raw, lists: lists,
+                                                    activate: !noActivate, modelDir: modelDir, eventsThrough: through)
+                Console.err(String(format: "score-all: generation %lld (%d users x top %d) stored in %@ in %.2fs%@", gen, lists.count,
+                                   top, into, Date().timeIntervalSince(t2), noActivate ? "" : ", now live"))
+            }
         }
         let flops = 2.0 * Double(total) * Double(ranker.itemCount) * Double((ranker as? FactorRanker)?.factors ?? 0)
         if json {
