@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS",
@@ -30,6 +31,9 @@ let package = Package(
         .target(name: "Interactions", dependencies: ["Checksum", "EventLog"], swiftSettings: release),
         .target(name: "CandidateStore", dependencies: ["Checksum", "Interactions", "Scoring",
                                                        .product(name: "GRDB", package: "GRDB.swift")],
+                swiftSettings: release),
+        // The networked candidate store: the same store behaviour on PostgreSQL (postgres-nio).
+        .target(name: "PostgresStore", dependencies: ["CandidateStore", .product(name: "PostgresNIO", package: "postgres-nio")],
                 swiftSettings: release),
         .target(name: "Workers", dependencies: ["Interactions", "EventLog", "Rankers", "Scoring", "Evaluation", "Artifacts",
                                                 "CandidateStore", "Media"], swiftSettings: release),
@@ -51,7 +55,8 @@ let package = Package(
                 swiftSettings: release),
         .target(name: "ForYou", dependencies: ["LinearAlgebra", "Interactions", "Rankers", "Scoring",
                                                "Evaluation", "Artifacts", "EventLog", "CandidateStore",
-                                               "World", "Workers", "Workbench", "Simulator", "Media", "FeedServer"]),
+                                               "World", "Workers", "Workbench", "Simulator", "Media", "FeedServer",
+                                               "PostgresStore"]),
         .executableTarget(name: "ForYouCLI", dependencies: [
             "ForYou", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: release),
@@ -64,7 +69,7 @@ let package = Package(
         .testTarget(name: "WorkbenchTests", dependencies: ["Workbench", "TestSupport"]),
         .testTarget(name: "ArtifactsTests", dependencies: ["Artifacts", "TestSupport"]),
         .testTarget(name: "EventLogTests", dependencies: ["EventLog", "TestSupport"]),
-        .testTarget(name: "CandidateStoreTests", dependencies: ["CandidateStore", "TestSupport"]),
+        .testTarget(name: "CandidateStoreTests", dependencies: ["CandidateStore", "PostgresStore", "TestSupport"]),
         .testTarget(name: "FeedServerTests", dependencies: ["FeedServer", "TestSupport"]),
         .testTarget(name: "WorkersTests", dependencies: ["Workers", "World", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport", "ForYouCLI", "ForYou"]),

@@ -53,6 +53,12 @@ public struct GenerationInfo: Sendable, Equatable, Codable {
     public var shards: Int? = nil
     public var shardsDone: Int? = nil
     public var complete: Bool { shards == nil || shardsDone == shards }
+
+    public init(id: Int64, model: String, runId: String, createdAt: Int64, users: Int, topN: Int, live: Bool, activatedAt: Int64?,
+                shards: Int? = nil, shardsDone: Int? = nil) {
+        self.id = id; self.model = model; self.runId = runId; self.createdAt = createdAt; self.users = users; self.topN = topN
+        self.live = live; self.activatedAt = activatedAt; self.shards = shards; self.shardsDone = shardsDone
+    }
 }
 
 public struct Candidate: Sendable, Equatable {
@@ -90,6 +96,20 @@ public struct PackedCandidates: Sendable {
     }
 
     public var entries: [(item: UInt32, score: Float)] { (0..<count).map { self[$0] } }
+
+    /// The stored form of a list: (u32 item index, f32 score) pairs, little-endian (every backend
+    /// stores the same bytes).
+    public static func pack(_ items: [Int32], _ scores: [Float]) -> Data {
+        var d = Data(capacity: items.count * 8)
+        for (i, s) in zip(items, scores) {
+            withUnsafeBytes(of: UInt32(bitPattern: i).littleEndian) { d.append(contentsOf: $0) }
+            withUnsafeBytes(of: s.bitPattern.littleEndian) { d.append(contentsOf: $0) }
+        }
+        return d
+    }
+
+    /// The largest item index in the list (0 when empty).
+    public var maxItem: UInt32 { (0..<count).reduce(0) { max($0, self[$1].item) } }
 }
 
 public enum StoreError: Error, CustomStringConvertible, Equatable {
@@ -105,7 +125,8 @@ public enum StoreError: Error, CustomStringConvertible, Equatable {
 }
 
 /// The candidate store and catalog the feed reads: videos, and generations of per-user top-N
-/// lists of which exactly one is live. Implementations: `SQLiteFeedStore` (embedded default).
+/// lists of which exactly one is live. Implementations: `SQLiteFeedStore` (embedded default) and
+/// `PostgresFeedStore` (module PostgresStore); `CandidateStoreTests` runs one behaviour suite on both.
 public protocol FeedStore: AnyObject, Sendable {
     func upsertVideos(_ videos: [Video]) throws
     /// Inserts a new video; fails with `.conflict` when the id or upload id exists.
@@ -119,6 +140,19 @@ public protocol FeedStore: AnyObject, Sendable {
     /// `activate`); readers see either the old live generation or the complete new one.
     func writeGeneration(model: String, runId: String, items: [String], lists: [(user: String, items: [Int32], scores: [Float])],
                          activate: Bool) throws -> Int64
+    /// The same, recording the generation's source (model directory, the first event id its
+    /// model did not see) in the same transaction.
+    func writeGeneration(model: String, runId: String, items: [String], lists: [(user: String, items: [Int32], scores: [Float])],
+                         activate: Bool, modelDir: String?, eventsThrough: UInt64?) throws -> Int64
+    /// Where a generation came from, nil when there is no such generation.
+    func source(generation: Int64) throws -> (modelDir: String?, eventsThrough: UInt64?)?
+    /// Creates the sharded generation of `buildKey` or joins the one another shard created.
+    func beginShardedGeneration(buildKey: String, model: String, runId: String, items: [String], shards: Int,
+                                modelDir: String?, eventsThrough: UInt64?) throws -> Int64
+    /// Writes one shard (0-based) and marks it done in one transaction; the last one completes
+    /// the generation (and makes it live with `activate`).
+    func writeShard(generation: Int64, shard: Int, lists: [(user: String, items: [Int32], scores: [Float])],
+                    activate: Bool) throws -> ShardProgress
     func generations() throws -> [GenerationInfo]
     func liveGeneration() throws -> GenerationInfo?
     func activate(_ generation: Int64) throws

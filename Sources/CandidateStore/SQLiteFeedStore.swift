@@ -185,14 +185,7 @@ public final class SQLiteFeedStore: FeedStore, @unchecked Sendable {
 
     // MARK: generations
 
-    static func pack(_ items: [Int32], _ scores: [Float]) -> Data {
-        var d = Data(capacity: items.count * 8)
-        for (i, s) in zip(items, scores) {
-            withUnsafeBytes(of: UInt32(bitPattern: i).littleEndian) { d.append(contentsOf: $0) }
-            withUnsafeBytes(of: s.bitPattern.littleEndian) { d.append(contentsOf: $0) }
-        }
-        return d
-    }
+    static func pack(_ items: [Int32], _ scores: [Float]) -> Data { PackedCandidates.pack(items, scores) }
 
     public func writeGeneration(model: String, runId: String, items: [String],
                                 lists: [(user: String, items: [Int32], scores: [Float])], activate: Bool) throws -> Int64 {

@@ -7,6 +7,7 @@
 @_exported import Artifacts
 @_exported import EventLog
 @_exported import CandidateStore
+@_exported import PostgresStore
 @_exported import Workbench
 @_exported import Simulator
 @_exported import Media

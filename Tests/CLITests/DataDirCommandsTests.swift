@@ -72,11 +72,31 @@ final class DataDirCommandsTests: XCTestCase {
         XCTAssertEqual(try store.liveGeneration()?.id, 3)
         try sameLists(3)
 
+        // The same shards into PostgreSQL (--store): the same lists as the single SQLite run.
+        if let pg = try Fixtures.postgresDatabase() {
+            DispatchQueue.concurrentPerform(iterations: 2) { i in
+                let r = try? CLIRunner.run(["score-all", "--model", dir + "/m", "--top", "25", "--into", data, "--store", pg,
+                                            "--shard", "\(i + 1)/2"])
+                XCTAssertEqual(r?.status, 0, r?.stderr ?? "did not run")
+            }
+            let remote = try PostgresFeedStore(url: pg)
+            let gen = try XCTUnwrap(try remote.liveGeneration())
+            XCTAssertEqual(gen.users, users.count)
+            for u in users { XCTAssertEqual(try remote.candidates(generation: gen.id, user: u), try store.candidates(generation: 1, user: u)) }
+            let listed = try run(["generations", "list", "--store", pg]).stdout
+            XCTAssertTrue(listed.contains("* \(gen.id)\t") && listed.contains("2 shards"), listed)
+            let bad = try CLIRunner.run(["generations", "list", "--store", "postgres://nobody@127.0.0.1:1/none"])
+            XCTAssertNotEqual(bad.status, 0)
+            XCTAssertTrue(bad.stderr.contains("cannot connect to postgres://nobody@127.0.0.1:1/none"), bad.stderr)
+            let unknown = try CLIRunner.run(["generations", "list", "--store", "mysql://x"])
+            XCTAssertTrue(unknown.stderr.contains("unknown store 'mysql://x'"), unknown.stderr)
+        }
+
         // Mistakes are refused with the reason.
         let wrongN = try CLIRunner.run(["score-all", "--model", dir + "/m", "--top", "25", "--into", data, "--shard", "1/4", "--build", "b2"])
         XCTAssertNotEqual(wrongN.status, 0)
         XCTAssertTrue(wrongN.stderr.contains("build b2 is generation 3 with 2 shards, not 4"), wrongN.stderr)
-        for (args, message) in [(["--shard", "0/2", "--into", data], "--shard must be I/N"), (["--shard", "1/2", "--out", dir + "/x.tsv"], "--shard needs --into"),
+        for (args, message) in [(["--shard", "0/2", "--into", data], "--shard must be I/N"), (["--shard", "1/2", "--out", dir + "/x.tsv"], "--shard needs --into DATA_DIR or --store"),
                                 (["--build", "x", "--into", data], "--build is for --shard")] {
             let r = try CLIRunner.run(["score-all", "--model", dir + "/m"] + args)
             XCTAssertNotEqual(r.status, 0)

@@ -40,6 +40,35 @@ public enum Fixtures {
     }
 
     /// `../shared` beside the repository, when present.
+    /// A fresh, empty PostgreSQL database on the throw-away cluster `scripts/test` starts
+    /// (`FORYOU_TEST_POSTGRES` names its server URL); nil when no cluster is configured, which a CI
+    /// run (CI set) treats as a failure rather than skipping the PostgreSQL half of a suite.
+    public static func postgresDatabase() throws -> String? {
+        let env = ProcessInfo.processInfo.environment
+        guard let server = env["FORYOU_TEST_POSTGRES"], !server.isEmpty, var url = URLComponents(string: server) else {
+            if env["CI"] != nil {
+                throw NSError(domain: "foryou", code: 1, userInfo: [NSLocalizedDescriptionKey:
+                    "FORYOU_TEST_POSTGRES is not set: run the tests through scripts/test, which starts a PostgreSQL cluster"])
+            }
+            return nil
+        }
+        let name = "foryou_test_" + UUID().uuidString.prefix(12).lowercased().replacingOccurrences(of: "-", with: "")
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["psql", server, "-v", "ON_ERROR_STOP=1", "-q", "-c", "CREATE DATABASE \(name)"]
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else {
+            throw NSError(domain: "foryou", code: 2, userInfo: [NSLocalizedDescriptionKey:
+                "cannot create a test database on \(server): \(String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))"])
+        }
+        url.path = "/" + name
+        return url.string
+    }
+
     public static var shared: String? {
         let p = repoRoot + "/../shared"
         return FileManager.default.fileExists(atPath: p + "/splits") ? p : nil

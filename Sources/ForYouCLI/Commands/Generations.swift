@@ -9,6 +9,31 @@ struct DataDirOption: ParsableArguments {
     var directory: DataDirectory { DataDirectory(dataDir) }
 }
 
+/// `--store`: which candidate store a command works on.
+struct StoreOption: ParsableArguments {
+    @Option(help: ArgumentHelp("Candidate store: sqlite:PATH or postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE (default: the data directory's SQLite file).",
+                               valueName: "store"))
+    var store: String?
+
+    func open(dataDir: String) throws -> any FeedStore { try StoreOption.open(store, dataDir: dataDir) }
+
+    static func open(_ spec: String?, dataDir: String) throws -> any FeedStore {
+        guard let spec else { return try DataDirectory(dataDir).openStore() }
+        do {
+            if spec.hasPrefix("sqlite:") { return try SQLiteFeedStore(path: String(spec.dropFirst("sqlite:".count))) }
+            if spec.hasPrefix("postgres://") || spec.hasPrefix("postgresql://") { return try PostgresFeedStore(url: spec) }
+        } catch let e as PostgresStoreError { throw CLIError("\(e)") }
+        throw CLIError("unknown store '\(spec)': give sqlite:PATH or postgres://USER@HOST:PORT/DATABASE")
+    }
+
+    /// A store URL fit for logs: the password replaced.
+    static func redacted(_ spec: String) -> String {
+        guard var c = URLComponents(string: spec), c.password != nil else { return spec }
+        c.password = "***"
+        return c.string ?? spec
+    }
+}
+
 struct Generations: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Manage candidate generations: list, activate, rollback, prune.",
@@ -24,8 +49,9 @@ struct Generations: ParsableCommand {
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List generations (* = live).")
         @OptionGroup var data: DataDirOption
+        @OptionGroup var store: StoreOption
         func run() throws {
-            for g in try data.directory.openStore().generations() { print(Generations.describe(g)) }
+            for g in try store.open(dataDir: data.dataDir).generations() { print(Generations.describe(g)) }
         }
     }
 
@@ -33,8 +59,9 @@ struct Generations: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Make a generation live (atomic switch).")
         @Argument(help: "Generation id.") var id: Int64
         @OptionGroup var data: DataDirOption
+        @OptionGroup var store: StoreOption
         func run() throws {
-            do { try data.directory.openStore().activate(id) } catch let e as StoreError { throw CLIError("\(e)") }
+            do { try store.open(dataDir: data.dataDir).activate(id) } catch let e as StoreError { throw CLIError("\(e)") }
             print("generation \(id) is live")
         }
     }
@@ -42,8 +69,9 @@ struct Generations: ParsableCommand {
     struct Rollback: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Put the previously live generation back.")
         @OptionGroup var data: DataDirOption
+        @OptionGroup var store: StoreOption
         func run() throws {
-            do { print("generation \(try data.directory.openStore().rollback().id) is live again") } catch let e as StoreError {
+            do { print("generation \(try store.open(dataDir: data.dataDir).rollback().id) is live again") } catch let e as StoreError {
                 throw CLIError("\(e)")
             }
         }
@@ -53,9 +81,10 @@ struct Generations: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Delete all but the newest K generations (never the live one).")
         @Option(help: "Generations to keep.") var keep = 3
         @OptionGroup var data: DataDirOption
+        @OptionGroup var store: StoreOption
         func validate() throws { guard keep >= 1 else { throw ValidationError("--keep must be >= 1") } }
         func run() throws {
-            let removed = try data.directory.openStore().prune(keep: keep)
+            let removed = try store.open(dataDir: data.dataDir).prune(keep: keep)
             print(removed.isEmpty ? "nothing to prune" : "removed generations \(removed.map(String.init).joined(separator: ", "))")
         }
     }

@@ -21,6 +21,8 @@ struct ScoreAll: ParsableCommand {
     @Option(help: "List length N.") var top = 100
     @Option(help: "Output TSV.") var out: String?
     @Option(help: "Data directory: write the lists as a new candidate generation there and make it live.") var into: String?
+    @Option(help: "Write the generation into this candidate store instead of the data directory's: sqlite:PATH or postgres://USER@HOST:PORT/DATABASE.")
+    var store: String?
     @Flag(name: .customLong("no-activate"), help: "With --into: write the generation without switching it live.") var noActivate = false
     @Option(name: .customLong("users"), help: "Only these users: a file with one raw user id per line.") var usersFile: String?
     @Flag(name: .customLong("include-seen"), help: "Do not exclude the users' training items.") var includeSeen = false
@@ -33,12 +35,12 @@ struct ScoreAll: ParsableCommand {
 
     func validate() throws {
         guard top > 0 else { throw ValidationError("--top must be positive") }
-        guard out != nil || into != nil else { throw ValidationError("give --out FILE, --into DATA_DIR, or both") }
+        guard out != nil || into != nil || store != nil else { throw ValidationError("give --out FILE, --into DATA_DIR (or --store URL), or both") }
         guard userBlock > 0 else { throw ValidationError("--user-block must be positive") }
         guard itemBlock >= 0 else { throw ValidationError("--item-block must be >= 0") }
         if shard != nil {
             _ = try shardSpec()
-            guard into != nil else { throw ValidationError("--shard needs --into DATA_DIR (the generation the shards share)") }
+            guard into != nil || store != nil else { throw ValidationError("--shard needs --into DATA_DIR or --store URL (the generation the shards share)") }
             guard usersFile == nil else { throw ValidationError("--shard and --users cannot be combined") }
         } else if build != nil {
             throw ValidationError("--build is for --shard")
@@ -79,11 +81,12 @@ struct ScoreAll: ParsableCommand {
             subset = (i * u / n..<(i + 1) * u / n).map { Int32($0) }
         }
         let total = subset?.count ?? m.users.count
+        let target: (any FeedStore)? = into != nil || store != nil ? try StoreOption.open(store, dataDir: into ?? "var") : nil
         // A two-tower model scored into a data directory also ranks the catalog videos it never
         // saw, embedded from their caption and tags.
         var ranker = m.ranker, items = m.items, exclude = includeSeen ? nil : m.seen
-        if let into, let tt = m.ranker as? TwoTowerRanker, tt.model != nil {
-            let (ids, vectors) = TwoTowerCatalog.extend(tt, items: m.items, videos: try DataDirectory(into).openStore().videos())
+        if let target, let tt = m.ranker as? TwoTowerRanker, tt.model != nil {
+            let (ids, vectors) = TwoTowerCatalog.extend(tt, items: m.items, videos: try target.videos())
             if ids.count > m.items.count {
                 Console.err("score-all: \(ids.count - m.items.count) catalog videos the model never saw embedded from caption and tags")
                 ranker = StoredFactors(kind: "two-tower", userFactors: tt.userFactors, itemFactors: vectors)
@@ -105,17 +108,16 @@ struct ScoreAll: ParsableCommand {
         let t1 = Date()
         if let out { try RecommendationWriter.write(recs, users: m.users, items: items, to: out) }
         let writeSeconds = Date().timeIntervalSince(t1)
-        if let into {
+        if let store = target {
             let t2 = Date()
-            let store = try DataDirectory(into).openStore()
+            let destination = self.store ?? into ?? ""
             let lists = (0..<recs.users.count).map { row in
                 (user: m.users.raw[Int(recs.users[row])], items: Array(recs.list(row)), scores: Array(recs.scoreList(row)))
             }
             // A model trained on this data directory's log (train --events) covered it up to the
             // event count in its fingerprint; the ranking worker folds in what came after.
-            let dataDir = DataDirectory(into)
             var through: UInt64?
-            if m.run.data.format == "events", m.run.data.paths == ["events:" + dataDir.events],
+            if let into, m.run.data.format == "events", m.run.data.paths == ["events:" + DataDirectory(into).events],
                m.run.data.fingerprint.hasPrefix("events-") {
                 through = UInt64(m.run.data.fingerprint.dropFirst("events-".count))
             }
@@ -141,7 +143,7 @@ struct ScoreAll: ParsableCommand {
                 let gen = try store.writeGeneration(model: m.run.model, runId: m.run.id, items: items.raw, lists: lists,
                                                     activate: !noActivate, modelDir: modelDir, eventsThrough: through)
                 Console.err(String(format: "score-all: generation %lld (%d users x top %d) stored in %@ in %.2fs%@", gen, lists.count,
-                                   top, into, Date().timeIntervalSince(t2), noActivate ? "" : ", now live"))
+                                   top, StoreOption.redacted(destination), Date().timeIntervalSince(t2), noActivate ? "" : ", now live"))
             }
         }
         let flops = 2.0 * Double(total) * Double(ranker.itemCount) * Double((ranker as? FactorRanker)?.factors ?? 0)

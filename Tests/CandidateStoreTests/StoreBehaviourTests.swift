@@ -1,0 +1,195 @@
+import XCTest
+import Foundation
+import CandidateStore
+import PostgresStore
+import TestSupport
+
+/// One behaviour suite, two stores: every test runs against a fresh SQLite file and a fresh
+/// PostgreSQL database (the throw-away cluster `scripts/test` starts), through `FeedStore`.
+final class StoreBehaviourTests: XCTestCase {
+    var dir = ""
+    override func setUp() { dir = Fixtures.tempDir("store") }
+    override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
+
+    var backend = ""
+
+    /// Runs `body` on each backend; failures name the backend.
+    func onEachStore(_ body: (any FeedStore) throws -> Void) throws {
+        var stores: [(String, () throws -> any FeedStore)] = [("sqlite", { try SQLiteFeedStore(path: self.dir + "/store.sqlite") })]
+        if let url = try Fixtures.postgresDatabase() { stores.append(("postgres", { try PostgresFeedStore(url: url) })) }
+        for (name, make) in stores {
+            backend = name
+            defer { backend = "" }
+            do { try body(try make()) } catch { XCTFail("\(error)"); throw error }
+        }
+    }
+
+    override func recordFailure(withDescription description: String, inFile filePath: String, atLine lineNumber: Int, expected: Bool) {
+        super.recordFailure(withDescription: backend.isEmpty ? description : "[\(backend)] " + description, inFile: filePath,
+                            atLine: lineNumber, expected: expected)
+    }
+
+    func lists(_ users: Int, _ n: Int, shift: Int32 = 0) -> [(user: String, items: [Int32], scores: [Float])] {
+        (0..<users).map { u in
+            (user: "u\(u)", items: (0..<Int32(n)).map { ($0 + shift + Int32(u)) % 50 }, scores: (0..<n).map { Float(n - $0) })
+        }
+    }
+
+    func testVideosInsertUpsertAndConflicts() throws {
+        try onEachStore { store in
+            let v = Video(id: "v1", caption: "cats", tags: ["pets", "fun"], topic: "pets", creator: "c1", durationMs: 15_000,
+                          status: .processing, createdAt: 5, uploadId: "up1", owner: "alice")
+            try store.insertVideo(v)
+            XCTAssertEqual(try store.video(id: "v1"), v)
+            XCTAssertThrowsError(try store.insertVideo(v)) { e in
+                guard case .conflict? = e as? StoreError else { return XCTFail("\(e)") }
+            }
+            var ready = v
+            ready.status = .ready
+            ready.streamURL = "/media/v1/master.m3u8"
+            try store.upsertVideos([ready, Video(id: "v2", createdAt: 6)])
+            XCTAssertEqual(try store.video(id: "v1")?.status, .ready)
+            XCTAssertEqual(try store.videos().map(\.id), ["v1", "v2"])
+            XCTAssertNil(try store.video(id: "nope"))
+        }
+    }
+
+    func testGenerationRoundTripAndSwitch() throws {
+        try onEachStore { store in
+            let items = (0..<50).map { "v\($0)" }
+            let g1 = try store.writeGeneration(model: "als", runId: "r1", items: items, lists: lists(3, 5), activate: true)
+            XCTAssertEqual(try store.liveGeneration()?.id, g1)
+            let c = try XCTUnwrap(try store.candidates(generation: g1, user: "u1"))
+            XCTAssertEqual(c.map(\.video), ["v1", "v2", "v3", "v4", "v5"])
+            XCTAssertEqual(c.map(\.score), [5, 4, 3, 2, 1])
+            XCTAssertNil(try store.candidates(generation: g1, user: "ghost"))
+            let g2 = try store.writeGeneration(model: "als", runId: "r2", items: items, lists: lists(3, 5, shift: 10), activate: false)
+            XCTAssertEqual(try store.liveGeneration()?.id, g1)  // written, not live
+            try store.activate(g2)
+            XCTAssertEqual(try store.liveGeneration()?.id, g2)
+            XCTAssertEqual(try store.candidates(generation: g2, user: "u0")?.first?.video, "v10")
+            XCTAssertEqual(try store.rollback().id, g1)
+            XCTAssertEqual(try store.liveGeneration()?.id, g1)
+            XCTAssertThrowsError(try store.activate(999))
+        }
+    }
+
+    func testPruneKeepsTheNewestAndTheLiveOne() throws {
+        try onEachStore { store in
+            let items = (0..<50).map { "v\($0)" }
+            var ids: [Int64] = []
+            for r in 0..<5 { ids.append(try store.writeGeneration(model: "als", runId: "r\(r)", items: items, lists: lists(2, 3), activate: r == 0)) }
+            let removed = try store.prune(keep: 2)
+            XCTAssertEqual(Set(removed), Set([ids[1], ids[2]]))
+            XCTAssertEqual(try store.generations().map(\.id), [ids[0], ids[3], ids[4]])
+            XCTAssertNil(try store.candidates(generation: ids[1], user: "u0"))
+        }
+    }
+
+    func testRejectsListsOutsideTheGenerationCatalog() throws {
+        try onEachStore { store in
+            XCTAssertThrowsError(try store.writeGeneration(model: "als", runId: "r", items: ["a"],
+                                                           lists: [(user: "u", items: [3], scores: [1])], activate: true))
+        }
+    }
+
+    func testReadersNeverSeeAHalfWrittenGeneration() throws {
+        try onEachStore { store in
+            let items = (0..<50).map { "v\($0)" }
+            _ = try store.writeGeneration(model: "als", runId: "r0", items: items, lists: lists(400, 20), activate: true)
+            let stop = DispatchSemaphore(value: 0)
+            final class Flag: @unchecked Sendable { var problems: [String] = []; var reads = 0; var done = false }
+            let flag = Flag()
+            let reader = Thread {
+                while !flag.done {
+                    do {
+                        guard let live = try store.liveGeneration() else { flag.problems.append("no live generation"); continue }
+                        // Every user of the live generation has a complete list.
+                        for u in ["u0", "u199", "u399"] {
+                            let c = try store.candidates(generation: live.id, user: u)
+                            if c?.count != 20 { flag.problems.append("gen \(live.id) user \(u): \(c?.count ?? -1)") }
+                        }
+                        flag.reads += 1
+                    } catch { flag.problems.append("\(error)") }
+                }
+                stop.signal()
+            }
+            reader.start()
+            for r in 1...5 { _ = try store.writeGeneration(model: "als", runId: "r\(r)", items: items, lists: lists(400, 20, shift: Int32(r)), activate: true) }
+            flag.done = true
+            stop.wait()
+            XCTAssertEqual(flag.problems, [])
+            XCTAssertGreaterThan(flag.reads, 0)
+        }
+    }
+
+    func testShardedGenerationsGoLiveOnlyWhenComplete() throws {
+        try onEachStore { store in
+            let live = try store.writeGeneration(model: "als", runId: "r0", items: ["v"], lists: [(user: "u", items: [0], scores: [1])],
+                                                 activate: true)
+            let items = (0..<50).map { "v\($0)" }
+            let gen = try store.beginShardedGeneration(buildKey: "k", model: "als", runId: "r1", items: items, shards: 3, modelDir: "/m",
+                                                       eventsThrough: 7)
+            XCTAssertEqual(try store.beginShardedGeneration(buildKey: "k", model: "als", runId: "r1", items: items, shards: 3,
+                                                            modelDir: "/m", eventsThrough: 7), gen, "a later shard joins")
+            XCTAssertThrowsError(try store.beginShardedGeneration(buildKey: "k", model: "als", runId: "r1", items: items, shards: 2,
+                                                                  modelDir: "/m", eventsThrough: 7)) {
+                XCTAssertEqual($0 as? StoreError, .conflict("build k is generation \(gen) with 3 shards, not 2"))
+            }
+            XCTAssertThrowsError(try store.beginShardedGeneration(buildKey: "k", model: "als", runId: "r1", items: ["x"], shards: 3,
+                                                                  modelDir: "/m", eventsThrough: 7)) { XCTAssertTrue("\($0)".contains("another catalog")) }
+            let all = lists(30, 5)
+            var p = try store.writeShard(generation: gen, shard: 0, lists: Array(all[0..<10]), activate: true)
+            XCTAssertEqual(p, ShardProgress(generation: gen, done: 1, shards: 3, live: false, alreadyWritten: false))
+            XCTAssertThrowsError(try store.activate(gen)) {
+                XCTAssertEqual($0 as? StoreError, .conflict("generation \(gen) is incomplete: 1 of 3 shards written"))
+            }
+            XCTAssertEqual(try store.prune(keep: 1), [], "a generation being built is not pruned")
+            XCTAssertFalse(try XCTUnwrap(try store.generations().first { $0.id == gen }).complete)
+            // A shard overlapping another's users is refused whole.
+            XCTAssertThrowsError(try store.writeShard(generation: gen, shard: 1, lists: Array(all[9..<20]), activate: true)) {
+                guard case .conflict? = $0 as? StoreError else { return XCTFail("\($0)") }
+            }
+            XCTAssertNil(try store.candidates(generation: gen, user: "u15"))
+            XCTAssertThrowsError(try store.writeShard(generation: gen, shard: 1, lists: [(user: "x", items: [50], scores: [1])], activate: true))
+            XCTAssertThrowsError(try store.writeShard(generation: gen, shard: 3, lists: [], activate: true))
+            // The last two shards at once, from two threads: exactly one of them completes it.
+            final class Box: @unchecked Sendable { var results: [Result<ShardProgress, any Error>] = []; let lock = NSLock() }
+            let box = Box()
+            DispatchQueue.concurrentPerform(iterations: 2) { i in
+                let r = Result { try store.writeShard(generation: gen, shard: i + 1, lists: Array(all[(10 * (i + 1))..<(10 * (i + 2))]),
+                                                      activate: true) }
+                box.lock.lock(); box.results.append(r); box.lock.unlock()
+            }
+            let done = try box.results.map { try $0.get() }
+            XCTAssertEqual(done.map(\.done).sorted(), [2, 3])
+            XCTAssertEqual(done.filter(\.complete).count, 1)
+            let info = try XCTUnwrap(try store.liveGeneration())
+            XCTAssertEqual(info.id, gen)
+            XCTAssertEqual(info.users, 30)
+            XCTAssertEqual(info.topN, 5)
+            XCTAssertTrue(info.complete)
+            for l in all { XCTAssertEqual(try store.candidates(generation: gen, user: l.user)?.map(\.video), l.items.map { "v\($0)" }) }
+            XCTAssertEqual(try store.source(generation: gen)?.modelDir, "/m")
+            XCTAssertEqual(try store.source(generation: gen)?.eventsThrough, 7)
+            XCTAssertEqual(try store.packedCandidates(generation: gen, user: "u3")?.throughEvent, 7)
+            p = try store.writeShard(generation: gen, shard: 1, lists: [], activate: true)
+            XCTAssertTrue(p.alreadyWritten)
+            XCTAssertNotEqual(live, gen)
+            XCTAssertEqual(try store.rollback().id, live)
+        }
+    }
+
+    func testTheCatalogVersionMovesWithEveryChange() throws {
+        try onEachStore { store in
+            let v0 = try store.catalogVersion()
+            try store.insertVideo(Video(id: "a", createdAt: 1))
+            let v1 = try store.catalogVersion()
+            XCTAssertGreaterThan(v1, v0)
+            try store.upsertVideos([Video(id: "a", caption: "new", createdAt: 1)])
+            XCTAssertGreaterThan(try store.catalogVersion(), v1)
+            XCTAssertNil(try store.runningExperiment())
+            XCTAssertNil(try store.source(generation: 12345))
+        }
+    }
+}
