@@ -167,4 +167,16 @@ public protocol FeedStore: AnyObject, Sendable {
     func packedCandidates(generation: Int64, user: String) throws -> PackedCandidates?
     /// The experiment that decides the feed now, if any.
     func runningExperiment() throws -> Experiment?
+
+    // Uploads and their transcode queue.
+    func insertUpload(_ u: Upload) throws
+    func upload(id: String) throws -> Upload?
+    /// The video (status `processing`) and its transcode job, in one transaction; only the
+    /// uploader can use an upload, and only once (`UploadError`).
+    func createVideo(_ video: Video, fromUpload uploadId: String, by user: String) throws
+    func transcodeJob(video: String) throws -> TranscodeJob?
+    /// Claims the oldest queued job, or a running one whose lease ran out.
+    func claimTranscodeJob(leaseSeconds: Int64, now: Int64) throws -> TranscodeJob?
+    func completeTranscode(job: Int64, video: String, streamURL: String, posterURL: String, durationMs: Int) throws
+    func failTranscode(job: Int64, error: String, permanent: Bool, maxAttempts: Int) throws -> TranscodeJob.Status
 }

@@ -26,6 +26,9 @@ public struct TranscodeJob: Sendable, Equatable {
     public var status: Status
     public var attempts: Int
     public var error: String?
+    public init(id: Int64, video: String, upload: String, status: Status, attempts: Int, error: String?) {
+        self.id = id; self.video = video; self.upload = upload; self.status = status; self.attempts = attempts; self.error = error
+    }
 }
 
 public enum UploadError: Error, Equatable, CustomStringConvertible {

@@ -17,7 +17,7 @@ public struct FeedContext: RequestContext {
 /// The feed service's parts: store, event log, in-memory state, signer, metrics.
 public final class FeedService: @unchecked Sendable {
     public let config: FeedServerConfig
-    public let store: SQLiteFeedStore
+    public let store: any FeedStore
     public let log: EventLog
     public let signer: TokenSigner
     let tokens: TokenCache
@@ -27,11 +27,13 @@ public final class FeedService: @unchecked Sendable {
     private var refresher: Task<Void, Never>?
     public let startupNotes: [String]
 
-    public init(config: FeedServerConfig) throws {
+    /// `store`: the candidate store to serve from (default: the data directory's SQLite file);
+    /// the event log, media and signing key are the data directory's either way.
+    public init(config: FeedServerConfig, store: (any FeedStore)? = nil) throws {
         self.config = config
         mediaCache = MediaCache(capacity: config.mediaCacheBytes)
         let dir = DataDirectory(config.dataDir)
-        store = try dir.openStore()
+        self.store = try store ?? dir.openStore()
         signer = TokenSigner(key: try dir.signingKey())
         tokens = TokenCache(signer: signer)
         let metrics = MetricsRegistry()
@@ -43,7 +45,7 @@ public final class FeedService: @unchecked Sendable {
         self.state = state
         var notes: [String] = []
         if let m = log.recovery.message { notes.append(m) }
-        try state.refresh(store: store)
+        try state.refresh(store: self.store)
         let log = self.log
         // Replay the log into the in-memory indexes (seen sets, trending, idempotency keys).
         var batch: [Event] = []

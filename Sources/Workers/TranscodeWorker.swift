@@ -28,18 +28,20 @@ public final class TranscodeWorker {
     }
 
     public let config: Config
-    let store: SQLiteFeedStore
+    let store: any FeedStore
     let dir: DataDirectory
 
-    public init(config: Config) throws {
+    /// `store`: where the job queue and catalog live (default: the data directory's SQLite
+    /// file); uploads and media are files under the data directory either way.
+    public init(config: Config, store: (any FeedStore)? = nil) throws {
         self.config = config
         dir = DataDirectory(config.dataDir)
-        store = try dir.openStore()
+        self.store = try store ?? dir.openStore()
     }
 
     /// Claims and runs one job; nil when the queue is empty.
     public func step() throws -> Outcome? {
-        guard let job = try store.claimTranscodeJob(leaseSeconds: config.leaseSeconds) else { return nil }
+        guard let job = try store.claimTranscodeJob(leaseSeconds: config.leaseSeconds, now: SQLiteFeedStore.now()) else { return nil }
         let t0 = Date()
         guard let upload = try store.upload(id: job.upload) else {
             _ = try store.failTranscode(job: job.id, error: "upload \(job.upload) is gone", permanent: true, maxAttempts: config.maxAttempts)

@@ -192,4 +192,56 @@ final class StoreBehaviourTests: XCTestCase {
             XCTAssertNil(try store.source(generation: 12345))
         }
     }
+
+    func testUploadsBecomeVideosOnceAndTranscodeJobsAreLeasedRetriedAndFinished() throws {
+        try onEachStore { store in
+            try store.insertUpload(Upload(id: "up", owner: "ann", path: "/d/up.mp4", bytes: 99, durationMs: 12_000, width: 720,
+                                          height: 1280, createdAt: 3))
+            XCTAssertEqual(try store.upload(id: "up")?.durationMs, 12_000)
+            XCTAssertNil(try store.upload(id: "nope"))
+            XCTAssertThrowsError(try store.createVideo(Video(id: "x", createdAt: 1), fromUpload: "nope", by: "ann")) {
+                XCTAssertEqual($0 as? UploadError, .unknownUpload("nope"))
+            }
+            XCTAssertThrowsError(try store.createVideo(Video(id: "x", createdAt: 1), fromUpload: "up", by: "bob")) {
+                XCTAssertEqual($0 as? UploadError, .notYours("up"))
+            }
+            let version = try store.catalogVersion()
+            try store.createVideo(Video(id: "vid", caption: "hi", status: .ready, createdAt: 5), fromUpload: "up", by: "ann")
+            XCTAssertGreaterThan(try store.catalogVersion(), version)
+            let v = try XCTUnwrap(try store.video(id: "vid"))
+            XCTAssertEqual(v.status, .processing)
+            XCTAssertEqual(v.uploadId, "up")
+            XCTAssertEqual(v.owner, "ann")
+            XCTAssertThrowsError(try store.createVideo(Video(id: "vid2", createdAt: 1), fromUpload: "up", by: "ann")) {
+                XCTAssertEqual($0 as? UploadError, .alreadyUsed("up"))
+            }
+            XCTAssertEqual(try store.transcodeJob(video: "vid")?.status, .queued)
+            // Claimed and leased: nobody else gets it until the lease runs out.
+            let job = try XCTUnwrap(try store.claimTranscodeJob(leaseSeconds: 10, now: 1_000))
+            XCTAssertEqual(job.status, .running)
+            XCTAssertEqual(job.attempts, 1)
+            XCTAssertNil(try store.claimTranscodeJob(leaseSeconds: 10, now: 5_000))
+            let again = try XCTUnwrap(try store.claimTranscodeJob(leaseSeconds: 10, now: 12_000), "the lease ran out")
+            XCTAssertEqual(again.attempts, 2)
+            XCTAssertEqual(try store.failTranscode(job: job.id, error: "ffmpeg: boom", permanent: false, maxAttempts: 3), .queued)
+            XCTAssertEqual(try store.transcodeJob(video: "vid")?.error, "ffmpeg: boom")
+            _ = try XCTUnwrap(try store.claimTranscodeJob(leaseSeconds: 10, now: 13_000))
+            try store.completeTranscode(job: job.id, video: "vid", streamURL: "/media/vid/abc/master.m3u8", posterURL: "/media/vid/abc/poster.jpg",
+                                        durationMs: 11_900)
+            let ready = try XCTUnwrap(try store.video(id: "vid"))
+            XCTAssertEqual(ready.status, .ready)
+            XCTAssertEqual(ready.streamURL, "/media/vid/abc/master.m3u8")
+            XCTAssertEqual(ready.durationMs, 11_900)
+            XCTAssertEqual(try store.transcodeJob(video: "vid")?.status, .done)
+            XCTAssertNil(try store.claimTranscodeJob(leaseSeconds: 10, now: 99_000))
+            // A poison file: permanent failure ends the job and its video failed, with the reason.
+            try store.insertUpload(Upload(id: "bad", owner: "ann", path: "/d/bad", bytes: 1, durationMs: 1, width: 1, height: 1, createdAt: 4))
+            try store.createVideo(Video(id: "vbad", createdAt: 6), fromUpload: "bad", by: "ann")
+            let b = try XCTUnwrap(try store.claimTranscodeJob(leaseSeconds: 10, now: 100_000))
+            XCTAssertEqual(try store.failTranscode(job: b.id, error: "not a video", permanent: true, maxAttempts: 3), .failed)
+            XCTAssertEqual(try store.video(id: "vbad")?.status, .failed)
+            XCTAssertEqual(try store.transcodeJob(video: "vbad")?.error, "not a video")
+            XCTAssertThrowsError(try store.failTranscode(job: 999, error: "x", permanent: true, maxAttempts: 1))
+        }
+    }
 }

@@ -11,11 +11,11 @@ final class LiveServer: @unchecked Sendable {
     let client: HTTPClient
     private let task: Task<Void, Error>
 
-    init(config: FeedServerConfig) async throws {
+    init(config: FeedServerConfig, store: (any FeedStore)? = nil) async throws {
         var c = config
         c.port = 0
         c.host = "127.0.0.1"
-        service = try FeedService(config: c)
+        service = try FeedService(config: c, store: store)
         final class PortBox: @unchecked Sendable { var port = 0 }
         let box = PortBox()
         let app = buildApplication(service) { p in box.port = p }
@@ -40,6 +40,12 @@ enum World {
     /// Videos v0..v(n-1); topic and creator cycle through `topics` values so lists are diverse.
     static func make(_ dir: String, videos: Int = 60, topics: Int = 12, lists: [String: [Int]]) throws -> SQLiteFeedStore {
         let store = try DataDirectory(dir).openStore()
+        try fill(store, videos: videos, topics: topics, lists: lists)
+        return store
+    }
+
+    /// The same catalog and live generation in any store.
+    static func fill(_ store: any FeedStore, videos: Int = 60, topics: Int = 12, lists: [String: [Int]]) throws {
         let old = Int64(Date().timeIntervalSince1970 * 1000) - 30 * 86_400_000
         try store.upsertVideos((0..<videos).map {
             Video(id: "v\($0)", caption: "clip \($0)", topic: "t\($0 % topics)", creator: "c\($0 % topics)", durationMs: 10_000,
@@ -50,6 +56,5 @@ enum World {
                                       lists: lists.sorted { $0.key < $1.key }.map { (user: $0.key, items: $0.value.map(Int32.init),
                                                                                       scores: $0.value.map { Float(1000 - $0) }) },
                                       activate: true)
-        return store
     }
 }

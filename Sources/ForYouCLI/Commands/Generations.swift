@@ -98,6 +98,7 @@ struct Videos: ParsableCommand {
             abstract: "Load a catalog file: JSON lines with id, caption, tags, topic, creator, duration_ms, status, stream_url, thumbnail_url.")
         @Argument(help: "JSONL file.") var file: String
         @OptionGroup var data: DataDirOption
+        @OptionGroup var store: StoreOption
         func run() throws {
             guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw CLIError("cannot read \(file)") }
             var videos: [Video] = []
@@ -107,16 +108,17 @@ struct Videos: ParsableCommand {
                     throw CLIError("\(file):\(n + 1): \(error)")
                 }
             }
-            try data.directory.openStore().upsertVideos(videos)
-            print("imported \(videos.count) videos into \(data.directory.store)")
+            try store.open(dataDir: data.dataDir).upsertVideos(videos)
+            print("imported \(videos.count) videos into \(store.store.map(StoreOption.redacted) ?? data.directory.store)")
         }
     }
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print the catalog as JSON lines.")
         @OptionGroup var data: DataDirOption
+        @OptionGroup var store: StoreOption
         func run() throws {
-            for v in try data.directory.openStore().videos() { print(CatalogLine.encode(v)) }
+            for v in try store.open(dataDir: data.dataDir).videos() { print(CatalogLine.encode(v)) }
         }
     }
 }

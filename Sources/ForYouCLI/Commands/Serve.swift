@@ -9,9 +9,14 @@ struct Serve: ParsableCommand {
         Everything lives under --data-dir: store.sqlite (catalog + candidate generations), events/ \
         (the durable event log), secret.key (signs tokens and cursors). Get a token with \
         `foryou token --user ID`. SIGTERM or Ctrl-C shuts down gracefully.
+
+        --store postgres://... serves the catalog and candidate generations from PostgreSQL \
+        instead (loaded with `score-all --store`); the event log, media and signing key stay \
+        under --data-dir.
         """)
 
     @OptionGroup var data: DataDirOption
+    @OptionGroup var store: StoreOption
     @Option(help: "Address to bind.") var host = "127.0.0.1"
     @Option(help: "Port (0 = any free port).") var port = 8080
     @Option(name: .customLong("rate"), help: "Requests per second per user before 429.") var rate: Double = 50
@@ -49,7 +54,8 @@ struct Serve: ParsableCommand {
         c.maxPerCreator = maxPerCreator
         c.explorationShare = explorationShare
         let service: FeedService
-        do { service = try FeedService(config: c) } catch let e as EventLogError { throw CLIError("\(e)") }
+        let candidates = try store.open(dataDir: data.dataDir)
+        do { service = try FeedService(config: c, store: candidates) } catch let e as EventLogError { throw CLIError("\(e)") }
         for n in service.startupNotes { Console.err("serve: \(n)") }
         service.startBackgroundRefresh()
         let boundHost = c.host

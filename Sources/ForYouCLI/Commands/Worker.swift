@@ -18,6 +18,7 @@ struct Worker: ParsableCommand {
             ends failed with the reason. Ctrl-C stops after the current job.
             """)
         @OptionGroup var data: DataDirOption
+        @OptionGroup var store: StoreOption
         @Option(help: "Seconds a claimed job stays leased to this worker.") var lease: Int64 = 600
         @Option(name: .customLong("max-attempts"), help: "Attempts before a job fails for good.") var maxAttempts = 3
         @Option(help: "x264 preset.") var preset = "veryfast"
@@ -29,7 +30,7 @@ struct Worker: ParsableCommand {
             c.leaseSeconds = lease
             c.maxAttempts = maxAttempts
             c.preset = preset
-            let w = try TranscodeWorker(config: c)
+            let w = try TranscodeWorker(config: c, store: try store.open(dataDir: data.dataDir))
             Console.err("worker transcode: waiting for jobs in \(data.dataDir)")
             while !CLIContext.cancel.isCancelled {
                 guard let o = try w.step() else {
