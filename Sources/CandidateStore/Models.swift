@@ -179,4 +179,12 @@ public protocol FeedStore: AnyObject, Sendable {
     func claimTranscodeJob(leaseSeconds: Int64, now: Int64) throws -> TranscodeJob?
     func completeTranscode(job: Int64, video: String, streamURL: String, posterURL: String, durationMs: Int) throws
     func failTranscode(job: Int64, error: String, permanent: Bool, maxAttempts: Int) throws -> TranscodeJob.Status
+
+    /// Calls wait on a network round trip (a server's request handlers run them off the
+    /// cooperative thread pool then); false for the embedded store.
+    var waitsOnNetwork: Bool { get }
+}
+
+extension FeedStore {
+    public var waitsOnNetwork: Bool { false }
 }

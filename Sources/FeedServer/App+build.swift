@@ -36,7 +36,7 @@ public func buildRouter(_ service: FeedService) -> Router<FeedContext> {
         return Response(status: .ok, headers: h, body: .init(byteBuffer: ByteBuffer(string: service.metrics.render(gauges: gauges))))
     }
     let api = router.group("api/v1").add(middleware: AuthMiddleware(service: service))
-    api.get("foryou") { request, context in try FeedRoutes.foryou(service, request, context) }
+    api.get("foryou") { request, context in try await FeedRoutes.foryou(service, request, context) }
     api.post("events") { request, context in try await EventRoutes.post(service, request, context) }
     api.post("events:batch") { request, context in try await EventRoutes.batch(service, request, context) }
     api.post("videos") { request, context in try await VideoRoutes.create(service, request, context) }

@@ -90,3 +90,15 @@ extension FeedService {
     /// Recomputes the trending ranking now.
     public func rebuildTrendingNow() { state.rebuildTrending() }
 }
+
+/// Runs blocking work (a networked store's round trips) on a dispatch queue, so the cooperative
+/// threads keep serving other requests meanwhile.
+enum Blocking {
+    static let queue = DispatchQueue(label: "foryou.blocking", attributes: .concurrent)
+
+    static func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { c in
+            queue.async { c.resume(with: Result { try body() }) }
+        }
+    }
+}

@@ -6,7 +6,7 @@ import EventLog
 
 enum FeedRoutes {
     /// GET /api/v1/foryou?cursor=&limit=10
-    static func foryou(_ s: FeedService, _ request: Request, _ context: FeedContext) throws -> Response {
+    static func foryou(_ s: FeedService, _ request: Request, _ context: FeedContext) async throws -> Response {
         let user = context.user!
         let q = request.uri.queryParameters
         var limit = 10
@@ -23,7 +23,12 @@ enum FeedRoutes {
             }
             cursor = decoded
         }
-        let page = try FeedBuilder(config: s.config, state: s.state, store: s.store).page(user: user, cursor: cursor, limit: limit)
+        let builder = FeedBuilder(config: s.config, state: s.state, store: s.store)
+        // A networked store blocks its caller for a round trip: not on one of the few cooperative
+        // threads, which would cap the server at that many requests in flight.
+        let (pageCursor, pageLimit) = (cursor, limit)
+        let page = s.store.waitsOnNetwork ? try await Blocking.run { try builder.page(user: user, cursor: pageCursor, limit: pageLimit) }
+                                          : try builder.page(user: user, cursor: cursor, limit: limit)
         // Each video's catalog fields are pre-rendered (VideoBox.jsonFields); only the ranker,
         // generation and cursor are written per request.
         var out = ByteBuffer()

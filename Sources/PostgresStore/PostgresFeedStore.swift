@@ -61,6 +61,8 @@ public final class PostgresFeedStore: FeedStore, @unchecked Sendable {
         try migrate()
     }
 
+    public var waitsOnNetwork: Bool { true }
+
     deinit {
         for c in idle { try? c.close().wait() }
     }
