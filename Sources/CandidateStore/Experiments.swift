@@ -63,6 +63,21 @@ public struct Experiment: Codable, Sendable, Equatable {
         "{\"exp\":\"\(name)\",\"var\":\"\(variant(for: user).name)\"}"
     }
 
+    /// A new draft with a random salt, after checking names, variant count and weights (every
+    /// store's `createExperiment` starts here).
+    public static func draft(name: String, variants: [Variant], now: Int64) throws -> Experiment {
+        guard validName(name), variants.allSatisfy({ validName($0.name) }) else {
+            throw ExperimentError.invalid("experiment and variant names use letters, digits, '-', '_' and '.' (at most 64)")
+        }
+        guard variants.count >= 2 else { throw ExperimentError.invalid("an experiment needs at least two variants") }
+        guard Set(variants.map(\.name)).count == variants.count else { throw ExperimentError.invalid("variant names must differ") }
+        guard variants.allSatisfy({ $0.weight > 0 && $0.weight.isFinite }) else { throw ExperimentError.invalid("variant weights must be positive") }
+        var salt = ""
+        var g = SystemRandomNumberGenerator()
+        for _ in 0..<4 { salt += String(format: "%04x", UInt16.random(in: 0...UInt16.max, using: &g)) }
+        return Experiment(name: name, salt: salt, variants: variants, createdAt: now)
+    }
+
     public static func validName(_ s: String) -> Bool {
         !s.isEmpty && s.count <= 64 && s.allSatisfy { ($0.isASCII && ($0.isLetter || $0.isNumber)) || "-_.".contains($0) }
     }
@@ -111,16 +126,8 @@ extension SQLiteFeedStore {
     /// Creates a draft experiment; every variant's generation must exist, names must be unique
     /// and weights positive.
     public func createExperiment(name: String, variants: [Experiment.Variant]) throws -> Experiment {
-        guard Experiment.validName(name), variants.allSatisfy({ Experiment.validName($0.name) }) else {
-            throw ExperimentError.invalid("experiment and variant names use letters, digits, '-', '_' and '.' (at most 64)")
-        }
-        guard variants.count >= 2 else { throw ExperimentError.invalid("an experiment needs at least two variants") }
-        guard Set(variants.map(\.name)).count == variants.count else { throw ExperimentError.invalid("variant names must differ") }
-        guard variants.allSatisfy({ $0.weight > 0 && $0.weight.isFinite }) else { throw ExperimentError.invalid("variant weights must be positive") }
-        var salt = ""
-        var g = SystemRandomNumberGenerator()
-        for _ in 0..<4 { salt += String(format: "%04x", UInt16.random(in: 0...UInt16.max, using: &g)) }
-        let e = Experiment(name: name, salt: salt, variants: variants, createdAt: Self.now())
+        let e = try Experiment.draft(name: name, variants: variants, now: Self.now())
+        let salt = e.salt
         try pool.write { db in
             for v in variants where try Int64.fetchOne(db, sql: "SELECT id FROM generations WHERE id = ?", arguments: [v.generation]) == nil {
                 throw ExperimentError.invalid("variant \(v.name): no generation \(v.generation)")

@@ -180,6 +180,24 @@ public protocol FeedStore: AnyObject, Sendable {
     func completeTranscode(job: Int64, video: String, streamURL: String, posterURL: String, durationMs: Int) throws
     func failTranscode(job: Int64, error: String, permanent: Bool, maxAttempts: Int) throws -> TranscodeJob.Status
 
+    // Consumers of the event log that write lists (the ranking worker).
+    /// Replaces some users' lists in a generation (videos not yet in its item table are appended
+    /// to it) and, in the same transaction, records the consumer's cursor.
+    func replaceLists(generation: Int64, lists: [(user: String, videos: [String], scores: [Float])], consumer: String,
+                      nextEvent: UInt64) throws
+    /// A consumer's committed position: the generation it wrote into and the next event to read.
+    func consumerCursor(_ name: String) throws -> (generation: Int64?, nextEvent: UInt64)?
+
+    // Online experiments.
+    /// Creates a draft; every variant's generation must exist and be complete, names unique,
+    /// weights positive.
+    func createExperiment(name: String, variants: [Experiment.Variant]) throws -> Experiment
+    func experiments() throws -> [Experiment]
+    func experiment(named name: String) throws -> Experiment?
+    /// Starts a draft; at most one experiment runs.
+    @discardableResult func startExperiment(_ name: String, at time: Int64) throws -> Experiment
+    @discardableResult func stopExperiment(_ name: String, at time: Int64) throws -> Experiment
+
     /// Calls wait on a network round trip (a server's request handlers run them off the
     /// cooperative thread pool then); false for the embedded store.
     var waitsOnNetwork: Bool { get }

@@ -500,14 +500,7 @@ public final class PostgresFeedStore: FeedStore, @unchecked Sendable {
     }
 
     public func runningExperiment() throws -> Experiment? {
-        try read("SELECT name, salt, status, variants, created_at, started_at, stopped_at FROM experiments WHERE status = 'running'")
-            .first.map { r in
-                let (name, salt, status, variants, created, started, stopped) =
-                    try r.decode((String, String, String, String, Int64, Int64?, Int64?).self)
-                return Experiment(name: name, salt: salt, status: Experiment.Status(rawValue: status) ?? .stopped,
-                                  variants: try JSONDecoder().decode([Experiment.Variant].self, from: Data(variants.utf8)),
-                                  createdAt: created, startedAt: started, stoppedAt: stopped)
-            }
+        try read("SELECT \(unescaped: Self.experimentColumns) FROM experiments WHERE status = 'running'").first.map(Self.experiment)
     }
 
     // MARK: sharded generations
@@ -653,5 +646,122 @@ public final class PostgresFeedStore: FeedStore, @unchecked Sendable {
             }
             return final ? .failed : .queued
         }
+    }
+
+    // MARK: consumers of the event log
+
+    public func replaceLists(generation: Int64, lists: [(user: String, videos: [String], scores: [Float])], consumer: String,
+                             nextEvent: UInt64) throws {
+        try transaction { c in
+            // The generation's row lock serialises writers appending to its item table.
+            guard !(try run(c, "SELECT id FROM generations WHERE id = \(generation) FOR UPDATE")).isEmpty else {
+                throw StoreError.notFound("no generation \(generation)")
+            }
+            var table = try items(of: generation, c, fresh: true)
+            var position = Dictionary(table.enumerated().map { ($1, Int32($0)) }, uniquingKeysWith: { a, _ in a })
+            let next = Int64(nextEvent)
+            for l in lists {
+                guard l.videos.count == l.scores.count else { throw StoreError.invalid("list of \(l.user): videos and scores differ in length") }
+                var idx: [Int32] = []
+                for v in l.videos {
+                    if let p = position[v] { idx.append(p); continue }
+                    let p = Int32(table.count)
+                    try run(c, "INSERT INTO generation_items(generation, idx, video_id) VALUES (\(generation), \(p), \(v))")
+                    table.append(v)
+                    position[v] = p
+                    idx.append(p)
+                }
+                let blob = PackedCandidates.pack(idx, l.scores)
+                try run(c, """
+                    INSERT INTO candidate_lists(generation, user_id, list, through_event) VALUES (\(generation), \(l.user), \(blob), \(next))
+                    ON CONFLICT(generation, user_id) DO UPDATE SET list = excluded.list, through_event = excluded.through_event
+                    """)
+            }
+            try run(c, """
+                INSERT INTO consumer_cursors(name, generation, next_event) VALUES (\(consumer), \(generation), \(next))
+                ON CONFLICT(name) DO UPDATE SET generation = excluded.generation, next_event = excluded.next_event
+                """)
+        }
+        cacheLock.lock()
+        itemCache[generation] = nil
+        cacheLock.unlock()
+    }
+
+    public func consumerCursor(_ name: String) throws -> (generation: Int64?, nextEvent: UInt64)? {
+        try read("SELECT generation, next_event FROM consumer_cursors WHERE name = \(name)").first.map { r in
+            let (g, next) = try r.decode((Int64?, Int64).self)
+            return (generation: g, nextEvent: UInt64(next))
+        }
+    }
+
+    // MARK: experiments
+
+    static let experimentColumns = "name, salt, status, variants, created_at, started_at, stopped_at"
+
+    static func experiment(_ r: PostgresRow) throws -> Experiment {
+        let (name, salt, status, variants, created, started, stopped) =
+            try r.decode((String, String, String, String, Int64, Int64?, Int64?).self)
+        return Experiment(name: name, salt: salt, status: Experiment.Status(rawValue: status) ?? .stopped,
+                          variants: try JSONDecoder().decode([Experiment.Variant].self, from: Data(variants.utf8)),
+                          createdAt: created, startedAt: started, stoppedAt: stopped)
+    }
+
+    public func createExperiment(name: String, variants: [Experiment.Variant]) throws -> Experiment {
+        let e = try Experiment.draft(name: name, variants: variants, now: Self.now())
+        let json = String(decoding: try JSONEncoder().encode(variants), as: UTF8.self)
+        try transaction { c in
+            for v in variants {
+                do { try requireComplete(c, v.generation) } catch StoreError.notFound {
+                    throw ExperimentError.invalid("variant \(v.name): no generation \(v.generation)")
+                } catch let err as StoreError {
+                    throw ExperimentError.invalid("variant \(v.name): \(err)")
+                }
+            }
+            let inserted = try run(c, """
+                INSERT INTO experiments(name, salt, status, variants, created_at) VALUES (\(name), \(e.salt), \(e.status.rawValue), \(json),
+                  \(e.createdAt)) ON CONFLICT(name) DO NOTHING RETURNING name
+                """)
+            if inserted.isEmpty { throw ExperimentError.exists(name) }
+        }
+        return e
+    }
+
+    public func experiments() throws -> [Experiment] {
+        try read("SELECT \(unescaped: Self.experimentColumns) FROM experiments ORDER BY created_at, name").map(Self.experiment)
+    }
+
+    public func experiment(named name: String) throws -> Experiment? {
+        try read("SELECT \(unescaped: Self.experimentColumns) FROM experiments WHERE name = \(name)").first.map(Self.experiment)
+    }
+
+    @discardableResult
+    public func startExperiment(_ name: String, at time: Int64 = PostgresFeedStore.now()) throws -> Experiment {
+        try transaction { c in
+            // One experiment runs at a time: starts are serialised on a transaction-scoped lock.
+            try run(c, "SELECT pg_advisory_xact_lock(727002)")
+            guard let row = try run(c, "SELECT \(unescaped: Self.experimentColumns) FROM experiments WHERE name = \(name)").first else {
+                throw ExperimentError.notFound(name)
+            }
+            let e = try Self.experiment(row)
+            guard e.status == .draft else { throw ExperimentError.invalid("experiment '\(name)' is \(e.status.rawValue); only a draft starts") }
+            if let other = try run(c, "SELECT name FROM experiments WHERE status = 'running'").first {
+                throw ExperimentError.anotherRunning(try other.decode(String.self))
+            }
+            try run(c, "UPDATE experiments SET status = 'running', started_at = \(time) WHERE name = \(name)")
+        }
+        return try experiment(named: name)!
+    }
+
+    @discardableResult
+    public func stopExperiment(_ name: String, at time: Int64 = PostgresFeedStore.now()) throws -> Experiment {
+        try transaction { c in
+            guard let row = try run(c, "SELECT \(unescaped: Self.experimentColumns) FROM experiments WHERE name = \(name) FOR UPDATE").first else {
+                throw ExperimentError.notFound(name)
+            }
+            let e = try Self.experiment(row)
+            guard e.status == .running else { throw ExperimentError.invalid("experiment '\(name)' is \(e.status.rawValue), not running") }
+            try run(c, "UPDATE experiments SET status = 'stopped', stopped_at = \(time) WHERE name = \(name)")
+        }
+        return try experiment(named: name)!
     }
 }

@@ -75,7 +75,7 @@ public final class RankingWorker {
     }
 
     public let config: Config
-    let store: SQLiteFeedStore
+    let store: any FeedStore
     let log: EventLog
     private var catalog: [String: Video] = [:]
     private var catalogVersion: Int64 = -1
@@ -87,16 +87,18 @@ public final class RankingWorker {
     /// Why the last step could not fold anything in (nil when it could).
     public private(set) var idleReason: String?
 
-    public init(config: Config) throws {
+    /// `store`: the candidate store holding the live generation (default: the data directory's
+    /// SQLite file); the event log is the data directory's.
+    public init(config: Config, store: (any FeedStore)? = nil) throws {
         self.config = config
         history = EventHistory(mapping: config.mapping ?? EventMapping())
         let dir = DataDirectory(config.dataDir)
-        store = try dir.openStore()
+        self.store = try store ?? dir.openStore()
         log = try EventLog(directory: dir.events)
         try reloadCatalog()
-        if let c = try store.consumerCursor(config.consumer) {
+        if let c = try self.store.consumerCursor(config.consumer) {
             nextEvent = c.nextEvent
-        } else if let g = try store.liveGeneration(), let through = try store.source(generation: g.id)?.eventsThrough {
+        } else if let g = try self.store.liveGeneration(), let through = try self.store.source(generation: g.id)?.eventsThrough {
             // First start: the live generation's training already covers the log below this.
             nextEvent = min(through, log.endId)
         }

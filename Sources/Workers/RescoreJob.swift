@@ -29,6 +29,8 @@ public struct RescoreConfig: Sendable {
     public var top = 200
     /// Generations kept after the switch (the live one always is).
     public var keep = 3
+    /// The candidate store to write into (default: the data directory's SQLite file).
+    public var store: (any FeedStore)? = nil
 
     public init(dataDir: String) { self.dataDir = dataDir }
 }
@@ -64,7 +66,7 @@ public enum RescoreJob {
         let t0 = Date()
         let log = try EventLog(directory: dir.events)
         defer { log.close() }
-        let store = try dir.openStore()
+        let store = try c.store ?? dir.openStore()
         let videos = try store.videos()
         let durations = Dictionary(videos.map { ($0.id, $0.durationMs) }, uniquingKeysWith: { $1 })
         let data = try EventMapping.fromLog(log, durations: durations, mapping: c.mapping)

@@ -90,6 +90,27 @@ final class DataDirCommandsTests: XCTestCase {
             XCTAssertTrue(bad.stderr.contains("cannot connect to postgres://nobody@127.0.0.1:1/none"), bad.stderr)
             let unknown = try CLIRunner.run(["generations", "list", "--store", "mysql://x"])
             XCTAssertTrue(unknown.stderr.contains("unknown store 'mysql://x'"), unknown.stderr)
+
+            // The ranking worker folds new events into the PostgreSQL generation and commits its cursor there.
+            let items = try ModelStore.load(dir + "/m").items.raw
+            Fixtures.write("\(users[0])\t\(items[0])\t1\n\(users[0])\t\(items[1])\t1\n", to: dir + "/likes.tsv")
+            _ = try run(["events", "import", dir + "/likes.tsv", "--type", "like", "--data-dir", data])
+            let endId = try EventLog(directory: data + "/events").endId
+            _ = try run(["worker", "rank", "--data-dir", data, "--store", pg, "--seconds", "2", "--top", "25"])
+            let cursor = try XCTUnwrap(try remote.consumerCursor("ranker"))
+            XCTAssertEqual(cursor.generation, gen.id)
+            XCTAssertEqual(cursor.nextEvent, endId)
+            XCTAssertFalse(try XCTUnwrap(try remote.candidates(generation: gen.id, user: users[0])).contains { $0.video == items[0] },
+                           "the liked video is seen now, so it left the list")
+            // rescore writes its generation into PostgreSQL; experiments live there too.
+            _ = try run(["rescore", "--data-dir", data, "--store", pg, "--models", dir + "/models", "--factors", "8", "--iters", "2", "--top", "25"])
+            let next = try XCTUnwrap(try remote.liveGeneration())
+            XCTAssertGreaterThan(next.id, gen.id)
+            _ = try run(["experiment", "create", "pgexp", "--variant", "a=\(gen.id):50", "--variant", "b=\(next.id):50", "--data-dir", data,
+                         "--store", pg])
+            _ = try run(["experiment", "start", "pgexp", "--data-dir", data, "--store", pg])
+            XCTAssertEqual(try remote.runningExperiment()?.name, "pgexp")
+            XCTAssertNil(try store.runningExperiment(), "the data directory's SQLite store is untouched")
         }
 
         // Mistakes are refused with the reason.

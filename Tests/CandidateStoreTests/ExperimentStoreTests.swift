@@ -69,42 +69,4 @@ final class ExperimentStoreTests: XCTestCase {
         XCTAssertTrue(info.complete)
         XCTAssertTrue(try store.writeShard(generation: gen, shard: 1, lists: [], activate: true).alreadyWritten)
     }
-
-    func testLifecycleOneRunningAtATimeAndServingGenerationsAreNotPruned() throws {
-        let store = try SQLiteFeedStore(path: dir + "/store.sqlite")
-        var gens: [Int64] = []
-        for n in 0..<4 {
-            gens.append(try store.writeGeneration(model: "als", runId: "r\(n)", items: ["v"], lists: [(user: "u", items: [0], scores: [1])],
-                                                  activate: true))
-        }
-        XCTAssertThrowsError(try store.createExperiment(name: "bad name", variants: [.init(name: "a", generation: gens[0], weight: 1),
-                                                                                       .init(name: "b", generation: gens[1], weight: 1)]))
-        XCTAssertThrowsError(try store.createExperiment(name: "x", variants: [.init(name: "a", generation: 999, weight: 1),
-                                                                               .init(name: "b", generation: gens[1], weight: 1)])) {
-            XCTAssertEqual($0 as? ExperimentError, .invalid("variant a: no generation 999"))
-        }
-        let e = try store.createExperiment(name: "exp1", variants: [.init(name: "control", generation: gens[0], weight: 1),
-                                                                     .init(name: "treatment", generation: gens[3], weight: 1)])
-        XCTAssertEqual(e.status, .draft)
-        XCTAssertThrowsError(try store.createExperiment(name: "exp1", variants: e.variants)) { XCTAssertEqual($0 as? ExperimentError, .exists("exp1")) }
-        XCTAssertNil(try store.runningExperiment())
-        try store.startExperiment("exp1", at: 1_000)
-        XCTAssertEqual(try store.runningExperiment()?.name, "exp1")
-        XCTAssertEqual(try store.runningExperiment()?.salt, e.salt)
-        _ = try store.createExperiment(name: "exp2", variants: e.variants)
-        XCTAssertThrowsError(try store.startExperiment("exp2")) { XCTAssertEqual($0 as? ExperimentError, .anotherRunning("exp1")) }
-        // The control's generation is old, but an experiment serves from it: pruning keeps it.
-        let removed = try store.prune(keep: 1)
-        XCTAssertEqual(Set(removed), [gens[1], gens[2]])
-        XCTAssertNotNil(try store.candidates(generation: gens[0], user: "u"))
-        try store.stopExperiment("exp1", at: 2_000)
-        XCTAssertNil(try store.runningExperiment())
-        XCTAssertEqual(try store.experiment(named: "exp1")?.stoppedAt, 2_000)
-        XCTAssertThrowsError(try store.startExperiment("exp1"))  // stopped stays stopped
-        try store.startExperiment("exp2")
-        XCTAssertEqual(try store.experiments().map(\.name), ["exp1", "exp2"])
-        XCTAssertEqual(Experiment.parseAnnotation(e.annotation(for: "u7"))?.experiment, "exp1")
-        XCTAssertEqual(Experiment.parseAnnotation(e.annotation(for: "u7"))?.variant, e.variant(for: "u7").name)
-        XCTAssertNil(Experiment.parseAnnotation(""))
-    }
 }

@@ -15,12 +15,17 @@ final class StoreBehaviourTests: XCTestCase {
 
     /// Runs `body` on each backend; failures name the backend.
     func onEachStore(_ body: (any FeedStore) throws -> Void) throws {
+        try onEachStore { store, _ in try body(store) }
+    }
+
+    /// The same, with a way to open a second handle on the same store (another process's view).
+    func onEachStore(_ body: (any FeedStore, () throws -> any FeedStore) throws -> Void) throws {
         var stores: [(String, () throws -> any FeedStore)] = [("sqlite", { try SQLiteFeedStore(path: self.dir + "/store.sqlite") })]
         if let url = try Fixtures.postgresDatabase() { stores.append(("postgres", { try PostgresFeedStore(url: url) })) }
         for (name, make) in stores {
             backend = name
             defer { backend = "" }
-            do { try body(try make()) } catch { XCTFail("\(error)"); throw error }
+            do { try body(try make(), make) } catch { XCTFail("\(error)"); throw error }
         }
     }
 
@@ -242,6 +247,67 @@ final class StoreBehaviourTests: XCTestCase {
             XCTAssertEqual(try store.video(id: "vbad")?.status, .failed)
             XCTAssertEqual(try store.transcodeJob(video: "vbad")?.error, "not a video")
             XCTAssertThrowsError(try store.failTranscode(job: 999, error: "x", permanent: true, maxAttempts: 1))
+        }
+    }
+
+    func testExperimentsOneRunningAtATimeAndTheirGenerationsAreNotPruned() throws {
+        try onEachStore { store in
+                var gens: [Int64] = []
+            for n in 0..<4 {
+                gens.append(try store.writeGeneration(model: "als", runId: "r\(n)", items: ["v"], lists: [(user: "u", items: [0], scores: [1])],
+                                                      activate: true))
+            }
+            XCTAssertThrowsError(try store.createExperiment(name: "bad name", variants: [.init(name: "a", generation: gens[0], weight: 1),
+                                                                                           .init(name: "b", generation: gens[1], weight: 1)]))
+            XCTAssertThrowsError(try store.createExperiment(name: "x", variants: [.init(name: "a", generation: 999, weight: 1),
+                                                                                   .init(name: "b", generation: gens[1], weight: 1)])) {
+                XCTAssertEqual($0 as? ExperimentError, .invalid("variant a: no generation 999"))
+            }
+            let e = try store.createExperiment(name: "exp1", variants: [.init(name: "control", generation: gens[0], weight: 1),
+                                                                         .init(name: "treatment", generation: gens[3], weight: 1)])
+            XCTAssertEqual(e.status, .draft)
+            XCTAssertThrowsError(try store.createExperiment(name: "exp1", variants: e.variants)) { XCTAssertEqual($0 as? ExperimentError, .exists("exp1")) }
+            XCTAssertNil(try store.runningExperiment())
+            try store.startExperiment("exp1", at: 1_000)
+            XCTAssertEqual(try store.runningExperiment()?.name, "exp1")
+            XCTAssertEqual(try store.runningExperiment()?.salt, e.salt)
+            _ = try store.createExperiment(name: "exp2", variants: e.variants)
+            XCTAssertThrowsError(try store.startExperiment("exp2", at: 1_500)) { XCTAssertEqual($0 as? ExperimentError, .anotherRunning("exp1")) }
+            // The control's generation is old, but an experiment serves from it: pruning keeps it.
+            let removed = try store.prune(keep: 1)
+            XCTAssertEqual(Set(removed), [gens[1], gens[2]])
+            XCTAssertNotNil(try store.candidates(generation: gens[0], user: "u"))
+            try store.stopExperiment("exp1", at: 2_000)
+            XCTAssertNil(try store.runningExperiment())
+            XCTAssertEqual(try store.experiment(named: "exp1")?.stoppedAt, 2_000)
+            XCTAssertThrowsError(try store.startExperiment("exp1", at: 2_500))  // stopped stays stopped
+            try store.startExperiment("exp2", at: 3_000)
+            XCTAssertEqual(try store.experiments().map(\.name), ["exp1", "exp2"])
+            XCTAssertEqual(Experiment.parseAnnotation(e.annotation(for: "u7"))?.experiment, "exp1")
+            XCTAssertEqual(Experiment.parseAnnotation(e.annotation(for: "u7"))?.variant, e.variant(for: "u7").name)
+            XCTAssertNil(Experiment.parseAnnotation(""))
+        }
+    }
+
+    func testReplacingListsCommitsTheConsumerCursorInTheSameTransaction() throws {
+        try onEachStore { store, reopen in
+            let items = (0..<50).map { "v\($0)" }
+            let g = try store.writeGeneration(model: "als", runId: "r", items: items, lists: lists(3, 5), activate: true)
+            // Another reader (the server) has the item table cached already.
+            let server = try reopen()
+            XCTAssertEqual(try server.candidates(generation: g, user: "u1")?.first?.video, "v1")
+            XCTAssertNil(try store.consumerCursor("ranker"))
+            try store.replaceLists(generation: g, lists: [(user: "u1", videos: ["vNEW", "v7"], scores: [2, 1]),
+                                                          (user: "u9", videos: ["v3"], scores: [1])],
+                                   consumer: "ranker", nextEvent: 42)
+            XCTAssertEqual(try server.candidates(generation: g, user: "u1")?.map(\.video), ["vNEW", "v7"])
+            XCTAssertEqual(try server.candidates(generation: g, user: "u9")?.map(\.video), ["v3"])
+            XCTAssertEqual(try server.candidates(generation: g, user: "u0")?.count, 5)  // untouched
+            let c = try XCTUnwrap(try store.consumerCursor("ranker"))
+            XCTAssertEqual(c.generation, g)
+            XCTAssertEqual(c.nextEvent, 42)
+            XCTAssertThrowsError(try store.replaceLists(generation: 999, lists: [], consumer: "ranker", nextEvent: 50))
+            XCTAssertEqual(try store.consumerCursor("ranker")?.nextEvent, 42)  // a failed write moved nothing
         }
     }
 }

@@ -18,7 +18,7 @@ struct ExperimentCommand: ParsableCommand {
         """,
         subcommands: [Create.self, Start.self, Stop.self, List.self, ReportSub.self])
 
-    static func store(_ d: DataDirOption) throws -> SQLiteFeedStore { try d.directory.openStore() }
+    static func store(_ d: DataDirOption, _ backend: StoreOption) throws -> any FeedStore { try backend.open(dataDir: d.dataDir) }
 
     static func run<T>(_ f: () throws -> T) throws -> T {
         do { return try f() } catch let e as ExperimentError { throw CLIError("experiment: \(e)") }
@@ -27,12 +27,13 @@ struct ExperimentCommand: ParsableCommand {
     struct Create: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a draft experiment.")
         @OptionGroup var data: DataDirOption
+        @OptionGroup var backend: StoreOption
         @Argument(help: "Experiment name.") var name: String
         @Option(name: .customLong("variant"), help: "NAME=GENERATION_OR_RUN:WEIGHT (repeatable; the first is the control).")
         var variants: [String] = []
 
         func run() throws {
-            let store = try ExperimentCommand.store(data)
+            let store = try ExperimentCommand.store(data, backend)
             var parsed: [Experiment.Variant] = []
             for v in variants {
                 guard let eq = v.firstIndex(of: "="), let colon = v.lastIndex(of: ":"), eq < colon else {
@@ -60,10 +61,11 @@ struct ExperimentCommand: ParsableCommand {
     struct Start: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Start a draft experiment (at most one runs at a time).")
         @OptionGroup var data: DataDirOption
+        @OptionGroup var backend: StoreOption
         @Argument var name: String
         func run() throws {
-            let store = try ExperimentCommand.store(data)
-            let e = try ExperimentCommand.run { try store.startExperiment(name) }
+            let store = try ExperimentCommand.store(data, backend)
+            let e = try ExperimentCommand.run { try store.startExperiment(name, at: SQLiteFeedStore.now()) }
             print("experiment \(e.name) running since \(e.startedAt!)")
         }
     }
@@ -71,10 +73,11 @@ struct ExperimentCommand: ParsableCommand {
     struct Stop: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Stop a running experiment (the live generation serves everyone again).")
         @OptionGroup var data: DataDirOption
+        @OptionGroup var backend: StoreOption
         @Argument var name: String
         func run() throws {
-            let store = try ExperimentCommand.store(data)
-            let e = try ExperimentCommand.run { try store.stopExperiment(name) }
+            let store = try ExperimentCommand.store(data, backend)
+            let e = try ExperimentCommand.run { try store.stopExperiment(name, at: SQLiteFeedStore.now()) }
             print("experiment \(e.name) stopped at \(e.stoppedAt!)")
         }
     }
@@ -82,9 +85,10 @@ struct ExperimentCommand: ParsableCommand {
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Experiments and their variants.")
         @OptionGroup var data: DataDirOption
+        @OptionGroup var backend: StoreOption
         func run() throws {
             var rows = [["name", "status", "variants", "started", "stopped"]]
-            for e in try ExperimentCommand.store(data).experiments() {
+            for e in try ExperimentCommand.store(data, backend).experiments() {
                 rows.append([e.name, e.status.rawValue, e.variants.map { "\($0.name)=gen\($0.generation):\($0.weight)" }.joined(separator: " "),
                              e.startedAt.map(String.init) ?? "-", e.stoppedAt.map(String.init) ?? "-"])
             }
@@ -95,11 +99,12 @@ struct ExperimentCommand: ParsableCommand {
     struct ReportSub: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "report", abstract: "Per-variant metrics, lifts, CUPED and the sample-ratio check.")
         @OptionGroup var data: DataDirOption
+        @OptionGroup var backend: StoreOption
         @Argument var name: String
         @Flag(help: "One JSON object instead of tables.") var json = false
 
         func run() throws {
-            let store = try ExperimentCommand.store(data)
+            let store = try ExperimentCommand.store(data, backend)
             guard let e = try store.experiment(named: name) else { throw CLIError("experiment: no experiment '\(name)'") }
             let log = try EventLog(directory: data.directory.events)
             defer { log.close() }

@@ -11,6 +11,7 @@ struct Rescore: ParsableCommand {
         """)
 
     @OptionGroup var data: DataDirOption
+    @OptionGroup var backend: StoreOption
     @Option(help: "Where the run's model directory goes.") var models = "models"
     @Option(help: "als, or two-tower (content features from the catalog's captions and tags; its lists include catalog videos without interactions yet).")
     var model: RescoreConfig.Model = .als
@@ -34,6 +35,7 @@ struct Rescore: ParsableCommand {
     func run() throws {
         common.announce()
         var c = RescoreConfig(dataDir: data.dataDir)
+        c.store = try backend.open(dataDir: data.dataDir)
         c.modelsDir = models
         c.als = ALSConfig(factors: factors, regularization: reg, iterations: iters, solver: .cg, threads: common.threads)
         c.confidence = Confidence(scheme: confidence, alpha: alpha)

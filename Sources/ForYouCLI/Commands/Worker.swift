@@ -63,6 +63,7 @@ struct Worker: ParsableCommand {
             """)
 
         @OptionGroup var data: DataDirOption
+        @OptionGroup var backend: StoreOption
         @Option(help: "List length per user.") var top = 200
         @Option(help: "Events per micro-batch.") var batch = 2_000
         @Option(help: "Seconds to wait when there is nothing new.") var idle = 0.2
@@ -95,7 +96,8 @@ struct Worker: ParsableCommand {
             c.top = top
             c.batch = batch
             let worker: RankingWorker
-            do { worker = try RankingWorker(config: c) } catch let e as EventLogError { throw CLIError("\(e)") }
+            let candidates = try backend.open(dataDir: data.dataDir)
+            do { worker = try RankingWorker(config: c, store: candidates) } catch let e as EventLogError { throw CLIError("\(e)") }
             Console.err("worker rank: starting at event \(worker.nextEvent)")
             let stats = WorkerStats()
             if metricsPort > 0 {
@@ -127,6 +129,7 @@ struct Worker: ParsableCommand {
                     || (retrainAfterEvents.map { sinceRetrain >= $0 } ?? false)
                 if due {
                     var job = RescoreConfig(dataDir: data.dataDir)
+                    job.store = candidates
                     job.modelsDir = models
                     job.keep = keep
                     job.top = top
