@@ -206,3 +206,30 @@ public protocol FeedStore: AnyObject, Sendable {
 extension FeedStore {
     public var waitsOnNetwork: Bool { false }
 }
+
+/// A generation's item table while lists are written against it (the ranking worker's list
+/// replacement): known videos map to their index, new ones are appended at the end.
+public struct ItemTableBuilder {
+    public private(set) var table: [String]
+    private var position: [String: Int32]
+
+    public init(_ table: [String]) {
+        self.table = table
+        position = Dictionary(table.enumerated().map { ($1, Int32($0)) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    /// The indices of `videos`; `append(index, video)` stores each video new to the table first.
+    public mutating func indices(_ videos: [String], append: (Int32, String) throws -> Void) rethrows -> [Int32] {
+        var idx: [Int32] = []
+        idx.reserveCapacity(videos.count)
+        for v in videos {
+            if let p = position[v] { idx.append(p); continue }
+            let p = Int32(table.count)
+            try append(p, v)
+            table.append(v)
+            position[v] = p
+            idx.append(p)
+        }
+        return idx
+    }
+}

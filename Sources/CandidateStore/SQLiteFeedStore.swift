@@ -277,9 +277,8 @@ public final class SQLiteFeedStore: FeedStore, @unchecked Sendable {
             guard try Int64.fetchOne(db, sql: "SELECT id FROM generations WHERE id = ?", arguments: [generation]) != nil else {
                 throw StoreError.notFound("no generation \(generation)")
             }
-            var table = try String.fetchAll(db, sql: "SELECT video_id FROM generation_items WHERE generation = ? ORDER BY idx",
-                                            arguments: [generation])
-            var position = Dictionary(table.enumerated().map { ($1, Int32($0)) }, uniquingKeysWith: { a, _ in a })
+            var table = ItemTableBuilder(try String.fetchAll(db, sql: "SELECT video_id FROM generation_items WHERE generation = ? ORDER BY idx",
+                                                             arguments: [generation]))
             let addItem = try db.cachedStatement(sql: "INSERT INTO generation_items(generation, idx, video_id) VALUES (?,?,?)")
             let upsert = try db.cachedStatement(sql: """
                 INSERT INTO candidate_lists(generation, user_id, list, through_event) VALUES (?,?,?,?)
@@ -287,15 +286,7 @@ public final class SQLiteFeedStore: FeedStore, @unchecked Sendable {
                 """)
             for l in lists {
                 guard l.videos.count == l.scores.count else { throw StoreError.invalid("list of \(l.user): videos and scores differ in length") }
-                var idx: [Int32] = []
-                for v in l.videos {
-                    if let p = position[v] { idx.append(p); continue }
-                    let p = Int32(table.count)
-                    try addItem.execute(arguments: [generation, Int(p), v])
-                    table.append(v)
-                    position[v] = p
-                    idx.append(p)
-                }
+                let idx = try table.indices(l.videos) { p, v in try addItem.execute(arguments: [generation, Int(p), v]) }
                 try upsert.execute(arguments: [generation, l.user, SQLiteFeedStore.pack(idx, l.scores), Int64(nextEvent)])
             }
             try db.execute(sql: """

@@ -657,19 +657,12 @@ public final class PostgresFeedStore: FeedStore, @unchecked Sendable {
             guard !(try run(c, "SELECT id FROM generations WHERE id = \(generation) FOR UPDATE")).isEmpty else {
                 throw StoreError.notFound("no generation \(generation)")
             }
-            var table = try items(of: generation, c, fresh: true)
-            var position = Dictionary(table.enumerated().map { ($1, Int32($0)) }, uniquingKeysWith: { a, _ in a })
+            var table = ItemTableBuilder(try items(of: generation, c, fresh: true))
             let next = Int64(nextEvent)
             for l in lists {
                 guard l.videos.count == l.scores.count else { throw StoreError.invalid("list of \(l.user): videos and scores differ in length") }
-                var idx: [Int32] = []
-                for v in l.videos {
-                    if let p = position[v] { idx.append(p); continue }
-                    let p = Int32(table.count)
+                let idx = try table.indices(l.videos) { p, v in
                     try run(c, "INSERT INTO generation_items(generation, idx, video_id) VALUES (\(generation), \(p), \(v))")
-                    table.append(v)
-                    position[v] = p
-                    idx.append(p)
                 }
                 let blob = PackedCandidates.pack(idx, l.scores)
                 try run(c, """
