@@ -312,8 +312,11 @@ public final class SQLiteFeedStore: FeedStore, @unchecked Sendable {
             let live = try Int64.fetchOne(db, sql: "SELECT generation FROM live WHERE singleton = 1")
             let ids = try Int64.fetchAll(db, sql: "SELECT id FROM generations ORDER BY id DESC")
             let serving = try experimentGenerations(db)
-            // A generation still being built by shards is left alone (its shards may be running).
-            let building = Set(try Int64.fetchAll(db, sql: "SELECT id FROM generations WHERE shards IS NOT NULL AND shards_done < shards"))
+            // A generation still being built by shards is left alone (its shards may be running),
+            // unless the build was started more than a day ago and is taken for abandoned.
+            let building = Set(try Int64.fetchAll(db, sql: """
+                SELECT id FROM generations WHERE shards IS NOT NULL AND shards_done < shards AND created_at > ?
+                """, arguments: [SQLiteFeedStore.now() - ShardProgress.abandonedAfterMs]))
             let doomed = ids.dropFirst(max(0, keep)).filter { $0 != live && !serving.contains($0) && !building.contains($0) }
             for id in doomed {
                 try db.execute(sql: "DELETE FROM candidate_lists WHERE generation = ?", arguments: [id])

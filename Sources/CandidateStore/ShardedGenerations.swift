@@ -15,6 +15,8 @@ public struct ShardProgress: Sendable, Equatable {
     /// This shard had already been written by an earlier run; nothing was written now.
     public var alreadyWritten: Bool
     public var complete: Bool { done == shards }
+    /// An incomplete build older than this (a day) counts as abandoned: `prune` may remove it.
+    public static let abandonedAfterMs: Int64 = 86_400_000
     public init(generation: Int64, done: Int, shards: Int, live: Bool, alreadyWritten: Bool) {
         self.generation = generation; self.done = done; self.shards = shards; self.live = live; self.alreadyWritten = alreadyWritten
     }

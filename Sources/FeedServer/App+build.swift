@@ -40,7 +40,7 @@ public func buildRouter(_ service: FeedService) -> Router<FeedContext> {
     api.post("events") { request, context in try await EventRoutes.post(service, request, context) }
     api.post("events:batch") { request, context in try await EventRoutes.batch(service, request, context) }
     api.post("videos") { request, context in try await VideoRoutes.create(service, request, context) }
-    api.get("videos/:id") { request, context in try VideoRoutes.get(service, request, context) }
+    api.get("videos/:id") { request, context in try await VideoRoutes.get(service, request, context) }
     api.post("uploads") { request, context in try await UploadRoutes.create(service, request, context) }
     router.get("media/**") { request, context in try MediaRoutes.get(service, request, context) }
     router.head("media/**") { request, context in try MediaRoutes.get(service, request, context) }

@@ -67,7 +67,8 @@ public final class FeedService: @unchecked Sendable {
             while !Task.isCancelled {
                 try? await Task.sleep(nanoseconds: UInt64(interval * 1e9))
                 guard let self else { return }
-                try? self.state.refresh(store: self.store)
+                let (state, store) = (self.state, self.store)
+                _ = try? await self.storeCall { try state.refresh(store: store) }
                 self.state.expire()
             }
         }
@@ -82,6 +83,12 @@ public final class FeedService: @unchecked Sendable {
 }
 
 extension FeedService {
+    /// Runs store work from async code: inline for the embedded store, on the blocking queue for
+    /// a networked one (its calls wait on round trips and must not hold a cooperative thread).
+    func storeCall<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        store.waitsOnNetwork ? try await Blocking.run(body) : try body()
+    }
+
     /// Reloads the catalog and the live generation now (tests, and after `score-all --into`).
     public func refreshNow() throws { try state.refresh(store: store) }
     /// Expires old idempotency keys and idle rate buckets now.

@@ -50,8 +50,9 @@ enum UploadRoutes {
             throw APIError(.unprocessableContent, "not_a_video", e.description, field: "body")
         }
         try FileManager.default.moveItem(atPath: tmp, toPath: final)
-        try s.store.insertUpload(Upload(id: id, owner: user, path: final, bytes: written, durationMs: probe.durationMs,
-                                        width: probe.width, height: probe.height, createdAt: SQLiteFeedStore.now()))
+        let store = s.store, upload = Upload(id: id, owner: user, path: final, bytes: written, durationMs: probe.durationMs,
+                                             width: probe.width, height: probe.height, createdAt: SQLiteFeedStore.now())
+        try await s.storeCall { try store.insertUpload(upload) }
         let w = JSONWriter()
         w.object {
             w.field("upload_id", id); w.field("bytes", Int(written)); w.field("duration_ms", probe.durationMs)

@@ -172,7 +172,8 @@ enum VideoRoutes {
         let id = "v" + String(UInt64.random(in: 0...UInt64.max, using: &g), radix: 36)
         let v = Video(id: id, caption: caption, tags: Self.hashtags(caption), status: .processing,
                       createdAt: Int64(Date().timeIntervalSince1970 * 1000), uploadId: upload, owner: user)
-        do { try s.store.createVideo(v, fromUpload: upload, by: user) } catch let e as UploadError {
+        let store = s.store
+        do { try await s.storeCall { try store.createVideo(v, fromUpload: upload, by: user) } } catch let e as UploadError {
             switch e {
             case .unknownUpload: throw APIError(.notFound, "unknown_upload", e.description, field: "upload_id")
             case .notYours: throw APIError(.forbidden, "not_your_upload", e.description, field: "upload_id")
@@ -186,15 +187,20 @@ enum VideoRoutes {
     }
 
     /// GET /api/v1/videos/{id}
-    static func get(_ s: FeedService, _ request: Request, _ context: FeedContext) throws -> Response {
+    static func get(_ s: FeedService, _ request: Request, _ context: FeedContext) async throws -> Response {
         let id = context.parameters.get("id") ?? ""
-        guard let v = try s.store.video(id: id), v.status != .removed else { throw APIError.notFound("no video '\(id)'", field: "id") }
+        let store = s.store
+        let (found, job) = try await s.storeCall { () -> (Video?, TranscodeJob?) in
+            let v = try store.video(id: id)
+            return (v, v?.status == .failed ? try? store.transcodeJob(video: id) : nil)
+        }
+        guard let v = found, v.status != .removed else { throw APIError.notFound("no video '\(id)'", field: "id") }
         let w = JSONWriter()
         w.object {
             w.field("id", v.id); w.field("caption", v.caption); w.field("status", v.status.rawValue)
             w.field("duration_ms", v.durationMs); w.field("topic", v.topic); w.field("creator", v.creator)
             w.field("stream_url", FeedRoutes.url(s, v.streamURL)); w.field("thumbnail_url", FeedRoutes.url(s, v.thumbnailURL))
-            if v.status == .failed, let reason = (try? s.store.transcodeJob(video: v.id))??.error { w.field("failure", reason) }
+            if v.status == .failed, let reason = job?.error { w.field("failure", reason) }
         }
         return jsonResponse(.ok, w)
     }

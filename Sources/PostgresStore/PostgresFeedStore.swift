@@ -46,7 +46,12 @@ public final class PostgresFeedStore: FeedStore, @unchecked Sendable {
     public init(url: String, maxConnections: Int = 8) throws {
         guard let c = URLComponents(string: url), c.scheme == "postgres" || c.scheme == "postgresql", let host = c.host,
               !host.isEmpty else {
-            throw PostgresStoreError("not a PostgreSQL URL: '\(url)' (postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE)")
+            throw PostgresStoreError("not a PostgreSQL URL: '\(Self.redact(url))' (postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE)")
+        }
+        guard c.queryItems?.isEmpty ?? true else {
+            // Silently ignoring e.g. sslmode=require would send the password in clear.
+            throw PostgresStoreError("connection options in the URL (\(c.query ?? "")) are not supported: the store connects "
+                                     + "without TLS, for loopback or a private network")
         }
         let database = c.path.hasPrefix("/") ? String(c.path.dropFirst()) : c.path
         var conf = PostgresConnection.Configuration(host: host, port: c.port ?? 5432, username: c.user ?? "postgres",
@@ -114,10 +119,12 @@ public final class PostgresFeedStore: FeedStore, @unchecked Sendable {
     }
 
     /// The URL without its password.
-    var redacted: String {
-        guard var c = URLComponents(string: url) else { return url }
+    var redacted: String { Self.redact(url) }
+
+    static func redact(_ url: String) -> String {
+        guard var c = URLComponents(string: url) else { return "(unparsable URL)" }
         if c.password != nil { c.password = "***" }
-        return c.string ?? url
+        return c.string ?? "(unparsable URL)"
     }
 
     /// One transaction on one connection: committed when `body` returns, rolled back when it throws.
@@ -156,7 +163,10 @@ public final class PostgresFeedStore: FeedStore, @unchecked Sendable {
         let logger = self.logger
         let box = ResultBox()
         let done = DispatchSemaphore(value: 0)
-        Task.detached {
+        // postgres-nio's COPY is async-only. The task prefers an executor of its own (a dispatch
+        // queue), so waiting for it here never needs a cooperative thread: callers on one (an
+        // async context) cannot deadlock the pool by blocking while it waits.
+        Task(executorPreference: Self.copyExecutor) {
             do {
                 try await c.copyFrom(table: table, columns: columns, logger: logger) { writer in
                     var buf = ByteBufferAllocator().buffer(capacity: 1 << 20)
@@ -177,6 +187,18 @@ public final class PostgresFeedStore: FeedStore, @unchecked Sendable {
     }
 
     private final class ResultBox: @unchecked Sendable { var error: (any Error)? }
+
+    /// Runs the COPY tasks' jobs on a dispatch queue instead of the cooperative pool.
+    final class QueueExecutor: TaskExecutor, @unchecked Sendable {
+        let queue = DispatchQueue(label: "foryou.postgres.copy", attributes: .concurrent)
+        func enqueue(_ job: consuming ExecutorJob) {
+            let job = UnownedJob(job)
+            let me = asUnownedTaskExecutor()
+            queue.async { job.runSynchronously(on: me) }
+        }
+    }
+
+    static let copyExecutor = QueueExecutor()
 
     // MARK: schema
 
@@ -281,7 +303,7 @@ public final class PostgresFeedStore: FeedStore, @unchecked Sendable {
     }
 
     public func videos() throws -> [Video] {
-        try read("SELECT \(unescaped: Self.columns) FROM videos ORDER BY created_at, id").map(Self.video)
+        try read("SELECT \(unescaped: Self.columns) FROM videos ORDER BY created_at, id COLLATE \"C\"").map(Self.video)
     }
 
     public func catalogVersion() throws -> Int64 {
@@ -443,10 +465,13 @@ public final class PostgresFeedStore: FeedStore, @unchecked Sendable {
 
     public func prune(keep: Int) throws -> [Int64] {
         let removed: [Int64] = try transaction { c in
+            // Experiments being created name generations prune must keep: one at a time.
+            try run(c, "SELECT pg_advisory_xact_lock(727003)")
             let l = try live(c)
             let ids = try run(c, "SELECT id FROM generations ORDER BY id DESC").map { try $0.decode(Int64.self) }
             let serving = try experimentGenerations(c)
-            let building = Set(try run(c, "SELECT id FROM generations WHERE shards IS NOT NULL AND shards_done < shards")
+            let since = Self.now() - ShardProgress.abandonedAfterMs
+            let building = Set(try run(c, "SELECT id FROM generations WHERE shards IS NOT NULL AND shards_done < shards AND created_at > \(since)")
                 .map { try $0.decode(Int64.self) })
             let doomed = ids.dropFirst(max(0, keep)).filter { $0 != l && !serving.contains($0) && !building.contains($0) }
             for id in doomed { try run(c, "DELETE FROM generations WHERE id = \(id)") }  // lists, items, shards cascade
@@ -540,6 +565,8 @@ public final class PostgresFeedStore: FeedStore, @unchecked Sendable {
             }
             let n = Int(shards)
             guard (0..<n).contains(shard) else { throw StoreError.invalid("shard \(shard + 1) of \(n) does not exist") }
+            // The same shard run twice at once: the second waits here, then finds it written.
+            try run(c, "SELECT pg_advisory_xact_lock(\(Int32(truncatingIfNeeded: generation)), \(Int32(shard)))")
             if try !run(c, "SELECT 1 FROM generation_shards WHERE generation = \(generation) AND shard = \(shard)").isEmpty {
                 let done = try run(c, "SELECT count(*) FROM generation_shards WHERE generation = \(generation)")[0].decode(Int64.self)
                 return ShardProgress(generation: generation, done: Int(done), shards: n, live: try live(c) == generation, alreadyWritten: true)
@@ -703,6 +730,7 @@ public final class PostgresFeedStore: FeedStore, @unchecked Sendable {
         let e = try Experiment.draft(name: name, variants: variants, now: Self.now())
         let json = String(decoding: try JSONEncoder().encode(variants), as: UTF8.self)
         try transaction { c in
+            try run(c, "SELECT pg_advisory_xact_lock(727003)")  // not while a prune decides what to delete
             for v in variants {
                 do { try requireComplete(c, v.generation) } catch StoreError.notFound {
                     throw ExperimentError.invalid("variant \(v.name): no generation \(v.generation)")
@@ -720,7 +748,7 @@ public final class PostgresFeedStore: FeedStore, @unchecked Sendable {
     }
 
     public func experiments() throws -> [Experiment] {
-        try read("SELECT \(unescaped: Self.experimentColumns) FROM experiments ORDER BY created_at, name").map(Self.experiment)
+        try read("SELECT \(unescaped: Self.experimentColumns) FROM experiments ORDER BY created_at, name COLLATE \"C\"").map(Self.experiment)
     }
 
     public func experiment(named name: String) throws -> Experiment? {

@@ -9,6 +9,7 @@ public enum CompareError: Error, CustomStringConvertible, Equatable {
     case differentK(Int, Int)
     case differentUsers
     case notReplicates(String, String, String)
+    case repeatedRun(String)
 
     public var description: String {
         switch self {
@@ -23,6 +24,7 @@ public enum CompareError: Error, CustomStringConvertible, Equatable {
         case .notReplicates(let a, let b, let what):
             return "runs \(a) and \(b) on one side are not replicates of one configuration (they differ in \(what)); "
                 + "replicates differ only in seed"
+        case .repeatedRun(let id): return "run \(id) is given twice on one side; replicates are distinct runs"
         }
     }
 }
@@ -77,7 +79,11 @@ public struct RunComparison: Sendable {
             guard ee.testFingerprint == ea.testFingerprint else { throw CompareError.differentTest(ea.testFingerprint, ee.testFingerprint) }
             guard ee.k == ea.k else { throw CompareError.differentK(ea.k, ee.k) }
         }
-        for side in [a, b] { for e in side.dropFirst() { try checkReplicates(side[0], e) } }
+        for side in [a, b] {
+            var ids = Set<String>()
+            for e in side where !ids.insert(e.id).inserted { throw CompareError.repeatedRun(e.id) }
+            for e in side.dropFirst() { try checkReplicates(side[0], e) }
+        }
         let recA = try a.map { try EvaluationRecord.read($0.directory + "/" + $0.run.evaluation!.perUserFile) }
         let recB = try b.map { try EvaluationRecord.read($0.directory + "/" + $0.run.evaluation!.perUserFile) }
         // Pair by user id: every record is reordered to the first one's users.

@@ -1,6 +1,7 @@
 import XCTest
 import Foundation
 import CandidateStore
+import GRDB
 import TestSupport
 
 final class ExperimentStoreTests: XCTestCase {
@@ -68,5 +69,16 @@ final class ExperimentStoreTests: XCTestCase {
         XCTAssertEqual(info.topN, 2)
         XCTAssertTrue(info.complete)
         XCTAssertTrue(try store.writeShard(generation: gen, shard: 1, lists: [], activate: true).alreadyWritten)
+        // A build left incomplete for more than a day is taken for abandoned: prune removes it.
+        let stale = try store.beginShardedGeneration(buildKey: "old", model: "als", runId: "r2", items: ["a"], shards: 2, modelDir: nil,
+                                                     eventsThrough: nil)
+        let fresh = try store.beginShardedGeneration(buildKey: "new", model: "als", runId: "r3", items: ["a"], shards: 2, modelDir: nil,
+                                                     eventsThrough: nil)
+        try DatabaseQueue(path: dir + "/store.sqlite").write { db in
+            try db.execute(sql: "UPDATE generations SET created_at = created_at - ? WHERE id = ?",
+                           arguments: [ShardProgress.abandonedAfterMs + 1_000, stale])
+        }
+        XCTAssertEqual(Set(try store.prune(keep: 1)), [stale, live], "the abandoned build and a generation no longer live")
+        XCTAssertTrue(try store.generations().contains { $0.id == fresh })
     }
 }

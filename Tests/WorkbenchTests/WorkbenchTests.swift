@@ -143,6 +143,9 @@ final class WorkbenchTests: XCTestCase {
         XCTAssertThrowsError(try RunComparison.compare(replicates: a, [pop, b[0]])) { e in
             guard case .notReplicates? = e as? CompareError else { return XCTFail("\(e)") }
         }
+        XCTAssertThrowsError(try RunComparison.compare(replicates: [a[0], a[0]], b)) {
+            XCTAssertEqual($0 as? CompareError, .repeatedRun("als-s1"))
+        }
     }
 
     func testComparingRunsOnOtherDataIsRefused() throws {

@@ -109,7 +109,8 @@ struct Compare: ParsableCommand {
         only in seed (e.g. `foryou compare als-s1,als-s2,als-s3 big-s1,big-s2,big-s3`): then \
         replicates are resampled along with users (a two-level bootstrap), the interval covers \
         training randomness too, the p-value is the bootstrap's two-sided one, and the list \
-        figures are means over replicates.
+        figures are means over replicates. Few replicates (2-3) understate the spread between \
+        seeds; five or more per side give the interval its stated coverage more nearly.
         """)
 
     @Option(help: "Models directory holding the runs.") var models = "models"
@@ -142,6 +143,9 @@ struct Compare: ParsableCommand {
         print("A = \(label(x)), B = \(label(y)); \(c.users) test users, K = \(c.k); \(resamples) resamples, seed \(seed)")
         if c.replicated {
             print("intervals resample replicates and users, so they cover training randomness")
+            if x.count == 1 || y.count == 1 {
+                print("note: side \(x.count == 1 ? "A" : "B") is a single run, so its own training randomness is not covered; give it replicates too")
+            }
         } else if RunComparison.areReplicates(x[0], y[0]) && x[0].run.params["seed"] != y[0].run.params["seed"] {
             print("note: A and B differ only in seed, so any difference is training randomness, which these intervals (test users "
                   + "resampled) do not cover; compare replicates, e.g. A_S1,A_S2,A_S3 B_S1,B_S2,B_S3")
