@@ -205,6 +205,14 @@ public protocol FeedStore: AnyObject, Sendable {
 
 extension FeedStore {
     public var waitsOnNetwork: Bool { false }
+
+    /// A user's list with ids resolved (entries beyond the item table are dropped).
+    public func candidates(generation: Int64, user: String) throws -> [Candidate]? {
+        guard let packed = try packedCandidates(generation: generation, user: user) else { return nil }
+        return packed.entries.compactMap { e in
+            Int(e.item) < packed.itemTable.count ? Candidate(video: packed.itemTable[Int(e.item)], score: e.score) : nil
+        }
+    }
 }
 
 /// A generation's item table while lists are written against it (the ranking worker's list

@@ -344,13 +344,6 @@ public final class SQLiteFeedStore: FeedStore, @unchecked Sendable {
         return list
     }
 
-    public func candidates(generation: Int64, user: String) throws -> [Candidate]? {
-        guard let packed = try packedCandidates(generation: generation, user: user) else { return nil }
-        return packed.entries.compactMap { e in
-            Int(e.item) < packed.itemTable.count ? Candidate(video: packed.itemTable[Int(e.item)], score: e.score) : nil
-        }
-    }
-
     /// A read-only connection for the calling thread: the feed's hot path runs on a few
     /// event-loop threads, and a connection per thread needs no pool locking. Created on first
     /// use and closed with the store. (A DatabaseQueue serialises its own use, so a reused
@@ -383,18 +376,14 @@ public final class SQLiteFeedStore: FeedStore, @unchecked Sendable {
             guard let row = try Row.fetchOne(st, arguments: [generation, user]) else { return nil }
             let blob: Data = row[0]
             let through = (row[1] as Int64?).map { UInt64($0) }
-            var items = try self.items(of: generation, db)
+            var packed = PackedCandidates(generation: generation, itemTable: try self.items(of: generation, db), blob: blob,
+                                          throughEvent: through)
             // Another process may have appended to the item table since it was cached.
-            let maxIndex = blob.withUnsafeBytes { b in
-                stride(from: 0, to: b.count - 7, by: 8).reduce(UInt32(0)) {
-                    max($0, UInt32(littleEndian: b.loadUnaligned(fromByteOffset: $1, as: UInt32.self)))
-                }
-            }
-            if !blob.isEmpty && Int(maxIndex) >= items.count {
+            if packed.count > 0 && Int(packed.maxItem) >= packed.itemTable.count {
                 self.lock.lock(); self.itemCache[generation] = nil; self.lock.unlock()
-                items = try self.items(of: generation, db)
+                packed.itemTable = try self.items(of: generation, db)
             }
-            return PackedCandidates(generation: generation, itemTable: items, blob: blob, throughEvent: through)
+            return packed
         }
     }
 }

@@ -24,11 +24,8 @@ enum FeedRoutes {
             cursor = decoded
         }
         let builder = FeedBuilder(config: s.config, state: s.state, store: s.store)
-        // A networked store blocks its caller for a round trip: not on one of the few cooperative
-        // threads, which would cap the server at that many requests in flight.
         let (pageCursor, pageLimit) = (cursor, limit)
-        let page = s.store.waitsOnNetwork ? try await Blocking.run { try builder.page(user: user, cursor: pageCursor, limit: pageLimit) }
-                                          : try builder.page(user: user, cursor: cursor, limit: limit)
+        let page = try await s.storeCall { try builder.page(user: user, cursor: pageCursor, limit: pageLimit) }
         // Each video's catalog fields are pre-rendered (VideoBox.jsonFields); only the ranker,
         // generation and cursor are written per request.
         var out = ByteBuffer()

@@ -121,7 +121,7 @@ public final class PostgresFeedStore: FeedStore, @unchecked Sendable {
     /// The URL without its password.
     var redacted: String { Self.redact(url) }
 
-    static func redact(_ url: String) -> String {
+    public static func redact(_ url: String) -> String {
         guard var c = URLComponents(string: url) else { return "(unparsable URL)" }
         if c.password != nil { c.password = "***" }
         return c.string ?? "(unparsable URL)"
@@ -514,13 +514,6 @@ public final class PostgresFeedStore: FeedStore, @unchecked Sendable {
                 packed.itemTable = try items(of: generation, c, fresh: true)
             }
             return packed
-        }
-    }
-
-    public func candidates(generation: Int64, user: String) throws -> [Candidate]? {
-        guard let packed = try packedCandidates(generation: generation, user: user) else { return nil }
-        return packed.entries.compactMap { e in
-            Int(e.item) < packed.itemTable.count ? Candidate(video: packed.itemTable[Int(e.item)], score: e.score) : nil
         }
     }
 

@@ -27,11 +27,7 @@ struct StoreOption: ParsableArguments {
     }
 
     /// A store URL fit for logs: the password replaced.
-    static func redacted(_ spec: String) -> String {
-        guard var c = URLComponents(string: spec), c.password != nil else { return spec }
-        c.password = "***"
-        return c.string ?? spec
-    }
+    static func redacted(_ spec: String) -> String { spec.hasPrefix("postgres") ? PostgresFeedStore.redact(spec) : spec }
 }
 
 struct Generations: ParsableCommand {
