@@ -104,3 +104,26 @@ enum EventCodec {
         return Event(id: UInt64(littleEndian: idB.loadUnaligned(as: UInt64.self)), draft: d)
     }
 }
+
+extension EventDraft {
+    /// The record payload other logs (Kafka) carry: the file log's encoding, id 0.
+    public var payload: [UInt8] {
+        var out: [UInt8] = []
+        EventCodec.encode(id: 0, self, into: &out)
+        return out
+    }
+
+    /// Decodes a `payload`; nil when the bytes are not one.
+    public static func decode(payload: UnsafeRawBufferPointer) -> EventDraft? { EventCodec.decode(payload)?.draft }
+}
+
+/// Where the feed service appends events: the data directory's file log or a Kafka topic. An
+/// append returns only once the events are durable (fsync, or every in-sync replica's ack).
+public protocol EventAppender: AnyObject, Sendable {
+    func append(_ drafts: [EventDraft]) async throws -> [UInt64]
+    /// Why the writer stopped (a failed fsync, a fatal producer error); nil while it works.
+    var writerFailure: String? { get }
+    func close()
+}
+
+extension EventLog: EventAppender {}

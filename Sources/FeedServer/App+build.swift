@@ -14,13 +14,13 @@ public func buildRouter(_ service: FeedService) -> Router<FeedContext> {
         guard let live = service.state.live else {
             throw APIError(.serviceUnavailable, "not_ready", "no candidate generation is live yet")
         }
-        if let f = service.log.writerFailure { throw APIError(.serviceUnavailable, "event_log_failed", f) }
+        if let f = service.log.writerFailure ?? service.followFailure { throw APIError(.serviceUnavailable, "event_log_failed", f) }
         return jsonResponse(.ok, #"{"status":"ready","generation":\#(live.id)}"#)
     }
     router.get("/metrics") { _, _ in
         let counts = service.state.counts
         var gauges: [(String, String, Double)] = [
-            ("foryou_events_total", "Events in the log.", Double(service.log.endId)),
+            ("foryou_events_total", "Events applied to the in-memory state (replayed, appended, followed).", Double(service.state.eventsAppliedCount)),
             ("foryou_users_known", "Users with events.", Double(counts.users)),
             ("foryou_videos", "Videos in the catalog.", Double(counts.videos)),
             ("foryou_sessions", "Paging sessions held.", Double(counts.sessions)),

@@ -1,4 +1,5 @@
 import Foundation
+import KafkaLog
 
 /// Settings of `foryou serve`; defaults suit one machine. Reading flags is the CLI's job.
 public struct FeedServerConfig: Sendable {
@@ -36,6 +37,10 @@ public struct FeedServerConfig: Sendable {
     public var maxUploadSeconds: Double = 180
     /// Memory for recently served media files.
     public var mediaCacheBytes = 256 * 1024 * 1024
+    /// The event log: a Kafka topic several servers share, or (nil) the file log in `eventsDir`
+    /// (nil: the data directory's events/ folder).
+    public var kafka: KafkaLocation?
+    public var eventsDir: String?
     /// Request logs (one JSON line per request) to stderr.
     public var logRequests = false
 

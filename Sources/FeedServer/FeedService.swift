@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import CandidateStore
 import EventLog
+import KafkaLog
 
 /// Request context: the authenticated user, set by the auth middleware from the token alone.
 public struct FeedContext: RequestContext {
@@ -18,7 +19,10 @@ public struct FeedContext: RequestContext {
 public final class FeedService: @unchecked Sendable {
     public let config: FeedServerConfig
     public let store: any FeedStore
-    public let log: EventLog
+    /// Where events are appended: the data directory's file log, or `config.kafka`.
+    public let log: any EventAppender
+    /// With a shared (Kafka) log: the reader that applies every server's events to this one's state.
+    private var follower: KafkaFollower?
     public let signer: TokenSigner
     let tokens: TokenCache
     let state: FeedState
@@ -28,7 +32,8 @@ public final class FeedService: @unchecked Sendable {
     public let startupNotes: [String]
 
     /// `store`: the candidate store to serve from (default: the data directory's SQLite file);
-    /// the event log, media and signing key are the data directory's either way.
+    /// the event log is the data directory's unless `config.kafka` names a topic; media and the
+    /// signing key are the data directory's either way.
     public init(config: FeedServerConfig, store: (any FeedStore)? = nil) throws {
         self.config = config
         mediaCache = MediaCache(capacity: config.mediaCacheBytes)
@@ -38,30 +43,43 @@ public final class FeedService: @unchecked Sendable {
         tokens = TokenCache(signer: signer)
         let metrics = MetricsRegistry()
         self.metrics = metrics
-        var logConfig = EventLogConfig()
-        logConfig.onCommit = { n in metrics.observeFsyncBatch(n) }
-        log = try EventLog(directory: dir.events, config: logConfig)
         let state = FeedState(config: config)
         self.state = state
         var notes: [String] = []
-        if let m = log.recovery.message { notes.append(m) }
         try state.refresh(store: self.store)
-        let log = self.log
-        // Replay the log into the in-memory indexes (seen sets, trending, idempotency keys).
-        var batch: [Event] = []
-        try log.forEach(from: 0) { e in
-            batch.append(e)
-            if batch.count == 10_000 { state.apply(batch); batch.removeAll(keepingCapacity: true) }
+        if let kafka = config.kafka {
+            // Several servers share the topic: each follows every partition, so seen sets and
+            // trending cover what was posted to any of them.
+            let producer = try KafkaProducer(location: kafka)
+            log = producer
+            let f = try KafkaFollower(location: kafka, state: state)
+            follower = f
+            let replayed = try f.replay()
+            notes.append("\(kafka): librdkafka \(librdkafkaVersion), \(f.partitions) partitions, replayed \(replayed) events")
+        } else {
+            var logConfig = EventLogConfig()
+            logConfig.onCommit = { n in metrics.observeFsyncBatch(n) }
+            let log = try EventLog(directory: config.eventsDir ?? dir.events, config: logConfig)
+            self.log = log
+            if let m = log.recovery.message { notes.append(m) }
+            // Replay the log into the in-memory indexes (seen sets, trending, idempotency keys).
+            var batch: [Event] = []
+            try log.forEach(from: 0) { e in
+                batch.append(e)
+                if batch.count == 10_000 { state.apply(batch); batch.removeAll(keepingCapacity: true) }
+            }
+            state.apply(batch)
+            notes.append("replayed \(log.endId) events")
         }
-        state.apply(batch)
         state.rebuildTrending()
-        notes.append("replayed \(log.endId) events; live generation: \(state.live.map { "\($0.id) (\($0.model), \($0.users) users)" } ?? "none")")
+        notes.append("live generation: \(state.live.map { "\($0.id) (\($0.model), \($0.users) users)" } ?? "none")")
         startupNotes = notes
     }
 
     /// Periodic refresh of the catalog, the live generation and trending.
     public func startBackgroundRefresh() {
         guard refresher == nil else { return }
+        follower?.start()
         let interval = config.refreshSeconds
         refresher = Task.detached { [weak self] in
             while !Task.isCancelled {
@@ -70,13 +88,27 @@ public final class FeedService: @unchecked Sendable {
                 let (state, store) = (self.state, self.store)
                 _ = try? await self.storeCall { try state.refresh(store: store) }
                 self.state.expire()
+                self.follower?.expire()
             }
         }
     }
 
     public func stop() {
         refresher?.cancel()
+        follower?.stop()
         log.close()
+    }
+
+    /// The file log, when events go to one (nil with Kafka).
+    public var fileLog: EventLog? { log as? EventLog }
+
+    /// Why following the shared log stopped (nil while it works, and with a file log).
+    public var followFailure: String? { follower?.failure }
+
+    /// Applies events this server appended (once: the follower may have applied them already).
+    func applyAppended(_ events: [Event]) {
+        guard let f = follower else { return state.apply(events) }
+        state.apply(events.filter { f.firstToApply($0.id) })
     }
 
     public func issueToken(user: String, ttlSeconds: Int64) -> String { signer.issue(user: user, ttlSeconds: ttlSeconds) }

@@ -48,7 +48,8 @@ final class FeedState: @unchecked Sendable {
 
     private var liveGeneration: GenerationInfo?
     private var runningExperiment: Experiment?
-    private var eventsApplied: UInt64 = 0
+    /// Events applied (replayed, appended here, or followed from a shared log).
+    private(set) var eventsApplied: UInt64 = 0
 
     /// The running experiment as of the last refresh.
     var experiment: Experiment? {
@@ -128,7 +129,7 @@ final class FeedState: @unchecked Sendable {
             keyTimes.append((e.timeMs, k))
             keyLock.unlock()
         }
-        eventsApplied = max(eventsApplied, e.id + 1)
+        eventsApplied += 1
     }
 
     private func indexLocked(_ id: String) -> Int32 {
@@ -303,6 +304,11 @@ final class FeedState: @unchecked Sendable {
         b.tokens -= 1
         buckets[user] = b
         return nil
+    }
+
+    var eventsAppliedCount: UInt64 {
+        lock.lock(); defer { lock.unlock() }
+        return eventsApplied
     }
 
     var counts: (users: Int, videos: Int, sessions: Int) {

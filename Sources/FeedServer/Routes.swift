@@ -116,7 +116,7 @@ enum EventRoutes {
             if !key.isEmpty { s.state.release(user: user, key: key) }
             throw APIError(.serviceUnavailable, "event_log_unavailable", "the event was not stored: \(error)")
         }
-        s.state.apply([Event(id: ids[0], draft: d)])
+        s.applyAppended([Event(id: ids[0], draft: d)])
         s.metrics.add("foryou_events_appended_total")
         return accepted(ids[0], replay: false)
     }
@@ -149,7 +149,7 @@ enum EventRoutes {
         do { ids = try await s.log.append(drafts) } catch {
             throw APIError(.serviceUnavailable, "event_log_unavailable", "the events were not stored: \(error)")
         }
-        s.state.apply(zip(ids, drafts).map { Event(id: $0, draft: $1) })
+        s.applyAppended(zip(ids, drafts).map { Event(id: $0, draft: $1) })
         s.metrics.add("foryou_events_appended_total", Double(ids.count))
         let w = JSONWriter()
         w.object { w.key("event_ids"); w.array { for id in ids { w.value("\(id)") } }; w.field("status", "accepted") }

@@ -14,3 +14,4 @@
 @_exported import FeedServer
 @_exported import World
 @_exported import Workers
+@_exported import KafkaLog

@@ -6,6 +6,7 @@ import Rankers
 import Scoring
 import Artifacts
 import CandidateStore
+import KafkaLog
 
 /// A live generation's model, ready to place videos it has no vector for and to rebuild users'
 /// lists from their event history without retraining.
@@ -53,6 +54,11 @@ public final class RankingWorker {
         public var foldInVideos = true
         /// Scoring threads (0 = all cores).
         public var threads = 0
+        /// Read events from this Kafka topic as a member of consumer group `consumer` instead of
+        /// the data directory's file log.
+        public var kafka: KafkaLocation?
+        /// The file log's folder when not Kafka (nil: the data directory's events/).
+        public var eventsDir: String?
         public init(dataDir: String) { self.dataDir = dataDir }
     }
 
@@ -69,18 +75,23 @@ public final class RankingWorker {
     }
 
     /// Events in the log not yet applied.
-    public var lag: UInt64 {
-        try? log.refresh()
-        return log.endId > nextEvent ? log.endId - nextEvent : 0
-    }
+    public var lag: UInt64 { input.lag(next: next) }
+    /// True when every event the log holds (for the partitions this worker owns) was applied.
+    public var caughtUp: Bool { input.caughtUp(next: next) }
 
     public let config: Config
     let store: any FeedStore
-    let log: EventLog
+    /// The event log read: the data directory's file log or a Kafka topic.
+    let input: WorkerEvents
     private var catalog: [String: Video] = [:]
     private var catalogVersion: Int64 = -1
     private var history: EventHistory
-    public private(set) var nextEvent: UInt64 = 0
+    /// The next event to apply, per partition owned (the file log has one, partition 0).
+    public private(set) var next: [Int32: UInt64] = [:]
+    /// The file log: the next event id. Kafka: offsets applied over all partitions owned.
+    public var nextEvent: UInt64 {
+        input.fixedPartitions != nil ? next[0] ?? 0 : next.values.reduce(0) { $0 + UInt64(KafkaEventID.offset($1)) }
+    }
     private var live: LiveModel?
     /// Users of each video the live model has no factors for (placing one reads only these).
     private var usersOfUnplaced: [String: Set<String>] = [:]
@@ -88,24 +99,42 @@ public final class RankingWorker {
     public private(set) var idleReason: String?
 
     /// `store`: the candidate store holding the live generation (default: the data directory's
-    /// SQLite file); the event log is the data directory's.
+    /// SQLite file); the event log is the data directory's unless `config.kafka` names a topic.
     public init(config: Config, store: (any FeedStore)? = nil) throws {
         self.config = config
         history = EventHistory(mapping: config.mapping ?? EventMapping())
         let dir = DataDirectory(config.dataDir)
-        self.store = try store ?? dir.openStore()
-        log = try EventLog(directory: dir.events)
-        try reloadCatalog()
-        if let c = try self.store.consumerCursor(config.consumer) {
-            nextEvent = c.nextEvent
-        } else if let g = try self.store.liveGeneration(), let through = try self.store.source(generation: g.id)?.eventsThrough {
-            // First start: the live generation's training already covers the log below this.
-            nextEvent = min(through, log.endId)
+        let store = try store ?? dir.openStore()
+        self.store = store
+        if let kafka = config.kafka {
+            let k = try KafkaWorkerEvents(location: kafka, consumer: config.consumer)
+            input = k
+            let consumer = config.consumer
+            k.position = { [unowned k] p in try Self.position(p, store: store, source: k, consumer: consumer) }
+        } else {
+            input = FileWorkerEvents(log: try EventLog(directory: config.eventsDir ?? dir.events))
         }
-        try rebuildHistory()
+        try reloadCatalog()
+        if let fixed = input.fixedPartitions { try adopt(fixed) }
     }
 
-    deinit { log.close() }
+    /// A partition's stored position; on a first start, where the live generation's training
+    /// stopped (it already covers the log below that).
+    static func position(_ p: Int32, store: any FeedStore, source: WorkerEvents, consumer: String) throws -> UInt64 {
+        if let c = try store.consumerCursor(source.cursorName(consumer, p)) { return c.nextEvent }
+        let through = try store.liveGeneration().flatMap { try store.source(generation: $0.id)?.eventsThrough }
+        return source.initial(p, trainedThrough: through)
+    }
+
+    /// Takes `partitions` on (a start, or a consumer-group rebalance): their positions from the
+    /// store and the histories below them; the live model is reloaded, which refolds users into
+    /// it where a partition's cursor belongs to another generation.
+    private func adopt(_ partitions: [Int32]) throws {
+        next = [:]
+        for p in partitions { next[p] = try Self.position(p, store: store, source: input, consumer: config.consumer) }
+        try rebuildHistory()
+        live = nil
+    }
 
     /// Reloads the catalog when it changed; returns the ids that are new.
     @discardableResult
@@ -120,10 +149,12 @@ public final class RankingWorker {
 
     private func duration(_ video: String) -> Int { catalog[video]?.durationMs ?? 0 }
 
-    /// Histories of everything below the cursor, read the way the live model's training did.
+    /// Histories of everything below the cursors, read the way the live model's training did.
     private func rebuildHistory() throws {
         var h = EventHistory(mapping: history.mapping)
-        try log.forEach(from: 0, limit: Int(nextEvent)) { h.add($0, duration: duration($0.video)) }
+        for (p, to) in next.sorted(by: { $0.key < $1.key }) {
+            try input.scan(from: input.trained(p, through: nil), to: to) { h.add($0, duration: duration($0.video)) }
+        }
         history = h
     }
 
@@ -173,22 +204,22 @@ public final class RankingWorker {
                 try l.place(usersOfUnplaced.keys.sorted(), history: history, catalog: catalog, usersOf: usersOfUnplaced)
             }
         }
-        // Users with events past what this generation was trained on get their lists again.
+        // Users with events past what this generation was trained on get their lists again,
+        // partition by partition (each partition's cursor records the generation it was written for).
         var refolded = 0
-        if try store.consumerCursor(config.consumer)?.generation != g.id {
-            let from = min(source.eventsThrough ?? 0, nextEvent)
+        for (p, at) in next.sorted(by: { $0.key < $1.key }) {
+            guard try store.consumerCursor(input.cursorName(config.consumer, p))?.generation != g.id else { continue }
+            let from = min(input.trained(p, through: source.eventsThrough), at)
             var users: [String] = [], seen = Set<String>()
-            if from < nextEvent {
-                try log.forEach(from: from, limit: Int(nextEvent - from)) { e in
-                    if seen.insert(e.user).inserted { users.append(e.user) }
-                }
+            try input.scan(from: from, to: at) { e in
+                if seen.insert(e.user).inserted { users.append(e.user) }
             }
             var lists: [(user: String, videos: [String], scores: [Float])] = []
             for chunk in stride(from: 0, to: max(users.count, 1), by: 4_096) {
                 lists = try l.lists(for: Array(users[chunk..<min(users.count, chunk + 4_096)]), history: history, top: config.top,
                                     threads: config.threads)
                 refolded += lists.count
-                try store.replaceLists(generation: g.id, lists: lists, consumer: config.consumer, nextEvent: nextEvent)
+                try store.replaceLists(generation: g.id, lists: lists, consumer: input.cursorName(config.consumer, p), nextEvent: at)
             }
         }
         return (l, refolded)
@@ -198,11 +229,14 @@ public final class RankingWorker {
     /// no factor model is live yet).
     @discardableResult
     public func step() throws -> Step {
+        var (events, reassigned) = try input.poll(next: next, max: config.batch)
+        if let owned = reassigned { try adopt(owned) }  // the events start at the adopted positions
         guard let (l, refolded) = try liveModel() else {
+            if !events.isEmpty { try input.rewind(next) }  // read again once a model is live
             return Step(events: 0, usersUpdated: 0, nextEvent: nextEvent, freshnessSeconds: nil)
         }
-        try log.refresh()  // the server appends in another process
-        let events = try log.read(from: nextEvent, limit: config.batch)
+        // Only events at or past each partition's position (a group may redeliver after a seek).
+        events = events.filter { e in next[input.partition(of: e.id)].map { e.id >= $0 } ?? false }
         guard let last = events.last else {
             return Step(events: 0, usersUpdated: 0, nextEvent: nextEvent, freshnessSeconds: nil,
                         foldedVideos: l.placed, refolded: refolded)
@@ -210,21 +244,34 @@ public final class RankingWorker {
         // New videos may have been added to the catalog since the last step.
         var newVideos = Set(try reloadCatalog())
         if !l.placesFromCatalog { newVideos = [] }
+        var through: [Int32: UInt64] = [:]
+        var touched: [Int32: [String]] = [:], seenUsers = Set<String>()
         for e in events {
+            let p = input.partition(of: e.id)
             history.add(e, duration: duration(e.video))
+            through[p] = e.id + 1
+            if seenUsers.insert(e.user).inserted { touched[p, default: []].append(e.user) }
             if config.foldInVideos && !l.placesFromCatalog && !l.isModelItem(e.video) {
                 newVideos.insert(e.video)
                 usersOfUnplaced[e.video, default: []].insert(e.user)
             }
         }
-        var touched: [String] = [], seenUsers = Set<String>()
-        for e in events where seenUsers.insert(e.user).inserted { touched.append(e.user) }
         if config.foldInVideos {
             try l.place(newVideos.sorted(), history: history, catalog: catalog, usersOf: usersOfUnplaced)
         }
-        let lists = try l.lists(for: touched, history: history, top: config.top, threads: config.threads)
-        try store.replaceLists(generation: l.generation, lists: lists, consumer: config.consumer, nextEvent: last.id + 1)
-        nextEvent = last.id + 1
+        // One scoring pass for every touched user; then each partition's lists commit with that
+        // partition's cursor (a user's events are all in one partition).
+        let order = touched.keys.sorted()
+        let lists = try l.lists(for: order.flatMap { touched[$0]! }, history: history, top: config.top, threads: config.threads)
+        var byUser: [String: Int] = [:]
+        for (i, x) in lists.enumerated() { byUser[x.user] = i }
+        for p in through.keys.sorted() {
+            let mine = (touched[p] ?? []).compactMap { byUser[$0].map { lists[$0] } }
+            try store.replaceLists(generation: l.generation, lists: mine, consumer: input.cursorName(config.consumer, p),
+                                   nextEvent: through[p]!)
+            next[p] = through[p]!
+        }
+        input.stored(next)
         let fresh = Date().timeIntervalSince1970 - Double(last.timeMs) / 1000
         return Step(events: events.count, usersUpdated: lists.count, nextEvent: nextEvent, freshnessSeconds: fresh,
                     foldedVideos: l.placed, refolded: refolded)

@@ -174,7 +174,7 @@ final class FeedAPITests: XCTestCase {
                                                 #"{"events":[{"video_id":"v1","type":"view"},{"video_id":"v2","type":"nap"}]}"#)
         XCTAssertEqual(badItem.errorField, "events[1].type")
         // Nothing from the rejected requests reached the log.
-        XCTAssertEqual(s.service.log.endId, 0)
+        XCTAssertEqual(s.service.fileLog!.endId, 0)
         await s2.stop()
         await s.stop()
     }
@@ -214,11 +214,11 @@ final class FeedAPITests: XCTestCase {
         XCTAssertEqual(a.status, 202)
         XCTAssertEqual(b.status, 202)
         XCTAssertEqual(a.json["event_id"] as? String, b.json["event_id"] as? String)
-        XCTAssertEqual(s.service.log.endId, 1)
+        XCTAssertEqual(s.service.fileLog!.endId, 1)
         // The same key from another user is another event.
         let c = try await s.client.post("/api/v1/events", token: s.token("ivy"), body, headers: ["Idempotency-Key": "k-1"])
         XCTAssertNotEqual(c.json["event_id"] as? String, a.json["event_id"] as? String)
-        let events = try s.service.log.read(from: 0)
+        let events = try s.service.fileLog!.read(from: 0)
         XCTAssertEqual(events.map(\.user), ["hal", "ivy"])
         XCTAssertEqual(events[0].watchMs, 10_000)
         await s.stop()
@@ -226,7 +226,7 @@ final class FeedAPITests: XCTestCase {
         let s2 = try await LiveServer(config: config())
         let d = try await s2.client.post("/api/v1/events", token: s2.token("hal"), body, headers: ["Idempotency-Key": "k-1"])
         XCTAssertEqual(d.json["event_id"] as? String, a.json["event_id"] as? String)
-        XCTAssertEqual(s2.service.log.endId, 2)
+        XCTAssertEqual(s2.service.fileLog!.endId, 2)
         // Past the window the key is forgotten: a retry a day later is a new event.
         XCTAssertEqual(s2.service.idempotencyKeyCount, 2)
         s2.service.expireNow(at: Date().timeIntervalSince1970 + 25 * 3600)

@@ -40,6 +40,35 @@ public enum Fixtures {
     }
 
     /// `../shared` beside the repository, when present.
+    /// A loopback port nothing listens on (bound and released).
+    public static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var a = sockaddr_in()
+        a.sin_family = sa_family_t(AF_INET)
+        a.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ok = withUnsafeMutablePointer(to: &a) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+        }
+        guard ok else { throw NSError(domain: "foryou", code: 3, userInfo: [NSLocalizedDescriptionKey: "no free port"]) }
+        return Int(UInt16(bigEndian: a.sin_port))
+    }
+
+    /// A fresh topic URL (`kafka://BROKERS/foryou-test-...`) on the throw-away broker `scripts/test`
+    /// starts (`FORYOU_TEST_KAFKA` names it); nil when none is configured, a failure under CI.
+    public static func kafkaTopic() throws -> String? {
+        let env = ProcessInfo.processInfo.environment
+        guard let brokers = env["FORYOU_TEST_KAFKA"], !brokers.isEmpty else {
+            if env["CI"] != nil {
+                throw NSError(domain: "foryou", code: 1, userInfo: [NSLocalizedDescriptionKey:
+                    "FORYOU_TEST_KAFKA is not set: run the tests through scripts/test, which starts a broker"])
+            }
+            return nil
+        }
+        return "kafka://\(brokers)/foryou-test-" + UUID().uuidString.prefix(12).lowercased().replacingOccurrences(of: "-", with: "")
+    }
+
     /// A fresh, empty PostgreSQL database on the throw-away cluster `scripts/test` starts
     /// (`FORYOU_TEST_POSTGRES` names its server URL); nil when no cluster is configured, which a CI
     /// run (CI set) treats as a failure rather than skipping the PostgreSQL half of a suite.

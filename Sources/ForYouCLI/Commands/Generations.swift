@@ -30,6 +30,29 @@ struct StoreOption: ParsableArguments {
     static func redacted(_ spec: String) -> String { spec.hasPrefix("postgres") ? PostgresFeedStore.redact(spec) : spec }
 }
 
+/// `--events file:DIR|kafka://BROKERS/TOPIC`: which event log a command appends to or reads.
+struct EventsOption: ParsableArguments {
+    @Option(name: .customLong("events"),
+            help: ArgumentHelp("Event log: file:DIR or kafka://HOST:PORT[,HOST:PORT...]/TOPIC (default: the data directory's events/ folder; librdkafka settings from the file FORYOU_KAFKA_CONFIG names).",
+                               valueName: "log"))
+    var spec: String?
+
+    enum Location { case file(String), kafka(KafkaLocation) }
+
+    func location(dataDir: String) throws -> Location {
+        guard let spec else { return .file(DataDirectory(dataDir).events) }
+        if spec.hasPrefix("file:") {
+            let dir = String(spec.dropFirst("file:".count))
+            guard !dir.isEmpty else { throw CLIError("--events file:DIR needs a folder") }
+            return .file(dir)
+        }
+        if spec.hasPrefix("kafka://") {
+            do { return .kafka(try KafkaLocation(url: spec)) } catch let e as KafkaError { throw CLIError("--events: \(e)") }
+        }
+        throw CLIError("--events '\(spec)': give file:DIR or kafka://HOST:PORT/TOPIC")
+    }
+}
+
 struct Generations: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Manage candidate generations: list, activate, rollback, prune.",
@@ -172,6 +195,7 @@ struct Events: ParsableCommand {
         @OptionGroup var input: FormatOptions
         @Option(help: "Event type of every row.") var type = "complete"
         @OptionGroup var data: DataDirOption
+        @OptionGroup var events: EventsOption
         @OptionGroup var common: CommonOptions
 
         func validate() throws {
@@ -181,16 +205,30 @@ struct Events: ParsableCommand {
         func run() throws {
             let t0 = Date()
             let (d, _) = try input.read(file, verbose: common.verbose)
-            let log = try EventLog(directory: data.directory.events)
-            defer { log.close() }
-            if let m = log.recovery.message { Console.err(m) }
             let durations = Dictionary(try data.directory.openStore().videos().map { ($0.id, $0.durationMs) },
                                        uniquingKeysWith: { $1 })
             let kind = EventType(name: type)!
             let now = Int64(Date().timeIntervalSince1970 * 1000)
+            // The file log fsyncs each batch; Kafka acknowledges each batch from every in-sync replica.
+            let append: ([EventDraft]) throws -> Void
+            let close: () -> Void
+            var count = 0
+            var where_ = ""
+            switch try events.location(dataDir: data.dataDir) {
+            case .file(let dir):
+                let log = try EventLog(directory: dir)
+                if let m = log.recovery.message { Console.err(m) }
+                let first = log.endId
+                append = { _ = try log.appendSync($0) }
+                close = { where_ = " (ids \(first)-\(Int64(log.endId) - 1))"; log.close() }
+            case .kafka(let k):
+                let producer = try KafkaProducer(location: k, lingerMs: 5)
+                append = { _ = try producer.appendSync($0) }
+                close = { where_ = " to \(k)"; producer.close() }
+            }
+            defer { close() }
             var batch: [EventDraft] = []
             batch.reserveCapacity(50_000)
-            let first = log.endId
             for r in 0..<d.count {
                 if CLIContext.cancel.isCancelled { break }
                 let video = d.items.raw[Int(d.itemIndex[r])]
@@ -198,13 +236,14 @@ struct Events: ParsableCommand {
                 batch.append(EventDraft(user: d.users.raw[Int(d.userIndex[r])], video: video, type: kind,
                                         watchMs: UInt32(clamping: durations[video] ?? 0), timeMs: time))
                 if batch.count == 50_000 {
-                    _ = try log.appendSync(batch)
+                    try append(batch)
+                    count += batch.count
                     batch.removeAll(keepingCapacity: true)
                 }
             }
-            if !batch.isEmpty { _ = try log.appendSync(batch) }
-            Console.err(String(format: "events import: %llu events appended (ids %llu-%llu) in %.1fs%@", log.endId - first, first,
-                               log.endId - 1, Date().timeIntervalSince(t0),
+            if !batch.isEmpty { try append(batch); count += batch.count }
+            close()
+            Console.err(String(format: "events import: %d events appended%@ in %.1fs%@", count, where_, Date().timeIntervalSince(t0),
                                CLIContext.cancel.isCancelled ? "; interrupted" : ""))
         }
     }
@@ -231,19 +270,33 @@ struct Events: ParsableCommand {
     struct Stats: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Counts by type, users, videos, segments and size.")
         @OptionGroup var data: DataDirOption
+        @OptionGroup var events: EventsOption
         func run() throws {
-            let log = try EventLog(directory: data.directory.events)
-            if let m = log.recovery.message { Console.err(m) }
             var byType: [String: Int] = [:]
             var users = Set<String>(), videos = Set<String>()
             var first: Int64?, last: Int64?
-            try log.forEach(from: 0) { e in
+            func count(_ e: Event) {
                 byType[e.type.name, default: 0] += 1
                 users.insert(e.user); videos.insert(e.video)
                 first = min(first ?? e.timeMs, e.timeMs); last = max(last ?? e.timeMs, e.timeMs)
             }
-            let s = log.stats
-            print("events \(s.events) in \(s.segments) segment(s), \(s.bytes) bytes; \(users.count) users, \(videos.count) videos")
+            switch try events.location(dataDir: data.dataDir) {
+            case .file(let dir):
+                let log = try EventLog(directory: dir)
+                if let m = log.recovery.message { Console.err(m) }
+                try log.forEach(from: 0, count)
+                let s = log.stats
+                print("events \(s.events) in \(s.segments) segment(s), \(s.bytes) bytes; \(users.count) users, \(videos.count) videos")
+            case .kafka(let k):
+                let reader = try KafkaReader(location: k)
+                try reader.assignAll()
+                var n = 0
+                while !reader.caughtUp {
+                    for e in try reader.poll(max: 10_000, timeoutMs: 1_000) { count(e); n += 1 }
+                }
+                let ends = reader.ends().sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: " ")
+                print("events \(n) in \(reader.partitionCount) partition(s) of \(k) (ends \(ends)); \(users.count) users, \(videos.count) videos")
+            }
             for t in EventType.allCases { print("  \(t.name)\t\(byType[t.name] ?? 0)") }
             if let first, let last {
                 let f = ISO8601DateFormatter()

@@ -11,12 +11,17 @@ struct Serve: ParsableCommand {
         `foryou token --user ID`. SIGTERM or Ctrl-C shuts down gracefully.
 
         --store postgres://... serves the catalog and candidate generations from PostgreSQL \
-        instead (loaded with `score-all --store`); the event log, media and signing key stay \
-        under --data-dir.
+        instead (loaded with `score-all --store`); media and the signing key stay under --data-dir.
+
+        --events kafka://HOST:PORT/TOPIC appends events to a Kafka topic instead (idempotent \
+        producer, acks=all: the 202 waits for every in-sync replica), keyed by user. Each server \
+        also follows the whole topic, so several servers on one store and one topic share seen \
+        filtering; give them the same --data-dir contents (secret.key signs tokens and cursors).
         """)
 
     @OptionGroup var data: DataDirOption
     @OptionGroup var store: StoreOption
+    @OptionGroup var events: EventsOption
     @Option(help: "Address to bind.") var host = "127.0.0.1"
     @Option(help: "Port (0 = any free port).") var port = 8080
     @Option(name: .customLong("rate"), help: "Requests per second per user before 429.") var rate: Double = 50
@@ -53,9 +58,15 @@ struct Serve: ParsableCommand {
         c.maxPerTopic = maxPerTopic
         c.maxPerCreator = maxPerCreator
         c.explorationShare = explorationShare
+        switch try events.location(dataDir: data.dataDir) {
+        case .file(let dir): c.eventsDir = dir
+        case .kafka(let k): c.kafka = k
+        }
         let service: FeedService
         let candidates = try store.open(dataDir: data.dataDir)
-        do { service = try FeedService(config: c, store: candidates) } catch let e as EventLogError { throw CLIError("\(e)") }
+        do { service = try FeedService(config: c, store: candidates) } catch let e as EventLogError {
+            throw CLIError("\(e)")
+        } catch let e as KafkaError { throw CLIError("serve: \(e)") }
         for n in service.startupNotes { Console.err("serve: \(n)") }
         service.startBackgroundRefresh()
         let boundHost = c.host

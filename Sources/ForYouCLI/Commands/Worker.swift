@@ -64,6 +64,9 @@ struct Worker: ParsableCommand {
 
         @OptionGroup var data: DataDirOption
         @OptionGroup var backend: StoreOption
+        @OptionGroup var events: EventsOption
+        @Option(help: "Consumer name: the store cursor's name, and the Kafka consumer group (workers of one group share a topic's partitions).")
+        var consumer = "ranker"
         @Option(help: "List length per user.") var top = 200
         @Option(help: "Events per micro-batch.") var batch = 2_000
         @Option(help: "Seconds to wait when there is nothing new.") var idle = 0.2
@@ -95,9 +98,16 @@ struct Worker: ParsableCommand {
             var c = RankingWorker.Config(dataDir: data.dataDir)
             c.top = top
             c.batch = batch
+            c.consumer = consumer
+            switch try events.location(dataDir: data.dataDir) {
+            case .file(let dir): c.eventsDir = dir
+            case .kafka(let k): c.kafka = k
+            }
             let worker: RankingWorker
             let candidates = try backend.open(dataDir: data.dataDir)
-            do { worker = try RankingWorker(config: c, store: candidates) } catch let e as EventLogError { throw CLIError("\(e)") }
+            do { worker = try RankingWorker(config: c, store: candidates) } catch let e as EventLogError {
+                throw CLIError("\(e)")
+            } catch let e as KafkaError { throw CLIError("worker rank: \(e)") }
             Console.err("worker rank: starting at event \(worker.nextEvent)")
             let stats = WorkerStats()
             if metricsPort > 0 {
@@ -152,7 +162,7 @@ struct Worker: ParsableCommand {
                     sinceRetrain = 0
                 }
                 if s.events == 0 {
-                    if untilCaughtUp && worker.lag == 0 { break }
+                    if untilCaughtUp && worker.caughtUp { break }
                     usleep(useconds_t(idle * 1e6))
                 }
             }

@@ -1,0 +1,269 @@
+import Foundation
+import CRdKafka
+import EventLog
+
+/// Decodes one consumed message into an event whose id is its `KafkaEventID`.
+func event(_ m: rd_kafka_message_t) throws -> Event {
+    guard let p = m.payload, let d = EventDraft.decode(payload: UnsafeRawBufferPointer(start: p, count: m.len)) else {
+        throw KafkaError.decode("partition \(m.partition) offset \(m.offset) is not a foryou event record")
+    }
+    return Event(id: KafkaEventID.make(partition: m.partition, offset: m.offset), draft: d)
+}
+
+private func consumerSettings(group: String) -> [(String, String)] {
+    [("group.id", group), ("enable.auto.commit", "false"), ("enable.auto.offset.store", "false"),
+     ("enable.partition.eof", "true"), ("isolation.level", "read_committed"), ("session.timeout.ms", "6000"),
+     ("heartbeat.interval.ms", "1000")]
+}
+
+/// Reads chosen partitions of the topic from chosen offsets, outside any consumer group (the
+/// feed server follows every partition this way; the ranking worker rebuilds histories with it).
+public final class KafkaReader {
+    public let location: KafkaLocation
+    private let rk: OpaquePointer
+    /// Partitions assigned, and whether each has reached the end of what the broker holds.
+    private var atEnd: [Int32: Bool] = [:]
+    public private(set) var partitionCount: Int32
+
+    public init(location: KafkaLocation) throws {
+        self.location = location
+        let conf = try makeConf(location, consumerSettings(group: "foryou-reader-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"))
+        rk = try newClient(RD_KAFKA_CONSUMER, conf)
+        rd_kafka_poll_set_consumer(rk)
+        partitionCount = 0
+        do { partitionCount = try KafkaLog.partitionCount(rk, topic: location.topic) } catch {
+            rd_kafka_destroy(rk)
+            throw error
+        }
+    }
+
+    deinit {
+        rd_kafka_consumer_close(rk)
+        rd_kafka_destroy(rk)
+    }
+
+    /// Reads `partitions` (partition -> first offset) from now on, replacing any earlier choice.
+    public func assign(_ partitions: [Int32: Int64]) throws {
+        let list = rd_kafka_topic_partition_list_new(Int32(partitions.count))!
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for (p, o) in partitions.sorted(by: { $0.key < $1.key }) {
+            rd_kafka_topic_partition_list_add(list, location.topic, p).pointee.offset = o
+        }
+        let r = rd_kafka_assign(rk, list)
+        guard r == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError.client("assign: \(errorText(r))") }
+        atEnd = Dictionary(uniqueKeysWithValues: partitions.keys.map { ($0, false) })
+    }
+
+    /// Every partition from its first record.
+    public func assignAll() throws {
+        try assign(Dictionary(uniqueKeysWithValues: (0..<partitionCount).map { ($0, foryou_rdkafka_offset_beginning) }))
+    }
+
+    /// True once every assigned partition reached the end of what the broker held (and nothing
+    /// arrived since).
+    public var caughtUp: Bool { atEnd.values.allSatisfy { $0 } }
+
+    /// Up to `max` events, waiting at most `timeoutMs` for the first.
+    public func poll(max: Int, timeoutMs: Int32) throws -> [Event] {
+        var out: [Event] = []
+        var wait = timeoutMs
+        while out.count < max {
+            guard let mp = rd_kafka_consumer_poll(rk, wait) else { break }
+            defer { rd_kafka_message_destroy(mp) }
+            wait = 0
+            let m = mp.pointee
+            if m.err == RD_KAFKA_RESP_ERR__PARTITION_EOF { atEnd[m.partition] = true; continue }
+            if m.err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                throw KafkaError.client("partition \(m.partition): \(String(cString: rd_kafka_message_errstr(mp)))")
+            }
+            atEnd[m.partition] = false
+            out.append(try event(m))
+        }
+        return out
+    }
+
+    /// Calls `body` for the events of one partition with offsets in `from..<to`.
+    public func scan(partition: Int32, from: Int64, to: Int64, _ body: (Event) throws -> Void) throws {
+        guard from < to else { return }
+        try assign([partition: from])
+        var next = from
+        while next < to {
+            guard let mp = rd_kafka_consumer_poll(rk, 10_000) else {
+                throw KafkaError.client("partition \(partition): offsets \(next)..<\(to) did not arrive within 10 s")
+            }
+            defer { rd_kafka_message_destroy(mp) }
+            let m = mp.pointee
+            if m.err == RD_KAFKA_RESP_ERR__PARTITION_EOF {
+                throw KafkaError.client("partition \(partition) ends at \(m.offset), before the committed position \(to)")
+            }
+            if m.err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                throw KafkaError.client("partition \(partition): \(String(cString: rd_kafka_message_errstr(mp)))")
+            }
+            guard m.offset >= next else { continue }
+            next = m.offset + 1
+            if m.offset < to { try body(try event(m)) }
+        }
+    }
+
+    /// Offsets past the last record the broker holds, per assigned partition (as last seen).
+    public func ends() -> [Int32: Int64] {
+        var out: [Int32: Int64] = [:]
+        for p in atEnd.keys {
+            var lo: Int64 = 0, hi: Int64 = 0
+            if rd_kafka_get_watermark_offsets(rk, location.topic, p, &lo, &hi) == RD_KAFKA_RESP_ERR_NO_ERROR { out[p] = hi }
+        }
+        return out
+    }
+}
+
+/// A member of a consumer group (the ranking workers): the group spreads the topic's partitions
+/// over its members. Positions live where the results do: on each assignment the consumer asks
+/// `start(partition)` where to begin (the store's cursor, committed with the lists), and after
+/// the caller stored what a batch produced, `commit` records the same positions in the group
+/// (for tools that watch consumer lag); a crash between the two repeats nothing.
+public final class KafkaGroupConsumer {
+    public let location: KafkaLocation
+    public let group: String
+    private let rk: OpaquePointer
+    private let state: State
+
+    final class State {
+        var start: (Int32) throws -> Int64
+        var assigned: [Int32] = []
+        /// Owned partitions whose end this member has read (reset by a record, a seek or a rebalance).
+        var atEnd: Set<Int32> = []
+        var changed = false
+        var failure: Error?
+        var topic: String
+        init(topic: String, start: @escaping (Int32) throws -> Int64) { self.topic = topic; self.start = start }
+    }
+
+    public init(location: KafkaLocation, group: String, start: @escaping (Int32) throws -> Int64) throws {
+        self.location = location
+        self.group = group
+        state = State(topic: location.topic, start: start)
+        let conf = try makeConf(location, consumerSettings(group: group))
+        rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(state).toOpaque())
+        rd_kafka_conf_set_rebalance_cb(conf) { rk, err, parts, opaque in
+            guard let rk, let parts, let opaque else { return }
+            let s = Unmanaged<State>.fromOpaque(opaque).takeUnretainedValue()
+            s.changed = true
+            s.atEnd = []
+            if err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS {
+                var owned: [Int32] = []
+                for i in 0..<Int(parts.pointee.cnt) {
+                    let p = parts.pointee.elems[i].partition
+                    do { parts.pointee.elems[i].offset = try s.start(p) } catch {
+                        s.failure = error
+                        parts.pointee.elems[i].offset = foryou_rdkafka_offset_end
+                    }
+                    owned.append(p)
+                }
+                rd_kafka_assign(rk, parts)
+                s.assigned = owned.sorted()
+            } else {
+                rd_kafka_assign(rk, nil)
+                s.assigned = []
+            }
+        }
+        rk = try newClient(RD_KAFKA_CONSUMER, conf)
+        rd_kafka_poll_set_consumer(rk)
+        let list = rd_kafka_topic_partition_list_new(1)!
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        rd_kafka_topic_partition_list_add(list, location.topic, foryou_rdkafka_partition_ua)
+        let r = rd_kafka_subscribe(rk, list)
+        guard r == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            rd_kafka_destroy(rk)
+            throw KafkaError.client("subscribe to \(location.topic): \(errorText(r))")
+        }
+    }
+
+    deinit {
+        rd_kafka_consumer_close(rk)
+        rd_kafka_destroy(rk)
+    }
+
+    /// Partitions this member owns now.
+    public var assigned: [Int32] { state.assigned }
+
+    /// Up to `max` events. `reassigned` is the new set of owned partitions when the group moved
+    /// partitions during this call; the events then all come from the new assignment, read from
+    /// the positions `start` gave.
+    public func poll(max: Int, timeoutMs: Int32) throws -> (events: [Event], reassigned: [Int32]?) {
+        var out: [Event] = []
+        var reassigned: [Int32]?
+        var wait = timeoutMs
+        while out.count < max {
+            state.changed = false
+            let mp = rd_kafka_consumer_poll(rk, wait)
+            if let f = state.failure { state.failure = nil; if let mp { rd_kafka_message_destroy(mp) }; throw f }
+            if state.changed {
+                out.removeAll()  // read under the previous assignment; the next owner reads them again
+                reassigned = state.assigned
+            }
+            guard let mp else { break }
+            defer { rd_kafka_message_destroy(mp) }
+            wait = 0
+            let m = mp.pointee
+            if m.err == RD_KAFKA_RESP_ERR__PARTITION_EOF { state.atEnd.insert(m.partition); continue }
+            if m.err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                throw KafkaError.client("partition \(m.partition): \(String(cString: rd_kafka_message_errstr(mp)))")
+            }
+            state.atEnd.remove(m.partition)
+            out.append(try event(m))
+        }
+        return (out, reassigned)
+    }
+
+    /// Reads the owned partitions from `next` (partition -> offset) again.
+    public func seek(_ next: [Int32: Int64]) throws {
+        let owned = state.assigned
+        guard !owned.isEmpty else { return }
+        let list = rd_kafka_topic_partition_list_new(Int32(owned.count))!
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for p in owned {
+            rd_kafka_topic_partition_list_add(list, location.topic, p).pointee.offset = next[p] ?? foryou_rdkafka_offset_beginning
+        }
+        let r = rd_kafka_assign(rk, list)
+        guard r == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError.client("seek: \(errorText(r))") }
+        state.atEnd = []
+    }
+
+    /// Records `next` (partition -> next offset) as the group's committed positions.
+    public func commit(_ next: [Int32: Int64]) {
+        guard !next.isEmpty else { return }
+        let list = rd_kafka_topic_partition_list_new(Int32(next.count))!
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for (p, o) in next { rd_kafka_topic_partition_list_add(list, location.topic, p).pointee.offset = o }
+        _ = rd_kafka_commit(rk, list, 1)
+    }
+
+    /// The group's committed positions for `partitions` (nil where none).
+    public func committed(_ partitions: [Int32]) throws -> [Int32: Int64] {
+        let list = rd_kafka_topic_partition_list_new(Int32(partitions.count))!
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for p in partitions { rd_kafka_topic_partition_list_add(list, location.topic, p) }
+        let r = rd_kafka_committed(rk, list, 10_000)
+        guard r == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError.client("committed: \(errorText(r))") }
+        var out: [Int32: Int64] = [:]
+        for i in 0..<Int(list.pointee.cnt) where list.pointee.elems[i].offset >= 0 {
+            out[list.pointee.elems[i].partition] = list.pointee.elems[i].offset
+        }
+        return out
+    }
+
+    /// True when this member owns partitions and has read to the end of each of them.
+    public var caughtUp: Bool { !state.assigned.isEmpty && state.atEnd.isSuperset(of: state.assigned) }
+
+    /// Records past each owned partition's position (from the broker's last fetch reply).
+    public func lag(next: [Int32: Int64]) -> UInt64 {
+        var total: UInt64 = 0
+        for p in state.assigned {
+            var lo: Int64 = 0, hi: Int64 = 0
+            guard rd_kafka_get_watermark_offsets(rk, location.topic, p, &lo, &hi) == RD_KAFKA_RESP_ERR_NO_ERROR else { continue }
+            let at = next[p] ?? lo
+            if hi > at { total += UInt64(hi - at) }
+        }
+        return total
+    }
+}
