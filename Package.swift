@@ -74,7 +74,7 @@ let package = Package(
         .testTarget(name: "ArtifactsTests", dependencies: ["Artifacts", "TestSupport"]),
         .testTarget(name: "EventLogTests", dependencies: ["EventLog", "KafkaLog", "TestSupport"]),
         .testTarget(name: "CandidateStoreTests", dependencies: ["CandidateStore", "PostgresStore", "TestSupport"]),
-        .testTarget(name: "FeedServerTests", dependencies: ["FeedServer", "PostgresStore", "TestSupport"]),
+        .testTarget(name: "FeedServerTests", dependencies: ["FeedServer", "PostgresStore", "KafkaLog", "TestSupport"]),
         .testTarget(name: "WorkersTests", dependencies: ["Workers", "World", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport", "ForYouCLI", "ForYou"]),
     ],

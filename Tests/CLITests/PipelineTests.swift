@@ -137,6 +137,71 @@ final class PipelineTests: XCTestCase {
         XCTAssertEqual(differing, [], "users whose lists differ after \(kills) kills")
     }
 
+    /// The same guarantee on Kafka: workers of one consumer group read the topic, each
+    /// partition's cursor commits with the lists its events produced; SIGKILLed mid-backlog and
+    /// restarted (a new group member, after the dead one's session expired), the worker ends with
+    /// the lists of an uninterrupted run, every partition's cursor at the topic's end.
+    func testAKafkaWorkerKilledAndRestartedNeitherLosesNorRepeatsEvents() throws {
+        guard let topic = try Fixtures.kafkaTopic() else { throw XCTSkip("no Kafka broker (scripts/test starts one)") }
+        let data = try prepare(users: 300, videos: 120)
+        let producer = try KafkaProducer(location: try KafkaLocation(url: topic, environment: [:]))
+        var g = SeededGenerator(seed: 9)
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let types: [EventType] = [.view, .view, .complete, .like, .skip]
+        var ends: [Int32: Int64] = [:]
+        for chunk in 0..<8 {
+            let ids = try producer.appendSync((0..<2_500).map { n in
+                EventDraft(user: "\(g.next() % 340)", video: "v\(g.next() % 120)", type: types[Int(g.next() % 5)],
+                           watchMs: UInt32(g.next() % 30_000), timeMs: now + Int64(chunk * 2_500 + n))
+            })
+            for id in ids { ends[KafkaEventID.partition(id)] = max(ends[KafkaEventID.partition(id)] ?? 0, KafkaEventID.offset(id) + 1) }
+        }
+        producer.close()
+        let copy = dir + "/copy"
+        try FileManager.default.copyItem(atPath: data, toPath: copy)
+        let users = (0..<340).map { "\($0)" }
+        func positions(_ data: String, _ consumer: String) throws -> [Int32: Int64] {
+            let store = try DataDirectory(data).openStore()
+            var out: [Int32: Int64] = [:]
+            for p in ends.keys {
+                if let c = try store.consumerCursor("\(consumer)@\(topic.split(separator: "/").last!)/\(p)") {
+                    out[p] = KafkaEventID.offset(c.nextEvent)
+                }
+            }
+            return out
+        }
+        let args = ["--top", "60", "--batch", "50", "--seconds", "120", "--until-caught-up", "--events", topic]
+
+        // Uninterrupted, as its own group.
+        let clean = try CLIRunner.run(["worker", "rank", "--data-dir", copy, "--consumer", "clean"] + args)
+        XCTAssertEqual(clean.status, 0, clean.stderr)
+        XCTAssertEqual(try positions(copy, "clean"), ends)
+        let expected = try state(copy, users: users).0
+
+        // Killed three times, each time once it has stored some batches and not all.
+        var kills = 0
+        for round in 0..<3 {
+            let before = try positions(data, "ranker").values.reduce(0, +)
+            let (p, _) = try start(["worker", "rank", "--data-dir", data] + args, ready: "worker rank: starting")
+            let deadline = Date().addingTimeInterval(60)
+            while p.isRunning, Date() < deadline, try positions(data, "ranker").values.reduce(0, +) <= before + 100 { usleep(5_000) }
+            usleep(useconds_t(round * 40_000))
+            if p.isRunning { kill(p.processIdentifier, SIGKILL); kills += 1 }
+            p.waitUntilExit()
+        }
+        XCTAssertGreaterThanOrEqual(kills, 2, "the worker finished before it could be killed")
+        let killedAt = try positions(data, "ranker")
+        XCTAssertNotEqual(killedAt, ends, "the kills left work to do")
+        let last = try CLIRunner.run(["worker", "rank", "--data-dir", data] + args)
+        XCTAssertEqual(last.status, 0, last.stderr)
+        XCTAssertEqual(try positions(data, "ranker"), ends)
+        let got = try state(data, users: users).0
+        var differing: [String] = []
+        for u in users where got[u] != expected[u] { differing.append(u) }
+        XCTAssertEqual(differing, [], "users whose lists differ after \(kills) kills")
+        print("pipeline: kafka worker SIGKILLed \(kills) times over \(ends.values.reduce(0, +)) events; stopped at \(killedAt)")
+    }
+
     /// Popularity against ALS as an online experiment: the simulator's people (known tastes)
     /// use the real server; the report, read from the event log, finds ALS ahead.
     func testAnABTestOfPopularityAgainstALSThroughTheSimulator() throws {

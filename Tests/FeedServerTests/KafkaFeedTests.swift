@@ -1,0 +1,103 @@
+import XCTest
+import Foundation
+import FeedServer
+import CandidateStore
+import PostgresStore
+import EventLog
+import KafkaLog
+import TestSupport
+
+/// Two feed servers on one PostgreSQL store and one Kafka topic, behind a round-robin client:
+/// paging continues across them, an event posted to one is filtered by the other, an
+/// Idempotency-Key retry that lands on the other server replays the first event, and a server
+/// started later replays the whole topic.
+final class KafkaFeedTests: XCTestCase {
+    var dir = ""
+    override func setUp() { dir = Fixtures.tempDir("feed-kafka") }
+    override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
+
+    func ids(_ r: HTTPClient.Reply) -> [String] { (r.json["videos"] as? [[String: Any]] ?? []).map { $0["id"] as! String } }
+
+    /// Waits until `s` has applied `count` events (its own and those it followed).
+    func waitApplied(_ s: LiveServer, _ count: Int) async throws {
+        let deadline = Date().addingTimeInterval(15)
+        while Date() < deadline {
+            let m = try await s.client.get("/metrics").text
+            let line = m.split(separator: "\n").first { $0.hasPrefix("foryou_events_total ") }
+            if let v = line.flatMap({ Double($0.split(separator: " ")[1]) }), Int(v) >= count { return }
+            try await Task.sleep(nanoseconds: 20_000_000)
+        }
+        XCTFail("server did not apply \(count) events in 15 s")
+    }
+
+    func testTwoServersShareOneStoreAndOneTopic() async throws {
+        guard let url = try Fixtures.postgresDatabase() else { throw XCTSkip("no PostgreSQL cluster (scripts/test starts one)") }
+        guard let topic = try Fixtures.kafkaTopic() else { throw XCTSkip("no Kafka broker (scripts/test starts one)") }
+        let store = try PostgresFeedStore(url: url)
+        try World.fill(store, lists: ["erin": Array(0..<40), "finn": Array(10..<50)])
+        var c = FeedServerConfig()
+        c.dataDir = dir  // the same secret.key: each server verifies the other's tokens and cursors
+        c.explorationShare = 0
+        c.kafka = try KafkaLocation(url: topic, environment: [:])
+        let a = try await LiveServer(config: c, store: store)
+        let b = try await LiveServer(config: c, store: try PostgresFeedStore(url: url))
+        a.service.startBackgroundRefresh()
+        b.service.startBackgroundRefresh()
+        let servers = [a, b]
+        let t = a.token("erin")
+
+        // Round robin: page 1 from a, page 2 from b with a's cursor, page 3 from a with b's.
+        let p1 = try await servers[0].client.get("/api/v1/foryou?limit=5", token: t)
+        XCTAssertEqual(ids(p1), ["v0", "v1", "v2", "v3", "v4"])
+        // erin skips v6 and likes v1 through a; b must filter v6 out of the next page.
+        let e1 = try await a.client.post("/api/v1/events", token: t, #"{"video_id":"v6","type":"skip","watch_ms":200}"#)
+        XCTAssertEqual(e1.status, 202, e1.text)
+        let e2 = try await a.client.post("/api/v1/events", token: t, #"{"video_id":"v1","type":"like","watch_ms":9000}"#,
+                                         headers: ["Idempotency-Key": "like-1"])
+        XCTAssertEqual(e2.status, 202, e2.text)
+        try await waitApplied(b, 2)
+        let p2 = try await servers[1].client.get("/api/v1/foryou?limit=5&cursor=\(p1.json["next_cursor"] as! String)", token: t)
+        XCTAssertEqual(p2.status, 200, p2.text)
+        XCTAssertEqual(ids(p2), ["v5", "v7", "v8", "v9", "v10"], "b filters what erin skipped through a, and continues a's page")
+        let p3 = try await servers[0].client.get("/api/v1/foryou?limit=5&cursor=\(p2.json["next_cursor"] as! String)", token: t)
+        XCTAssertEqual(ids(p3), ["v11", "v12", "v13", "v14", "v15"])
+        // The client retries the like on b (it never saw a's 202): the same event, not a second one.
+        let retry = try await b.client.post("/api/v1/events", token: t, #"{"video_id":"v1","type":"like","watch_ms":9000}"#,
+                                            headers: ["Idempotency-Key": "like-1"])
+        XCTAssertEqual(retry.status, 202, retry.text)
+        XCTAssertEqual(retry.json["event_id"] as? String, e2.json["event_id"] as? String)
+        XCTAssertEqual(retry.json["replayed"] as? Bool, true)
+
+        // finn posts through b (a batch) and a: both servers end with every event, once.
+        let tf = b.token("finn")
+        let batch = try await b.client.post("/api/v1/events:batch", token: tf,
+                                            #"{"events":[{"video_id":"v10","type":"view","watch_ms":3000},{"video_id":"v11","type":"hide","watch_ms":0}]}"#)
+        XCTAssertEqual(batch.status, 202, batch.text)
+        let one = try await a.client.post("/api/v1/events", token: tf, #"{"video_id":"v12","type":"skip","watch_ms":100}"#)
+        XCTAssertEqual(one.status, 202)
+        try await waitApplied(a, 5)
+        try await waitApplied(b, 5)
+        for s in servers {
+            let f = try await s.client.get("/api/v1/foryou?limit=3", token: tf)
+            XCTAssertEqual(ids(f), ["v13", "v14", "v15"], "finn's view, hide and skip are filtered on both servers")
+        }
+        // Every acknowledged event is on the topic once, finn's in the order they were acknowledged.
+        let reader = try KafkaReader(location: c.kafka!)
+        try reader.assignAll()
+        var all: [Event] = []
+        while !reader.caughtUp { all += try reader.poll(max: 100, timeoutMs: 2_000) }
+        XCTAssertEqual(all.count, 5)
+        XCTAssertEqual(all.filter { $0.user == "finn" }.map(\.video), ["v10", "v11", "v12"])
+
+        // A third server started now replays the topic: seen filtering from its first request.
+        let late = try await LiveServer(config: c, store: try PostgresFeedStore(url: url))
+        XCTAssertTrue(late.service.startupNotes.contains { $0.contains("replayed 5 events") }, "\(late.service.startupNotes)")
+        let f = try await late.client.get("/api/v1/foryou?limit=3", token: tf)
+        XCTAssertEqual(ids(f), ["v13", "v14", "v15"])
+        let r = try await late.client.get("/readyz")
+        XCTAssertEqual(r.status, 200, r.text)
+        await late.stop()
+        await a.stop()
+        await b.stop()
+    }
+}
