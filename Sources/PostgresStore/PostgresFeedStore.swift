@@ -40,6 +40,10 @@ public final class PostgresFeedStore: FeedStore, @unchecked Sendable {
     private var nextId = 0
     private let cacheLock = NSLock()
     private var itemCache: [Int64: [String]] = [:]
+    /// The feed server's list cache (`enableListCache`) and the connection its invalidations arrive on.
+    var listCache: ListCache?
+    let listenerLock = NSLock()
+    var listener: PostgresConnection?
 
     /// `url`: postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE (no TLS: a loopback or private
     /// network; put a TLS-terminating proxy in front otherwise).
@@ -70,6 +74,7 @@ public final class PostgresFeedStore: FeedStore, @unchecked Sendable {
 
     deinit {
         for c in idle { try? c.close().wait() }
+        if let l = listener, !l.isClosed { try? l.close().wait() }
     }
 
     // MARK: connections
@@ -503,6 +508,10 @@ public final class PostgresFeedStore: FeedStore, @unchecked Sendable {
     }
 
     public func packedCandidates(generation: Int64, user: String) throws -> PackedCandidates? {
+        try cachedList(generation: generation, user: user) { try readList(generation: generation, user: user) }
+    }
+
+    private func readList(generation: Int64, user: String) throws -> PackedCandidates? {
         try withConnection { c in
             guard let r = try run(c, "SELECT list, through_event FROM candidate_lists WHERE generation = \(generation) AND user_id = \(user)")
                 .first else { return nil }
@@ -694,6 +703,10 @@ public final class PostgresFeedStore: FeedStore, @unchecked Sendable {
                 INSERT INTO consumer_cursors(name, generation, next_event) VALUES (\(consumer), \(generation), \(next))
                 ON CONFLICT(name) DO UPDATE SET generation = excluded.generation, next_event = excluded.next_event
                 """)
+            // Servers caching these lists drop them when this commits (delivered after commit only).
+            for payload in ListCache.payloads(generation: generation, users: lists.map(\.user)) {
+                try run(c, "SELECT pg_notify(\(ListCache.channel), \(payload))")
+            }
         }
         cacheLock.lock()
         itemCache[generation] = nil

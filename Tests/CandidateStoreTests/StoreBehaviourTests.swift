@@ -311,3 +311,46 @@ final class StoreBehaviourTests: XCTestCase {
         }
     }
 }
+
+/// The feed server's list cache on PostgreSQL: lists are served from memory and dropped as soon
+/// as another process replaces them (LISTEN/NOTIFY), including users that had no list yet.
+final class PostgresListCacheTests: XCTestCase {
+    func waitFor(_ what: String, _ ok: () throws -> Bool) throws {
+        let deadline = Date().addingTimeInterval(5)
+        while !(try ok()) {
+            guard Date() < deadline else { return XCTFail("not within 5 s: \(what)") }
+            usleep(10_000)
+        }
+    }
+
+    func testCachedListsFollowAnotherProcessesReplacements() throws {
+        guard let url = try Fixtures.postgresDatabase() else { throw XCTSkip("no PostgreSQL cluster (scripts/test starts one)") }
+        let server = try PostgresFeedStore(url: url)
+        try server.enableListCache(capacity: 3, ttl: 300)
+        let worker = try PostgresFeedStore(url: url)  // another process's handle
+        try worker.upsertVideos((0..<20).map { Video(id: "v\($0)", status: .ready, createdAt: Int64($0)) })
+        let gen = try worker.writeGeneration(model: "als", runId: "r", items: (0..<20).map { "v\($0)" },
+                                             lists: [(user: "ann", items: [1, 2, 3], scores: [3, 2, 1])], activate: true)
+        func list(_ u: String) throws -> [String]? { try server.candidates(generation: gen, user: u)?.map(\.video) }
+        XCTAssertEqual(try list("ann"), ["v1", "v2", "v3"])
+        XCTAssertNil(try list("bob"))
+        XCTAssertEqual(try list("ann"), ["v1", "v2", "v3"])
+        XCTAssertNil(try list("bob"))
+        let s = try XCTUnwrap(server.listCacheStats)
+        XCTAssertEqual(s.hits, 2, "the second reads came from memory")
+        XCTAssertEqual(s.misses, 2)
+        // The worker replaces ann's list and gives bob his first: both show on the next read.
+        try worker.replaceLists(generation: gen, lists: [(user: "ann", videos: ["v9", "v8"], scores: [2, 1]),
+                                                         (user: "bob", videos: ["v7"], scores: [1])], consumer: "ranker", nextEvent: 5)
+        try waitFor("ann's new list") { try list("ann") == ["v9", "v8"] }
+        try waitFor("bob's first list") { try list("bob") == ["v7"] }
+        // Capacity 3: the oldest entries give way, and reads stay correct.
+        for u in ["c1", "c2", "c3", "c4"] { XCTAssertNil(try list(u)) }
+        XCTAssertLessThanOrEqual(server.listCacheStats!.lists, 3)
+        XCTAssertEqual(try list("ann"), ["v9", "v8"])
+        // Many users at once: one whole-generation notice.
+        try worker.replaceLists(generation: gen, lists: (0..<300).map { (user: "m\($0)", videos: ["v1"], scores: [1]) } +
+                                [(user: "ann", videos: ["v4"], scores: [1])], consumer: "ranker", nextEvent: 6)
+        try waitFor("ann's list after a large replacement") { try list("ann") == ["v4"] }
+    }
+}

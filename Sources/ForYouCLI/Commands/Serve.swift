@@ -36,11 +36,14 @@ struct Serve: ParsableCommand {
     var maxPerCreator = 3
     @Option(name: .customLong("exploration-share"), help: "Share of a page's slots offered to fresh uploads (0-0.5).")
     var explorationShare = 0.2
+    @Option(name: .customLong("list-cache"), help: "With --store postgres://: lists kept in memory (dropped when a worker replaces them; 0 = off).")
+    var listCache = 50_000
 
     func validate() throws {
         guard maxPerTopic >= 1, maxPerCreator >= 1 else { throw ValidationError("--max-per-topic and --max-per-creator must be >= 1") }
         guard explorationShare >= 0, explorationShare <= 0.5 else { throw ValidationError("--exploration-share must be in [0, 0.5]") }
         guard rate > 0, burst >= 1 else { throw ValidationError("--rate must be > 0 and --burst >= 1") }
+        guard listCache >= 0 else { throw ValidationError("--list-cache must be >= 0") }
         guard maxUploadBytes > 0, maxUploadSeconds > 0 else { throw ValidationError("--max-upload-bytes and --max-upload-seconds must be positive") }
     }
 
@@ -64,6 +67,9 @@ struct Serve: ParsableCommand {
         }
         let service: FeedService
         let candidates = try store.open(dataDir: data.dataDir)
+        // A networked store: lists stay in memory between requests, dropped when a worker replaces them.
+        let pg = candidates as? PostgresFeedStore
+        do { if listCache > 0 { try pg?.enableListCache(capacity: listCache) } } catch let e as PostgresStoreError { throw CLIError("serve: \(e)") }
         do { service = try FeedService(config: c, store: candidates) } catch let e as EventLogError {
             throw CLIError("\(e)")
         } catch let e as KafkaError { throw CLIError("serve: \(e)") }
@@ -77,6 +83,7 @@ struct Serve: ParsableCommand {
             try await app.runService()
         }
         service.stop()
+        if let s = pg?.listCacheStats { Console.err("serve: list cache: \(s.hits) hits, \(s.misses) misses, \(s.lists) lists held") }
     }
 }
 
