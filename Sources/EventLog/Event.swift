@@ -127,3 +127,26 @@ public protocol EventAppender: AnyObject, Sendable {
 }
 
 extension EventLog: EventAppender {}
+
+/// Every event of a log from its start, in order per user: what training and experiment reports
+/// read (the file log, or a Kafka topic up to its end when the read began).
+public protocol EventSource: AnyObject {
+    /// Where the events are read from, for messages and run records.
+    var sourceName: String { get }
+    /// Calls `body` for each event; returns how many.
+    @discardableResult
+    func forEachEvent(_ body: (Event) throws -> Void) throws -> UInt64
+    /// The file log's end (`events_through` of a generation trained on it); nil for others.
+    var logPosition: UInt64? { get }
+}
+
+extension EventLog: EventSource {
+    public var sourceName: String { directory }
+    @discardableResult
+    public func forEachEvent(_ body: (Event) throws -> Void) throws -> UInt64 {
+        let end = endId
+        try forEach(from: 0, limit: Int(end), body)
+        return end
+    }
+    public var logPosition: UInt64? { endId }
+}

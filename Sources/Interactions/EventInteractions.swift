@@ -54,10 +54,10 @@ public struct EventMapping: Sendable, Equatable {
     }
 
     /// Interactions from the whole log: positives, and explicit negatives as negative weights.
-    public static func fromLog(_ log: EventLog, durations: [String: Int], mapping: EventMapping = EventMapping(),
+    public static func fromLog(_ log: EventSource, durations: [String: Int], mapping: EventMapping = EventMapping(),
                                until timeMs: Int64? = nil) throws -> Interactions {
         var history = EventHistory(mapping: mapping)
-        try log.forEach(from: 0) { e in
+        try log.forEachEvent { e in
             if let t = timeMs, e.timeMs >= t { return }
             history.add(e, duration: durations[e.video] ?? 0)
         }

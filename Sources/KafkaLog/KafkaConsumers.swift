@@ -267,3 +267,26 @@ public final class KafkaGroupConsumer {
         return total
     }
 }
+
+/// A topic read from the start of every partition to where each ended when the read began
+/// (events appended meanwhile are left for the next read): training and reports on Kafka.
+public final class KafkaTopicSource: EventSource {
+    public let location: KafkaLocation
+    public init(location: KafkaLocation) { self.location = location }
+    public var sourceName: String { location.description }
+    public var logPosition: UInt64? { nil }
+
+    @discardableResult
+    public func forEachEvent(_ body: (Event) throws -> Void) throws -> UInt64 {
+        let reader = try KafkaReader(location: location)
+        try reader.assignAll()
+        var n: UInt64 = 0
+        while !reader.caughtUp {
+            for e in try reader.poll(max: 10_000, timeoutMs: 1_000) {
+                try body(e)
+                n += 1
+            }
+        }
+        return n
+    }
+}

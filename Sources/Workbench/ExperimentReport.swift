@@ -72,11 +72,11 @@ public struct ExperimentReport: Sendable {
         }
     }
 
-    public static func analyse(_ experiment: Experiment, log: EventLog) throws -> ExperimentReport {
+    public static func analyse(_ experiment: Experiment, log: EventSource) throws -> ExperimentReport {
         var during: [String: (variant: String, stats: UserStats)] = [:]
         var before: [String: UserStats] = [:]
         let start = experiment.startedAt ?? .max
-        try log.forEach(from: 0) { e in
+        try log.forEachEvent { e in
             if let a = Experiment.parseAnnotation(e.draft.extra), a.experiment == experiment.name {
                 during[e.user, default: (a.variant, UserStats())].stats.add(e)
             } else if e.timeMs < start {

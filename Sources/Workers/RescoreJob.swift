@@ -1,4 +1,5 @@
 import Foundation
+import KafkaLog
 import LinearAlgebra
 import Interactions
 import EventLog
@@ -31,6 +32,10 @@ public struct RescoreConfig: Sendable {
     public var keep = 3
     /// The candidate store to write into (default: the data directory's SQLite file).
     public var store: (any FeedStore)? = nil
+    /// Train on this Kafka topic (to its end when the job starts) instead of the data directory's file log.
+    public var kafka: KafkaLocation?
+    /// The file log's folder otherwise (nil: the data directory's events/).
+    public var eventsDir: String?
 
     public init(dataDir: String) { self.dataDir = dataDir }
 }
@@ -64,18 +69,28 @@ public enum RescoreJob {
                            progress: @escaping (String) -> Void = { _ in }) throws -> RescoreResult {
         let dir = DataDirectory(c.dataDir)
         let t0 = Date()
-        let log = try EventLog(directory: dir.events)
-        defer { log.close() }
+        let source: EventSource
+        var closeLog: (() -> Void)?
+        if let k = c.kafka {
+            source = KafkaTopicSource(location: k)
+        } else {
+            let log = try EventLog(directory: c.eventsDir ?? dir.events)
+            source = log
+            closeLog = log.close
+        }
+        defer { closeLog?() }
         let store = try c.store ?? dir.openStore()
         let videos = try store.videos()
         let durations = Dictionary(videos.map { ($0.id, $0.durationMs) }, uniquingKeysWith: { $1 })
-        let data = try EventMapping.fromLog(log, durations: durations, mapping: c.mapping)
+        var history = EventHistory(mapping: c.mapping)
+        let events = try source.forEachEvent { history.add($0, duration: durations[$0.video] ?? 0) }
+        let data = history.interactions()
         guard data.weights.contains(where: { $0 > 0 }) else {
-            throw RescoreError.noData("\(dir.events) holds no positive interactions (\(log.endId) events); nothing to train on")
+            throw RescoreError.noData("\(source.sourceName) holds no positive interactions (\(events) events); nothing to train on")
         }
         let cui = data.confidenceMatrix(c.confidence)
         let readSeconds = Date().timeIntervalSince(t0)
-        progress("events: \(log.endId) events -> \(cui.nnz) interactions, \(data.users.count) users, \(data.items.count) videos")
+        progress("events: \(events) events -> \(cui.nnz) interactions, \(data.users.count) users, \(data.items.count) videos")
 
         let t1 = Date()
         let runId = ModelStore.newRunId(model: c.model.rawValue)
@@ -130,7 +145,7 @@ public enum RescoreJob {
         let run = RunRecord(
             id: runId, model: c.model.rawValue, createdAt: ISO8601DateFormatter().string(from: Date()), codeVersion: CodeVersion.current,
             params: params,
-            data: .init(paths: ["events:" + dir.events], format: "events", fingerprint: "events-\(log.endId)", rows: data.count,
+            data: .init(paths: ["events:" + source.sourceName], format: "events", fingerprint: "events-\(events)", rows: data.count,
                         users: data.users.count, items: data.items.count, nnz: cui.nnz),
             losses: losses,
             timings: .init(importSeconds: readSeconds, fitSeconds: fitSeconds, iterationSeconds: iterationSeconds,
@@ -145,11 +160,11 @@ public enum RescoreJob {
         }
         let gen = try store.writeGeneration(model: c.model.rawValue, runId: runId, items: itemIds, lists: lists, activate: true,
                                             modelDir: URL(fileURLWithPath: modelDir).standardizedFileURL.path,
-                                            eventsThrough: log.endId)
+                                            eventsThrough: source.logPosition)
         progress(String(format: "generation %lld written and live in %.1fs", gen, Date().timeIntervalSince(t3)))
         let pruned = try store.prune(keep: c.keep)
         let storeSeconds = Date().timeIntervalSince(t3)
-        return RescoreResult(runId: runId, modelDirectory: modelDir, generation: gen, events: log.endId,
+        return RescoreResult(runId: runId, modelDirectory: modelDir, generation: gen, events: events,
                              users: data.users.count, videos: data.items.count, interactions: cui.nnz, pruned: pruned,
                              seconds: (readSeconds, fitSeconds, scoreSeconds, storeSeconds))
     }

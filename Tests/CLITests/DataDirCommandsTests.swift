@@ -277,6 +277,37 @@ final class DataDirCommandsTests: XCTestCase {
         XCTAssertTrue(bad.stderr.contains("bad.jsonl:2: unknown status 'dancing'"), bad.stderr)
     }
 
+    /// `--events` picks the log: a bad location stops with the reason; `file:DIR` and a Kafka
+    /// topic take an import and report it in `events stats`.
+    func testEventsOptionChoosesTheLog() throws {
+        for (args, message) in [(["serve", "--data-dir", dir, "--events", "kafka://nohost/t"], "brokers must be HOST:PORT"),
+                                (["worker", "rank", "--data-dir", dir, "--events", "kafka://h:1/bad topic"], "a topic is 1 to 249"),
+                                (["events", "stats", "--data-dir", dir, "--events", "nfs:/x"], "give file:DIR or kafka://")] {
+            let r = try CLIRunner.run(args)
+            XCTAssertNotEqual(r.status, 0, "\(args)")
+            XCTAssertTrue(r.stderr.contains(message), "\(args): \(r.stderr)")
+        }
+        Fixtures.write("a\tv1\t1\nb\tv2\t1\na\tv3\t1\n", to: dir + "/rows.tsv")
+        var targets = ["file:" + dir + "/elsewhere"]
+        if let topic = try Fixtures.kafkaTopic() { targets.append(topic) }
+        for target in targets {
+            _ = try run(["events", "import", dir + "/rows.tsv", "--type", "like", "--data-dir", dir, "--events", target])
+            let stats = try run(["events", "stats", "--data-dir", dir, "--events", target]).stdout
+            XCTAssertTrue(stats.hasPrefix("events 3 in "), "\(target): \(stats)")
+            XCTAssertTrue(stats.contains("2 users, 3 videos"), stats)
+            XCTAssertTrue(stats.contains("like\t3"), stats)
+            let tail = try run(["events", "tail", "-n", "2", "--data-dir", dir, "--events", target]).stdout.split(separator: "\n")
+            XCTAssertEqual(tail.count, 2)
+            XCTAssertTrue(tail.last?.contains(#""video_id":"v3""#) ?? false, "\(tail)")
+            // A retrain reads the same log.
+            let r = try run(["rescore", "--data-dir", dir, "--events", target, "--models", dir + "/models", "--factors", "2",
+                             "--iters", "2", "--top", "2"])
+            XCTAssertTrue(r.stderr.contains("events: 3 events -> 3 interactions, 2 users, 3 videos"), r.stderr)
+        }
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/elsewhere"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/events"), "the data directory's own log was not touched")
+    }
+
     func testTokenCommand() throws {
         let t = try run(["token", "--user", "u1", "--ttl", "30m", "--data-dir", dir]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         XCTAssertEqual(t.split(separator: ".").count, 3)

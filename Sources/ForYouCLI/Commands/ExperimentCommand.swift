@@ -100,15 +100,22 @@ struct ExperimentCommand: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "report", abstract: "Per-variant metrics, lifts, CUPED and the sample-ratio check.")
         @OptionGroup var data: DataDirOption
         @OptionGroup var backend: StoreOption
+        @OptionGroup var events: EventsOption
         @Argument var name: String
         @Flag(help: "One JSON object instead of tables.") var json = false
 
         func run() throws {
             let store = try ExperimentCommand.store(data, backend)
             guard let e = try store.experiment(named: name) else { throw CLIError("experiment: no experiment '\(name)'") }
-            let log = try EventLog(directory: data.directory.events)
-            defer { log.close() }
-            let r = try ExperimentReport.analyse(e, log: log)
+            let r: ExperimentReport
+            switch try events.location(dataDir: data.dataDir) {
+            case .file(let dir):
+                let log = try EventLog(directory: dir)
+                defer { log.close() }
+                r = try ExperimentReport.analyse(e, log: log)
+            case .kafka(let k):
+                r = try ExperimentReport.analyse(e, log: KafkaTopicSource(location: k))
+            }
             if json { print(try ExperimentCommand.json(r)); return }
             print("experiment \(e.name) (\(e.status.rawValue)); control: \(e.variants[0].name)\n")
             var rows = [["variant", "users", "impressions"] + ExperimentReport.metrics.map { $0 + " [95 %]" }]

@@ -253,16 +253,40 @@ struct Events: ParsableCommand {
         @Option(name: .shortAndLong, help: "How many.") var n = 20
         @Option(help: "Start at this event id instead of the last N.") var from: UInt64?
         @OptionGroup var data: DataDirOption
+        @OptionGroup var events: EventsOption
         func run() throws {
-            let log = try EventLog(directory: data.directory.events)
-            if let m = log.recovery.message { Console.err(m) }
-            let start = from ?? (log.endId > UInt64(n) ? log.endId - UInt64(n) : 0)
-            try log.forEach(from: start, limit: n) { e in
+            func show(_ e: Event) throws {
                 var obj: [String: Any] = ["id": e.id, "user": e.user, "video_id": e.video, "type": e.type.name,
                                           "watch_ms": e.watchMs, "time_ms": e.timeMs]
                 if !e.draft.idempotencyKey.isEmpty { obj["idempotency_key"] = e.draft.idempotencyKey }
                 if !e.draft.extra.isEmpty { obj["extra"] = e.draft.extra }
                 print(String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self))
+            }
+            switch try events.location(dataDir: data.dataDir) {
+            case .file(let dir):
+                let log = try EventLog(directory: dir)
+                if let m = log.recovery.message { Console.err(m) }
+                let start = from ?? (log.endId > UInt64(n) ? log.endId - UInt64(n) : 0)
+                try log.forEach(from: start, limit: n, show)
+            case .kafka(let k):
+                // Ids are partition << 40 | offset: --from ID reads that partition from there; otherwise
+                // the last N of the whole topic by server time.
+                if let from {
+                    let reader = try KafkaReader(location: k)
+                    let p = KafkaEventID.partition(from), start = KafkaEventID.offset(from)
+                    try reader.assign([p: start])
+                    var shown = 0
+                    while shown < n && !reader.caughtUp {
+                        for e in try reader.poll(max: n - shown, timeoutMs: 1_000) { try show(e); shown += 1 }
+                    }
+                } else {
+                    var last: [Event] = []
+                    try KafkaTopicSource(location: k).forEachEvent { e in
+                        last.append(e)
+                        if last.count > 4 * n { last = Array(last.sorted { ($0.timeMs, $0.id) < ($1.timeMs, $1.id) }.suffix(n)) }
+                    }
+                    for e in last.sorted(by: { ($0.timeMs, $0.id) < ($1.timeMs, $1.id) }).suffix(n) { try show(e) }
+                }
             }
         }
     }

@@ -24,6 +24,7 @@ struct Rescore: ParsableCommand {
     @Option(help: "List length per user.") var top = 200
     @Option(help: "Generations to keep after the switch.") var keep = 3
     @OptionGroup(title: "Two-tower") var tt: TwoTowerOptions
+    @OptionGroup var events: EventsOption
     @OptionGroup var common: CommonOptions
 
     func validate() throws {
@@ -36,6 +37,10 @@ struct Rescore: ParsableCommand {
         common.announce()
         var c = RescoreConfig(dataDir: data.dataDir)
         c.store = try backend.open(dataDir: data.dataDir)
+        switch try events.location(dataDir: data.dataDir) {
+        case .file(let dir): c.eventsDir = dir
+        case .kafka(let k): c.kafka = k
+        }
         c.modelsDir = models
         c.als = ALSConfig(factors: factors, regularization: reg, iterations: iters, solver: .cg, threads: common.threads)
         c.confidence = Confidence(scheme: confidence, alpha: alpha)
@@ -57,6 +62,8 @@ struct Rescore: ParsableCommand {
         } catch let e as RescoreError {
             throw CLIError("rescore failed: \(e)")
         } catch let e as EventLogError {
+            throw CLIError("rescore failed: \(e)")
+        } catch let e as KafkaError {
             throw CLIError("rescore failed: \(e)")
         }
     }

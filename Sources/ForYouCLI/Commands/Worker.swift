@@ -139,6 +139,8 @@ struct Worker: ParsableCommand {
                     || (retrainAfterEvents.map { sinceRetrain >= $0 } ?? false)
                 if due {
                     var job = RescoreConfig(dataDir: data.dataDir)
+                    job.kafka = c.kafka
+                    job.eventsDir = c.eventsDir
                     job.store = candidates
                     job.modelsDir = models
                     job.keep = keep
