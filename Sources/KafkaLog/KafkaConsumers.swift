@@ -10,6 +10,17 @@ func event(_ m: rd_kafka_message_t) throws -> Event {
     return Event(id: KafkaEventID.make(partition: m.partition, offset: m.offset), draft: d)
 }
 
+/// Consumer-side errors librdkafka reports and then recovers from by itself (a broker down or
+/// unreachable, a leader moving): reading goes on; librdkafka logs them to stderr. Anything else
+/// (an unknown topic, lost offsets, a fatal error) stops the reader.
+func isTransient(_ e: rd_kafka_resp_err_t) -> Bool {
+    [RD_KAFKA_RESP_ERR__TRANSPORT, RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN, RD_KAFKA_RESP_ERR__RESOLVE, RD_KAFKA_RESP_ERR__TIMED_OUT,
+     RD_KAFKA_RESP_ERR__TIMED_OUT_QUEUE, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_NETWORK_EXCEPTION,
+     RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, RD_KAFKA_RESP_ERR_BROKER_NOT_AVAILABLE,
+     RD_KAFKA_RESP_ERR_NOT_COORDINATOR, RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE, RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS,
+     RD_KAFKA_RESP_ERR__MAX_POLL_EXCEEDED].contains(e)
+}
+
 private func consumerSettings(group: String) -> [(String, String)] {
     [("group.id", group), ("enable.auto.commit", "false"), ("enable.auto.offset.store", "false"),
      ("enable.partition.eof", "true"), ("isolation.level", "read_committed"), ("session.timeout.ms", "6000"),
@@ -73,6 +84,7 @@ public final class KafkaReader {
             wait = 0
             let m = mp.pointee
             if m.err == RD_KAFKA_RESP_ERR__PARTITION_EOF { atEnd[m.partition] = true; continue }
+            if isTransient(m.err) { break }  // back to the caller; the next poll waits again
             if m.err != RD_KAFKA_RESP_ERR_NO_ERROR {
                 throw KafkaError.client("partition \(m.partition): \(String(cString: rd_kafka_message_errstr(mp)))")
             }
@@ -96,6 +108,7 @@ public final class KafkaReader {
             if m.err == RD_KAFKA_RESP_ERR__PARTITION_EOF {
                 throw KafkaError.client("partition \(partition) ends at \(m.offset), before the committed position \(to)")
             }
+            if isTransient(m.err) { continue }
             if m.err != RD_KAFKA_RESP_ERR_NO_ERROR {
                 throw KafkaError.client("partition \(partition): \(String(cString: rd_kafka_message_errstr(mp)))")
             }
@@ -206,6 +219,7 @@ public final class KafkaGroupConsumer {
             wait = 0
             let m = mp.pointee
             if m.err == RD_KAFKA_RESP_ERR__PARTITION_EOF { state.atEnd.insert(m.partition); continue }
+            if isTransient(m.err) { break }
             if m.err != RD_KAFKA_RESP_ERR_NO_ERROR {
                 throw KafkaError.client("partition \(m.partition): \(String(cString: rd_kafka_message_errstr(mp)))")
             }

@@ -61,7 +61,7 @@ public final class KafkaProducer: EventAppender, @unchecked Sendable {
         shared = Shared()
         let conf = try makeConf(location, [
             ("enable.idempotence", "true"), ("acks", "all"), ("linger.ms", "\(lingerMs)"),
-            ("message.timeout.ms", "30000"), ("partitioner", "murmur2_random"),
+            ("message.timeout.ms", "10000"), ("partitioner", "murmur2_random"),
         ])
         rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(shared).toOpaque())
         rd_kafka_conf_set_dr_msg_cb(conf) { _, message, _ in

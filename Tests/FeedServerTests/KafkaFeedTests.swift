@@ -100,4 +100,46 @@ final class KafkaFeedTests: XCTestCase {
         await a.stop()
         await b.stop()
     }
+
+    /// A broker that stops answering for a while (SIGSTOP: connections stay open, requests time
+    /// out) delays acknowledgements but stops nothing: the POST made meanwhile gets its 202 once
+    /// the broker is back, the follower goes on, /readyz stays 200.
+    func testAStalledBrokerDelaysButDoesNotStopTheServer() async throws {
+        guard try Fixtures.kafkaTopic() != nil else { throw XCTSkip("no Kafka broker (scripts/test starts one)") }
+        // A broker of this test's own, to stall without disturbing the others.
+        let kdir = "/tmp/foryou-stall-\(getpid())"
+        let start = CLIRunner.shell("'\(Fixtures.repoRoot)/scripts/kafka-broker' start \(kdir)")
+        XCTAssertEqual(start.status, 0)
+        let brokers = start.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let pid = pid_t(try String(contentsOfFile: kdir + "/pid", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines))!
+        defer {
+            kill(pid, SIGCONT)
+            _ = CLIRunner.shell("'\(Fixtures.repoRoot)/scripts/kafka-broker' stop \(kdir)")
+            try? FileManager.default.removeItem(atPath: kdir)
+        }
+        let store = try World.make(dir, lists: ["gus": Array(0..<30)])
+        _ = store
+        var c = FeedServerConfig()
+        c.dataDir = dir
+        c.explorationShare = 0
+        c.kafka = try KafkaLocation(url: "kafka://\(brokers)/stall", environment: [:])
+        let s = try await LiveServer(config: c)
+        s.service.startBackgroundRefresh()
+        let t = s.token("gus")
+        let before = try await s.client.post("/api/v1/events", token: t, #"{"video_id":"v0","type":"view","watch_ms":100}"#)
+        XCTAssertEqual(before.status, 202, before.text)
+        kill(pid, SIGSTOP)
+        async let during = s.client.post("/api/v1/events", token: t, #"{"video_id":"v1","type":"skip","watch_ms":100}"#)
+        try await Task.sleep(nanoseconds: 3_000_000_000)
+        kill(pid, SIGCONT)
+        let d = try await during
+        XCTAssertEqual(d.status, 202, d.text)
+        try await waitApplied(s, 2)
+        let page = try await s.client.get("/api/v1/foryou?limit=3", token: t)
+        XCTAssertEqual(ids(page), ["v2", "v3", "v4"])
+        XCTAssertNil(s.service.followFailure)
+        let r = try await s.client.get("/readyz")
+        XCTAssertEqual(r.status, 200, r.text)
+        await s.stop()
+    }
 }

@@ -42,6 +42,22 @@ public enum CLIRunner {
 
     final class DataBox: @unchecked Sendable { var data = Data() }
 
+    /// Runs a shell command line with popen (safe from async tests, where Foundation's
+    /// `Process.waitUntilExit` can wait forever once the command left a daemon behind);
+    /// returns its exit status and stdout.
+    public static func shell(_ command: String) -> (status: Int32, stdout: String) {
+        guard let f = popen(command, "r") else { return (-1, "") }
+        var out = Data()
+        var buf = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = fread(&buf, 1, buf.count, f)
+            if n <= 0 { break }
+            out.append(contentsOf: buf[0..<n])
+        }
+        let status = pclose(f)
+        return ((status >> 8) & 0xff, String(decoding: out, as: UTF8.self))
+    }
+
     /// Runs a command and returns its stdout, failing loudly on a non-zero exit.
     public static func python(_ args: [String]) throws -> String {
         let p = Process()
