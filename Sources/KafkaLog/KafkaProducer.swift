@@ -166,6 +166,9 @@ public final class KafkaProducer: EventAppender, @unchecked Sendable {
         closed = true
         lock.unlock()
         _ = rd_kafka_flush(rk, 10_000)
+        // Whatever the broker did not acknowledge by now fails (its append throws: no 202).
+        _ = rd_kafka_purge(rk, Int32(RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT))
+        for _ in 0..<100 where rd_kafka_outq_len(rk) > 0 { usleep(10_000) }  // the poll thread reports them
         shared.lock.lock(); shared.stopped = true; shared.lock.unlock()
         while poller?.isFinished == false { usleep(1_000) }
         rd_kafka_topic_destroy(topic)

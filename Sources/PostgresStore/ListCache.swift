@@ -31,8 +31,8 @@ final class ListCache: @unchecked Sendable {
     private var epoch: UInt64 = 0
     private var listening = false
     private var lastAttempt = 0.0
-    private(set) var hits = 0
-    private(set) var misses = 0
+    private var hits = 0
+    private var misses = 0
 
     init(capacity: Int, ttl: Double) {
         self.capacity = capacity
@@ -111,9 +111,9 @@ final class ListCache: @unchecked Sendable {
         return true
     }
 
-    var count: Int {
+    var stats: (hits: Int, misses: Int, lists: Int) {
         lock.lock(); defer { lock.unlock() }
-        return entries.count
+        return (hits, misses, entries.count)
     }
 
     /// The payloads announcing that `users`' lists of `generation` changed (each under
@@ -152,7 +152,7 @@ extension PostgresFeedStore {
     }
 
     /// Lists served from memory and read from PostgreSQL since the cache was enabled.
-    public var listCacheStats: (hits: Int, misses: Int, lists: Int)? { listCache.map { ($0.hits, $0.misses, $0.count) } }
+    public var listCacheStats: (hits: Int, misses: Int, lists: Int)? { listCache?.stats }
 
     /// Opens the cache's own connection, subscribes to the channel, and arranges to forget
     /// everything (and reconnect on a later read) when that connection closes.
