@@ -27,10 +27,11 @@ final class KafkaFollower: @unchecked Sendable {
         try reader.assignAll()
     }
 
-    /// Applies everything the topic holds now; returns how many events.
+    /// Applies what the topic holds (each partition to where it first ended: appends meanwhile
+    /// are the follower's); returns how many events.
     func replay() throws -> Int {
         var n = 0
-        while !reader.caughtUp {
+        while !reader.reachedEnds {
             let events = try reader.poll(max: 10_000, timeoutMs: 1_000)
             state.apply(events)
             n += events.count

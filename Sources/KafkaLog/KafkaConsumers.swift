@@ -22,7 +22,8 @@ func isTransient(_ e: rd_kafka_resp_err_t) -> Bool {
 }
 
 private func consumerSettings(group: String) -> [(String, String)] {
-    [("group.id", group), ("enable.auto.commit", "false"), ("enable.auto.offset.store", "false"),
+    // A position the broker no longer holds (retention deleted it) is an error, never a silent jump.
+    [("group.id", group), ("auto.offset.reset", "error"), ("enable.auto.commit", "false"), ("enable.auto.offset.store", "false"),
      ("enable.partition.eof", "true"), ("isolation.level", "read_committed"), ("session.timeout.ms", "6000"),
      ("heartbeat.interval.ms", "1000")]
 }
@@ -34,6 +35,11 @@ public final class KafkaReader {
     private let rk: OpaquePointer
     /// Partitions assigned, and whether each has reached the end of what the broker holds.
     private var atEnd: [Int32: Bool] = [:]
+    /// Partitions that reached their end at least once since `assign`.
+    private var ended: Set<Int32> = []
+    /// Read each partition only up to where it ended the first time (a snapshot of the topic as
+    /// of the read): later records of an ended partition are dropped.
+    public var stopAtEnd = false
     public private(set) var partitionCount: Int32
 
     public init(location: KafkaLocation) throws {
@@ -63,6 +69,7 @@ public final class KafkaReader {
         let r = rd_kafka_assign(rk, list)
         guard r == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError.client("assign: \(errorText(r))") }
         atEnd = Dictionary(uniqueKeysWithValues: partitions.keys.map { ($0, false) })
+        ended = []
     }
 
     /// Every partition from its first record.
@@ -74,6 +81,10 @@ public final class KafkaReader {
     /// arrived since).
     public var caughtUp: Bool { atEnd.values.allSatisfy { $0 } }
 
+    /// True once every assigned partition reached its end at least once (records appended
+    /// since may be unread): the end of a replay even while others keep appending.
+    public var reachedEnds: Bool { ended.count == atEnd.count }
+
     /// Up to `max` events, waiting at most `timeoutMs` for the first.
     public func poll(max: Int, timeoutMs: Int32) throws -> [Event] {
         var out: [Event] = []
@@ -83,12 +94,13 @@ public final class KafkaReader {
             defer { rd_kafka_message_destroy(mp) }
             wait = 0
             let m = mp.pointee
-            if m.err == RD_KAFKA_RESP_ERR__PARTITION_EOF { atEnd[m.partition] = true; continue }
+            if m.err == RD_KAFKA_RESP_ERR__PARTITION_EOF { atEnd[m.partition] = true; ended.insert(m.partition); continue }
             if isTransient(m.err) { break }  // back to the caller; the next poll waits again
             if m.err != RD_KAFKA_RESP_ERR_NO_ERROR {
                 throw KafkaError.client("partition \(m.partition): \(String(cString: rd_kafka_message_errstr(mp)))")
             }
             atEnd[m.partition] = false
+            if stopAtEnd && ended.contains(m.partition) { continue }
             out.append(try event(m))
         }
         return out
@@ -97,7 +109,8 @@ public final class KafkaReader {
     /// Calls `body` for the events of one partition with offsets in `from..<to`.
     public func scan(partition: Int32, from: Int64, to: Int64, _ body: (Event) throws -> Void) throws {
         guard from < to else { return }
-        try assign([partition: from])
+        // From 0: the partition's first retained record (retention may have removed earlier ones).
+        try assign([partition: from == 0 ? foryou_rdkafka_offset_beginning : from])
         var next = from
         while next < to {
             guard let mp = rd_kafka_consumer_poll(rk, 10_000) else {
@@ -155,7 +168,8 @@ public final class KafkaGroupConsumer {
         self.location = location
         self.group = group
         state = State(topic: location.topic, start: start)
-        let conf = try makeConf(location, consumerSettings(group: group))
+        // A retrain or a history rebuild may keep the member from polling for a long while.
+        let conf = try makeConf(location, consumerSettings(group: group) + [("max.poll.interval.ms", "3600000")])
         rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(state).toOpaque())
         rd_kafka_conf_set_rebalance_cb(conf) { rk, err, parts, opaque in
             guard let rk, let parts, let opaque else { return }
@@ -166,7 +180,10 @@ public final class KafkaGroupConsumer {
                 var owned: [Int32] = []
                 for i in 0..<Int(parts.pointee.cnt) {
                     let p = parts.pointee.elems[i].partition
-                    do { parts.pointee.elems[i].offset = try s.start(p) } catch {
+                    do {
+                        let o = try s.start(p)
+                        parts.pointee.elems[i].offset = o == 0 ? foryou_rdkafka_offset_beginning : o
+                    } catch {
                         s.failure = error
                         parts.pointee.elems[i].offset = foryou_rdkafka_offset_end
                     }
@@ -236,7 +253,8 @@ public final class KafkaGroupConsumer {
         let list = rd_kafka_topic_partition_list_new(Int32(owned.count))!
         defer { rd_kafka_topic_partition_list_destroy(list) }
         for p in owned {
-            rd_kafka_topic_partition_list_add(list, location.topic, p).pointee.offset = next[p] ?? foryou_rdkafka_offset_beginning
+            let o = next[p] ?? 0
+            rd_kafka_topic_partition_list_add(list, location.topic, p).pointee.offset = o == 0 ? foryou_rdkafka_offset_beginning : o
         }
         let r = rd_kafka_assign(rk, list)
         guard r == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError.client("seek: \(errorText(r))") }
@@ -293,9 +311,10 @@ public final class KafkaTopicSource: EventSource {
     @discardableResult
     public func forEachEvent(_ body: (Event) throws -> Void) throws -> UInt64 {
         let reader = try KafkaReader(location: location)
+        reader.stopAtEnd = true
         try reader.assignAll()
         var n: UInt64 = 0
-        while !reader.caughtUp {
+        while !reader.reachedEnds {
             for e in try reader.poll(max: 10_000, timeoutMs: 1_000) {
                 try body(e)
                 n += 1

@@ -10,10 +10,12 @@ import CandidateStore
 /// A list changes in place only through `replaceLists` (the ranking worker); a new generation
 /// has new keys. `replaceLists` sends `NOTIFY foryou_lists` in its transaction, delivered after
 /// commit, and every store with a cache listens on its own connection and drops what changed.
-/// While that connection is down the cache is empty and bypassed, so a missed notification can
-/// never leave a stale list behind. A read that raced with a notification (it may have read the
-/// list before the change) is not cached: each notification advances `epoch`, and an entry is
-/// stored only when the epoch did not move while it was read. Entries also expire after `ttl`.
+/// While that connection is down (as far as the client can tell: a silently dead TCP connection
+/// is noticed only when it errors) the cache is empty and bypassed; entries also expire after
+/// `ttl`, which bounds how long a notification lost that way can leave a list stale. A read that
+/// raced with a notification (it may have read the list before the change) is not cached: each
+/// notification advances `epoch`, and an entry is stored only when the epoch did not move while
+/// it was read.
 final class ListCache: @unchecked Sendable {
     struct Key: Hashable {
         let generation: Int64
@@ -31,6 +33,7 @@ final class ListCache: @unchecked Sendable {
     private var epoch: UInt64 = 0
     private var listening = false
     private var lastAttempt = 0.0
+    private var connecting = false
     private var hits = 0
     private var misses = 0
 
@@ -61,6 +64,12 @@ final class ListCache: @unchecked Sendable {
         if entries.updateValue((packed, now), forKey: key) == nil {
             order.append(key)
             if entries.count > capacity { evictOldest() }
+            // Keys invalidated and stored again leave stale places behind: compact now and then.
+            if order.count - head > 2 * capacity + 64 {
+                var kept = Set<Key>()
+                order = order[head...].reversed().filter { entries[$0] != nil && kept.insert($0).inserted }.reversed()
+                head = 0
+            }
         }
     }
 
@@ -103,12 +112,18 @@ final class ListCache: @unchecked Sendable {
         if !on { dropAll() }
     }
 
-    /// True when a (re)connect should be tried now (at most once a second).
+    /// True when a (re)connect should be tried now: at most one attempt at a time, at most one
+    /// a second; the caller calls `connectFinished` after it.
     func shouldConnect(now: Double = Date().timeIntervalSince1970) -> Bool {
         lock.lock(); defer { lock.unlock() }
-        guard !listening, now - lastAttempt >= 1 else { return false }
+        guard !listening, !connecting, now - lastAttempt >= 1 else { return false }
         lastAttempt = now
+        connecting = true
         return true
+    }
+
+    func connectFinished() {
+        lock.lock(); connecting = false; lock.unlock()
     }
 
     var stats: (hits: Int, misses: Int, lists: Int) {
@@ -116,14 +131,13 @@ final class ListCache: @unchecked Sendable {
         return (hits, misses, entries.count)
     }
 
-    /// The payloads announcing that `users`' lists of `generation` changed (each under
-    /// PostgreSQL's 8,000-byte limit; many users at once become one whole-generation notice).
+    /// The payloads announcing that `users`' lists of `generation` changed, each under
+    /// PostgreSQL's 8,000-byte limit (a user id too long for one becomes a whole-generation notice).
     static func payloads(generation: Int64, users: [String]) -> [String] {
         func json(_ users: [String]?) -> String {
             struct Change: Encodable { let g: Int64; let u: [String]? }
             return String(decoding: try! JSONEncoder().encode(Change(g: generation, u: users)), as: UTF8.self)
         }
-        if users.count > 256 { return [json(nil)] }
         var out: [String] = [], chunk: [String] = [], bytes = 0
         for u in users {
             let size = u.utf8.count * 2 + 4  // escaped, quoted, comma
@@ -169,13 +183,20 @@ extension PostgresFeedStore {
             try? conn.close().wait()
             throw PostgresStoreError(error)
         }
-        cache.setListening(true)
-        conn.closeFuture.whenComplete { _ in cache.setListening(false) }
         listenerLock.lock()
         let old = listener
         listener = conn
         listenerLock.unlock()
         if let old, !old.isClosed { try? old.close().wait() }
+        cache.setListening(true)
+        // Only the current listener's loss turns the cache off (not a replaced one's close).
+        conn.closeFuture.whenComplete { [weak self] _ in
+            guard let self else { return cache.setListening(false) }
+            self.listenerLock.lock()
+            let current = self.listener === conn
+            self.listenerLock.unlock()
+            if current { cache.setListening(false) }
+        }
     }
 
     /// Reads one list through the cache (when enabled).
@@ -187,7 +208,10 @@ extension PostgresFeedStore {
             return p
         case .miss(let epoch):
             if epoch == nil && cache.shouldConnect() {
-                DispatchQueue.global().async { [weak self] in try? self?.listen(cache) }
+                DispatchQueue.global().async { [weak self] in
+                    defer { cache.connectFinished() }
+                    try? self?.listen(cache)
+                }
             }
             let p = try read()
             cache.store(key, p, readAt: epoch)

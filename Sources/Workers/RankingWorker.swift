@@ -93,6 +93,8 @@ public final class RankingWorker {
         input.fixedPartitions != nil ? next[0] ?? 0 : next.values.reduce(0) { $0 + UInt64(KafkaEventID.offset($1)) }
     }
     private var live: LiveModel?
+    /// Set when a partition's stored cursor moved under this worker (see `step`).
+    private var needsAdopt = false
     /// Users of each video the live model has no factors for (placing one reads only these).
     private var usersOfUnplaced: [String: Set<String>] = [:]
     /// Why the last step could not fold anything in (nil when it could).
@@ -215,11 +217,16 @@ public final class RankingWorker {
                 if seen.insert(e.user).inserted { users.append(e.user) }
             }
             var lists: [(user: String, videos: [String], scores: [Float])] = []
-            for chunk in stride(from: 0, to: max(users.count, 1), by: 4_096) {
+            let chunks = Array(stride(from: 0, to: max(users.count, 1), by: 4_096))
+            for chunk in chunks {
                 lists = try l.lists(for: Array(users[chunk..<min(users.count, chunk + 4_096)]), history: history, top: config.top,
                                     threads: config.threads)
                 refolded += lists.count
-                try store.replaceLists(generation: g.id, lists: lists, consumer: input.cursorName(config.consumer, p), nextEvent: at)
+                // Only the last chunk moves the partition's cursor to the new generation, so a crash
+                // midway redoes the refold; earlier chunks commit under a scratch cursor name.
+                let name = input.cursorName(config.consumer, p)
+                try store.replaceLists(generation: g.id, lists: lists, consumer: chunk == chunks.last ? name : name + "#refold",
+                                       nextEvent: at)
             }
         }
         return (l, refolded)
@@ -229,6 +236,11 @@ public final class RankingWorker {
     /// no factor model is live yet).
     @discardableResult
     public func step() throws -> Step {
+        if needsAdopt {  // another worker wrote one of our partitions: start over from the store
+            needsAdopt = false
+            try adopt(next.keys.sorted())
+            try input.rewind(next)
+        }
         var (events, reassigned) = try input.poll(next: next, max: config.batch)
         if let owned = reassigned { try adopt(owned) }  // the events start at the adopted positions
         guard let (l, refolded) = try liveModel() else {
@@ -266,6 +278,14 @@ public final class RankingWorker {
         var byUser: [String: Int] = [:]
         for (i, x) in lists.enumerated() { byUser[x.user] = i }
         for p in through.keys.sorted() {
+            // Fence: the partition's cursor must still be where this worker left it. If another
+            // member of the group took the partition over (this one was evicted during a long
+            // retrain or rebuild) and moved it, this batch is dropped and the partitions re-adopted.
+            let name = input.cursorName(config.consumer, p)
+            if let stored = try store.consumerCursor(name)?.nextEvent, stored != next[p] {
+                needsAdopt = true
+                continue
+            }
             let mine = (touched[p] ?? []).compactMap { byUser[$0].map { lists[$0] } }
             try store.replaceLists(generation: l.generation, lists: mine, consumer: input.cursorName(config.consumer, p),
                                    nextEvent: through[p]!)

@@ -348,9 +348,11 @@ final class PostgresListCacheTests: XCTestCase {
         for u in ["c1", "c2", "c3", "c4"] { XCTAssertNil(try list(u)) }
         XCTAssertLessThanOrEqual(server.listCacheStats!.lists, 3)
         XCTAssertEqual(try list("ann"), ["v9", "v8"])
-        // Many users at once: one whole-generation notice.
+        // Many users at once: notices in chunks under PostgreSQL's payload limit.
+        XCTAssertNil(try list("m5"))  // no list yet, and held as such
         try worker.replaceLists(generation: gen, lists: (0..<300).map { (user: "m\($0)", videos: ["v1"], scores: [1]) } +
                                 [(user: "ann", videos: ["v4"], scores: [1])], consumer: "ranker", nextEvent: 6)
         try waitFor("ann's list after a large replacement") { try list("ann") == ["v4"] }
+        try waitFor("m5's first list") { try list("m5") == ["v1"] }
     }
 }

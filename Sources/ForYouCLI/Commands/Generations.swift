@@ -313,9 +313,10 @@ struct Events: ParsableCommand {
                 print("events \(s.events) in \(s.segments) segment(s), \(s.bytes) bytes; \(users.count) users, \(videos.count) videos")
             case .kafka(let k):
                 let reader = try KafkaReader(location: k)
+                reader.stopAtEnd = true
                 try reader.assignAll()
                 var n = 0
-                while !reader.caughtUp {
+                while !reader.reachedEnds {
                     for e in try reader.poll(max: 10_000, timeoutMs: 1_000) { count(e); n += 1 }
                 }
                 let ends = reader.ends().sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: " ")
