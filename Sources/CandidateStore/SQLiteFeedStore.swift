@@ -15,6 +15,18 @@ public final class SQLiteFeedStore: FeedStore, @unchecked Sendable {
     private var itemCache: [Int64: [String]] = [:]
     private let readersLock = NSLock()
     private var readers: [UInt: DatabaseQueue] = [:]
+    /// The feed server's list cache (`enableListCache`) and its watcher's stop flag.
+    var listCache: ListCache?
+    private let watcher = WatcherFlag()
+    final class WatcherFlag: @unchecked Sendable {
+        let lock = NSLock()
+        var stop = false
+        var isStopped: Bool { lock.lock(); defer { lock.unlock() }; return stop }
+    }
+
+    deinit {
+        watcher.lock.lock(); watcher.stop = true; watcher.lock.unlock()
+    }
 
     public init(path: String) throws {
         self.path = path
@@ -370,6 +382,53 @@ public final class SQLiteFeedStore: FeedStore, @unchecked Sendable {
     }
 
     public func packedCandidates(generation: Int64, user: String) throws -> PackedCandidates? {
+        guard let cache = listCache else { return try readList(generation: generation, user: user) }
+        let key = ListCache.Key(generation: generation, user: user)
+        switch cache.lookup(key) {
+        case .hit(let p): return p
+        case .miss(let epoch):
+            let p = try readList(generation: generation, user: user)
+            cache.store(key, p, readAt: epoch)
+            return p
+        }
+    }
+
+    /// Keeps the lists the feed reads in memory (`capacity` lists, each for at most `ttl` seconds).
+    /// A thread polls `PRAGMA data_version` every `pollSeconds` on its own connection and drops
+    /// the whole cache when any other connection (a worker's `replaceLists`, an import) committed,
+    /// so a replaced list is served at most `pollSeconds` (plus a poll) after its commit.
+    public func enableListCache(capacity: Int = 50_000, ttl: Double = 300, pollSeconds: Double = 0.02) throws {
+        var config = Configuration()
+        config.readonly = true
+        let q = try DatabaseQueue(path: path, configuration: config)
+        let cache = ListCache(capacity: capacity, ttl: ttl)
+        let first = try q.inDatabase { try Int.fetchOne($0, sql: "PRAGMA data_version") ?? 0 }
+        cache.setListening(true)
+        listCache = cache
+        let flag = watcher
+        let t = Thread {
+            var version = first
+            while !flag.isStopped {
+                usleep(useconds_t(pollSeconds * 1e6))
+                guard let v = try? q.inDatabase({ try Int.fetchOne($0, sql: "PRAGMA data_version") }) else {
+                    cache.setListening(false)  // cannot tell what changed: bypass until it can again
+                    continue
+                }
+                if v != version {
+                    version = v
+                    cache.invalidateAll()
+                }
+                cache.setListening(true)
+            }
+        }
+        t.name = "foryou.sqlite.list-cache"
+        t.start()
+    }
+
+    /// Lists served from memory and read from the file since the cache was enabled.
+    public var listCacheStats: (hits: Int, misses: Int, lists: Int)? { listCache?.stats }
+
+    func readList(generation: Int64, user: String) throws -> PackedCandidates? {
         // One SELECT is consistent on its own, so no read transaction is opened around it.
         try threadReader().inDatabase { db in
             let st = try db.cachedStatement(sql: "SELECT list, through_event FROM candidate_lists WHERE generation = ? AND user_id = ?")

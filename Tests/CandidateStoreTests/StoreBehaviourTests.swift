@@ -356,3 +356,30 @@ final class PostgresListCacheTests: XCTestCase {
         try waitFor("m5's first list") { try list("m5") == ["v1"] }
     }
 }
+
+/// The same cache on the embedded store: another process's commit (seen through
+/// `PRAGMA data_version`) drops what the server holds.
+final class SQLiteListCacheTests: XCTestCase {
+    func testCachedListsFollowAnotherConnectionsReplacements() throws {
+        let dir = Fixtures.tempDir("store-cache")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let worker = try SQLiteFeedStore(path: dir + "/store.sqlite")
+        try worker.upsertVideos((0..<20).map { Video(id: "v\($0)", status: .ready, createdAt: Int64($0)) })
+        let gen = try worker.writeGeneration(model: "als", runId: "r", items: (0..<20).map { "v\($0)" },
+                                             lists: [(user: "ann", items: [1, 2, 3], scores: [3, 2, 1])], activate: true)
+        let server = try SQLiteFeedStore(path: dir + "/store.sqlite")  // another process's handle
+        try server.enableListCache(capacity: 10, ttl: 300, pollSeconds: 0.01)
+        func list(_ u: String) throws -> [String]? { try server.candidates(generation: gen, user: u)?.map(\.video) }
+        XCTAssertEqual(try list("ann"), ["v1", "v2", "v3"])
+        XCTAssertNil(try list("bob"))
+        XCTAssertEqual(try list("ann"), ["v1", "v2", "v3"])
+        XCTAssertEqual(server.listCacheStats?.hits, 1)
+        try worker.replaceLists(generation: gen, lists: [(user: "ann", videos: ["v9"], scores: [1]), (user: "bob", videos: ["v7"], scores: [1])],
+                                consumer: "ranker", nextEvent: 5)
+        let deadline = Date().addingTimeInterval(5)
+        while try list("ann") != ["v9"] || list("bob") != ["v7"] {
+            guard Date() < deadline else { return XCTFail("the replacement did not show within 5 s") }
+            usleep(5_000)
+        }
+    }
+}

@@ -36,7 +36,7 @@ struct Serve: ParsableCommand {
     var maxPerCreator = 3
     @Option(name: .customLong("exploration-share"), help: "Share of a page's slots offered to fresh uploads (0-0.5).")
     var explorationShare = 0.2
-    @Option(name: .customLong("list-cache"), help: "With --store postgres://: lists kept in memory (dropped when a worker replaces them; 0 = off).")
+    @Option(name: .customLong("list-cache"), help: "Candidate lists kept in memory (dropped when a worker replaces them; 0 = off).")
     var listCache = 50_000
 
     func validate() throws {
@@ -67,9 +67,14 @@ struct Serve: ParsableCommand {
         }
         let service: FeedService
         let candidates = try store.open(dataDir: data.dataDir)
-        // A networked store: lists stay in memory between requests, dropped when a worker replaces them.
-        let pg = candidates as? PostgresFeedStore
-        do { if listCache > 0 { try pg?.enableListCache(capacity: listCache) } } catch let e as PostgresStoreError { throw CLIError("serve: \(e)") }
+        // Lists stay in memory between requests, dropped when a worker replaces them.
+        let pg = candidates as? PostgresFeedStore, lite = candidates as? SQLiteFeedStore
+        do {
+            if listCache > 0 {
+                try pg?.enableListCache(capacity: listCache)
+                try lite?.enableListCache(capacity: listCache)
+            }
+        } catch let e as PostgresStoreError { throw CLIError("serve: \(e)") }
         do { service = try FeedService(config: c, store: candidates) } catch let e as EventLogError {
             throw CLIError("\(e)")
         } catch let e as KafkaError { throw CLIError("serve: \(e)") }
@@ -83,7 +88,7 @@ struct Serve: ParsableCommand {
             try await app.runService()
         }
         service.stop()
-        if let s = pg?.listCacheStats { Console.err("serve: list cache: \(s.hits) hits, \(s.misses) misses, \(s.lists) lists held") }
+        if let s = pg?.listCacheStats ?? lite?.listCacheStats { Console.err("serve: list cache: \(s.hits) hits, \(s.misses) misses, \(s.lists) lists held") }
     }
 }
 
