@@ -61,8 +61,13 @@ final class KafkaFollower: @unchecked Sendable {
     }
 
     func stop() {
-        lock.lock(); stopping = true; let t = thread; lock.unlock()
+        lock.lock()
+        if stopping { lock.unlock(); return }
+        stopping = true
+        let t = thread
+        lock.unlock()
         while t != nil && t?.isFinished == false { usleep(1_000) }
+        reader.close()  // no reconnect attempts (and their log lines) after the server stopped
     }
 
     var failure: String? {

@@ -54,7 +54,14 @@ public final class KafkaReader {
         }
     }
 
-    deinit {
+    private var closed = false
+
+    deinit { close() }
+
+    /// Leaves the broker and releases the client (also at deinit); the reader is unusable after.
+    public func close() {
+        guard !closed else { return }
+        closed = true
         rd_kafka_consumer_close(rk)
         rd_kafka_destroy(rk)
     }
