@@ -40,12 +40,12 @@ public final class ListCache: @unchecked Sendable {
         self.ttl = ttl
     }
 
-    public enum Lookup {
+    enum Lookup {
         case hit(PackedCandidates?)
         case miss(epoch: UInt64?)  // nil: not listening, do not store
     }
 
-    public func lookup(_ key: Key, now: Double = Date().timeIntervalSince1970) -> Lookup {
+    func lookup(_ key: Key, now: Double = Date().timeIntervalSince1970) -> Lookup {
         lock.lock(); defer { lock.unlock() }
         guard listening else { return .miss(epoch: nil) }
         if let e = entries[key], now - e.at < ttl {
@@ -56,7 +56,7 @@ public final class ListCache: @unchecked Sendable {
         return .miss(epoch: epoch)
     }
 
-    public func store(_ key: Key, _ packed: PackedCandidates?, readAt epochThen: UInt64?, now: Double = Date().timeIntervalSince1970) {
+    func store(_ key: Key, _ packed: PackedCandidates?, readAt epochThen: UInt64?, now: Double = Date().timeIntervalSince1970) {
         lock.lock(); defer { lock.unlock() }
         guard listening, let e = epochThen, e == epoch else { return }
         if entries.updateValue((packed, now), forKey: key) == nil {
@@ -79,6 +79,20 @@ public final class ListCache: @unchecked Sendable {
         if head > order.count / 2 {
             order.removeFirst(head)
             head = 0
+        }
+    }
+
+    /// The list for `key` from memory, or from `read` (kept when no change raced with it).
+    /// `whileBypassed` runs first when the cache is off because the store cannot tell changes.
+    public func list(_ key: Key, whileBypassed: () -> Void = {}, read: () throws -> PackedCandidates?) throws -> PackedCandidates? {
+        switch lookup(key) {
+        case .hit(let p):
+            return p
+        case .miss(let epoch):
+            if epoch == nil { whileBypassed() }
+            let p = try read()
+            store(key, p, readAt: epoch)
+            return p
         }
     }
 

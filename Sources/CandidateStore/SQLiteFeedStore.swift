@@ -383,14 +383,7 @@ public final class SQLiteFeedStore: FeedStore, @unchecked Sendable {
 
     public func packedCandidates(generation: Int64, user: String) throws -> PackedCandidates? {
         guard let cache = listCache else { return try readList(generation: generation, user: user) }
-        let key = ListCache.Key(generation: generation, user: user)
-        switch cache.lookup(key) {
-        case .hit(let p): return p
-        case .miss(let epoch):
-            let p = try readList(generation: generation, user: user)
-            cache.store(key, p, readAt: epoch)
-            return p
-        }
+        return try cache.list(ListCache.Key(generation: generation, user: user)) { try readList(generation: generation, user: user) }
     }
 
     /// Keeps the lists the feed reads in memory (`capacity` lists, each for at most `ttl` seconds).

@@ -56,12 +56,18 @@ public struct EventMapping: Sendable, Equatable {
     /// Interactions from the whole log: positives, and explicit negatives as negative weights.
     public static func fromLog(_ log: EventSource, durations: [String: Int], mapping: EventMapping = EventMapping(),
                                until timeMs: Int64? = nil) throws -> Interactions {
+        try counted(log, durations: durations, mapping: mapping, until: timeMs).interactions
+    }
+
+    /// The same, with how many events were read.
+    public static func counted(_ log: EventSource, durations: [String: Int], mapping: EventMapping = EventMapping(),
+                               until timeMs: Int64? = nil) throws -> (interactions: Interactions, events: UInt64) {
         var history = EventHistory(mapping: mapping)
-        try log.forEachEvent { e in
+        let n = try log.forEachEvent { e in
             if let t = timeMs, e.timeMs >= t { return }
             history.add(e, duration: durations[e.video] ?? 0)
         }
-        return history.interactions()
+        return (history.interactions(), n)
     }
 }
 

@@ -51,20 +51,12 @@ extension PostgresFeedStore {
     /// Reads one list through the cache (when enabled).
     func cachedList(generation: Int64, user: String, read: () throws -> PackedCandidates?) throws -> PackedCandidates? {
         guard let cache = listCache else { return try read() }
-        let key = ListCache.Key(generation: generation, user: user)
-        switch cache.lookup(key) {
-        case .hit(let p):
-            return p
-        case .miss(let epoch):
-            if epoch == nil && cache.shouldConnect() {
-                DispatchQueue.global().async { [weak self] in
-                    defer { cache.connectFinished() }
-                    try? self?.listen(cache)
-                }
+        return try cache.list(ListCache.Key(generation: generation, user: user), whileBypassed: {
+            guard cache.shouldConnect() else { return }
+            DispatchQueue.global().async { [weak self] in
+                defer { cache.connectFinished() }
+                try? self?.listen(cache)
             }
-            let p = try read()
-            cache.store(key, p, readAt: epoch)
-            return p
-        }
+        }, read: read)
     }
 }

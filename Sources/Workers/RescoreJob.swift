@@ -82,9 +82,7 @@ public enum RescoreJob {
         let store = try c.store ?? dir.openStore()
         let videos = try store.videos()
         let durations = Dictionary(videos.map { ($0.id, $0.durationMs) }, uniquingKeysWith: { $1 })
-        var history = EventHistory(mapping: c.mapping)
-        let events = try source.forEachEvent { history.add($0, duration: durations[$0.video] ?? 0) }
-        let data = history.interactions()
+        let (data, events) = try EventMapping.counted(source, durations: durations, mapping: c.mapping)
         guard data.weights.contains(where: { $0 > 0 }) else {
             throw RescoreError.noData("\(source.sourceName) holds no positive interactions (\(events) events); nothing to train on")
         }
