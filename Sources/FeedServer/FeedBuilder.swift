@@ -75,13 +75,18 @@ struct FeedBuilder {
             let v = box.v
             let span = max(0, config.diversityWindow - 1)
             var topic = 0, creator = 0, seenCount = 0
-            for list in [extra, picked] {
-                for it in list.reversed() where seenCount < span {
+            func count(_ list: [Item]) {
+                var k = list.count - 1
+                while k >= 0 && seenCount < span {
+                    let other = list[k].video.v
                     seenCount += 1
-                    if !v.topic.isEmpty && it.video.v.topic == v.topic { topic += 1 }
-                    if !v.creator.isEmpty && it.video.v.creator == v.creator { creator += 1 }
+                    if !v.topic.isEmpty && other.topic == v.topic { topic += 1 }
+                    if !v.creator.isEmpty && other.creator == v.creator { creator += 1 }
+                    k -= 1
                 }
             }
+            count(extra)
+            count(picked)
             return topic < config.maxPerTopic && creator < config.maxPerCreator
         }
 

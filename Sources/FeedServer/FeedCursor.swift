@@ -11,31 +11,46 @@ struct FeedCursor: Equatable {
 
     static let domain = "foryou-cursor-v1"
 
+    static let bodySize = 1 + 8 + 8 + 4 + 4 + 4
+    static let macSize = 16
+
+    /// The 29 signed bytes: version 1, then the fields little-endian.
+    private func body(into p: UnsafeMutableRawBufferPointer) {
+        p.storeBytes(of: 1, toByteOffset: 0, as: UInt8.self)
+        p.storeBytes(of: session.littleEndian, toByteOffset: 1, as: UInt64.self)
+        p.storeBytes(of: generation.littleEndian, toByteOffset: 9, as: Int64.self)
+        p.storeBytes(of: position.littleEndian, toByteOffset: 17, as: UInt32.self)
+        p.storeBytes(of: trendingPosition.littleEndian, toByteOffset: 21, as: UInt32.self)
+        p.storeBytes(of: page.littleEndian, toByteOffset: 25, as: UInt32.self)
+    }
+
     func encode(user: String, signer: TokenSigner) -> String {
-        var b: [UInt8] = [1]
-        withUnsafeBytes(of: session.littleEndian) { b.append(contentsOf: $0) }
-        withUnsafeBytes(of: generation.littleEndian) { b.append(contentsOf: $0) }
-        withUnsafeBytes(of: position.littleEndian) { b.append(contentsOf: $0) }
-        withUnsafeBytes(of: trendingPosition.littleEndian) { b.append(contentsOf: $0) }
-        withUnsafeBytes(of: page.littleEndian) { b.append(contentsOf: $0) }
-        let mac = signer.mac(b + Array(user.utf8), domain: FeedCursor.domain).prefix(16)
-        return Base64URL.encode(b + mac)
+        var b = [UInt8](repeating: 0, count: Self.bodySize + Self.macSize)
+        b.withUnsafeMutableBytes { p in
+            body(into: p)
+            let mac = signer.cursorMAC(UnsafeRawBufferPointer(rebasing: p[0..<Self.bodySize]), user: user)
+            mac.withUnsafeBytes { m in
+                for k in 0..<Self.macSize { p[Self.bodySize + k] = m[k] }
+            }
+        }
+        return Base64URL.encode(b)
     }
 
     static func decode(_ s: String, user: String, signer: TokenSigner) -> FeedCursor? {
-        guard s.count < 200, let b = Base64URL.decode(s), b.count == 1 + 8 + 8 + 4 + 4 + 4 + 16, b[0] == 1 else { return nil }
-        let body = Array(b[0..<29]), mac = Array(b[29...])
-        let full = signer.mac(body + Array(user.utf8), domain: domain)
-        // Constant-time comparison of the truncated MAC.
-        var diff: UInt8 = 0
-        for (x, y) in zip(mac, full.prefix(16)) { diff |= x ^ y }
-        guard diff == 0 else { return nil }
-        return body.withUnsafeBytes { p in
-            FeedCursor(session: UInt64(littleEndian: p.loadUnaligned(fromByteOffset: 1, as: UInt64.self)),
-                       generation: Int64(littleEndian: p.loadUnaligned(fromByteOffset: 9, as: Int64.self)),
-                       position: UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 17, as: UInt32.self)),
-                       trendingPosition: UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 21, as: UInt32.self)),
-                       page: UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 25, as: UInt32.self)))
+        guard s.utf8.count < 200, let b = Base64URL.decode(s), b.count == bodySize + macSize, b[0] == 1 else { return nil }
+        return b.withUnsafeBytes { p -> FeedCursor? in
+            let full = signer.cursorMAC(UnsafeRawBufferPointer(rebasing: p[0..<bodySize]), user: user)
+            // Constant-time comparison of the truncated MAC.
+            var diff: UInt8 = 0
+            full.withUnsafeBytes { m in
+                for k in 0..<macSize { diff |= m[k] ^ p[bodySize + k] }
+            }
+            guard diff == 0 else { return nil }
+            return FeedCursor(session: UInt64(littleEndian: p.loadUnaligned(fromByteOffset: 1, as: UInt64.self)),
+                              generation: Int64(littleEndian: p.loadUnaligned(fromByteOffset: 9, as: Int64.self)),
+                              position: UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 17, as: UInt32.self)),
+                              trendingPosition: UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 21, as: UInt32.self)),
+                              page: UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 25, as: UInt32.self)))
         }
     }
 }

@@ -8,18 +8,56 @@ import Crypto
 public struct TokenSigner: @unchecked Sendable {
     let key: SymmetricKey
     /// HMAC state with the key schedule done once; copied per message.
-    let keyed: HMAC<SHA256>
+    /// HMAC state for cursors: key schedule done and the cursor domain absorbed; copied per use.
+    let cursorKeyed: HMAC<SHA256>
     static let header = #"{"alg":"HS256","typ":"JWT"}"#
+    static let headerBytes = Array(header.utf8)
 
     public init(key: [UInt8]) {
         self.key = SymmetricKey(data: key)
-        keyed = HMAC<SHA256>(key: self.key)
+        var c = HMAC<SHA256>(key: self.key)
+        c.update(data: Array(FeedCursor.domain.utf8) + [0])
+        cursorKeyed = c
     }
 
     public struct Claims: Codable, Sendable, Equatable {
         public var sub: String
         public var iat: Int64
         public var exp: Int64
+
+        public init(sub: String, iat: Int64, exp: Int64) {
+            self.sub = sub; self.iat = iat; self.exp = exp
+        }
+
+        /// The exact form `issue` writes, `{"exp":N,"iat":N,"sub":"S"}` with S free of escapes,
+        /// read without a JSON decoder; nil for anything else (which then goes to the decoder).
+        init?(canonical b: [UInt8]) {
+            var i = 0
+            func literal(_ s: StaticString) -> Bool {
+                let n = s.utf8CodeUnitCount
+                guard i + n <= b.count else { return false }
+                for k in 0..<n where b[i + k] != s.utf8Start[k] { return false }
+                i += n
+                return true
+            }
+            func number() -> Int64? {
+                let start = i
+                var v: Int64 = 0
+                while i < b.count, b[i] >= 48, b[i] <= 57, i - start < 18 {
+                    v = v * 10 + Int64(b[i] - 48)
+                    i += 1
+                }
+                guard i > start, !(b[start] == 48 && i - start > 1) else { return nil }
+                return v
+            }
+            guard literal(#"{"exp":"#), let exp = number(), literal(#","iat":"#), let iat = number(),
+                  literal(#","sub":""#) else { return nil }
+            let start = i
+            while i < b.count, b[i] != 34, b[i] != 92, b[i] >= 32 { i += 1 }
+            let end = i
+            guard literal(#""}"#), i == b.count, let sub = String(validating: b[start..<end], as: UTF8.self) else { return nil }
+            self.init(sub: sub, iat: iat, exp: exp)
+        }
     }
 
     public enum Failure: Error, Equatable, CustomStringConvertible {
@@ -48,26 +86,28 @@ public struct TokenSigner: @unchecked Sendable {
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 3, let h = Base64URL.decode(parts[0]), let c = Base64URL.decode(parts[1]),
               let sig = Base64URL.decode(parts[2]) else { throw Failure.malformed }
-        guard let header = try? JSONSerialization.jsonObject(with: Data(h)) as? [String: Any],
-              header["alg"] as? String == "HS256", header.count <= 2,
-              header["typ"] == nil || header["typ"] as? String == "JWT" else { throw Failure.badAlgorithm }
+        // The header this signer issues is recognised by its bytes; any other is parsed.
+        if !h.elementsEqual(TokenSigner.headerBytes) {
+            guard let header = try? JSONSerialization.jsonObject(with: Data(h)) as? [String: Any],
+                  header["alg"] as? String == "HS256", header.count <= 2,
+                  header["typ"] == nil || header["typ"] as? String == "JWT" else { throw Failure.badAlgorithm }
+        }
         let signed = Array(token.utf8.prefix(parts[0].utf8.count + 1 + parts[1].utf8.count))
         guard HMAC<SHA256>.isValidAuthenticationCode(sig, authenticating: signed, using: key) else { throw Failure.badSignature }
-        guard let claims = try? JSONDecoder().decode(Claims.self, from: Data(c)) else { throw Failure.malformed }
+        guard let claims = Claims(canonical: c) ?? (try? JSONDecoder().decode(Claims.self, from: Data(c))) else { throw Failure.malformed }
         guard claims.exp > now else { throw Failure.expired }
         guard !claims.sub.isEmpty else { throw Failure.noSubject }
         return claims
     }
 
-    /// MAC for other signed values (cursors), domain-separated from tokens.
-    func mac(_ bytes: [UInt8], domain: String) -> [UInt8] {
-        var h = keyed
-        h.update(data: Array(domain.utf8) + [0] + bytes)
-        return Array(h.finalize())
-    }
-
-    func validMac(_ mac: [UInt8], for bytes: [UInt8], domain: String) -> Bool {
-        HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: Array(domain.utf8) + [0] + bytes, using: key)
+    /// MAC of a paging cursor (domain-separated from tokens): `body` then the user's bytes, with
+    /// the key schedule and the domain prefix absorbed once at start-up.
+    func cursorMAC(_ body: UnsafeRawBufferPointer, user: String) -> HMAC<SHA256>.MAC {
+        var h = cursorKeyed
+        h.update(data: body)
+        var u = user
+        u.withUTF8 { h.update(data: UnsafeRawBufferPointer($0)) }
+        return h.finalize()
     }
 }
 
