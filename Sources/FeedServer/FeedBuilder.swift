@@ -66,22 +66,21 @@ struct FeedBuilder {
         var picked: [Item] = []
         var explore: [Item] = []
 
-        func video(_ i: Int32) -> VideoBox? {
-            guard Int(i) < videos.count, let b = videos[Int(i)], b.v.status == .ready else { return nil }
-            return b
-        }
+        let meta = snap.meta
+        func ready(_ i: Int32) -> Bool { Int(i) < meta.count && meta[Int(i)].ready }
+        func video(_ i: Int32) -> VideoBox { videos[Int(i)]! }
         // At most maxPerTopic / maxPerCreator in any diversityWindow consecutive slots.
-        func diverse(_ box: VideoBox, _ extra: [Item] = []) -> Bool {
-            let v = box.v
+        func diverse(_ i: Int32, _ extra: [Item] = []) -> Bool {
+            let v = meta[Int(i)]
             let span = max(0, config.diversityWindow - 1)
             var topic = 0, creator = 0, seenCount = 0
             func count(_ list: [Item]) {
                 var k = list.count - 1
                 while k >= 0 && seenCount < span {
-                    let other = list[k].video.v
+                    let other = meta[Int(list[k].index)]
                     seenCount += 1
-                    if !v.topic.isEmpty && other.topic == v.topic { topic += 1 }
-                    if !v.creator.isEmpty && other.creator == v.creator { creator += 1 }
+                    if v.topic >= 0 && other.topic == v.topic { topic += 1 }
+                    if v.creator >= 0 && other.creator == v.creator { creator += 1 }
                     k -= 1
                 }
             }
@@ -102,9 +101,9 @@ struct FeedBuilder {
         while picked.count < mainTarget && p < entries.count {
             let e = entries[p]
             defer { p += 1 }
-            guard let i = global(e), !excluded.contains(i), let v = video(i) else { continue }
-            guard diverse(v) else { firstDeferred = firstDeferred ?? p; continue }
-            picked.append(Item(index: i, video: v, ranker: model, generation: generation, score: e.score))
+            guard let i = global(e), !excluded.contains(i), ready(i) else { continue }
+            guard diverse(i) else { firstDeferred = firstDeferred ?? p; continue }
+            picked.append(Item(index: i, video: video(i), ranker: model, generation: generation, score: e.score))
             excluded.insert(i)
         }
         let listExhausted = p >= entries.count
@@ -113,8 +112,8 @@ struct FeedBuilder {
         // 2. Fresh uploads in the exploration slots.
         if exploreSlots > 0 {
             for i in snap.fresh where explore.count < exploreSlots {
-                guard !excluded.contains(i), let v = video(i), diverse(v, explore) else { continue }
-                explore.append(Item(index: i, video: v, ranker: "fresh", generation: nil, score: nil))
+                guard !excluded.contains(i), ready(i), diverse(i, explore) else { continue }
+                explore.append(Item(index: i, video: video(i), ranker: "fresh", generation: nil, score: nil))
                 excluded.insert(i)
             }
         }
@@ -126,9 +125,9 @@ struct FeedBuilder {
             while picked.count + explore.count < limit && q < snap.trending.count {
                 let i = snap.trending[q]
                 q += 1
-                guard !excluded.contains(i), let v = video(i) else { continue }
-                if !relaxed && !diverse(v) { continue }
-                picked.append(Item(index: i, video: v, ranker: "trending", generation: nil, score: nil))
+                guard !excluded.contains(i), ready(i) else { continue }
+                if !relaxed && !diverse(i) { continue }
+                picked.append(Item(index: i, video: video(i), ranker: "trending", generation: nil, score: nil))
                 excluded.insert(i)
             }
             if !relaxed { tp = q }
@@ -141,8 +140,8 @@ struct FeedBuilder {
             while picked.count + explore.count < limit && q < entries.count {
                 let e = entries[q]
                 q += 1
-                guard let i = global(e), !excluded.contains(i), let v = video(i) else { continue }
-                picked.append(Item(index: i, video: v, ranker: model, generation: generation, score: e.score))
+                guard let i = global(e), !excluded.contains(i), ready(i) else { continue }
+                picked.append(Item(index: i, video: video(i), ranker: model, generation: generation, score: e.score))
                 excluded.insert(i)
             }
         }

@@ -21,6 +21,11 @@ final class FeedState: @unchecked Sendable {
     private var videoIds: [String] = []
     /// Catalog entries by global video index (nil: not in the catalog).
     private var byIndex: [VideoBox?] = []
+    /// What a page's filters read, by global video index, in one compact array (the candidate
+    /// loop touches it for every candidate it skips; `byIndex` only for the ones it serves).
+    private var meta: [VideoMeta] = []
+    private var topicIds: [String: Int32] = [:]
+    private var creatorIds: [String: Int32] = [:]
     /// Per generation: its item-table position -> global video index.
     private var generationMaps: [Int64: [Int32]] = [:]
     private var generationModels: [Int64: String] = [:]
@@ -93,7 +98,7 @@ final class FeedState: @unchecked Sendable {
             let vs = try store.videos()
             lock.lock()
             catalog = Dictionary(vs.map { ($0.id, $0) }, uniquingKeysWith: { $1 })
-            for v in vs { byIndex[Int(indexLocked(v.id))] = VideoBox(v, baseURL: config.publicBaseURL) }
+            for v in vs { setLocked(Int(indexLocked(v.id)), v) }
             catalogVersion = version
             lock.unlock()
         }
@@ -137,10 +142,24 @@ final class FeedState: @unchecked Sendable {
         let i = Int32(videoIds.count)
         videoIndex[id] = i
         videoIds.append(id)
-        byIndex.append(catalog[id].map { VideoBox($0, baseURL: config.publicBaseURL) })
+        byIndex.append(nil)
+        meta.append(VideoMeta())
+        if let v = catalog[id] { setLocked(Int(i), v) }
         trendScore.append(0)
         trendStamp.append(0)
         return i
+    }
+
+    private func setLocked(_ i: Int, _ v: Video) {
+        byIndex[i] = VideoBox(v, baseURL: config.publicBaseURL)
+        func intern(_ s: String, _ table: inout [String: Int32]) -> Int32 {
+            if s.isEmpty { return -1 }
+            if let k = table[s] { return k }
+            let k = Int32(table.count)
+            table[s] = k
+            return k
+        }
+        meta[i] = VideoMeta(ready: v.status == .ready, topic: intern(v.topic, &topicIds), creator: intern(v.creator, &creatorIds))
     }
 
     /// Recomputes the trending order and the fresh-upload pool from copies taken under the lock
@@ -176,6 +195,7 @@ final class FeedState: @unchecked Sendable {
 
     struct Snapshot {
         var videos: [VideoBox?]
+        var meta: [VideoMeta]
         var seen: Set<Int32>
         var served: Set<Int32>
         var trending: [Int32]
@@ -187,7 +207,7 @@ final class FeedState: @unchecked Sendable {
     func snapshot(user: String, session: UInt64) -> Snapshot {
         lock.lock()
         let fresh = freshList.isEmpty ? [] : freshList.filter { (impressions[$0] ?? 0) < config.freshImpressions }
-        let snap = Snapshot(videos: byIndex, seen: seen[user] ?? [], served: [], trending: trendingList, fresh: fresh)
+        let snap = Snapshot(videos: byIndex, meta: meta, seen: seen[user] ?? [], served: [], trending: trendingList, fresh: fresh)
         lock.unlock()
         sessionLock.lock()
         let served = sessions[session] ?? []
@@ -243,7 +263,7 @@ final class FeedState: @unchecked Sendable {
     func addVideo(_ v: Video) {
         lock.lock()
         catalog[v.id] = v
-        byIndex[Int(indexLocked(v.id))] = VideoBox(v, baseURL: config.publicBaseURL)
+        setLocked(Int(indexLocked(v.id)), v)
         lock.unlock()
     }
 
@@ -323,6 +343,14 @@ final class FeedState: @unchecked Sendable {
 /// A catalog entry shared by reference on the hot path (one retain instead of one per field),
 /// with its feed JSON fields rendered once: `"id":...,"creator":...,` (ranker and generation,
 /// which depend on the request, are appended per response).
+/// A video's fields the page filters need: ready to serve, and its topic and creator as small
+/// integers (-1: none), so diversity checks compare numbers.
+struct VideoMeta {
+    var ready = false
+    var topic: Int32 = -1
+    var creator: Int32 = -1
+}
+
 final class VideoBox: @unchecked Sendable {
     let v: Video
     let jsonFields: [UInt8]
