@@ -18,10 +18,15 @@ public enum TwoTowerJob {
         public var reports: [EpochReport]
         public var validationUsers: Int
         public var trainPairs: Int
+        /// Epochs of the model refitted on all training interactions that serves (0: none; the
+        /// early-stopped model serves).
+        public var refitEpochs = 0
     }
 
-    /// Per user with at least `minItems` positives, a seeded random `fraction` of them (at least
-    /// one) is held out. Returns (train rows, validation rows) as row indices of `data`.
+    /// Per user with at least `minItems` positives, a `fraction` of them (at least one) is held
+    /// out: the most recent ones when the interactions have times (a feed predicts what comes
+    /// next, and a chronological test split asks exactly that), else a seeded random sample.
+    /// Returns (train rows, validation rows) as row indices of `data`.
     public static func carveValidation(_ data: Interactions, fraction: Double, seed: UInt64, minItems: Int = 5)
         -> (train: [Int], validation: [Int]) {
         var byUser = [[Int]](repeating: [], count: data.users.count)
@@ -29,11 +34,17 @@ public enum TwoTowerJob {
         var train: [Int] = [], val: [Int] = []
         for (u, rows) in byUser.enumerated() {
             guard rows.count >= minItems, fraction > 0 else { train += rows; continue }
-            var g = SeededGenerator(seed: seed, stream: UInt64(u))
-            let shuffled = rows.shuffled(using: &g)
             let k = max(1, Int(Double(rows.count) * fraction))
-            val += shuffled.prefix(k)
-            train += shuffled.dropFirst(k)
+            if let times = data.timestamps {
+                let byTime = rows.sorted { (times[$0], $0) < (times[$1], $1) }
+                val += byTime.suffix(k)
+                train += byTime.dropLast(k)
+            } else {
+                var g = SeededGenerator(seed: seed, stream: UInt64(u))
+                let shuffled = rows.shuffled(using: &g)
+                val += shuffled.prefix(k)
+                train += shuffled.dropFirst(k)
+            }
         }
         return (train.sorted(), val.sorted())
     }
@@ -66,8 +77,14 @@ public enum TwoTowerJob {
         return Validation(train: data.subset(trainRows), truth: truth, users: truth.keys.sorted())
     }
 
+    /// With `refit`, once early stopping has picked the best epoch E, a second model is trained
+    /// from scratch on every training interaction (the validation ones included) for E epochs,
+    /// same configuration and seed, and serves (ESL 7.10: choose with held-out data, then fit on
+    /// all of it). `validationRanker` stays the first model's, which never saw the validation
+    /// items (what a blend weight is fitted with).
     public static func fit(_ data: Interactions, features: ItemFeatures?, config: TwoTowerConfig, validationFraction: Double = 0.1,
-                           cancel: CancellationToken? = nil, progress: (EpochReport) -> Void = { _ in }) -> Result {
+                           refit: Bool = false, cancel: CancellationToken? = nil,
+                           progress: (EpochReport) -> Void = { _ in }) -> Result {
         let v = validation(data, fraction: validationFraction, seed: config.seed)
         let train = v.train, truth = v.truth, valUsers = v.users
         let trainData = TwoTowerData(train, features: features)
@@ -80,9 +97,28 @@ public enum TwoTowerJob {
         let outcome = trainer.train(cancel: cancel, validate: validate) { reports.append($0); progress($0) }
         // Serving vectors: every training interaction (validation included) is history.
         let full = TwoTowerData(data, features: features)
-        return Result(ranker: TwoTowerTrainer.ranker(trainer.model, data: full),
+        var serving = trainer.model, refitEpochs = 0
+        let bestEpoch: Int? = switch outcome {
+        case .stoppedEarly(let e): e
+        case .completed: reports.last(where: \.best)?.epoch ?? (valUsers.isEmpty ? nil : config.epochs)
+        case .cancelled: nil  // interrupted: the best checkpoint is kept as it is
+        }
+        if refit, !valUsers.isEmpty, let e = bestEpoch, e > 0 {
+            var c = config
+            c.epochs = e
+            let again = TwoTowerTrainer(data: full, config: c)
+            if case .completed = again.train(cancel: cancel, validate: nil, progress: { r in
+                var r = r
+                r.refit = true
+                progress(r)
+            }) {
+                serving = again.model
+                refitEpochs = e
+            }
+        }
+        return Result(ranker: TwoTowerTrainer.ranker(serving, data: full),
                       validationRanker: TwoTowerTrainer.ranker(trainer.model, data: trainData), outcome: outcome, reports: reports,
-                      validationUsers: valUsers.count, trainPairs: trainData.count)
+                      validationUsers: valUsers.count, trainPairs: trainData.count, refitEpochs: refitEpochs)
     }
 }
 
@@ -106,11 +142,11 @@ public enum BlendJob {
     }
 
     public static func fit(_ data: Interactions, features: ItemFeatures?, twoTower: TwoTowerConfig, als: ALSConfig,
-                           confidence: Confidence, validationFraction: Double = 0.1, cancel: CancellationToken? = nil,
-                           progress: (String) -> Void = { _ in }) throws -> Result {
-        let tt = TwoTowerJob.fit(data, features: features, config: twoTower, validationFraction: validationFraction, cancel: cancel) {
-            progress("two-tower " + $0.line)
-        }
+                           confidence: Confidence, validationFraction: Double = 0.1, refit: Bool = false,
+                           cancel: CancellationToken? = nil, progress: (String) -> Void = { _ in }) throws -> Result {
+        let tt = TwoTowerJob.fit(data, features: features, config: twoTower, validationFraction: validationFraction, refit: refit,
+                                 cancel: cancel) { progress("two-tower " + $0.line) }
+        if case .cancelled = tt.outcome { throw RescoreError.cancelled }
         let v = TwoTowerJob.validation(data, fraction: validationFraction, seed: twoTower.seed)
         let train = v.train, truth = v.truth, users = v.users
         guard !users.isEmpty else { throw RescoreError.noData("no user has enough interactions to carve a validation split") }

@@ -78,7 +78,7 @@ struct Train: ParsableCommand {
             ttc.seed = seed
             let r: BlendJob.Result
             do {
-                r = try BlendJob.fit(data, features: f, twoTower: ttc, als: cfg, confidence: conf, validationFraction: tt.validationFraction,
+                r = try BlendJob.fit(data, features: f, twoTower: ttc, als: cfg, confidence: conf, validationFraction: tt.validationFraction, refit: tt.refit,
                                      cancel: CLIContext.cancel) { Console.err($0) }
             } catch RescoreError.cancelled { throw CLIError("train: interrupted; no blend saved") }
             ranker = r.ranker
@@ -185,6 +185,9 @@ struct TwoTowerOptions: ParsableArguments {
     @Option(help: "Two-tower: epochs without a better validation NDCG@10 before stopping.") var patience = 3
     @Option(name: .customLong("validation-fraction"), help: "Two-tower: share of each user's training items held out for early stopping.")
     var validationFraction = 0.1
+    @Flag(inversion: .prefixedNo,
+          help: "Two-tower: once early stopping has chosen the epoch count, train again on every training interaction for that many epochs (the served model).")
+    var refit = true
 
     func validate() throws {
         guard dim > 0, hidden > 0, epochs > 0, batch >= 2, history >= 0, patience >= 1, featureBuckets > 0 else {
@@ -230,7 +233,8 @@ struct TwoTowerOptions: ParsableArguments {
         var (f, c) = try features(data, catalogOf: dataDir)
         c.seed = seed
         c.threads = threads
-        let r = TwoTowerJob.fit(data, features: f, config: c, validationFraction: validationFraction, cancel: CLIContext.cancel) {
+        let r = TwoTowerJob.fit(data, features: f, config: c, validationFraction: validationFraction, refit: refit,
+                                cancel: CLIContext.cancel) {
             Console.err($0.line)
         }
         var params = self.params(r, seed: seed)
@@ -246,6 +250,7 @@ struct TwoTowerOptions: ParsableArguments {
             "uniform_negatives": "\(uniformNegatives)", "log_q": "\(!noLogQ)", "history": "\(history)",
             "history_gradient": "\(historyGradient)",
             "patience": "\(patience)", "validation_fraction": "\(validationFraction)", "seed": "\(seed)",
+            "refit_epochs": "\(r.refitEpochs)",
             "validation_ndcg": r.reports.map { $0.validationNDCG.map { String(format: "%.5f", $0) } ?? "-" }.joined(separator: ","),
             "examples_per_s": String(format: "%.0f", r.reports.map(\.examplesPerSecond).reduce(0, +) / Double(max(1, r.reports.count))),
         ]

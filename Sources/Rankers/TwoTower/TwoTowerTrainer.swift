@@ -140,11 +140,13 @@ public struct EpochReport: Sendable {
     public var elapsed: Double
     public var eta: Double
     public var best: Bool
+    /// An epoch of the refit on all training interactions (after early stopping chose the count).
+    public var refit = false
 
     public var line: String {
         let v = validationNDCG.map { String(format: "val NDCG@10 %.4f%@", $0, best ? " *" : "") } ?? "val -"
-        return String(format: "epoch %d/%d  loss %.4f  %@  %.0f ex/s  elapsed %.1fs  ETA %.1fs", epoch, epochs, loss, v,
-                      examplesPerSecond, elapsed, eta)
+        return String(format: "%@epoch %d/%d  loss %.4f  %@  %.0f ex/s  elapsed %.1fs  ETA %.1fs", refit ? "refit " : "", epoch, epochs,
+                      loss, v, examplesPerSecond, elapsed, eta)
     }
 }
 
