@@ -115,6 +115,17 @@ final class CLITests: XCTestCase {
         XCTAssertGreaterThan(eTT["ndcg"] as! Double, 1.2 * (ePop["ndcg"] as! Double))
         let run = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/tt/run.json"))) as? [String: Any]
         XCTAssertNotNil((run?["params"] as? [String: Any])?["validation_ndcg"])
+        // The served model was refit on all of train for the epoch count validation chose.
+        let refitEpochs = Int((run?["params"] as? [String: Any])?["refit_epochs"] as? String ?? "") ?? 0
+        XCTAssertTrue((1...5).contains(refitEpochs), "\(String(describing: run))")
+        XCTAssertTrue(tt.stderr.contains("refit epoch \(refitEpochs)/\(refitEpochs)"), tt.stderr)
+        // No validation split (the throughput benchmark's setting): one epoch, no curve, a run record.
+        let plain = try CLIRunner.run(["train", "--model", "two-tower", "--train", dir + "/train.tsv", "--dim", "16", "--hidden", "16",
+                                       "--batch", "256", "--epochs", "1", "--validation-fraction", "0", "--out", dir + "/tt0"])
+        XCTAssertEqual(plain.status, 0, plain.stderr)
+        XCTAssertTrue(plain.stderr.contains("epoch 1/1") && !plain.stderr.contains("refit"), plain.stderr)
+        let run0 = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/tt0/run.json"))) as? [String: Any]
+        XCTAssertEqual((run0?["params"] as? [String: Any])?["refit_epochs"] as? String, "0")
 
         let blend = try CLIRunner.run(["train", "--model", "blend", "--train", dir + "/train.tsv", "--dim", "16", "--hidden", "16",
                                        "--batch", "256", "--epochs", "3", "--history", "10", "--factors", "16", "--iters", "6", "--out", dir + "/blend"])

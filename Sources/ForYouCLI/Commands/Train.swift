@@ -95,7 +95,9 @@ struct Train: ParsableCommand {
             ranker = r
             params.merge(p) { $1 }
             losses = l
-            curves = ["validation_ndcg@10": (p["validation_ndcg"] ?? "").split(separator: ",").map { Double($0) ?? .nan }]
+            // Without a validation split no epoch has a value (and JSON has no NaN): no curve.
+            let ndcgs = (p["validation_ndcg"] ?? "").split(separator: ",").compactMap { Double($0) }
+            curves = ndcgs.isEmpty ? nil : ["validation_ndcg@10": ndcgs]
             if let o = p["outcome"], o.hasPrefix("interrupted") { outcome = o }
         case .als:
             let cfg = ALSConfig(factors: factors, regularization: reg, iterations: iters, solver: solver,
