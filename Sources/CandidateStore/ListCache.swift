@@ -56,6 +56,15 @@ public final class ListCache: @unchecked Sendable {
         return .miss(epoch: epoch)
     }
 
+    /// The entry when it is cached and fresh (counted as a hit); nil otherwise (nothing counted:
+    /// the read that follows counts its miss).
+    public func peek(_ key: Key, now: Double = Date().timeIntervalSince1970) -> PackedCandidates?? {
+        lock.lock(); defer { lock.unlock() }
+        guard listening, let e = entries[key], now - e.at < ttl else { return nil }
+        hits += 1
+        return .some(e.packed)
+    }
+
     func store(_ key: Key, _ packed: PackedCandidates?, readAt epochThen: UInt64?, now: Double = Date().timeIntervalSince1970) {
         lock.lock(); defer { lock.unlock() }
         guard listening, let e = epochThen, e == epoch else { return }

@@ -201,10 +201,16 @@ public protocol FeedStore: AnyObject, Sendable {
     /// Calls wait on a network round trip (a server's request handlers run them off the
     /// cooperative thread pool then); false for the embedded store.
     var waitsOnNetwork: Bool { get }
+
+    /// The list when it is in memory now (`.some(nil)`: known to be absent), without any I/O;
+    /// nil when only a read can tell. A feed request that gets nil does its read off the event
+    /// loops, so a disk read never holds up requests that need none.
+    func memoryCandidates(generation: Int64, user: String) -> PackedCandidates??
 }
 
 extension FeedStore {
     public var waitsOnNetwork: Bool { false }
+    public func memoryCandidates(generation: Int64, user: String) -> PackedCandidates?? { nil }
 
     /// A user's list with ids resolved (entries beyond the item table are dropped).
     public func candidates(generation: Int64, user: String) throws -> [Candidate]? {

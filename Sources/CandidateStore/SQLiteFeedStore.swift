@@ -386,6 +386,10 @@ public final class SQLiteFeedStore: FeedStore, @unchecked Sendable {
         return try cache.list(ListCache.Key(generation: generation, user: user)) { try readList(generation: generation, user: user) }
     }
 
+    public func memoryCandidates(generation: Int64, user: String) -> PackedCandidates?? {
+        listCache?.peek(ListCache.Key(generation: generation, user: user))
+    }
+
     /// Keeps the lists the feed reads in memory (`capacity` lists, each for at most `ttl` seconds).
     /// A thread polls `PRAGMA data_version` every `pollSeconds` on its own connection and drops
     /// the whole cache when any other connection (a worker's `replaceLists`, an import) committed,

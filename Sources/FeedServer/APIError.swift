@@ -43,7 +43,7 @@ final class JSONWriter {
     var bytes: [UInt8] = []
     private var needComma = [false]
 
-    init() { bytes.reserveCapacity(2048) }
+    init(capacity: Int = 2048) { bytes.reserveCapacity(capacity) }
 
     private func sep() {
         if needComma[needComma.count - 1] { bytes.append(44) }
@@ -73,7 +73,7 @@ final class JSONWriter {
 
     /// A JSON string literal (quotes included).
     static func quoted(_ s: String) -> [UInt8] {
-        let w = JSONWriter()
+        let w = JSONWriter(capacity: s.utf8.count + 2)
         w.value(s)
         return w.bytes
     }

@@ -79,7 +79,7 @@ struct ObservabilityMiddleware: RouterMiddleware {
         defer {
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             let route = context.endpointPath ?? "unmatched"
-            service.metrics.observeRequest(route: "\(request.method) \(route)", status: status, seconds: seconds)
+            service.metrics.observeRequest(method: request.method.rawValue, route: route, status: status, seconds: seconds)
             if service.config.logRequests {
                 let line = "{\"method\":\"\(request.method)\",\"path\":\"\(request.uri.path)\",\"status\":\(status),"
                     + "\"ms\":\(String(format: "%.3f", seconds * 1000)),\"user\":\"\(context.user ?? "")\"}\n"

@@ -37,6 +37,16 @@ struct FeedBuilder {
     }
 
     func page(user: String, cursor: FeedCursor?, limit: Int) throws -> Page {
+        try page(user: user, cursor: cursor, limit: limit, memoryOnly: false)!
+    }
+
+    /// With `memoryOnly`, nil (and nothing recorded) when a list is not in memory: the caller
+    /// then builds the page where a blocking read may wait.
+    func page(user: String, cursor: FeedCursor?, limit: Int, memoryOnly: Bool) throws -> Page? {
+        func list(_ generation: Int64) throws -> PackedCandidates?? {
+            memoryOnly ? store.memoryCandidates(generation: generation, user: user)
+                : .some(try store.packedCandidates(generation: generation, user: user))
+        }
         let session = cursor?.session ?? SessionIds.next()
         let live = state.live
         // Under a running experiment a new session starts on the user's variant's generation.
@@ -44,13 +54,18 @@ struct FeedBuilder {
         let variant = experiment?.variant(for: user)
         var generation = cursor?.generation ?? variant?.generation ?? live?.id ?? -1
         var position = Int(cursor?.position ?? 0)
-        var packed: PackedCandidates? = generation >= 0 ? try store.packedCandidates(generation: generation, user: user) : nil
+        var packed: PackedCandidates? = nil
+        if generation >= 0 {
+            guard let p = try list(generation) else { return nil }
+            packed = p
+        }
         if let c = cursor, packed == nil, let live, live.id != c.generation {
             // The pinned generation was pruned: continue on the live list (the session's served
             // set keeps earlier pages from repeating).
             generation = live.id
             position = 0
-            packed = try store.packedCandidates(generation: live.id, user: user)
+            guard let p = try list(live.id) else { return nil }
+            packed = p
         }
         let model = state.model(ofGeneration: generation) ?? live?.model ?? "model"
         let snap = state.snapshot(user: user, session: session)

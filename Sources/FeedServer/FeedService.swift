@@ -1,4 +1,5 @@
 import Foundation
+import NIOPosix
 import Hummingbird
 import CandidateStore
 import EventLog
@@ -130,14 +131,18 @@ extension FeedService {
     public func rebuildTrendingNow() { state.rebuildTrending() }
 }
 
-/// Runs blocking work (a networked store's round trips) on a dispatch queue, so the cooperative
-/// threads keep serving other requests meanwhile.
+/// Runs blocking work (a networked store's round trips, a list read that misses the page cache)
+/// on threads of its own, so the event loops and the cooperative threads keep serving requests
+/// that need no I/O meanwhile. Sixteen threads: enough disk reads or round trips in flight to
+/// keep a device or a database busy, few enough to be cheap when idle.
 enum Blocking {
-    static let queue = DispatchQueue(label: "foryou.blocking", attributes: .concurrent)
+    static let pool: NIOThreadPool = {
+        let p = NIOThreadPool(numberOfThreads: 16)
+        p.start()
+        return p
+    }()
 
     static func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { c in
-            queue.async { c.resume(with: Result { try body() }) }
-        }
+        try await pool.runIfActive(body)
     }
 }

@@ -19,13 +19,19 @@ final class MetricsRegistry: @unchecked Sendable {
         }
     }
 
-    private var requests: [String: Histogram] = [:]  // key: route|status
+    struct RequestKey: Hashable {
+        var method: String
+        var route: String
+        var status: Int
+    }
+    private var requests: [RequestKey: Histogram] = [:]
     private var fsyncBatches = Histogram(MetricsRegistry.batchBuckets)
     private var counters: [String: Double] = [:]
 
-    func observeRequest(route: String, status: Int, seconds: Double) {
+    func observeRequest(method: String, route: String, status: Int, seconds: Double) {
+        let key = RequestKey(method: method, route: route, status: status)
         lock.lock()
-        requests["\(route)|\(status)", default: Histogram(MetricsRegistry.latencyBuckets)].observe(seconds)
+        requests[key, default: Histogram(MetricsRegistry.latencyBuckets)].observe(seconds)
         lock.unlock()
     }
 
@@ -42,10 +48,9 @@ final class MetricsRegistry: @unchecked Sendable {
         defer { lock.unlock() }
         var out = "# HELP foryou_http_request_duration_seconds Request latency by route and status.\n"
         out += "# TYPE foryou_http_request_duration_seconds histogram\n"
-        for key in requests.keys.sorted() {
+        for key in requests.keys.sorted(by: { ($0.method, $0.route, $0.status) < ($1.method, $1.route, $1.status) }) {
             let h = requests[key]!
-            let parts = key.split(separator: "|", omittingEmptySubsequences: false)
-            let labels = "route=\"\(parts[0])\",status=\"\(parts[1])\""
+            let labels = "route=\"\(key.method) \(key.route)\",status=\"\(key.status)\""
             for (b, c) in zip(h.buckets, h.counts) { out += "foryou_http_request_duration_seconds_bucket{\(labels),le=\"\(b)\"} \(c)\n" }
             out += "foryou_http_request_duration_seconds_bucket{\(labels),le=\"+Inf\"} \(h.count)\n"
             out += "foryou_http_request_duration_seconds_sum{\(labels)} \(h.sum)\n"

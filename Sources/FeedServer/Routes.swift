@@ -25,19 +25,34 @@ enum FeedRoutes {
         }
         let builder = FeedBuilder(config: s.config, state: s.state, store: s.store)
         let (pageCursor, pageLimit) = (cursor, limit)
-        let page = try await s.storeCall { try builder.page(user: user, cursor: pageCursor, limit: pageLimit) }
+        // Built here when its list is in memory; otherwise on the blocking pool, where a disk
+        // read or a round trip waits without holding up this event loop's other requests.
+        let page: FeedBuilder.Page
+        if let p = try builder.page(user: user, cursor: cursor, limit: limit, memoryOnly: true) {
+            page = p
+        } else {
+            page = try await Blocking.run { try builder.page(user: user, cursor: pageCursor, limit: pageLimit) }
+        }
         // Each video's catalog fields are pre-rendered (VideoBox.jsonFields); only the ranker,
         // generation and cursor are written per request.
         var out = ByteBuffer()
         out.reserveCapacity(256 + page.items.count * 320)
         out.writeString(#"{"videos":["#)
         let experiment = page.assignment.map { (JSONWriter.quoted($0.experiment), JSONWriter.quoted($0.variant)) }
+        // A page has one or a few rankers (the model, "trending", "fresh"): each quoted once.
+        var rankers: [(name: String, json: [UInt8])] = []
         for (n, it) in page.items.enumerated() {
             if n > 0 { out.writeInteger(UInt8(44)) }
             out.writeInteger(UInt8(123))
-            out.writeBytes(it.video.jsonFields)
+            it.video.jsonFields.withUnsafeBytes { _ = out.writeBytes($0) }
             out.writeString(#""ranker":"#)
-            out.writeBytes(JSONWriter.quoted(it.ranker))
+            if let r = rankers.first(where: { $0.name == it.ranker }) {
+                out.writeBytes(r.json)
+            } else {
+                let json = JSONWriter.quoted(it.ranker)
+                rankers.append((it.ranker, json))
+                out.writeBytes(json)
+            }
             out.writeString(#","generation":"#)
             out.writeString(it.generation.map { String($0) } ?? "null")
             if let (e, v) = experiment {

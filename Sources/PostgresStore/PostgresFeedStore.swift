@@ -507,6 +507,10 @@ public final class PostgresFeedStore: FeedStore, @unchecked Sendable {
         return list
     }
 
+    public func memoryCandidates(generation: Int64, user: String) -> PackedCandidates?? {
+        listCache?.peek(ListCache.Key(generation: generation, user: user))
+    }
+
     public func packedCandidates(generation: Int64, user: String) throws -> PackedCandidates? {
         try cachedList(generation: generation, user: user) { try readList(generation: generation, user: user) }
     }

@@ -370,10 +370,16 @@ final class SQLiteListCacheTests: XCTestCase {
         let server = try SQLiteFeedStore(path: dir + "/store.sqlite")  // another process's handle
         try server.enableListCache(capacity: 10, ttl: 300, pollSeconds: 0.01)
         func list(_ u: String) throws -> [String]? { try server.candidates(generation: gen, user: u)?.map(\.video) }
+        // Memory only: nothing is known before a read; afterwards the list, or its absence.
+        XCTAssertNil(server.memoryCandidates(generation: gen, user: "ann"))
         XCTAssertEqual(try list("ann"), ["v1", "v2", "v3"])
         XCTAssertNil(try list("bob"))
+        XCTAssertEqual(server.memoryCandidates(generation: gen, user: "ann")??.count, 3)
+        XCTAssertNotNil(server.memoryCandidates(generation: gen, user: "bob"))
+        XCTAssertNil(server.memoryCandidates(generation: gen, user: "bob")!, "bob has no list, and that is cached too")
         XCTAssertEqual(try list("ann"), ["v1", "v2", "v3"])
-        XCTAssertEqual(server.listCacheStats?.hits, 1)
+        XCTAssertEqual(server.listCacheStats?.hits, 4)
+        XCTAssertEqual(server.listCacheStats?.misses, 2)
         try worker.replaceLists(generation: gen, lists: [(user: "ann", videos: ["v9"], scores: [1]), (user: "bob", videos: ["v7"], scores: [1])],
                                 consumer: "ranker", nextEvent: 5)
         let deadline = Date().addingTimeInterval(5)
@@ -381,5 +387,7 @@ final class SQLiteListCacheTests: XCTestCase {
             guard Date() < deadline else { return XCTFail("the replacement did not show within 5 s") }
             usleep(5_000)
         }
+        // The uncached store never answers from memory.
+        XCTAssertNil(worker.memoryCandidates(generation: gen, user: "ann"))
     }
 }

@@ -29,7 +29,22 @@ final class FeedAPITests: XCTestCase {
 
     func testPagingFollowsTheListAndNeverRepeats() async throws {
         _ = try World.make(dir, lists: ["alice": Array(0..<30)])
-        let s = try await LiveServer(config: config())
+        try await pageThroughAlicesList(store: nil)
+    }
+
+    /// With the list cache on, pages after the first are built from memory on the event loop
+    /// (the first read goes to the blocking pool): the same pages.
+    func testPagingFromTheListCacheGivesTheSamePages() async throws {
+        let store = try World.make(dir, lists: ["alice": Array(0..<30)])
+        try store.enableListCache(capacity: 100, ttl: 300, pollSeconds: 0.05)
+        try await pageThroughAlicesList(store: store)
+        let stats = try XCTUnwrap(store.listCacheStats)
+        XCTAssertEqual(stats.misses, 1)
+        XCTAssertGreaterThanOrEqual(stats.hits, 3)
+    }
+
+    func pageThroughAlicesList(store: (any FeedStore)?) async throws {
+        let s = try await LiveServer(config: config(), store: store)
         let t = s.token("alice")
         var seen: [String] = []
         var cursor: Any? = nil
