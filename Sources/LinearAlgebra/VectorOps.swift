@@ -87,6 +87,21 @@ public enum VectorOps {
         return m
     }
 
+    /// Hints that the `count` floats at `p` are about to be read (one prefetch per 64-byte line).
+    @inline(__always)
+    public static func prefetch(_ p: UnsafePointer<Float>, _ count: Int) {
+        var o = 0
+        while o < count { foryou_prefetch(p + o); o += 16 }
+    }
+
+    /// Hints that the `count` floats at `p` are about to be read and written (one prefetch per
+    /// 64-byte line), for row updates whose rows are known ahead.
+    @inline(__always)
+    public static func prefetchForWrite(_ p: UnsafePointer<Float>, _ count: Int) {
+        var o = 0
+        while o < count { foryou_prefetch_write(p + o); o += 16 }
+    }
+
     /// x *= a over n floats.
     @inline(__always)
     public static func scale(_ x: UnsafeMutablePointer<Float>, _ n: Int, _ a: Float) {

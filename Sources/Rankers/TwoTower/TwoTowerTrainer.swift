@@ -301,6 +301,12 @@ public final class TwoTowerTrainer {
             let tmp = UnsafeMutablePointer<Int32>.allocate(capacity: max(userItems.maxLength, limit) + 1)
             defer { tmp.deallocate() }
             for q in range {
+                // The next rows' embeddings (scattered over their tables) are requested ahead.
+                let next = q + 2
+                if next < range.upperBound {
+                    if next < b { VectorOps.prefetch(model.userEmb.row(Int(users[next])), d) }
+                    else { VectorOps.prefetch(model.itemEmb.row(Int(colItems[next - b])), d) }
+                }
                 if q < b {
                     let x = s.u0.row(q)
                     x.update(from: model.userEmb.row(Int(users[q])), count: d)
@@ -533,7 +539,15 @@ public final class TwoTowerTrainer {
                 let d = params[p].cols
                 let rows = touched.rows(table: p)
                 Parallel.forEachChunk(count: rows.count, chunk: max(256, rows.count / (4 * threads) + 1), threads: threads) { range, _ in
+                    // Rows are scattered over the tables: their four lines each (parameter,
+                    // gradient, two moments) are requested a few rows ahead.
+                    let ahead = 4
                     for k in range {
+                        if k + ahead < range.upperBound {
+                            let next = Int(rows[k + ahead]) * d
+                            VectorOps.prefetchForWrite(ps + next, d); VectorOps.prefetchForWrite(gs + next, d)
+                            VectorOps.prefetchForWrite(ms + next, d); VectorOps.prefetchForWrite(vs + next, d)
+                        }
                         let lo = Int(rows[k]) * d
                         Self.adam(ps + lo, gs + lo, ms + lo, vs + lo, d, lr: lr, wd: wd, b1: b1, b2: b2, c1: c1, c2: c2)
                     }
