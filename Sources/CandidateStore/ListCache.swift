@@ -45,13 +45,17 @@ public final class ListCache: @unchecked Sendable {
         case miss(epoch: UInt64?)  // nil: not listening, do not store
     }
 
+    /// Under the lock: the entry when listening and it is fresh (counted as a hit), else nil.
+    private func hitLocked(_ key: Key, now: Double) -> PackedCandidates?? {
+        guard listening, let e = entries[key], now - e.at < ttl else { return nil }
+        hits += 1
+        return .some(e.packed)
+    }
+
     func lookup(_ key: Key, now: Double = Date().timeIntervalSince1970) -> Lookup {
         lock.lock(); defer { lock.unlock() }
+        if let p = hitLocked(key, now: now) { return .hit(p) }
         guard listening else { return .miss(epoch: nil) }
-        if let e = entries[key], now - e.at < ttl {
-            hits += 1
-            return .hit(e.packed)
-        }
         misses += 1
         return .miss(epoch: epoch)
     }
@@ -60,9 +64,7 @@ public final class ListCache: @unchecked Sendable {
     /// the read that follows counts its miss).
     public func peek(_ key: Key, now: Double = Date().timeIntervalSince1970) -> PackedCandidates?? {
         lock.lock(); defer { lock.unlock() }
-        guard listening, let e = entries[key], now - e.at < ttl else { return nil }
-        hits += 1
-        return .some(e.packed)
+        return hitLocked(key, now: now)
     }
 
     func store(_ key: Key, _ packed: PackedCandidates?, readAt epochThen: UInt64?, now: Double = Date().timeIntervalSince1970) {

@@ -129,8 +129,7 @@ public enum VectorOps {
             var a0 = V(), a1 = V(), a2 = V(), a3 = V()
             for k in 0..<count {
                 if k + 6 < count {
-                    let ahead = table + Int(rows[k + 6]) * n + j
-                    foryou_prefetch(ahead); foryou_prefetch(ahead + 16); foryou_prefetch(ahead + 32); foryou_prefetch(ahead + 48)
+                    prefetch(table + Int(rows[k + 6]) * n + j, 64)
                 }
                 let r = table + Int(rows[k]) * n + j
                 a0 += load(r); a1 += load(r + 16); a2 += load(r + 32); a3 += load(r + 48)

@@ -98,12 +98,9 @@ public enum TwoTowerJob {
         // Serving vectors: every training interaction (validation included) is history.
         let full = TwoTowerData(data, features: features)
         var serving = trainer.model, refitEpochs = 0
-        let bestEpoch: Int? = switch outcome {
-        case .stoppedEarly(let e): e
-        case .completed: reports.last(where: \.best)?.epoch ?? (valUsers.isEmpty ? nil : config.epochs)
-        case .cancelled: nil  // interrupted: the best checkpoint is kept as it is
-        }
-        if refit, !valUsers.isEmpty, let e = bestEpoch, e > 0 {
+        // The epoch whose parameters were kept (an interrupted run keeps its checkpoint as it is).
+        let interrupted = if case .cancelled = outcome { true } else { false }
+        if refit, !interrupted, let e = reports.last(where: \.best)?.epoch {
             var c = config
             c.epochs = e
             let again = TwoTowerTrainer(data: full, config: c)
