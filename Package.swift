@@ -28,7 +28,9 @@ let package = Package(
                        providers: [.apt(["liblapacke-dev"])]),
         .systemLibrary(name: "CRdKafka", path: "Sources/CRdKafka",
                        providers: [.apt(["librdkafka-dev"])]),
-        .target(name: "LinearAlgebra", dependencies: ["CBLAS", "CLAPACKE"], swiftSettings: release),
+        // Element-wise kernels around the BLAS calls, built per instruction set, chosen at load.
+        .target(name: "CVectorKernels", cSettings: [.unsafeFlags(["-O3"])]),
+        .target(name: "LinearAlgebra", dependencies: ["CBLAS", "CLAPACKE", "CVectorKernels"], swiftSettings: release),
         .target(name: "Checksum", swiftSettings: release),
         .target(name: "EventLog", dependencies: ["Checksum"], swiftSettings: release),
         .target(name: "Interactions", dependencies: ["Checksum", "EventLog"], swiftSettings: release),

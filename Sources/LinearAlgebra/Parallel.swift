@@ -1,11 +1,14 @@
 import Foundation
 import Synchronization
+import CVectorKernels
 
 /// Work distribution across the engine's worker threads.
 public enum Parallel {
     /// Runs `body(range, worker)` over `0..<count` in chunks handed out dynamically to `threads`
     /// workers (chunks keep per-user cost skew from idling a core). `worker` is in `0..<threads`,
-    /// so callers can index per-thread scratch.
+    /// so callers can index per-thread scratch. The calling thread is worker 0; the others come
+    /// from `SpinPool.shared` when it is free (a region starts without a thread wake-up), else
+    /// from Dispatch.
     public static func forEachChunk(count: Int, chunk: Int, threads: Int,
                                     _ body: (Range<Int>, Int) -> Void) {
         guard count > 0 else { return }
@@ -16,12 +19,110 @@ public enum Parallel {
             return
         }
         let next = Atomic<Int>(0)
-        DispatchQueue.concurrentPerform(iterations: threads) { worker in
+        func work(_ worker: Int) {
             while true {
                 let s = next.add(chunk, ordering: .relaxed).oldValue
                 if s >= count { break }
                 body(s..<min(count, s + chunk), worker)
             }
+        }
+        if SpinPool.shared.run(workers: threads, work) { return }
+        DispatchQueue.concurrentPerform(iterations: threads) { work($0) }
+    }
+}
+
+/// Helper threads that keep polling for a little while after each parallel region, so the
+/// next region starts in well under a microsecond instead of after a thread wake-up. A training
+/// batch runs several regions of a few hundred microseconds each, and waking Dispatch's threads
+/// for every one left the second core idle about a tenth of the time. After `spinTime` without
+/// work a helper sleeps until the next region. One region runs at a time: a nested or
+/// concurrent region is refused (`run` returns false) and the caller uses Dispatch instead.
+public final class SpinPool: @unchecked Sendable {
+    public static let shared = SpinPool(helpers: max(0, BLASRuntime.availableCores - 1))
+
+    /// Threads besides the caller's.
+    public let helpers: Int
+    /// How long an idle helper polls before sleeping.
+    let spinTime: UInt64 = 200_000  // ns
+
+    private let busy = Atomic<Bool>(false)
+    private let generation = Atomic<Int>(0)
+    private let pending = Atomic<Int>(0)
+    private let sleepers = Atomic<Int>(0)
+    private let condition = NSCondition()
+    /// The current region (set before `generation` is advanced, read after it is seen).
+    private nonisolated(unsafe) var job: ((Int) -> Void)?
+    private nonisolated(unsafe) var jobWorkers = 0
+    private let started = Atomic<Bool>(false)
+    private let startLock = NSLock()
+
+    init(helpers: Int) { self.helpers = helpers }
+
+    /// Runs `body(worker)` for worker 0 (this thread) ..< `workers` and returns true, or returns
+    /// false at once when the pool is too small or already running a region.
+    public func run(workers: Int, _ body: (Int) -> Void) -> Bool {
+        guard workers - 1 <= helpers, busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
+            return false
+        }
+        defer { busy.store(false, ordering: .releasing) }
+        startIfNeeded()
+        return withoutActuallyEscaping(body) { body in
+            job = body
+            jobWorkers = workers
+            pending.store(helpers, ordering: .sequentiallyConsistent)
+            generation.add(1, ordering: .sequentiallyConsistent)
+            if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
+                condition.lock(); condition.broadcast(); condition.unlock()
+            }
+            body(0)
+            var spins = 0
+            while pending.load(ordering: .acquiring) > 0 {
+                spins += 1
+                if spins < 4096 { fy_spin_pause() } else { sched_yield() }
+            }
+            job = nil
+            return true
+        }
+    }
+
+    private func startIfNeeded() {
+        if started.load(ordering: .acquiring) { return }
+        startLock.lock()
+        defer { startLock.unlock() }
+        if started.load(ordering: .acquiring) { return }
+        for index in 1...max(1, helpers) where helpers > 0 {
+            let t = Thread { [unowned self] in self.helperLoop(index) }
+            t.name = "foryou-spin-\(index)"
+            t.start()
+        }
+        started.store(true, ordering: .releasing)
+    }
+
+    private func helperLoop(_ index: Int) {
+        // Helpers start before the first region advances the generation from 0, but may run
+        // only after it has: they count from 0, not from what they first see.
+        var seen = 0
+        while true {
+            var g = generation.load(ordering: .acquiring)
+            if g == seen {
+                let since = DispatchTime.now().uptimeNanoseconds
+                var spins = 0
+                while g == seen {
+                    fy_spin_pause()
+                    spins += 1
+                    if spins & 255 == 0 && DispatchTime.now().uptimeNanoseconds - since > spinTime {
+                        condition.lock()
+                        sleepers.add(1, ordering: .sequentiallyConsistent)
+                        while generation.load(ordering: .sequentiallyConsistent) == seen { condition.wait() }
+                        sleepers.subtract(1, ordering: .sequentiallyConsistent)
+                        condition.unlock()
+                    }
+                    g = generation.load(ordering: .acquiring)
+                }
+            }
+            seen = g
+            if index < jobWorkers, let job { job(index) }
+            pending.subtract(1, ordering: .releasing)
         }
     }
 }

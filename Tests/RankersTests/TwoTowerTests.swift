@@ -50,6 +50,22 @@ final class TwoTowerTests: XCTestCase {
         }
     }
 
+    /// Each positive's masked columns (the other columns holding its item) against brute force,
+    /// on batches with heavy repeats and with extra negatives.
+    func testDuplicateMasksMatchBruteForce() {
+        let (t, _, _, _, _) = tiny()
+        var g = SeededGenerator(seed: 11)
+        for (b, cols, items) in [(64, 64, 5), (50, 70, 40), (300, 300, 100_000), (1, 3, 2)] {
+            let colItems = (0..<cols).map { _ in Int32(g.next() % UInt64(items)) }
+            let masks = colItems.withUnsafeBufferPointer { t.duplicateMasks(b: b, cols: cols, colItems: $0.baseAddress!) }
+            XCTAssertEqual(masks.start.count, b + 1)
+            for r in 0..<b {
+                let expected = (0..<cols).filter { $0 != r && colItems[$0] == colItems[r] }.map { Int32($0) }
+                XCTAssertEqual(Array(masks.cols[masks.start[r]..<masks.start[r + 1]]), expected, "b \(b) row \(r)")
+            }
+        }
+    }
+
     func testTowersOutputUnitVectorsAndUnseenItemsUseFeatures() {
         let (t, _, _, _, _) = tiny()
         let known = t.model.embedItems([3], features: [[2, 5, 7]])

@@ -136,25 +136,14 @@ public final class TwoTowerModel: @unchecked Sendable {
             Parallel.forEachChunk(count: n, chunk: max(1, (n + parts - 1) / parts), threads: parts) { range, _ in
                 let lo = range.lowerBound, m = range.count
                 // h = relu(x W1 + b1)
-                for r in range { h.row(r).update(from: t.b1.storage, count: hidden) }
-                BLAS.gemm(m: m, n: hidden, k: d, a: x.row(lo), lda: d, b: t.w1.storage, ldb: hidden, transB: false, beta: 1,
+                BLAS.gemm(m: m, n: hidden, k: d, a: x.row(lo), lda: d, b: t.w1.storage, ldb: hidden, transB: false,
                           c: h.row(lo), ldc: hidden)
-                let hs = h.row(lo)
-                for i in 0..<(m * hidden) where hs[i] < 0 { hs[i] = 0 }
-                // out = h W2 + b2 + x
-                for r in range {
-                    let o = out.row(r), xr = x.row(r)
-                    for c in 0..<d { o[c] = t.b2.storage[c] + xr[c] }
-                }
-                BLAS.gemm(m: m, n: d, k: hidden, a: h.row(lo), lda: hidden, b: t.w2.storage, ldb: d, transB: false, beta: 1,
+                VectorOps.biasReLU(h.row(lo), bias: t.b1.storage, rows: m, hidden)
+                // out = normalize(h W2 + b2 + x)
+                BLAS.gemm(m: m, n: d, k: hidden, a: h.row(lo), lda: hidden, b: t.w2.storage, ldb: d, transB: false,
                           c: out.row(lo), ldc: d)
-                for r in range {
-                    let o = out.row(r)
-                    let nrm = max(BLAS.dot(d, o, o).squareRoot(), 1e-12)
-                    normBuf[r] = nrm
-                    let inv = 1 / nrm
-                    for c in 0..<d { o[c] *= inv }
-                }
+                VectorOps.residualNormalize(out.row(lo), bias: t.b2.storage, x: x.row(lo), rows: m, d,
+                                            norms: normBuf.baseAddress! + lo)
             }
         }
         return norms

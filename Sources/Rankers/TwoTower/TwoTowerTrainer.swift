@@ -74,6 +74,16 @@ final class FlatLists {
     @inline(__always) func list(_ i: Int) -> UnsafeBufferPointer<Int32> {
         UnsafeBufferPointer(start: values + start[i], count: start[i + 1] - start[i])
     }
+
+    /// Requests the first lines of list i (a user's items, read a few rows later).
+    @inline(__always) func prefetch(_ i: Int) {
+        let s = start[i]
+        VectorOps.prefetch(values + s)
+        VectorOps.prefetch(values + s + 16)
+    }
+
+    /// Requests where list i starts (a few rows before `prefetch(i)`).
+    @inline(__always) func prefetchStart(_ i: Int) { VectorOps.prefetch(start + i) }
 }
 
 /// Which rows of each embedding table a batch touched, written concurrently by workers that
@@ -119,6 +129,19 @@ final class TouchedRows {
             out.append(contentsOf: UnsafeBufferPointer(start: lists[k], count: counts[k]))
         }
         return out
+    }
+
+    /// The rows worker `worker` marked in `table`.
+    func rows(table: Int, worker: Int) -> UnsafeBufferPointer<Int32> {
+        let k = worker * tables + table
+        return UnsafeBufferPointer(start: lists[k], count: counts[k])
+    }
+
+    /// Forgets the rows worker `worker` marked in `table`.
+    func clear(table: Int, worker: Int) {
+        let k = worker * tables + table
+        for i in 0..<counts[k] { flags[table][Int(lists[k][i])] = false }
+        counts[k] = 0
     }
 
     func clear(table: Int) {
@@ -246,7 +269,14 @@ public final class TwoTowerTrainer {
             histories[r].withUnsafeBufferPointer { if $0.count > 0 { s.history(r).update(from: $0.baseAddress!, count: $0.count) } }
         }
         for (c, i) in (items + negatives).enumerated() { s.colItems[c] = i }
-        return batchLoss(b: b, cols: b + negatives.count, s: s, sample: nil, backward: backward)
+        return batchLoss(b: b, cols: b + negatives.count, s: s, source: nil, backward: backward)
+    }
+
+    /// A uniform draw from 0..<n: the high word of a 64 x 64-bit product (no division; the bias
+    /// is below n / 2^64).
+    @inline(__always)
+    static func below(_ n: Int, _ g: inout SeededGenerator) -> Int {
+        Int(truncatingIfNeeded: g.next().multipliedFullWidth(by: UInt64(n)).high)
     }
 
     /// Up to `limit` of `items` (distinct) other than `exclude`, written to `out`: all of them
@@ -266,7 +296,7 @@ public final class TwoTowerTrainer {
                 return n
             }
             for k in 0..<limit {
-                let j = k + Int(g.next() % UInt64(n - k))
+                let j = k + Self.below(n - k, &g)
                 let t = tmp[j]; tmp[j] = tmp[k]; tmp[k] = t
                 out[k] = t
             }
@@ -275,7 +305,7 @@ public final class TwoTowerTrainer {
         // Long list: draw positions until `limit` distinct ones that are not the excluded item.
         var n = 0
         while n < limit {
-            let j = Int32(truncatingIfNeeded: g.next() % UInt64(total))
+            let j = Int32(truncatingIfNeeded: Self.below(total, &g))
             if items[Int(j)] == exclude { continue }
             var repeated = false
             for k in 0..<n where tmp[k] == j { repeated = true; break }
@@ -287,59 +317,98 @@ public final class TwoTowerTrainer {
         return limit
     }
 
+    /// Where a training batch comes from: its examples (indices into the training pairs), and
+    /// the seed and position its histories are drawn with.
+    struct BatchSource {
+        let pairUser: UnsafePointer<Int32>
+        let pairItem: UnsafePointer<Int32>
+        /// The batch's examples, in order.
+        let examples: UnsafePointer<Int32>
+        let seed: UInt64
+        /// The first example's position in the epoch (each row draws from stream position + row).
+        let position: Int
+    }
+
     /// The batch in `s` (`b` user rows, `cols` item columns: the positives then the extra
-    /// negatives). With `sample` (seed, first example's position), each row's history is drawn
-    /// here, in parallel, from a generator of its own (the same draws on any thread count);
-    /// otherwise it is read from `s.hist`.
-    func batchLoss(b: Int, cols: Int, s: Scratch, sample: (seed: UInt64, position: Int)?, backward: Bool) -> Double {
+    /// negatives). With `source`, rows 0..<b and their positives are read from it and each
+    /// row's history is drawn here, in parallel, from a generator of its own (the same draws
+    /// on any thread count); otherwise `s` holds them. With `adam`, each embedding row the batch
+    /// touched and every dense parameter is stepped once the gradients are in (gradients reset);
+    /// without, the gradients are left accumulated in `grads`.
+    func batchLoss(b: Int, cols: Int, s: Scratch, source: BatchSource?, backward: Bool,
+                   adam: VectorOps.AdamStep? = nil) -> Double {
         let d = config.dim, invT = 1 / config.temperature
         let parts = threads
         let users = s.users, colItems = s.colItems
         let limit = min(config.history, s.maxHistory)
-        // Inputs: x_u = E_user[u] + mean of the history items' inputs; x_i = E_item[i] + features.
-        Parallel.forEachChunk(count: b + cols, chunk: max(64, (b + cols) / (4 * parts) + 1), threads: parts) { range, _ in
-            let tmp = UnsafeMutablePointer<Int32>.allocate(capacity: max(userItems.maxLength, limit) + 1)
-            defer { tmp.deallocate() }
-            for q in range {
-                // The next rows' embeddings (scattered over their tables) are requested ahead.
-                let next = q + 2
-                if next < range.upperBound {
-                    if next < b { VectorOps.prefetch(model.userEmb.row(Int(users[next])), d) }
-                    else { VectorOps.prefetch(model.itemEmb.row(Int(colItems[next - b])), d) }
-                }
-                if q < b {
-                    let x = s.u0.row(q)
-                    x.update(from: model.userEmb.row(Int(users[q])), count: d)
-                    if let (seed, position) = sample {
-                        var g = SeededGenerator(seed: seed, stream: UInt64(position + q))
-                        s.histLen[q] = Int32(Self.sampleHistory(userItems.list(Int(users[q])), excluding: colItems[q], limit: limit,
-                                                                into: s.history(q), tmp: tmp, using: &g))
+        let userTable = model.userEmb.storage, itemTable = model.itemEmb.storage
+        // Inputs, row q and column q together: x_u = E_user[u] + mean of the history items'
+        // inputs; x_i = E_item[i] + features. Per chunk: the examples, then the histories, then
+        // the sums, each pass requesting its scattered reads a few rows ahead.
+        Parallel.forEachChunk(count: cols, chunk: max(64, cols / (4 * parts) + 1), threads: parts) { range, _ in
+            let userEnd = min(range.upperBound, b)
+            if let src = source, range.lowerBound < userEnd {
+                for q in range.lowerBound..<userEnd {
+                    if q + 8 < userEnd {
+                        let e = Int(src.examples[q + 8])
+                        VectorOps.prefetch(src.pairUser + e); VectorOps.prefetch(src.pairItem + e)
                     }
+                    let e = Int(src.examples[q])
+                    users[q] = src.pairUser[e]
+                    colItems[q] = src.pairItem[e]
+                }
+                let tmp = UnsafeMutablePointer<Int32>.allocate(capacity: max(userItems.maxLength, limit) + 1)
+                defer { tmp.deallocate() }
+                for q in range.lowerBound..<userEnd {
+                    if q + 12 < userEnd { userItems.prefetchStart(Int(users[q + 12])) }
+                    if q + 4 < userEnd {
+                        userItems.prefetch(Int(users[q + 4]))
+                        VectorOps.prefetch(userTable + Int(users[q + 4]) * d, d)
+                    }
+                    var g = SeededGenerator(seed: src.seed, stream: UInt64(src.position + q))
+                    s.histLen[q] = Int32(Self.sampleHistory(userItems.list(Int(users[q])), excluding: colItems[q], limit: limit,
+                                                            into: s.history(q), tmp: tmp, using: &g))
+                }
+            }
+            for q in range {
+                if q + 2 < range.upperBound { VectorOps.prefetch(itemTable + Int(colItems[q + 2]) * d, d) }
+                if q < b {
+                    if q + 1 < userEnd {
+                        let h = s.history(q + 1)
+                        for k in 0..<min(4, Int(s.histLen[q + 1])) { VectorOps.prefetch(itemTable + Int(h[k]) * d, d) }
+                        if source == nil { VectorOps.prefetch(userTable + Int(users[q + 1]) * d, d) }
+                    }
+                    let x = s.u0.row(q)
+                    x.update(from: userTable + Int(users[q]) * d, count: d)
                     let n = Int(s.histLen[q])
                     if n > 0 { addItemInputs(s.history(q), n, weight: 1 / Float(n), into: x) }
-                } else {
-                    let x = s.i0.row(q - b)
-                    x.update(repeating: 0, count: d)
-                    addItemInputs(colItems + (q - b), 1, weight: 1, into: x)
                 }
+                let x = s.i0.row(q)
+                x.update(from: itemTable + Int(colItems[q]) * d, count: d)
+                addItemFeatures(colItems + q, 1, weight: 1, into: x)
             }
         }
         // Towers.
         // Towers: with two or more threads each tower runs whole on one (bigger GEMMs, one
         // synchronisation instead of one per product).
+        // Then the logit biases (log expected count) and, per positive, the other columns holding
+        // the same item: a third task, taken by whichever thread finishes its tower first.
         var nu: [Float] = [], ni: [Float] = []
+        var masks: (start: [Int], cols: [Int32]) = ([], [])
         let split = parts >= 2
-        Parallel.forEachChunk(count: 2, chunk: 1, threads: split ? 2 : 1) { range, _ in
+        Parallel.forEachChunk(count: 3, chunk: 1, threads: split ? 2 : 1) { range, _ in
             let th = split ? 1 : parts
-            if range.lowerBound == 0 {
+            switch range.lowerBound {
+            case 0:
                 nu = TwoTowerModel.forward(model.user, x: s.u0, n: b, h: s.hu, out: s.un, d: d, hidden: config.hidden, threads: th)
-            } else {
+            case 1:
                 ni = TwoTowerModel.forward(model.item, x: s.i0, n: cols, h: s.hi, out: s.inn, d: d, hidden: config.hidden, threads: th)
+            default:
+                let uniformLogQ = Float(Foundation.log(Double(max(1, cols - b)) / Double(max(1, data.items))))
+                for c in 0..<cols { s.bias[c] = !config.logQ ? 0 : c < b ? logQ[Int(colItems[c])] : uniformLogQ }
+                masks = duplicateMasks(b: b, cols: cols, colItems: colItems)
             }
         }
-        let uniformLogQ = Float(Foundation.log(Double(max(1, cols - b)) / Double(max(1, data.items))))
-        for c in 0..<cols { s.bias[c] = !config.logQ ? 0 : c < b ? logQ[Int(colItems[c])] : uniformLogQ }
-        let masks = duplicateMasks(b: b, cols: cols, colItems: colItems)
         // Logits Un In^T / T, corrected by log expected count, same item as the positive masked,
         // softmax, and the products back (dUn = G In, dIn = G^T Un), one block of rows at a time
         // so each block of G stays in cache. Blocks go to workers round-robin and the workers'
@@ -359,16 +428,11 @@ public final class TwoTowerTrainer {
                               c: block.storage, ldc: cols)
                     for i in 0..<m {
                         let r = r0 + i, row = block.row(i)
-                        let mx = VectorOps.subtractMax(row, s.bias, cols)
                         for k in masks.start[r]..<masks.start[r + 1] { row[Int(masks.cols[k])] = -.infinity }
-                        let positive = row[r]
-                        let sum = VectorOps.expShifted(row, cols, shift: mx)
-                        acc += Double(mx) + Foundation.log(Double(sum)) - Double(positive)
-                        if backward {
-                            // dLoss/dlogit = (softmax - onehot) / b, times 1/T for the dot products.
-                            VectorOps.scale(row, cols, scale / sum)
-                            row[r] -= scale
-                        }
+                        let positive = row[r] - s.bias[r]
+                        // dLoss/dlogit = (softmax - onehot) / b, times 1/T for the dot products.
+                        acc += VectorOps.softmaxRow(row, bias: s.bias, cols, gradScale: backward ? scale : 0) - Double(positive)
+                        if backward { row[r] -= scale }
                     }
                     if backward {
                         BLAS.gemm(m: m, n: d, k: cols, a: block.storage, lda: cols, b: s.inn.storage, ldb: d, transB: false,
@@ -395,50 +459,79 @@ public final class TwoTowerTrainer {
                               threads: th)
             }
         }
-        scatter(b: b, cols: cols, s: s)
+        scatter(b: b, cols: cols, s: s, adam: adam)
         return loss
     }
 
     /// For each positive row r, the other columns holding the same item (masked: they are not
     /// negatives for r), as a CSR over rows.
     func duplicateMasks(b: Int, cols: Int, colItems: UnsafePointer<Int32>) -> (start: [Int], cols: [Int32]) {
-        var byItem = (0..<Int32(cols)).map { (item: colItems[Int($0)], col: $0) }
-        byItem.sort { $0.item != $1.item ? $0.item < $1.item : $0.col < $1.col }
-        var pairs: [(row: Int32, col: Int32)] = []
-        var g = 0
-        while g < cols {
-            var e = g + 1
-            while e < cols && byItem[e].item == byItem[g].item { e += 1 }
-            if e - g > 1 {
-                for x in g..<e where Int(byItem[x].col) < b {
-                    for y in g..<e where y != x { pairs.append((byItem[x].col, byItem[y].col)) }
-                }
+        // Columns chained by item through an open-addressing table: each item's chain lists its
+        // columns in order.
+        var size = 16
+        while size < 2 * cols { size <<= 1 }
+        var slotItem = [Int32](repeating: -1, count: size), head = [Int32](repeating: 0, count: size)
+        var tail = [Int32](repeating: 0, count: size), count = [Int32](repeating: 0, count: size)
+        var next = [Int32](repeating: -1, count: cols), slotOf = [Int32](repeating: 0, count: cols)
+        for c in 0..<cols {
+            let item = colItems[c]
+            var h = Int(UInt32(bitPattern: item) &* 0x9E37_79B1) & (size - 1)
+            while slotItem[h] != -1 && slotItem[h] != item { h = (h + 1) & (size - 1) }
+            if slotItem[h] == -1 {
+                slotItem[h] = item; head[h] = Int32(c)
+            } else {
+                next[Int(tail[h])] = Int32(c)
             }
-            g = e
+            tail[h] = Int32(c)
+            count[h] += 1
+            slotOf[c] = Int32(h)
         }
-        pairs.sort { $0.row != $1.row ? $0.row < $1.row : $0.col < $1.col }
         var start = [Int](repeating: 0, count: b + 1)
-        for p in pairs { start[Int(p.row) + 1] += 1 }
-        for r in 0..<b { start[r + 1] += start[r] }
-        return (start, pairs.map(\.col))
+        for r in 0..<b { start[r + 1] = start[r] + Int(count[Int(slotOf[r])]) - 1 }
+        var out = [Int32](repeating: 0, count: start[b])
+        for r in 0..<b where start[r + 1] > start[r] {
+            var k = start[r]
+            var c = head[Int(slotOf[r])]
+            while c != -1 {
+                if Int(c) != r { out[k] = c; k += 1 }
+                c = next[Int(c)]
+            }
+        }
+        return (start, out)
     }
 
     /// The embedding gradients of the batch: rows of each table are split between the workers
     /// by index, so no two workers touch the same row, and each row sums its contributions in
-    /// batch order whatever the thread count.
-    func scatter(b: Int, cols: Int, s: Scratch) {
+    /// batch order whatever the thread count. With `adam`, each worker then steps the rows it
+    /// summed (still in its cache), and the first also the dense parameters.
+    func scatter(b: Int, cols: Int, s: Scratch, adam: VectorOps.AdamStep?) {
         let parts = threads
         let hg = config.historyGradient
         Parallel.forEachChunk(count: parts, chunk: 1, threads: parts) { range, _ in
             let w = range.lowerBound
             @inline(__always) func mine(_ row: Int32) -> Bool { Int(row) % parts == w }
-            for r in 0..<b where mine(s.users[r]) { addRow(0, w, Int(s.users[r]), s.dxu.row(r), 1) }
+            // A row's gradient, parameter and moments are requested a few rows ahead: the
+            // step below reads them again while they are still in this core's cache.
+            let d = config.dim
+            @inline(__always) func prefetch(_ p: Int, _ row: Int32) {
+                guard adam != nil, mine(row) else { return }
+                let o = Int(row) * d
+                VectorOps.prefetch(grads[p].storage + o, d); VectorOps.prefetch(params[p].storage + o, d)
+                VectorOps.prefetch(m[p].storage + o, d); VectorOps.prefetch(v[p].storage + o, d)
+            }
+            for r in 0..<b {
+                if r + 6 < b { prefetch(0, s.users[r + 6]) }
+                if mine(s.users[r]) { addRow(0, w, Int(s.users[r]), s.dxu.row(r), 1) }
+            }
             for r in 0..<b where hg {
                 let n = Int(s.histLen[r])
                 let h = s.history(r)
                 for k in 0..<n where mine(h[k]) { addRow(1, w, Int(h[k]), s.dxu.row(r), 1 / Float(n)) }
             }
-            for c in 0..<cols where mine(s.colItems[c]) { addRow(1, w, Int(s.colItems[c]), s.dxi.row(c), 1) }
+            for c in 0..<cols {
+                if c + 6 < cols { prefetch(1, s.colItems[c + 6]) }
+                if mine(s.colItems[c]) { addRow(1, w, Int(s.colItems[c]), s.dxi.row(c), 1) }
+            }
             // Feature rows: through the history (when trained through) and the columns.
             @inline(__always) func features(_ item: Int32, _ g: UnsafePointer<Float>, _ weight: Float) {
                 let f = itemFeatures.list(Int(item))
@@ -453,6 +546,20 @@ public final class TwoTowerTrainer {
                     for k in 0..<n { features(h[k], s.dxu.row(r), 1 / Float(n)) }
                 }
                 for c in 0..<cols { features(s.colItems[c], s.dxi.row(c), 1) }
+            }
+            guard let step = adam else { return }
+            for p in 0..<Self.embeddingCount {
+                let rows = touched.rows(table: p, worker: w)
+                if rows.count > 0 {
+                    VectorOps.adamRows(params[p].storage, grads[p].storage, m[p].storage, v[p].storage, d: params[p].cols,
+                                       rows: rows.baseAddress!, count: rows.count, step)
+                }
+                touched.clear(table: p, worker: w)
+            }
+            if w == 0 {
+                for p in Self.embeddingCount..<params.count {
+                    VectorOps.adam(params[p].storage, grads[p].storage, m[p].storage, v[p].storage, params[p].count, step)
+                }
             }
         }
     }
@@ -474,8 +581,15 @@ public final class TwoTowerTrainer {
     /// x += weight * sum over `items[0..<n]` of (E_item[j] + mean of j's feature embeddings).
     @inline(__always)
     func addItemInputs(_ items: UnsafePointer<Int32>, _ n: Int, weight: Float, into x: UnsafeMutablePointer<Float>) {
+        VectorOps.sumRows(config.dim, weight, table: model.itemEmb.storage, rows: items, count: n, into: x)
+        addItemFeatures(items, n, weight: weight, into: x)
+    }
+
+    /// x += weight * sum over `items[0..<n]` of the mean of j's feature embeddings.
+    @inline(__always)
+    func addItemFeatures(_ items: UnsafePointer<Int32>, _ n: Int, weight: Float, into x: UnsafeMutablePointer<Float>) {
+        if itemFeatures.total == 0 { return }
         let d = config.dim
-        VectorOps.sumRows(d, weight, table: model.itemEmb.storage, rows: items, count: n, into: x)
         for k in 0..<n {
             let f = itemFeatures.list(Int(items[k]))
             if !f.isEmpty {
@@ -497,93 +611,29 @@ public final class TwoTowerTrainer {
     func towerBackward(_ t: TwoTowerModel.Tower, grads g: Int, x: Matrix, n: Int, h: Matrix, out: Matrix, norms: [Float],
                        dOut: Matrix, dH: Matrix, dX: Matrix, threads: Int) {
         let d = config.dim, hidden = config.hidden
-        let parts = n >= 256 ? threads : 1
-        let chunk = max(1, (n + parts - 1) / parts)
-        // Through y / |y|: dy = (dOut - out (out . dOut)) / |y|.
-        Parallel.forEachChunk(count: n, chunk: chunk, threads: parts) { range, _ in
-            for r in range {
-                let o = out.row(r), dr = dOut.row(r)
-                let dp = BLAS.dot(d, o, dr)
-                let inv = 1 / norms[r]
-                for c in 0..<d { dr[c] = (dr[c] - o[c] * dp) * inv }
-            }
-        }
-        // dW2 += h^T dy; db2 += colsum dy; dH = dy W2^T masked by relu.
+        // Through y / |y|: dy = (dOut - out (out . dOut)) / |y|; db2 += colsum dy.
+        VectorOps.normalizeBackward(out: out.storage, dOut.storage, norms: norms, rows: n, d, colsum: grads[g + 3].storage)
+        // dW2 += h^T dy; dH = dy W2^T masked by relu; db1 += colsum dH.
         pgemm(m: hidden, n: d, k: n, a: h.storage, lda: hidden, b: dOut.storage, ldb: d, transB: false, beta: 1,
                   c: grads[g + 2].storage, ldc: d, transA: true, threads: threads)
-        for r in 0..<n { VectorOps.axpy(d, 1, dOut.row(r), grads[g + 3].storage) }
         pgemm(m: n, n: hidden, k: d, a: dOut.storage, lda: d, b: t.w2.storage, ldb: d, transB: true,
                   c: dH.storage, ldc: hidden, threads: threads)
-        Parallel.forEachChunk(count: n, chunk: chunk, threads: parts) { range, _ in
-            let hs = h.storage, dhs = dH.storage
-            for i in (range.lowerBound * hidden)..<(range.upperBound * hidden) where hs[i] <= 0 { dhs[i] = 0 }
-        }
-        // dW1 += x^T dH; db1 += colsum dH; dX = dH W1^T + dy (residual).
+        VectorOps.reluBackward(h: h.storage, dH.storage, rows: n, hidden, colsum: grads[g + 1].storage)
+        // dW1 += x^T dH; dX = dH W1^T + dy (residual).
         pgemm(m: d, n: hidden, k: n, a: x.storage, lda: d, b: dH.storage, ldb: hidden, transB: false, beta: 1,
                   c: grads[g].storage, ldc: hidden, transA: true, threads: threads)
-        for r in 0..<n { VectorOps.axpy(hidden, 1, dH.row(r), grads[g + 1].storage) }
         dX.storage.update(from: dOut.storage, count: n * d)
         pgemm(m: n, n: d, k: hidden, a: dH.storage, lda: hidden, b: t.w1.storage, ldb: hidden, transB: true, beta: 1,
                   c: dX.storage, ldc: d, threads: threads)
     }
 
-    /// AdamW on the dense parameters and on the touched rows of the embeddings; gradients reset.
-    func applyAdam() {
+    /// The constants of the next AdamW step (the step count advanced).
+    func nextAdamStep() -> VectorOps.AdamStep {
         step += 1
-        let lr = config.learningRate, wd = config.weightDecay
         let b1: Float = 0.9, b2: Float = 0.999
-        let c1 = 1 - Float(Foundation.pow(Double(b1), Double(step))), c2 = 1 - Float(Foundation.pow(Double(b2), Double(step)))
-        for p in 0..<params.count {
-            let ps = params[p].storage, gs = grads[p].storage, ms = m[p].storage, vs = v[p].storage
-            if p < Self.embeddingCount {
-                let d = params[p].cols
-                let rows = touched.rows(table: p)
-                Parallel.forEachChunk(count: rows.count, chunk: max(256, rows.count / (4 * threads) + 1), threads: threads) { range, _ in
-                    // Rows are scattered over the tables: their four lines each (parameter,
-                    // gradient, two moments) are requested a few rows ahead.
-                    let ahead = 4
-                    for k in range {
-                        if k + ahead < range.upperBound {
-                            let next = Int(rows[k + ahead]) * d
-                            VectorOps.prefetchForWrite(ps + next, d); VectorOps.prefetchForWrite(gs + next, d)
-                            VectorOps.prefetchForWrite(ms + next, d); VectorOps.prefetchForWrite(vs + next, d)
-                        }
-                        let lo = Int(rows[k]) * d
-                        Self.adam(ps + lo, gs + lo, ms + lo, vs + lo, d, lr: lr, wd: wd, b1: b1, b2: b2, c1: c1, c2: c2)
-                    }
-                }
-                touched.clear(table: p)
-            } else {
-                Self.adam(ps, gs, ms, vs, params[p].count, lr: lr, wd: wd, b1: b1, b2: b2, c1: c1, c2: c2)
-            }
-        }
-    }
-
-    @inline(__always)
-    static func adam(_ p: UnsafeMutablePointer<Float>, _ g: UnsafeMutablePointer<Float>, _ m: UnsafeMutablePointer<Float>,
-                     _ v: UnsafeMutablePointer<Float>, _ n: Int, lr: Float, wd: Float, b1: Float, b2: Float, c1: Float, c2: Float) {
-        typealias V = SIMD16<Float>
-        var i = 0
-        @inline(__always) func load(_ x: UnsafeMutablePointer<Float>) -> V { UnsafeRawPointer(x + i).loadUnaligned(as: V.self) }
-        @inline(__always) func store(_ x: UnsafeMutablePointer<Float>, _ val: V) { UnsafeMutableRawPointer(x + i).storeBytes(of: val, as: V.self) }
-        while i + 16 <= n {
-            let gv = load(g)
-            let mv = b1 * load(m) + (1 - b1) * gv
-            let vv = b2 * load(v) + (1 - b2) * gv * gv
-            let pv = load(p)
-            store(m, mv); store(v, vv)
-            store(p, pv - lr * ((mv / c1) / ((vv / c2).squareRoot() + 1e-8) + wd * pv))
-            store(g, V(repeating: 0))
-            i += 16
-        }
-        while i < n {
-            let gi = g[i]
-            m[i] = b1 * m[i] + (1 - b1) * gi
-            v[i] = b2 * v[i] + (1 - b2) * gi * gi
-            p[i] -= lr * ((m[i] / c1) / ((v[i] / c2).squareRoot() + 1e-8) + wd * p[i])
-            g[i] = 0
-            i += 1
-        }
+        return VectorOps.AdamStep(lr: config.learningRate, wd: config.weightDecay, b1: b1, b2: b2,
+                                  c1: 1 - Float(Foundation.pow(Double(b1), Double(step))),
+                                  c2: 1 - Float(Foundation.pow(Double(b2), Double(step))))
     }
 
     // MARK: Training
@@ -608,7 +658,7 @@ public final class TwoTowerTrainer {
         let bsz = max(2, min(config.batch, n))
         let s = Scratch(rows: bsz, cols: bsz + config.uniformNegatives, d: config.dim, hidden: config.hidden,
                         history: config.history)
-        var order = Array(0..<n)
+        var order = (0..<Int32(n)).map { $0 }
         var best = -Double.infinity, bestEpoch = 0, sinceBest = 0
         var snapshot: [[Float]]?
         let start = Date()
@@ -617,20 +667,23 @@ public final class TwoTowerTrainer {
             let t0 = Date()
             order.shuffle(using: &g)
             var lossSum = 0.0, batches = 0
-            var p = 0
-            while p + bsz <= n {  // a short last batch would change the softmax; it is skipped
-                if cancel?.isCancelled == true { break }
-                for q in 0..<bsz {
-                    let e = order[p + q]
-                    s.users[q] = data.pairUser[e]
-                    s.colItems[q] = data.pairItem[e]
+            data.pairUser.withUnsafeBufferPointer { pairUser in
+                data.pairItem.withUnsafeBufferPointer { pairItem in
+                    order.withUnsafeBufferPointer { order in
+                        var p = 0
+                        while p + bsz <= n {  // a short last batch would change the softmax; it is skipped
+                            if cancel?.isCancelled == true { break }
+                            for q in 0..<config.uniformNegatives { s.colItems[bsz + q] = Int32(g.next() % UInt64(data.items)) }
+                            let source = BatchSource(pairUser: pairUser.baseAddress!, pairItem: pairItem.baseAddress!,
+                                                     examples: order.baseAddress! + p,
+                                                     seed: historySeed ^ UInt64(epoch) &* 0xD1B5_4A32_D192_ED03, position: p)
+                            lossSum += batchLoss(b: bsz, cols: bsz + config.uniformNegatives, s: s, source: source, backward: true,
+                                                 adam: nextAdamStep())
+                            batches += 1
+                            p += bsz
+                        }
+                    }
                 }
-                for q in 0..<config.uniformNegatives { s.colItems[bsz + q] = Int32(g.next() % UInt64(data.items)) }
-                lossSum += batchLoss(b: bsz, cols: bsz + config.uniformNegatives, s: s,
-                                     sample: (historySeed ^ UInt64(epoch) &* 0xD1B5_4A32_D192_ED03, p), backward: true)
-                applyAdam()
-                batches += 1
-                p += bsz
             }
             if cancel?.isCancelled == true {
                 outcome = .cancelled(bestEpoch: bestEpoch)
