@@ -169,7 +169,7 @@ enum TrainingData {
 /// `foryou train --model two-tower` options.
 struct TwoTowerOptions: ParsableArguments {
     @Option(help: "Two-tower: embedding and output width.") var dim = 64
-    @Option(help: "Two-tower: hidden layer width of each tower.") var hidden = 128
+    @Option(help: "Two-tower: hidden layer width of each tower (default: --dim).") var hidden: Int?
     @Option(help: "Two-tower: maximum epochs.") var epochs = 30
     @Option(help: "Two-tower: examples per mini-batch (the in-batch negatives).") var batch = 1024
     @Option(help: "Two-tower: Adam learning rate.") var lr: Float = 0.005
@@ -192,7 +192,7 @@ struct TwoTowerOptions: ParsableArguments {
     var refit = true
 
     func validate() throws {
-        guard dim > 0, hidden > 0, epochs > 0, batch >= 2, history >= 0, patience >= 1, featureBuckets > 0 else {
+        guard dim > 0, (hidden ?? dim) > 0, epochs > 0, batch >= 2, history >= 0, patience >= 1, featureBuckets > 0 else {
             throw ValidationError("--dim, --hidden, --epochs, --patience, --feature-buckets must be positive and --batch >= 2")
         }
         guard lr > 0, temperature > 0, weightDecay >= 0, uniformNegatives >= 0 else {
@@ -201,9 +201,12 @@ struct TwoTowerOptions: ParsableArguments {
         guard validationFraction >= 0, validationFraction < 0.5 else { throw ValidationError("--validation-fraction must be in [0, 0.5)") }
     }
 
+    /// `--hidden`, or the embedding width.
+    var hiddenWidth: Int { hidden ?? dim }
+
     func config(threads: Int, seed: UInt64) -> TwoTowerConfig {
         var c = TwoTowerConfig()
-        c.dim = dim; c.hidden = hidden; c.epochs = epochs; c.batch = batch; c.learningRate = lr; c.weightDecay = weightDecay
+        c.dim = dim; c.hidden = hiddenWidth; c.epochs = epochs; c.batch = batch; c.learningRate = lr; c.weightDecay = weightDecay
         c.temperature = temperature; c.featureBuckets = featureBuckets; c.uniformNegatives = uniformNegatives
         c.logQ = !noLogQ; c.history = history; c.historyGradient = historyGradient; c.patience = patience
         c.threads = threads; c.seed = seed
@@ -247,7 +250,7 @@ struct TwoTowerOptions: ParsableArguments {
 
     func params(_ r: TwoTowerJob.Result, seed: UInt64) -> [String: String] {
         var params: [String: String] = [
-            "dim": "\(dim)", "hidden": "\(hidden)", "epochs": "\(epochs)", "batch": "\(batch)", "lr": "\(lr)",
+            "dim": "\(dim)", "hidden": "\(hiddenWidth)", "epochs": "\(epochs)", "batch": "\(batch)", "lr": "\(lr)",
             "weight_decay": "\(weightDecay)", "temperature": "\(temperature)", "feature_buckets": "\(featureBuckets)",
             "uniform_negatives": "\(uniformNegatives)", "log_q": "\(!noLogQ)", "history": "\(history)",
             "history_gradient": "\(historyGradient)",

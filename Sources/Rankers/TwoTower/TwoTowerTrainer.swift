@@ -122,15 +122,6 @@ final class TouchedRows {
         counts[k] += 1
     }
 
-    func rows(table: Int) -> [Int32] {
-        var out: [Int32] = []
-        for w in 0..<workers {
-            let k = w * tables + table
-            out.append(contentsOf: UnsafeBufferPointer(start: lists[k], count: counts[k]))
-        }
-        return out
-    }
-
     /// The rows worker `worker` marked in `table`.
     func rows(table: Int, worker: Int) -> UnsafeBufferPointer<Int32> {
         let k = worker * tables + table
@@ -142,14 +133,6 @@ final class TouchedRows {
         let k = worker * tables + table
         for i in 0..<counts[k] { flags[table][Int(lists[k][i])] = false }
         counts[k] = 0
-    }
-
-    func clear(table: Int) {
-        for w in 0..<workers {
-            let k = w * tables + table
-            for i in 0..<counts[k] { flags[table][Int(lists[k][i])] = false }
-            counts[k] = 0
-        }
     }
 }
 
