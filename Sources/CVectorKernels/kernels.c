@@ -15,13 +15,13 @@ typedef int32_t v16i __attribute__((vector_size(64)));
 
 #if defined(__x86_64__)
 #define FY(name) name##_avx512
-#pragma clang attribute push(__attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,bmi,bmi2"))), apply_to = function)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma"))), apply_to = function)
 #include "kernels_body.h"
 #pragma clang attribute pop
 #undef FY
 
 #define FY(name) name##_avx2
-#pragma clang attribute push(__attribute__((target("avx2,fma,bmi,bmi2"))), apply_to = function)
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
 #include "kernels_body.h"
 #pragma clang attribute pop
 #undef FY
@@ -53,14 +53,22 @@ typedef struct {
 
 static fy_kernel_table K = TABLE(baseline, "baseline");
 
+#if defined(__x86_64__)
+// Every feature each build is compiled for.
+static int fy_cpu_runs_avx2(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
+static int fy_cpu_runs_avx512(void) {
+    return fy_cpu_runs_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
+}
+#endif
+
 __attribute__((constructor)) static void fy_kernels_select(void) {
 #if defined(__x86_64__)
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512dq")) {
+    if (fy_cpu_runs_avx512()) {
         fy_kernel_table t = TABLE(avx512, "avx512");
         K = t;
-    } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    } else if (fy_cpu_runs_avx2()) {
         fy_kernel_table t = TABLE(avx2, "avx2");
         K = t;
     }
@@ -77,13 +85,12 @@ int fy_kernels_use(const char *level) {
     }
 #if defined(__x86_64__)
     __builtin_cpu_init();
-    if (strcmp(level, "avx2") == 0 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    if (strcmp(level, "avx2") == 0 && fy_cpu_runs_avx2()) {
         fy_kernel_table t = TABLE(avx2, "avx2");
         K = t;
         return 1;
     }
-    if (strcmp(level, "avx512") == 0 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq")) {
+    if (strcmp(level, "avx512") == 0 && fy_cpu_runs_avx512()) {
         fy_kernel_table t = TABLE(avx512, "avx512");
         K = t;
         return 1;

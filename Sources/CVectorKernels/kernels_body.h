@@ -22,8 +22,11 @@ FY_INLINE float FY(hmax)(v16 v) {
 }
 
 /// e^x per lane: Cody-Waite reduction x = n ln2 + r (n rounded with the 1.5 * 2^23 trick),
-/// the Cephes expf polynomial on r, and 2^n built in the exponent bits.
+/// the Cephes expf polynomial on r, and 2^n built in the exponent bits. NaN stays NaN (the
+/// clamp below would turn it into a number), so a diverging model shows in its loss.
 FY_INLINE v16 FY(exp16)(v16 x) {
+    const v16 in = x;
+    v16i nan = x != x;
     v16i dead = x < FY(splat)(-87.0f);
     x = __builtin_elementwise_min(__builtin_elementwise_max(x, FY(splat)(-87.0f)), FY(splat)(88.0f));
     const v16 magic = FY(splat)(12582912.0f);
@@ -40,7 +43,7 @@ FY_INLINE v16 FY(exp16)(v16 x) {
     p = p * r * r + r + 1.0f;
     v16i ni = (v16i)t - 0x4B400000;
     v16 scale = (v16)((ni + 127) << 23);
-    return (v16)((v16i)(p * scale) & ~dead);
+    return (v16)(((v16i)(p * scale) & ~dead & ~nan) | ((v16i)in & nan));
 }
 
 FY_INLINE float FY(exp1)(float x) {

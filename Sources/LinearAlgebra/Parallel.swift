@@ -35,42 +35,54 @@ public enum Parallel {
 /// next region starts in well under a microsecond instead of after a thread wake-up. A training
 /// batch runs several regions of a few hundred microseconds each, and waking Dispatch's threads
 /// for every one left the second core idle about a tenth of the time. After `spinTime` without
-/// work a helper sleeps until the next region. One region runs at a time: a nested or
-/// concurrent region is refused (`run` returns false) and the caller uses Dispatch instead.
+/// work a helper sleeps until the next region. Helpers are started as regions ask for them (up
+/// to one per core but the caller's), and a region waits only for the helpers it uses. One
+/// region runs at a time: a nested or concurrent region is refused (`run` returns false) and
+/// the caller uses Dispatch instead.
 public final class SpinPool: @unchecked Sendable {
     public static let shared = SpinPool(helpers: max(0, BLASRuntime.availableCores - 1))
 
-    /// Threads besides the caller's.
+    /// The most threads besides the caller's.
     public let helpers: Int
     /// How long an idle helper polls before sleeping.
     let spinTime: UInt64 = 200_000  // ns
 
     private let busy = Atomic<Bool>(false)
-    private let generation = Atomic<Int>(0)
+    /// The current region: its generation (high bits) and worker count (low 16 bits), published
+    /// in one store so a helper never pairs one region's number with another's worker count.
+    private let state = Atomic<Int>(0)
     private let pending = Atomic<Int>(0)
     private let sleepers = Atomic<Int>(0)
     private let condition = NSCondition()
-    /// The current region (set before `generation` is advanced, read after it is seen).
+    /// The current region's body: set before `state` is advanced, read only by the region's own
+    /// helpers, which the caller waits for before it changes it.
     private nonisolated(unsafe) var job: ((Int) -> Void)?
-    private nonisolated(unsafe) var jobWorkers = 0
-    private let started = Atomic<Bool>(false)
-    private let startLock = NSLock()
+    /// Helpers started so far, and the generation counter (only touched while `busy`).
+    private nonisolated(unsafe) var started = 0
+    private nonisolated(unsafe) var generation = 0
 
     init(helpers: Int) { self.helpers = helpers }
 
     /// Runs `body(worker)` for worker 0 (this thread) ..< `workers` and returns true, or returns
     /// false at once when the pool is too small or already running a region.
     public func run(workers: Int, _ body: (Int) -> Void) -> Bool {
-        guard workers - 1 <= helpers, busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
+        guard workers >= 1, workers - 1 <= helpers, workers < 1 << 16,
+              busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
             return false
         }
         defer { busy.store(false, ordering: .releasing) }
-        startIfNeeded()
+        while started < workers - 1 {
+            started += 1
+            let index = started, from = generation
+            let t = Thread { [unowned self] in self.helperLoop(index, seen: from) }
+            t.name = "foryou-spin-\(index)"
+            t.start()
+        }
         return withoutActuallyEscaping(body) { body in
             job = body
-            jobWorkers = workers
-            pending.store(helpers, ordering: .sequentiallyConsistent)
-            generation.add(1, ordering: .sequentiallyConsistent)
+            generation += 1
+            pending.store(workers - 1, ordering: .sequentiallyConsistent)
+            state.store(generation << 16 | workers, ordering: .sequentiallyConsistent)
             if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
                 condition.lock(); condition.broadcast(); condition.unlock()
             }
@@ -85,45 +97,40 @@ public final class SpinPool: @unchecked Sendable {
         }
     }
 
-    private func startIfNeeded() {
-        if started.load(ordering: .acquiring) { return }
-        startLock.lock()
-        defer { startLock.unlock() }
-        if started.load(ordering: .acquiring) { return }
-        for index in 1...max(1, helpers) where helpers > 0 {
-            let t = Thread { [unowned self] in self.helperLoop(index) }
-            t.name = "foryou-spin-\(index)"
-            t.start()
-        }
-        started.store(true, ordering: .releasing)
-    }
-
-    private func helperLoop(_ index: Int) {
-        // Helpers start before the first region advances the generation from 0, but may run
-        // only after it has: they count from 0, not from what they first see.
-        var seen = 0
+    /// Helper `index`: runs each region that includes it, starting after generation `seen`.
+    private func helperLoop(_ index: Int, seen start: Int) {
+        var seen = start
         while true {
-            var g = generation.load(ordering: .acquiring)
-            if g == seen {
+            var st = state.load(ordering: .acquiring)
+            if st >> 16 == seen {
                 let since = DispatchTime.now().uptimeNanoseconds
                 var spins = 0
-                while g == seen {
+                while st >> 16 == seen {
                     fy_spin_pause()
                     spins += 1
                     if spins & 255 == 0 && DispatchTime.now().uptimeNanoseconds - since > spinTime {
                         condition.lock()
                         sleepers.add(1, ordering: .sequentiallyConsistent)
-                        while generation.load(ordering: .sequentiallyConsistent) == seen { condition.wait() }
+                        while state.load(ordering: .sequentiallyConsistent) >> 16 == seen { condition.wait() }
                         sleepers.subtract(1, ordering: .sequentiallyConsistent)
                         condition.unlock()
                     }
-                    g = generation.load(ordering: .acquiring)
+                    st = state.load(ordering: .acquiring)
                 }
             }
-            seen = g
-            if index < jobWorkers, let job { job(index) }
-            pending.subtract(1, ordering: .releasing)
+            seen = st >> 16
+            if index < st & 0xFFFF {
+                runJob(index)
+                pending.subtract(1, ordering: .releasing)
+            }
         }
+    }
+
+    /// The region's body for one helper. Its reference to the body ends on return, before the
+    /// helper reports done: the caller's `withoutActuallyEscaping` checks that none outlives it.
+    @inline(never)
+    private func runJob(_ index: Int) {
+        job?(index)
     }
 }
 

@@ -138,7 +138,7 @@ final class VectorOpsTests: XCTestCase {
             var x: [Float] = []
             var v: Float = -87
             while v < 88 { x.append(v); v += 0.0137 }
-            x += [-.infinity, -100, -87.5, 0]  // a scalar tail as well
+            x += [-.infinity, -100, -87.5, 0, .nan]  // a scalar tail as well
             var e = x
             e.withUnsafeMutableBufferPointer { VectorOps.exp($0.baseAddress!, $0.count) }
             var worst: Float = 0
@@ -147,7 +147,13 @@ final class VectorOpsTests: XCTestCase {
                 worst = max(worst, abs(ei - ref) / ref)
             }
             XCTAssertLessThan(worst, 3e-7, level)
-            XCTAssertEqual(Array(e.suffix(4)), [0, 0, 0, 1], level)
+            XCTAssertEqual(Array(e.suffix(5).prefix(4)), [0, 0, 0, 1], level)
+            XCTAssertTrue(e.last!.isNaN, level)
+            var body = [Float](repeating: 1, count: 16)
+            body[5] = .nan
+            body.withUnsafeMutableBufferPointer { VectorOps.exp($0.baseAddress!, 16) }
+            XCTAssertTrue(body[5].isNaN, level)
+            XCTAssertEqual(body[4], Float(M_E), accuracy: 1e-6, level)
         }
     }
 

@@ -451,14 +451,15 @@ public final class TwoTowerTrainer {
     func duplicateMasks(b: Int, cols: Int, colItems: UnsafePointer<Int32>) -> (start: [Int], cols: [Int32]) {
         // Columns chained by item through an open-addressing table: each item's chain lists its
         // columns in order.
-        var size = 16
-        while size < 2 * cols { size <<= 1 }
+        var bits = 4
+        while 1 << bits < 2 * cols { bits += 1 }
+        let size = 1 << bits
         var slotItem = [Int32](repeating: -1, count: size), head = [Int32](repeating: 0, count: size)
         var tail = [Int32](repeating: 0, count: size), count = [Int32](repeating: 0, count: size)
         var next = [Int32](repeating: -1, count: cols), slotOf = [Int32](repeating: 0, count: cols)
         for c in 0..<cols {
             let item = colItems[c]
-            var h = Int(UInt32(bitPattern: item) &* 0x9E37_79B1) & (size - 1)
+            var h = Int((UInt32(bitPattern: item) &* 0x9E37_79B1) >> UInt32(32 - bits))  // the product's high bits
             while slotItem[h] != -1 && slotItem[h] != item { h = (h + 1) & (size - 1) }
             if slotItem[h] == -1 {
                 slotItem[h] = item; head[h] = Int32(c)
