@@ -62,19 +62,6 @@ static int fy_cpu_runs_avx512(void) {
 }
 #endif
 
-__attribute__((constructor)) static void fy_kernels_select(void) {
-#if defined(__x86_64__)
-    __builtin_cpu_init();
-    if (fy_cpu_runs_avx512()) {
-        fy_kernel_table t = TABLE(avx512, "avx512");
-        K = t;
-    } else if (fy_cpu_runs_avx2()) {
-        fy_kernel_table t = TABLE(avx2, "avx2");
-        K = t;
-    }
-#endif
-}
-
 const char *fy_kernels_level(void) { return K.level; }
 
 int fy_kernels_use(const char *level) {
@@ -98,6 +85,12 @@ int fy_kernels_use(const char *level) {
 #endif
     return 0;
 }
+
+// At load: the widest build this CPU runs (the table starts at baseline).
+__attribute__((constructor)) static void fy_kernels_select(void) {
+    if (!fy_kernels_use("avx512")) fy_kernels_use("avx2");
+}
+
 void fy_axpy(intptr_t n, float a, const float *x, float *y) { K.axpy(n, a, x, y); }
 void fy_scale(float *x, intptr_t n, float a) { K.scale(x, n, a); }
 void fy_exp(float *x, intptr_t n) { K.exp(x, n); }
