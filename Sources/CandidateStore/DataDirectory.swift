@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The embedded default's layout under one data directory (`--data-dir`, default `./var`):
 ///   store.sqlite   catalog, candidate generations (SQLite, WAL, synchronous=FULL)
@@ -22,16 +25,68 @@ public struct DataDirectory: Sendable {
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
     }
 
-    /// The signing key, created with 32 random bytes on first use.
+    static let keyBytes = 32
+
+    /// The signing key, created with 32 random bytes on first use. Creation is race-free: the
+    /// key is written and fsynced in a private temporary file, then `link`ed to `secret.key`,
+    /// which fails if the name exists; the loser of a race reads the winner's key, and no reader
+    /// ever sees a short file. A key file that is short or unreadable is an error, never replaced
+    /// (tokens and cursors signed with it would stop verifying).
     public func signingKey() throws -> [UInt8] {
         try create()
-        if let d = FileManager.default.contents(atPath: secretKey), d.count >= 32 { return [UInt8](d) }
+        if let key = try readKey() { return key }
         var g = SystemRandomNumberGenerator()
-        let key = (0..<32).map { _ in UInt8.random(in: 0...255, using: &g) }
-        guard FileManager.default.createFile(atPath: secretKey, contents: Data(key), attributes: [.posixPermissions: 0o600]) else {
-            throw StoreError.invalid("cannot write \(secretKey)")
+        let key = (0..<DataDirectory.keyBytes).map { _ in UInt8.random(in: 0...255, using: &g) }
+        let tmp = secretKey + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max, using: &g))"
+        let f = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard f >= 0 else { throw StoreError.invalid("cannot create \(tmp): \(String(cString: strerror(errno)))") }
+        defer { unlink(tmp) }
+        let wrote = key.withUnsafeBytes { write(f, $0.baseAddress!, key.count) }
+        let synced = wrote == key.count && fsync(f) == 0
+        let err = errno
+        close(f)
+        guard synced else { throw StoreError.invalid("cannot write \(tmp): \(String(cString: strerror(err)))") }
+        if link(tmp, secretKey) != 0 {
+            guard errno == EEXIST else { throw StoreError.invalid("cannot create \(secretKey): \(String(cString: strerror(errno)))") }
+            // Another process created it first: its key is the one.
+            guard let theirs = try readKey() else { throw StoreError.invalid("\(secretKey) vanished while being created") }
+            return theirs
         }
+        let d = open(root, O_RDONLY | O_CLOEXEC)
+        guard d >= 0, fsync(d) == 0 else {
+            if d >= 0 { close(d) }
+            throw StoreError.invalid("cannot fsync \(root): \(String(cString: strerror(errno)))")
+        }
+        close(d)
         return key
+    }
+
+    /// The existing key, nil when there is none; a short or unreadable one is an error.
+    private func readKey() throws -> [UInt8]? {
+        let f = open(secretKey, O_RDONLY | O_CLOEXEC)
+        if f < 0 {
+            if errno == ENOENT { return nil }
+            throw StoreError.invalid("cannot open \(secretKey): \(String(cString: strerror(errno)))")
+        }
+        defer { close(f) }
+        var out: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = read(f, &buf, buf.count)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw StoreError.invalid("cannot read \(secretKey): \(String(cString: strerror(errno)))")
+            }
+            if n == 0 { break }
+            out += buf[0..<n]
+            if out.count > 1 << 16 { throw StoreError.invalid("\(secretKey) is larger than 64 KiB: not a signing key") }
+        }
+        guard out.count >= DataDirectory.keyBytes else {
+            throw StoreError.invalid("\(secretKey) holds \(out.count) bytes, a signing key needs at least \(DataDirectory.keyBytes); "
+                                     + "refusing to replace it (tokens and cursors signed with the old key would stop verifying): "
+                                     + "restore it, or remove it to start over with new tokens")
+        }
+        return out
     }
 
     public func openStore() throws -> SQLiteFeedStore {

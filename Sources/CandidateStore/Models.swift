@@ -182,9 +182,13 @@ public protocol FeedStore: AnyObject, Sendable {
 
     // Consumers of the event log that write lists (the ranking worker).
     /// Replaces some users' lists in a generation (videos not yet in its item table are appended
-    /// to it) and, in the same transaction, records the consumer's cursor.
+    /// to it) and, in the same transaction, records the consumer's cursor. With `expecting`, a
+    /// compare-and-set: the write happens only while the stored cursor still says `expecting`
+    /// (or none is stored yet), checked inside the transaction; otherwise nothing is written and
+    /// the call returns false (another writer moved the cursor: drop the batch, re-read).
+    @discardableResult
     func replaceLists(generation: Int64, lists: [(user: String, videos: [String], scores: [Float])], consumer: String,
-                      nextEvent: UInt64) throws
+                      nextEvent: UInt64, expecting: UInt64?) throws -> Bool
     /// A consumer's committed position: the generation it wrote into and the next event to read.
     func consumerCursor(_ name: String) throws -> (generation: Int64?, nextEvent: UInt64)?
 
@@ -245,5 +249,13 @@ public struct ItemTableBuilder {
             idx.append(p)
         }
         return idx
+    }
+}
+
+extension FeedStore {
+    /// `replaceLists` without a fence (the cursor is written whatever it held).
+    public func replaceLists(generation: Int64, lists: [(user: String, videos: [String], scores: [Float])], consumer: String,
+                             nextEvent: UInt64) throws {
+        try replaceLists(generation: generation, lists: lists, consumer: consumer, nextEvent: nextEvent, expecting: nil)
     }
 }

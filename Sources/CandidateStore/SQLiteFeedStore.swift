@@ -283,9 +283,34 @@ public final class SQLiteFeedStore: FeedStore, @unchecked Sendable {
 
     /// Replaces some users' lists in a generation (items must already be in its item table;
     /// others are appended to it) and, in the same transaction, records the consumer's cursor.
+    @discardableResult
     public func replaceLists(generation: Int64, lists: [(user: String, videos: [String], scores: [Float])],
-                             consumer: String, nextEvent: UInt64) throws {
-        try pool.write { db in
+                             consumer: String, nextEvent: UInt64, expecting: UInt64?) throws -> Bool {
+        // BEGIN IMMEDIATE: the cursor is read under the write lock every process shares, so the
+        // compare and the set are one step.
+        let wrote: Bool = try pool.writeWithoutTransaction { db in
+            var done = false
+            try db.inTransaction(.immediate) {
+                done = try replaceListsLocked(db, generation: generation, lists: lists, consumer: consumer,
+                                              nextEvent: nextEvent, expecting: expecting)
+                return done ? .commit : .rollback
+            }
+            return done
+        }
+        if wrote {
+            lock.lock()
+            itemCache[generation] = nil
+            lock.unlock()
+        }
+        return wrote
+    }
+
+    private func replaceListsLocked(_ db: Database, generation: Int64, lists: [(user: String, videos: [String], scores: [Float])],
+                                    consumer: String, nextEvent: UInt64, expecting: UInt64?) throws -> Bool {
+            if let expecting, let stored = try Int64.fetchOne(db, sql: "SELECT next_event FROM consumer_cursors WHERE name = ?",
+                                                              arguments: [consumer]), UInt64(stored) != expecting {
+                return false
+            }
             guard try Int64.fetchOne(db, sql: "SELECT id FROM generations WHERE id = ?", arguments: [generation]) != nil else {
                 throw StoreError.notFound("no generation \(generation)")
             }
@@ -305,10 +330,7 @@ public final class SQLiteFeedStore: FeedStore, @unchecked Sendable {
                 INSERT INTO consumer_cursors(name, generation, next_event) VALUES (?,?,?)
                 ON CONFLICT(name) DO UPDATE SET generation = excluded.generation, next_event = excluded.next_event
                 """, arguments: [consumer, generation, Int64(nextEvent)])
-        }
-        lock.lock()
-        itemCache[generation] = nil
-        lock.unlock()
+            return true
     }
 
     /// A consumer's committed position: the generation it wrote into and the next event to read.

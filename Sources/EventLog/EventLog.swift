@@ -9,6 +9,10 @@ public enum EventLogError: Error, CustomStringConvertible, Equatable {
     case writerStopped(String)
     case io(String)
     case invalid(String)
+    /// Another process holds the log's writer lock.
+    case locked(directory: String, pid: Int32?)
+    /// An append on a log opened for reading only.
+    case readOnly(String)
 
     public var description: String {
         switch self {
@@ -17,8 +21,23 @@ public enum EventLogError: Error, CustomStringConvertible, Equatable {
         case .writerStopped(let why): return "event log writer stopped after a failed write: \(why)"
         case .io(let s): return "event log I/O error: \(s)"
         case .invalid(let s): return s
+        case .locked(let d, let pid):
+            return "event log \(d) is already open for writing by "
+                + (pid.map { "process \($0)" } ?? "another process")
+                + " (one writer per file log; stop it first, or use the Kafka log for several servers)"
+        case .readOnly(let d): return "event log \(d) was opened for reading only"
         }
     }
+}
+
+/// How a process opens a file log. Exactly one process may append (it holds `writer.lock`, an
+/// exclusive `flock`, for the log's life, and alone repairs a torn tail); any number may read.
+public enum EventLogAccess: Sendable, Equatable {
+    /// Reads what is durable and follows the writer with `refresh()`; never changes a file.
+    case read
+    /// Takes the writer lock (failing at once with `EventLogError.locked` when another process
+    /// has it), recovers the tail, then appends.
+    case append
 }
 
 public struct EventLogConfig: Sendable {
@@ -96,49 +115,172 @@ final class EventLogCore: @unchecked Sendable {
     private var sinceIndexed: Int
     private var writer: Thread?
 
-    /// Opens (creating if needed) the log in `directory`, recovering as described above.
-    public init(directory: String, config: Config = Config()) throws {
+    public let access: EventLogAccess
+    /// The writer lock's descriptor (append access), held until `close`.
+    private var lockFd: Int32 = -1
+
+    static let lockName = "writer.lock"
+
+    /// Opens (creating if needed) the log in `directory`. With `.append`, takes the writer lock
+    /// first, then recovers: a torn tail of the last segment is cut, and a last segment shorter
+    /// than its header gets its header rewritten, before any append. With `.read`, nothing on
+    /// disk changes: a torn or still-growing tail is simply where the readable log ends.
+    public init(directory: String, config: Config = Config(), access: EventLogAccess = .read) throws {
         self.directory = directory
         self.config = config
+        self.access = access
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let names = try FileManager.default.contentsOfDirectory(atPath: directory)
-            .filter { $0.hasSuffix(".log") && $0.count == 24 }.sorted()
-        var segs: [Segment] = []
-        var idx: [IndexEntry] = []
-        var expected: UInt64 = 0
-        var rec = Recovery(segments: names.count, events: 0, truncatedBytes: 0)
-        var sinceIdx = 0
-        for (n, name) in names.enumerated() {
-            let path = directory + "/" + name
-            let isLast = n == names.count - 1
-            let scan = try EventLogCore.scan(path: path, expectedFirst: expected, isLast: isLast,
-                                         indexEvery: config.indexEvery, segmentNumber: segs.count, sinceIndexed: &sinceIdx)
-            if let cut = scan.truncateTo {
-                let fdT = open(path, O_WRONLY)
-                guard fdT >= 0, ftruncate(fdT, off_t(cut)) == 0, fsync(fdT) == 0 else {
-                    throw EventLogError.io("cannot truncate torn tail of \(path): \(String(cString: strerror(errno)))")
+        var lock: Int32 = -1
+        if access == .append { lock = try EventLogCore.lockWriter(directory) }
+        do {
+            let names = try FileManager.default.contentsOfDirectory(atPath: directory)
+                .filter { $0.hasSuffix(".log") && $0.count == 24 }.sorted()
+            var segs: [Segment] = []
+            var idx: [IndexEntry] = []
+            var expected: UInt64 = 0
+            var rec = Recovery(segments: names.count, events: 0, truncatedBytes: 0)
+            var sinceIdx = 0
+            for (n, name) in names.enumerated() {
+                let path = directory + "/" + name
+                let isLast = n == names.count - 1
+                let scan = try EventLogCore.scan(path: path, expectedFirst: expected, isLast: isLast,
+                                                 indexEvery: config.indexEvery, segmentNumber: segs.count, sinceIndexed: &sinceIdx)
+                if let cut = scan.truncateTo, access == .append {
+                    let fdT = open(path, O_WRONLY | O_CLOEXEC)
+                    guard fdT >= 0, ftruncate(fdT, off_t(cut)) == 0, fsync(fdT) == 0 else {
+                        let why = String(cString: strerror(errno))
+                        if fdT >= 0 { Glibc.close(fdT) }
+                        throw EventLogError.io("cannot truncate torn tail of \(path): \(why)")
+                    }
+                    Glibc.close(fdT)
+                    rec.truncatedBytes = scan.fileSize - cut
+                    rec.truncatedAt = cut
+                    rec.truncatedFile = path
                 }
-                Glibc.close(fdT)
-                rec.truncatedBytes = scan.fileSize - cut
-                rec.truncatedAt = cut
-                rec.truncatedFile = path
+                var size = scan.truncateTo ?? scan.fileSize
+                if access == .append && size < EventLogCore.headerBytes {
+                    // The header never reached the disk whole: the segment holds no record. Write
+                    // the header completely (file and directory fsynced) before anything follows it.
+                    try EventLogCore.writeHeader(path: path, base: scan.base, directory: directory)
+                    size = EventLogCore.headerBytes
+                }
+                segs.append(Segment(base: scan.base, path: path, size: size))
+                idx.append(contentsOf: scan.index)
+                expected = scan.base + scan.count
             }
-            segs.append(Segment(base: scan.base, path: path, size: scan.truncateTo ?? scan.fileSize))
-            idx.append(contentsOf: scan.index)
-            expected = scan.base + scan.count
+            rec.events = expected
+            segments = segs
+            index = idx
+            next = expected
+            durableNext = expected
+            sinceIndexed = sinceIdx
+            recovery = rec
+        } catch {
+            if lock >= 0 { Glibc.close(lock) }
+            throw error
         }
-        rec.events = expected
-        segments = segs
-        index = idx
-        next = expected
-        durableNext = expected
-        sinceIndexed = sinceIdx
-        recovery = rec
-        if segments.isEmpty { try createSegment(base: 0) } else { try openLastSegment() }
+        lockFd = lock
+        guard access == .append else { return }
+        do {
+            if segments.isEmpty { try createSegment(base: 0) } else { try openLastSegment() }
+        } catch {
+            Glibc.close(lockFd)
+            lockFd = -1
+            throw error
+        }
         let t = Thread { [self] in self.writerLoop() }
         t.name = "foryou.eventlog.writer"
         writer = t
         t.start()
+    }
+
+    /// Takes `DIR/writer.lock` (an exclusive, non-blocking `flock`, released when the process
+    /// exits however it exits) and records this process's id in it.
+    static func lockWriter(_ directory: String) throws -> Int32 {
+        let path = directory + "/" + lockName
+        let f = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard f >= 0 else { throw EventLogError.io("open \(path): \(String(cString: strerror(errno)))") }
+        while flock(f, LOCK_EX | LOCK_NB) != 0 {
+            if errno == EINTR { continue }
+            let err = errno
+            var buf = [UInt8](repeating: 0, count: 32)
+            let n = pread(f, &buf, 32, 0)
+            Glibc.close(f)
+            guard err == EWOULDBLOCK else { throw EventLogError.io("lock \(path): \(String(cString: strerror(err)))") }
+            let text = n > 0 ? String(decoding: buf[0..<n], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) : ""
+            throw EventLogError.locked(directory: directory, pid: Int32(text))
+        }
+        let pid = Array("\(getpid())\n".utf8)
+        guard ftruncate(f, 0) == 0, pwrite(f, pid, pid.count, 0) == pid.count else {
+            let why = String(cString: strerror(errno))
+            Glibc.close(f)
+            throw EventLogError.io("write \(path): \(why)")
+        }
+        return f
+    }
+
+    /// Writes a segment's 16-byte header over whatever (shorter) content the file has, then
+    /// fsyncs the file and its directory.
+    static func writeHeader(path: String, base: UInt64, directory: String) throws {
+        let f = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC)
+        guard f >= 0 else { throw EventLogError.io("open \(path): \(String(cString: strerror(errno)))") }
+        defer { Glibc.close(f) }
+        let header = EventLogCore.header(base: base)
+        guard pwrite(f, header, header.count, 0) == header.count, fsync(f) == 0 else {
+            throw EventLogError.io("rewrite the header of \(path): \(String(cString: strerror(errno)))")
+        }
+        try fsyncDirectory(directory)
+    }
+
+    static func header(base: UInt64) -> [UInt8] {
+        var h = magic
+        withUnsafeBytes(of: base.littleEndian) { h.append(contentsOf: $0) }
+        return h
+    }
+
+    static func fsyncDirectory(_ directory: String) throws {
+        let d = open(directory, O_RDONLY | O_CLOEXEC)
+        guard d >= 0 else { throw EventLogError.io("open \(directory): \(String(cString: strerror(errno)))") }
+        defer { Glibc.close(d) }
+        guard fsync(d) == 0 else { throw EventLogError.io("fsync \(directory): \(String(cString: strerror(errno)))") }
+    }
+
+    /// Reads `count` bytes of `path` from `offset` (fewer only at the end of the file); every
+    /// failure names the file and the offset.
+    static func readBytes(_ path: String, offset: Int, count: Int) throws -> [UInt8] {
+        guard count > 0 else { return [] }
+        let f = open(path, O_RDONLY | O_CLOEXEC)
+        guard f >= 0 else { throw EventLogError.io("cannot open \(path): \(String(cString: strerror(errno)))") }
+        defer { Glibc.close(f) }
+        var out = [UInt8](repeating: 0, count: count)
+        var got = 0
+        while got < count {
+            let n = out.withUnsafeMutableBytes { pread(f, $0.baseAddress! + got, count - got, off_t(offset + got)) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw EventLogError.io("cannot read \(path) at byte offset \(offset + got): \(String(cString: strerror(errno)))")
+            }
+            if n == 0 { break }
+            got += n
+        }
+        if got < count { out.removeSubrange(got...) }
+        return out
+    }
+
+    /// Everything from `offset` to the file's current end.
+    static func readTail(_ path: String, from offset: Int) throws -> [UInt8] {
+        var st = stat()
+        guard stat(path, &st) == 0 else { throw EventLogError.io("cannot stat \(path): \(String(cString: strerror(errno)))") }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { throw EventLogError.io("cannot read \(path): not a regular file") }
+        return try readBytes(path, offset: offset, count: max(0, Int(st.st_size) - offset))
+    }
+
+    /// The whole file (its size from stat), failures naming the file.
+    static func readFile(_ path: String) throws -> [UInt8] {
+        var st = stat()
+        guard stat(path, &st) == 0 else { throw EventLogError.io("cannot stat \(path): \(String(cString: strerror(errno)))") }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { throw EventLogError.io("cannot read \(path): not a regular file") }
+        return try readBytes(path, offset: 0, count: Int(st.st_size))
     }
 
     /// Stops the writer after the queued appends are done.
@@ -150,6 +292,7 @@ final class EventLogCore: @unchecked Sendable {
         cond.unlock()
         while writer?.isFinished == false { usleep(1000) }
         if fd >= 0 { Glibc.close(fd); fd = -1 }
+        if lockFd >= 0 { Glibc.close(lockFd); lockFd = -1 }
     }
 
     // MARK: appending
@@ -177,6 +320,10 @@ final class EventLogCore: @unchecked Sendable {
                 done(.failure(EventLogError.invalid("event field longer than \(EventCodec.maxField) bytes")))
                 return
             }
+        }
+        guard access == .append else {
+            done(.failure(EventLogError.readOnly(directory)))
+            return
         }
         cond.lock()
         if let f = failure {
@@ -276,14 +423,16 @@ final class EventLogCore: @unchecked Sendable {
 
     private func createSegment(base: UInt64) throws {
         let path = segmentPath(base)
-        let f = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND, 0o644)
+        let f = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0o644)
         guard f >= 0 else { throw EventLogError.io("create \(path): \(String(cString: strerror(errno)))") }
-        var header = EventLogCore.magic
-        withUnsafeBytes(of: base.littleEndian) { header.append(contentsOf: $0) }
+        let header = EventLogCore.header(base: base)
         let ok = header.withUnsafeBytes { Glibc.write(f, $0.baseAddress!, header.count) } == header.count
-        guard ok, fsync(f) == 0 else { Glibc.close(f); throw EventLogError.io("initialise \(path)") }
-        let d = open(directory, O_RDONLY)
-        if d >= 0 { fsync(d); Glibc.close(d) }
+        guard ok, fsync(f) == 0 else {
+            let why = String(cString: strerror(errno))
+            Glibc.close(f)
+            throw EventLogError.io("initialise \(path): \(why)")
+        }
+        do { try EventLogCore.fsyncDirectory(directory) } catch { Glibc.close(f); throw error }
         if fd >= 0 { Glibc.close(fd) }
         fd = f
         cond.lock()
@@ -294,7 +443,7 @@ final class EventLogCore: @unchecked Sendable {
 
     private func openLastSegment() throws {
         let path = segments.last!.path
-        fd = open(path, O_WRONLY | O_APPEND)
+        fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
         guard fd >= 0 else { throw EventLogError.io("open \(path): \(String(cString: strerror(errno)))") }
     }
 
@@ -314,12 +463,15 @@ final class EventLogCore: @unchecked Sendable {
 
     static func scan(path: String, expectedFirst: UInt64, isLast: Bool, indexEvery: Int, segmentNumber: Int,
                      sinceIndexed: inout Int) throws -> ScanResult {
-        guard let data = FileManager.default.contents(atPath: path) else { throw EventLogError.io("cannot read \(path)") }
-        let bytes = [UInt8](data)
+        let bytes = try readFile(path)
         let name = (path as NSString).lastPathComponent
         if bytes.count < headerBytes {
-            // A segment whose header never reached the disk: only acceptable as the last one.
-            if isLast && bytes.allSatisfy({ $0 == 0 }) || isLast && bytes.count < headerBytes && Array(bytes) == Array(magic.prefix(bytes.count)) {
+            // A segment whose header never reached the disk whole (a crash between creating the
+            // file and its fsync): only acceptable as the last one, named for the next id, and
+            // holding a prefix of its header or zeros. It holds no record.
+            let expectedHeader = header(base: expectedFirst)
+            if isLast && name == String(format: "%020llu.log", expectedFirst)
+                && (bytes.allSatisfy({ $0 == 0 }) || bytes[...] == expectedHeader.prefix(bytes.count)) {
                 return ScanResult(base: expectedFirst, count: 0, fileSize: bytes.count, truncateTo: nil, index: [])
             }
             throw EventLogError.corrupt(file: path, offset: 0, reason: "segment header is incomplete")
@@ -369,44 +521,51 @@ final class EventLogCore: @unchecked Sendable {
 
     /// Picks up records another process appended since this log was opened (or last refreshed):
     /// complete, checksummed records only, stopping quietly at a record still being written;
-    /// follows new segments. For consumers; a process that appends to this log does not need it.
+    /// follows new segments. For readers; the process that appends does not need it. A file that
+    /// cannot be read is an error naming it and the offset.
     func refreshFromDisk() throws {
         cond.lock()
         var segs = segments
         var next = durableNext
         var newIndex: [IndexEntry] = []
         cond.unlock()
+        if segs.isEmpty {
+            // Opened before the writer created the first segment.
+            let first = directory + "/" + String(format: "%020llu.log", UInt64(0))
+            guard FileManager.default.fileExists(atPath: first) else { return }
+            segs.append(Segment(base: 0, path: first, size: 0))
+        }
         var sinceIdx = Int(next % UInt64(config.indexEvery))
         while true {
             let segNo = segs.count - 1
+            if segs[segNo].size < EventLogCore.headerBytes {
+                // The writer is creating (or re-writing) this segment's header: wait for all of it.
+                let h = try EventLogCore.readBytes(segs[segNo].path, offset: 0, count: EventLogCore.headerBytes)
+                guard h == EventLogCore.header(base: segs[segNo].base) else { break }
+                segs[segNo].size = EventLogCore.headerBytes
+            }
             var pos = segs[segNo].size
-            if let fh = FileHandle(forReadingAtPath: segs[segNo].path) {
-                defer { try? fh.close() }
-                try? fh.seek(toOffset: UInt64(pos))
-                let data = (try? fh.readToEnd()) ?? Data()
-                data.withUnsafeBytes { b in
-                    var p = 0
-                    while p + 8 <= b.count {
-                        let len = Int(UInt32(littleEndian: b.loadUnaligned(fromByteOffset: p, as: UInt32.self)))
-                        let crc = UInt32(littleEndian: b.loadUnaligned(fromByteOffset: p + 4, as: UInt32.self))
-                        guard len > 0, len <= EventLogCore.maxRecord, p + 8 + len <= b.count else { break }
-                        let payload = UnsafeRawBufferPointer(rebasing: b[(p + 8)..<(p + 8 + len)])
-                        guard CRC32C.checksum(payload) == crc, let e = EventCodec.decode(payload), e.id == next else { break }
-                        if sinceIdx == 0 { newIndex.append(IndexEntry(id: e.id, segment: segNo, offset: pos + p)) }
-                        sinceIdx = (sinceIdx + 1) % config.indexEvery
-                        next += 1
-                        p += 8 + len
-                    }
-                    pos += p
+            let data = try EventLogCore.readTail(segs[segNo].path, from: pos)
+            data.withUnsafeBytes { b in
+                var p = 0
+                while p + 8 <= b.count {
+                    let len = Int(UInt32(littleEndian: b.loadUnaligned(fromByteOffset: p, as: UInt32.self)))
+                    let crc = UInt32(littleEndian: b.loadUnaligned(fromByteOffset: p + 4, as: UInt32.self))
+                    guard len > 0, len <= EventLogCore.maxRecord, p + 8 + len <= b.count else { break }
+                    let payload = UnsafeRawBufferPointer(rebasing: b[(p + 8)..<(p + 8 + len)])
+                    guard CRC32C.checksum(payload) == crc, let e = EventCodec.decode(payload), e.id == next else { break }
+                    if sinceIdx == 0 { newIndex.append(IndexEntry(id: e.id, segment: segNo, offset: pos + p)) }
+                    sinceIdx = (sinceIdx + 1) % config.indexEvery
+                    next += 1
+                    p += 8 + len
                 }
+                pos += p
             }
             segs[segNo].size = pos
             // The writer rolled to a new segment starting at `next`?
             let following = directory + "/" + String(format: "%020llu.log", next)
-            guard next > segs[segNo].base, FileManager.default.fileExists(atPath: following),
-                  let attrs = try? FileManager.default.attributesOfItem(atPath: following),
-                  ((attrs[.size] as? NSNumber)?.intValue ?? 0) >= EventLogCore.headerBytes else { break }
-            segs.append(Segment(base: next, path: following, size: EventLogCore.headerBytes))
+            guard next > segs[segNo].base, FileManager.default.fileExists(atPath: following) else { break }
+            segs.append(Segment(base: next, path: following, size: 0))
         }
         cond.lock()
         segments = segs
@@ -428,8 +587,10 @@ final class EventLogCore: @unchecked Sendable {
         return out
     }
 
-    /// Visits durable events with id >= `from` in order (at most `limit`).
-    public func forEach(from: UInt64, limit: Int = Int.max, _ body: (Event) throws -> Void) rethrows {
+    /// Visits durable events with id >= `from` in order (at most `limit`). A segment that cannot
+    /// be read, or a record that no longer checks out, is an error naming the file and offset:
+    /// never a quiet end of the log.
+    public func forEach(from: UInt64, limit: Int = Int.max, _ body: (Event) throws -> Void) throws {
         cond.lock()
         let segs = segments
         let end = durableNext
@@ -441,19 +602,38 @@ final class EventLogCore: @unchecked Sendable {
         // Segments after the indexed one may start closer to `from`.
         if let later = segs.lastIndex(where: { $0.base <= from }), later > segNo { segNo = later; offset = EventLogCore.headerBytes }
         var delivered = 0
+        var expected: UInt64? = nil
         while segNo < segs.count {
             let seg = segs[segNo]
-            let size = segNo == segs.count - 1 ? seg.size : seg.size
-            guard let fh = FileHandle(forReadingAtPath: seg.path) else { return }
-            defer { try? fh.close() }
-            try? fh.seek(toOffset: UInt64(offset))
-            let data = (try? fh.read(upToCount: max(0, size - offset))) ?? Data()
+            if seg.base >= end { return }
+            let bytes = try EventLogCore.readBytes(seg.path, offset: offset, count: max(0, seg.size - offset))
+            guard bytes.count == max(0, seg.size - offset) else {
+                throw EventLogError.corrupt(file: seg.path, offset: offset + bytes.count,
+                                            reason: "the segment ends before its \(seg.size) durable bytes")
+            }
             var pos = 0
-            let stop: Bool = try data.withUnsafeBytes { b in
-                while pos + 8 <= b.count {
+            let stop: Bool = try bytes.withUnsafeBytes { b in
+                while pos < b.count {
+                    let at = offset + pos
+                    guard pos + 8 <= b.count else {
+                        throw EventLogError.corrupt(file: seg.path, offset: at, reason: "incomplete record header")
+                    }
                     let len = Int(UInt32(littleEndian: b.loadUnaligned(fromByteOffset: pos, as: UInt32.self)))
-                    guard pos + 8 + len <= b.count,
-                          let e = EventCodec.decode(UnsafeRawBufferPointer(rebasing: b[(pos + 8)..<(pos + 8 + len)])) else { break }
+                    let crc = UInt32(littleEndian: b.loadUnaligned(fromByteOffset: pos + 4, as: UInt32.self))
+                    guard len > 0, len <= EventLogCore.maxRecord, pos + 8 + len <= b.count else {
+                        throw EventLogError.corrupt(file: seg.path, offset: at, reason: "implausible record length \(len)")
+                    }
+                    let payload = UnsafeRawBufferPointer(rebasing: b[(pos + 8)..<(pos + 8 + len)])
+                    guard CRC32C.checksum(payload) == crc else {
+                        throw EventLogError.corrupt(file: seg.path, offset: at, reason: "checksum mismatch")
+                    }
+                    guard let e = EventCodec.decode(payload) else {
+                        throw EventLogError.corrupt(file: seg.path, offset: at, reason: "undecodable record")
+                    }
+                    if let x = expected, e.id != x {
+                        throw EventLogError.corrupt(file: seg.path, offset: at, reason: "record id \(e.id), expected \(x)")
+                    }
+                    expected = e.id + 1
                     pos += 8 + len
                     if e.id >= end { return true }
                     if e.id < from { continue }
@@ -504,10 +684,14 @@ public final class EventLog: @unchecked Sendable {
 
     let core: EventLogCore
 
-    /// Opens (creating if needed) the log in `directory`, recovering a torn tail.
-    public init(directory: String, config: Config = Config()) throws {
-        core = try EventLogCore(directory: directory, config: config)
+    /// Opens (creating if needed) the log in `directory`: for reading (the default; nothing on
+    /// disk changes) or, with `.append`, as its one writer (takes `writer.lock`, fails at once
+    /// with `EventLogError.locked` naming the holder's PID, and recovers a torn tail).
+    public init(directory: String, config: Config = Config(), access: EventLogAccess = .read) throws {
+        core = try EventLogCore(directory: directory, config: config, access: access)
     }
+
+    public var access: EventLogAccess { core.access }
 
     deinit { core.close() }
 
@@ -521,8 +705,9 @@ public final class EventLog: @unchecked Sendable {
     public var endId: UInt64 { core.endId }
     /// Durable events with id >= `from`, at most `limit`, in order.
     public func read(from: UInt64, limit: Int = 10_000) throws -> [Event] { try core.read(from: from, limit: limit) }
-    /// Visits durable events with id >= `from` in order (at most `limit`).
-    public func forEach(from: UInt64, limit: Int = Int.max, _ body: (Event) throws -> Void) rethrows {
+    /// Visits durable events with id >= `from` in order (at most `limit`); a read error or a
+    /// damaged record throws, naming the file and offset.
+    public func forEach(from: UInt64, limit: Int = Int.max, _ body: (Event) throws -> Void) throws {
         try core.forEach(from: from, limit: limit, body)
     }
     public var stats: Stats { core.stats }

@@ -60,7 +60,7 @@ public final class FeedService: @unchecked Sendable {
         } else {
             var logConfig = EventLogConfig()
             logConfig.onCommit = { n in metrics.observeFsyncBatch(n) }
-            let log = try EventLog(directory: config.eventsDir ?? dir.events, config: logConfig)
+            let log = try EventLog(directory: config.eventsDir ?? dir.events, config: logConfig, access: .append)
             self.log = log
             if let m = log.recovery.message { notes.append(m) }
             // Replay the log into the in-memory indexes (seen sets, trending, idempotency keys).

@@ -3,7 +3,24 @@
 /// Formats: the shared split format (`user<TAB>item<TAB>weight[<TAB>time]`, no header),
 /// MovieLens `ratings.csv`, Last.fm `user_artists.dat`, and generic CSV/TSV with a header row and
 /// named columns. Any bad line stops the import with the file and line number.
+///
+/// Deliberate rules for untidy input:
+/// - spaces around a field are trimmed ("65 " and "65" are one item), inside one they are kept;
+/// - a negative weight is refused unless `negativeWeights` is `.explicit` (then it is explicit
+///   negative evidence: preference 0 with confidence 1 + alpha f(|w|), see `Confidence.apply`);
+/// - the split format has 3 or 4 fields on every line, as its first line has: a time column
+///   that comes and goes, or a fifth field, is an error;
+/// - times and weights must parse whole (a 64-bit integer time, a finite weight), else the error
+///   names the value.
 public struct Importer: Sendable {
+    /// What a negative weight in a file means.
+    public enum NegativeWeights: String, Sendable, CaseIterable, Codable {
+        /// An error naming the line (the default: a negative rating is more often a mistake).
+        case refuse
+        /// Explicit negative evidence (as the event mapping's skips and hides).
+        case explicit
+    }
+
     public enum Format: String, Sendable, CaseIterable, Codable {
         case split, movielens, lastfm, csv
     }
@@ -28,12 +45,15 @@ public struct Importer: Sendable {
     public var delimiter: UInt8?
     /// Rows whose weight is below this are skipped (e.g. 4 for MovieLens positives).
     public var minWeight: Float?
+    public var negativeWeights: NegativeWeights
 
-    public init(format: Format = .split, columns: Columns = Columns(), delimiter: UInt8? = nil, minWeight: Float? = nil) {
+    public init(format: Format = .split, columns: Columns = Columns(), delimiter: UInt8? = nil, minWeight: Float? = nil,
+                negativeWeights: NegativeWeights = .refuse) {
         self.format = format
         self.columns = columns
         self.delimiter = delimiter
         self.minWeight = minWeight
+        self.negativeWeights = negativeWeights
     }
 
     public func read(path: String) throws -> Interactions {
@@ -98,7 +118,7 @@ public struct Importer: Sendable {
                 throw ImportError(file: name, line: 0, message: "empty file (no header, no interactions)")
             }
             lineNo = 1
-            let header = scanner.fields(of: headerLine).map { String(decoding: $0, as: UTF8.self) }
+            let header = scanner.fields(of: headerLine).map { String(decoding: LineScanner.trimmed($0), as: UTF8.self) }
             let want = namedColumns()!
             func find(_ col: String, _ what: String) throws -> Int {
                 if let i = header.firstIndex(of: col) { return i }
@@ -115,9 +135,11 @@ public struct Importer: Sendable {
         var timesOn: Bool? = lay.time == nil ? false : (format == .split ? nil : true)
         if out.count > 0 && out.timestamps == nil { timesOn = false }
         var times: [Int64] = out.timestamps ?? []
+        var timesFrom = 0
         let needed = max(lay.user, lay.item, lay.weight ?? 0) + 1
         let maxCol = max(needed, (lay.time ?? 0) + 1)
-        var fields = [UnsafeRawBufferPointer](repeating: UnsafeRawBufferPointer(start: nil, count: 0), count: maxCol)
+        // One slot more than the columns used, so that the split format sees a fifth field.
+        var fields = [UnsafeRawBufferPointer](repeating: UnsafeRawBufferPointer(start: nil, count: 0), count: maxCol + 1)
         let estimate = bytes.count / 16
         out.userIndex.reserveCapacity(out.count + estimate)
         out.itemIndex.reserveCapacity(out.count + estimate)
@@ -129,10 +151,15 @@ public struct Importer: Sendable {
             if line.count == 0 { continue }
             dataLines += 1
             let nf = scanner.split(line, into: &fields)
+            for f in 0..<min(nf, maxCol) { fields[f] = LineScanner.trimmed(fields[f]) }
             if nf < needed {
                 let which = nf <= lay.user ? "user" : nf <= lay.item ? "item" : "weight"
                 throw ImportError(file: name, line: lineNo,
                                   message: "missing column \(which) (expected at least \(needed) fields, found \(nf))")
+            }
+            if format == .split && nf > maxCol {
+                throw ImportError(file: name, line: lineNo,
+                                  message: "more than 4 fields: the split format is user, item, weight and an optional time")
             }
             var w: Float = 1
             if let wc = lay.weight {
@@ -140,13 +167,18 @@ public struct Importer: Sendable {
                     throw ImportError(file: name, line: lineNo,
                                       message: "non-numeric weight '\(String(decoding: fields[wc], as: UTF8.self))'")
                 }
-                guard v.isFinite else {
+                guard v.isFinite, Float(v).isFinite else {
                     throw ImportError(file: name, line: lineNo,
                                       message: "weight '\(String(decoding: fields[wc], as: UTF8.self))' is not a finite number")
                 }
                 w = Float(v)
             }
-            if timesOn == nil { timesOn = nf > lay.time! }
+            if timesOn == nil { timesOn = nf > lay.time!; timesFrom = lineNo }
+            if format == .split, timesOn == false, let tc = lay.time, nf > tc {
+                throw ImportError(file: name, line: lineNo,
+                                  message: "a fourth field (time) '\(String(decoding: fields[tc], as: UTF8.self))', "
+                                      + "but line \(timesFrom) has none: every line has a time, or none does")
+            }
             var t: Int64 = 0
             if timesOn!, let tc = lay.time {
                 guard tc < nf else {
@@ -154,11 +186,16 @@ public struct Importer: Sendable {
                 }
                 guard let v = NumberParser.int(fields[tc]) else {
                     throw ImportError(file: name, line: lineNo,
-                                      message: "non-integer time '\(String(decoding: fields[tc], as: UTF8.self))'")
+                                      message: "time '\(String(decoding: fields[tc], as: UTF8.self))' is not a 64-bit integer")
                 }
                 t = v
             }
             if let m = minWeight, w < m { continue }
+            if w < 0 && negativeWeights == .refuse {
+                throw ImportError(file: name, line: lineNo,
+                                  message: "negative weight '\(String(decoding: fields[lay.weight!], as: UTF8.self))': pass "
+                                      + "--negative-weights explicit to train it as an explicit negative, or --min-weight 0 to skip such rows")
+            }
             let uf = fields[lay.user], itf = fields[lay.item]
             if uf.count == 0 { throw ImportError(file: name, line: lineNo, message: "empty user id") }
             if itf.count == 0 { throw ImportError(file: name, line: lineNo, message: "empty item id") }
@@ -245,6 +282,16 @@ struct LineScanner {
         return f
     }
 
+    /// `field` without the spaces around it.
+    @inline(__always)
+    static func trimmed(_ field: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
+        guard let base = field.baseAddress, field.count > 0 else { return field }
+        var s = 0, e = field.count
+        while s < e && field[s] == 0x20 { s += 1 }
+        while e > s && field[e - 1] == 0x20 { e -= 1 }
+        return UnsafeRawBufferPointer(start: base + s, count: e - s)
+    }
+
     func fields(of line: UnsafeRawBufferPointer) -> [UnsafeRawBufferPointer] {
         var out = [UnsafeRawBufferPointer](repeating: UnsafeRawBufferPointer(start: nil, count: 0), count: 4096)
         let n = split(line, into: &out)
@@ -261,19 +308,24 @@ enum NumberParser {
     @inline(__always)
     static func int(_ b: UnsafeRawBufferPointer) -> Int64? {
         let n = b.count
-        guard n > 0 && n <= 19 else { return nil }
+        guard n > 0 && n <= 20 else { return nil }
         var i = 0
         var neg = false
         if b[0] == UInt8(ascii: "-") || b[0] == UInt8(ascii: "+") { neg = b[0] == UInt8(ascii: "-"); i = 1 }
         guard i < n else { return nil }
+        // Accumulated negatively so that Int64.min parses; any overflow is nil, never a wrap.
         var v: Int64 = 0
         while i < n {
             let d = b[i] &- 48
             if d > 9 { return nil }
-            v = v * 10 + Int64(d)
+            let (m, o1) = v.multipliedReportingOverflow(by: 10)
+            let (r, o2) = m.subtractingReportingOverflow(Int64(d))
+            if o1 || o2 { return nil }
+            v = r
             i += 1
         }
-        return neg ? -v : v
+        if neg { return v }
+        return v == .min ? nil : -v
     }
 
     static let pow10: [Double] = (0...22).map { Foundation.pow(10.0, Double($0)) }

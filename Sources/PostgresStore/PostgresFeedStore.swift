@@ -683,9 +683,18 @@ public final class PostgresFeedStore: FeedStore, @unchecked Sendable {
 
     // MARK: consumers of the event log
 
+    @discardableResult
     public func replaceLists(generation: Int64, lists: [(user: String, videos: [String], scores: [Float])], consumer: String,
-                             nextEvent: UInt64) throws {
-        try transaction { c in
+                             nextEvent: UInt64, expecting: UInt64?) throws -> Bool {
+        let wrote: Bool = try transaction { c in
+            // One writer per cursor at a time (a transaction-scoped advisory lock on its name), so
+            // the cursor read below and the write at the end are one compare-and-set.
+            try run(c, "SELECT pg_advisory_xact_lock(hashtext(\("foryou-cursor:" + consumer)))")
+            if let expecting,
+               let stored = try run(c, "SELECT next_event FROM consumer_cursors WHERE name = \(consumer)").first,
+               UInt64(try stored.decode(Int64.self)) != expecting {
+                return false
+            }
             // The generation's row lock serialises writers appending to its item table.
             guard !(try run(c, "SELECT id FROM generations WHERE id = \(generation) FOR UPDATE")).isEmpty else {
                 throw StoreError.notFound("no generation \(generation)")
@@ -711,10 +720,14 @@ public final class PostgresFeedStore: FeedStore, @unchecked Sendable {
             for payload in ListCache.payloads(generation: generation, users: lists.map(\.user)) {
                 try run(c, "SELECT pg_notify(\(ListCache.channel), \(payload))")
             }
+            return true
         }
-        cacheLock.lock()
-        itemCache[generation] = nil
-        cacheLock.unlock()
+        if wrote {
+            cacheLock.lock()
+            itemCache[generation] = nil
+            cacheLock.unlock()
+        }
+        return wrote
     }
 
     public func consumerCursor(_ name: String) throws -> (generation: Int64?, nextEvent: UInt64)? {

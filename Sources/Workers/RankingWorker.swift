@@ -95,6 +95,8 @@ public final class RankingWorker {
     private var live: LiveModel?
     /// Set when a partition's stored cursor moved under this worker (see `step`).
     private var needsAdopt = false
+    /// Batches dropped because another writer had moved a cursor (the compare-and-set failed).
+    public private(set) var fenced = 0
     /// Users of each video the live model has no factors for (placing one reads only these).
     private var usersOfUnplaced: [String: Set<String>] = [:]
     /// Why the last step could not fold anything in (nil when it could).
@@ -225,8 +227,13 @@ public final class RankingWorker {
                 // Only the last chunk moves the partition's cursor to the new generation, so a crash
                 // midway redoes the refold; earlier chunks commit under a scratch cursor name.
                 let name = input.cursorName(config.consumer, p)
-                try store.replaceLists(generation: g.id, lists: lists, consumer: chunk == chunks.last ? name : name + "#refold",
-                                       nextEvent: at)
+                let wrote = try store.replaceLists(generation: g.id, lists: lists, consumer: chunk == chunks.last ? name : name + "#refold",
+                                                   nextEvent: at, expecting: chunk == chunks.last ? at : nil)
+                if !wrote {  // another worker moved the cursor meanwhile: start over from the store
+                    needsAdopt = true
+                    live = nil
+                    return nil
+                }
             }
         }
         return (l, refolded)
@@ -278,17 +285,17 @@ public final class RankingWorker {
         var byUser: [String: Int] = [:]
         for (i, x) in lists.enumerated() { byUser[x.user] = i }
         for p in through.keys.sorted() {
-            // Fence: the partition's cursor must still be where this worker left it. If another
-            // member of the group took the partition over (this one was evicted during a long
-            // retrain or rebuild) and moved it, this batch is dropped and the partitions re-adopted.
-            let name = input.cursorName(config.consumer, p)
-            if let stored = try store.consumerCursor(name)?.nextEvent, stored != next[p] {
+            // Fence: a compare-and-set on the partition's cursor, in the transaction that writes the
+            // lists. If another worker (or a group member that took the partition over while this
+            // one was evicted during a long retrain) moved it, nothing is written, this batch is
+            // dropped and the partitions re-adopted from the store.
+            let mine = (touched[p] ?? []).compactMap { byUser[$0].map { lists[$0] } }
+            guard try store.replaceLists(generation: l.generation, lists: mine, consumer: input.cursorName(config.consumer, p),
+                                         nextEvent: through[p]!, expecting: next[p]) else {
                 needsAdopt = true
+                fenced += 1
                 continue
             }
-            let mine = (touched[p] ?? []).compactMap { byUser[$0].map { lists[$0] } }
-            try store.replaceLists(generation: l.generation, lists: mine, consumer: input.cursorName(config.consumer, p),
-                                   nextEvent: through[p]!)
             next[p] = through[p]!
         }
         input.stored(next)

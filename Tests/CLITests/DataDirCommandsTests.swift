@@ -192,7 +192,7 @@ final class DataDirCommandsTests: XCTestCase {
         _ = try run(["world", "--users", "150", "--videos", "60", "--data-dir", data])
         _ = try run(["rescore", "--data-dir", data, "--models", dir + "/models", "--factors", "8", "--iters", "2", "--top", "10"])
         // The rescore covered the log; 1,200 new events arrive for the worker to fold in.
-        let events = try EventLog(directory: data + "/events")
+        let events = try EventLog(directory: data + "/events", access: .append)
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         _ = try events.appendSync((0..<1_200).map {
             EventDraft(user: "\($0 % 150)", video: "v\($0 % 60)", type: .view, watchMs: 3_000, timeMs: now + Int64($0))

@@ -92,7 +92,7 @@ final class PipelineTests: XCTestCase {
     func testAWorkerKilledMidBatchAndRestartedEndsWhereAnUninterruptedOneDoes() throws {
         let data = try prepare(users: 400, videos: 150)
         // A backlog after what the live generation was trained on, including new users.
-        let log = try EventLog(directory: data + "/events")
+        let log = try EventLog(directory: data + "/events", access: .append)
         var g = SeededGenerator(seed: 5)
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         let types: [EventType] = [.view, .view, .complete, .like, .skip]

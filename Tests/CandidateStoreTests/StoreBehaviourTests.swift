@@ -310,6 +310,43 @@ final class StoreBehaviourTests: XCTestCase {
             XCTAssertEqual(try store.consumerCursor("ranker")?.nextEvent, 42)  // a failed write moved nothing
         }
     }
+
+    /// Two workers that both read cursor 0 and both write: the compare-and-set lets exactly one
+    /// through, from two handles (two processes' views) and from threads racing on them.
+    func testReplacingListsIsACompareAndSetOnTheCursor() throws {
+        try onEachStore { store, reopen in
+            let items = (0..<50).map { "v\($0)" }
+            let g = try store.writeGeneration(model: "als", runId: "r", items: items, lists: lists(3, 5), activate: true)
+            let other = try reopen()
+            XCTAssertTrue(try store.replaceLists(generation: g, lists: [(user: "u1", videos: ["v4"], scores: [1])],
+                                                 consumer: "ranker", nextEvent: 10, expecting: 0))
+            XCTAssertFalse(try other.replaceLists(generation: g, lists: [(user: "u1", videos: ["v9"], scores: [1])],
+                                                  consumer: "ranker", nextEvent: 10, expecting: 0))
+            XCTAssertEqual(try other.candidates(generation: g, user: "u1")?.map(\.video), ["v4"])  // the loser wrote nothing
+            XCTAssertEqual(try other.consumerCursor("ranker")?.nextEvent, 10)
+            XCTAssertTrue(try other.replaceLists(generation: g, lists: [(user: "u1", videos: ["v9"], scores: [1])],
+                                                 consumer: "ranker", nextEvent: 20, expecting: 10))
+            // Racing: 8 writers on 2 handles, each expecting the cursor it saw (20); one wins.
+            final class Wins: @unchecked Sendable { let lock = NSLock(); var n = 0; var errors: [String] = [] }
+            let wins = Wins()
+            let handles: [any FeedStore] = [store, other]
+            DispatchQueue.concurrentPerform(iterations: 8) { i in
+                do {
+                    if try handles[i % 2].replaceLists(generation: g, lists: [(user: "u2", videos: ["v\(i)"], scores: [1])],
+                                                       consumer: "ranker", nextEvent: UInt64(100 + i), expecting: 20) {
+                        wins.lock.lock(); wins.n += 1; wins.lock.unlock()
+                    }
+                } catch {
+                    wins.lock.lock(); wins.errors.append("\(error)"); wins.lock.unlock()
+                }
+            }
+            XCTAssertEqual(wins.errors, [])
+            XCTAssertEqual(wins.n, 1)
+            let cursor = try XCTUnwrap(try store.consumerCursor("ranker")?.nextEvent)
+            let winner = Int(cursor) - 100
+            XCTAssertEqual(try store.candidates(generation: g, user: "u2")?.map(\.video), ["v\(winner)"])
+        }
+    }
 }
 
 /// The feed server's list cache on PostgreSQL: lists are served from memory and dropped as soon

@@ -17,14 +17,14 @@ final class EventLogTests: XCTestCase {
     }
 
     func testAppendReadReopen() throws {
-        var log: EventLog? = try EventLog(directory: dir)
+        var log: EventLog? = try EventLog(directory: dir, access: .append)
         let ids = try log!.appendSync((0..<10).map { draft($0) })
         XCTAssertEqual(ids, Array(0..<10))
         let back = try log!.read(from: 3, limit: 4)
         XCTAssertEqual(back.map(\.id), [3, 4, 5, 6])
         XCTAssertEqual(back[0].draft, draft(3))
         log = nil
-        let again = try EventLog(directory: dir)
+        let again = try EventLog(directory: dir, access: .append)
         XCTAssertEqual(again.recovery.events, 10)
         XCTAssertNil(again.recovery.message)
         XCTAssertEqual(try again.appendSync([draft(10)]), [10])
@@ -32,7 +32,7 @@ final class EventLogTests: XCTestCase {
     }
 
     func testConcurrentAppendsShareFsyncsAndGetDistinctIds() async throws {
-        let log = try EventLog(directory: dir)
+        let log = try EventLog(directory: dir, access: .append)
         let ids = try await withThrowingTaskGroup(of: [UInt64].self) { group in
             for t in 0..<16 {
                 group.addTask {
@@ -57,18 +57,18 @@ final class EventLogTests: XCTestCase {
         var cfg = EventLog.Config()
         cfg.segmentBytes = 600
         cfg.indexEvery = 3
-        var log: EventLog? = try EventLog(directory: dir, config: cfg)
+        var log: EventLog? = try EventLog(directory: dir, config: cfg, access: .append)
         for n in 0..<60 { _ = try log!.appendSync([draft(n)]) }
         XCTAssertGreaterThan(segmentFiles().count, 3)
         XCTAssertEqual(try log!.read(from: 37, limit: 5).map(\.id), [37, 38, 39, 40, 41])
         log = nil
-        let again = try EventLog(directory: dir, config: cfg)
+        let again = try EventLog(directory: dir, config: cfg, access: .append)
         XCTAssertEqual(again.endId, 60)
         XCTAssertEqual(try again.read(from: 0).map(\.id), Array(0..<60))
     }
 
     func testTornTailIsTruncatedAndReported() throws {
-        var log: EventLog? = try EventLog(directory: dir)
+        var log: EventLog? = try EventLog(directory: dir, access: .append)
         _ = try log!.appendSync((0..<5).map { draft($0) })
         log = nil
         let seg = segmentFiles().last!
@@ -77,7 +77,7 @@ final class EventLogTests: XCTestCase {
         var torn = good
         torn.append(contentsOf: [200, 0, 0, 0, 1, 2, 3, 4, 9, 9])
         try torn.write(to: URL(fileURLWithPath: seg))
-        let again = try EventLog(directory: dir)
+        let again = try EventLog(directory: dir, access: .append)
         XCTAssertEqual(again.recovery.truncatedBytes, 10)
         XCTAssertEqual(again.recovery.truncatedAt, good.count)
         XCTAssertTrue(again.recovery.message!.contains("torn tail"))
@@ -87,27 +87,27 @@ final class EventLogTests: XCTestCase {
     }
 
     func testCorruptLastRecordIsTreatedAsTornTail() throws {
-        var log: EventLog? = try EventLog(directory: dir)
+        var log: EventLog? = try EventLog(directory: dir, access: .append)
         _ = try log!.appendSync((0..<5).map { draft($0) })
         log = nil
         let seg = segmentFiles().last!
         var bytes = try Data(contentsOf: URL(fileURLWithPath: seg))
         bytes[bytes.count - 3] ^= 0xFF
         try bytes.write(to: URL(fileURLWithPath: seg))
-        let again = try EventLog(directory: dir)
+        let again = try EventLog(directory: dir, access: .append)
         XCTAssertEqual(again.endId, 4)
         XCTAssertGreaterThan(again.recovery.truncatedBytes, 0)
     }
 
     func testCorruptionInTheMiddleStopsStartupWithTheOffset() throws {
-        var log: EventLog? = try EventLog(directory: dir)
+        var log: EventLog? = try EventLog(directory: dir, access: .append)
         _ = try log!.appendSync((0..<5).map { draft($0) })
         log = nil
         let seg = segmentFiles().last!
         var bytes = try Data(contentsOf: URL(fileURLWithPath: seg))
         bytes[16 + 8 + 3] ^= 0xFF  // inside the first record's payload
         try bytes.write(to: URL(fileURLWithPath: seg))
-        XCTAssertThrowsError(try EventLog(directory: dir)) { e in
+        XCTAssertThrowsError(try EventLog(directory: dir, access: .append)) { e in
             XCTAssertEqual(e as? EventLogError, .corrupt(file: seg, offset: 16, reason: "checksum mismatch"))
             XCTAssertTrue("\(e)".contains("offset 16"))
         }
@@ -116,14 +116,14 @@ final class EventLogTests: XCTestCase {
     func testCorruptionInAnEarlierSegmentStopsStartup() throws {
         var cfg = EventLog.Config()
         cfg.segmentBytes = 300
-        var log: EventLog? = try EventLog(directory: dir, config: cfg)
+        var log: EventLog? = try EventLog(directory: dir, config: cfg, access: .append)
         for n in 0..<20 { _ = try log!.appendSync([draft(n)]) }
         log = nil
         let first = segmentFiles().first!
         var bytes = try Data(contentsOf: URL(fileURLWithPath: first))
         bytes[bytes.count - 2] ^= 0x01  // its last record: a tail, but not of the last segment
         try bytes.write(to: URL(fileURLWithPath: first))
-        XCTAssertThrowsError(try EventLog(directory: dir, config: cfg)) { e in
+        XCTAssertThrowsError(try EventLog(directory: dir, config: cfg, access: .append)) { e in
             guard case .corrupt(let f, _, _)? = e as? EventLogError else { return XCTFail("\(e)") }
             XCTAssertEqual(f, first)
         }
@@ -137,7 +137,7 @@ final class EventLogTests: XCTestCase {
             c.n += 1
             if c.n >= 2 { throw EventLogError.io("simulated fsync failure") }
         }
-        let log = try EventLog(directory: dir, config: cfg)
+        let log = try EventLog(directory: dir, config: cfg, access: .append)
         XCTAssertEqual(try log.appendSync([draft(0)]), [0])
         XCTAssertThrowsError(try log.appendSync([draft(1)]))
         XCTAssertThrowsError(try log.appendSync([draft(2)])) { e in
@@ -152,7 +152,7 @@ final class EventLogTests: XCTestCase {
         var cfg = EventLog.Config()
         cfg.segmentBytes = 400
         cfg.indexEvery = 2
-        let writer = try EventLog(directory: dir, config: cfg)
+        let writer = try EventLog(directory: dir, config: cfg, access: .append)
         _ = try writer.appendSync((0..<3).map { draft($0) })
         let reader = try EventLog(directory: dir, config: cfg)  // as a consumer process would
         XCTAssertEqual(reader.endId, 3)
@@ -170,6 +170,112 @@ final class EventLogTests: XCTestCase {
         try h.close()
         try reader.refresh()
         XCTAssertEqual(reader.endId, 40)
+    }
+
+    // MARK: one writer, safe recovery, loud reads (issue 17)
+
+    func testASecondWriterIsRefusedNamingThePIDAndReadersStillWork() throws {
+        let writer = try EventLog(directory: dir, access: .append)
+        _ = try writer.appendSync((0..<5).map { draft($0) })
+        XCTAssertThrowsError(try EventLog(directory: dir, access: .append)) { e in
+            guard case .locked(let d, let pid)? = e as? EventLogError else { return XCTFail("\(e)") }
+            XCTAssertEqual(d, dir)
+            XCTAssertEqual(pid, getpid())
+            XCTAssertTrue("\(e)".contains("process \(getpid())"), "\(e)")
+        }
+        // Readers need no lock, change nothing, and cannot append.
+        let reader = try EventLog(directory: dir)
+        XCTAssertEqual(reader.endId, 5)
+        XCTAssertThrowsError(try reader.appendSync([draft(9)])) { e in
+            guard case .readOnly? = e as? EventLogError else { return XCTFail("\(e)") }
+        }
+        _ = try writer.appendSync([draft(5)])
+        try reader.refresh()
+        XCTAssertEqual(try reader.read(from: 0).map(\.id), Array(0..<6))
+        // The lock goes with the writer.
+        writer.close()
+        let next = try EventLog(directory: dir, access: .append)
+        XCTAssertEqual(try next.appendSync([draft(6)]), [6])
+    }
+
+    func testAReaderNeverCutsATailTheWriterIsStillWriting() throws {
+        var log: EventLog? = try EventLog(directory: dir, access: .append)
+        _ = try log!.appendSync((0..<4).map { draft($0) })
+        log = nil
+        let last = segmentFiles().last!
+        let before = try FileManager.default.attributesOfItem(atPath: last)[.size] as! Int
+        let h = try FileHandle(forWritingTo: URL(fileURLWithPath: last))
+        try h.seekToEnd()
+        h.write(Data([50, 0, 0, 0, 1, 2, 3]))  // a record being written
+        try h.close()
+        let reader = try EventLog(directory: dir)
+        XCTAssertEqual(reader.endId, 4)
+        XCTAssertNil(reader.recovery.message)
+        XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: last)[.size] as! Int, before + 7)
+    }
+
+    /// A crash between creating a segment and writing its header leaves it short: the next
+    /// writer rewrites the header whole before appending, and every later open reads the log.
+    func testAShortLastSegmentGetsItsHeaderBeforeAnyAppend() throws {
+        for cut in [0, 7, 12] {
+            try? FileManager.default.removeItem(atPath: dir)
+            var cfg = EventLog.Config()
+            cfg.segmentBytes = 300
+            var log: EventLog? = try EventLog(directory: dir, config: cfg, access: .append)
+            for n in 0..<20 { _ = try log!.appendSync([draft(n)]) }
+            log = nil
+            let segs = segmentFiles()
+            XCTAssertGreaterThan(segs.count, 2)
+            let last = segs.last!
+            let base = UInt64((last as NSString).lastPathComponent.prefix(20))!
+            XCTAssertTrue(truncate(last, off_t(cut)) == 0)
+            log = try EventLog(directory: dir, config: cfg, access: .append)
+            XCTAssertEqual(log!.endId, base)
+            XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: last)[.size] as! Int, 16, "cut \(cut)")
+            let ids = try log!.appendSync((100..<103).map { draft($0) })
+            XCTAssertEqual(ids, [base, base + 1, base + 2])
+            log = nil
+            let again = try EventLog(directory: dir, config: cfg, access: .append)
+            XCTAssertEqual(again.endId, base + 3, "cut \(cut)")
+            XCTAssertEqual(try again.read(from: base).map(\.draft), (100..<103).map { draft($0) })
+            again.close()
+        }
+    }
+
+    /// A segment that cannot be read stops every reader with the file's name, never a quiet end.
+    func testReadErrorsPropagateNamingTheFile() throws {
+        var cfg = EventLog.Config()
+        cfg.segmentBytes = 300
+        let writer = try EventLog(directory: dir, config: cfg, access: .append)
+        for n in 0..<30 { _ = try writer.appendSync([draft(n)]) }
+        let reader = try EventLog(directory: dir, config: cfg)
+        XCTAssertEqual(try reader.read(from: 0, limit: 100).count, 30)
+        XCTAssertGreaterThan(segmentFiles().count, 2)
+        let victim = segmentFiles()[1]
+        try FileManager.default.moveItem(atPath: victim, toPath: victim + ".moved")
+        try FileManager.default.createDirectory(atPath: victim, withIntermediateDirectories: false)
+        var seen = 0
+        XCTAssertThrowsError(try reader.forEach(from: 0) { _ in seen += 1 }) { e in
+            XCTAssertTrue("\(e)".contains(victim), "\(e)")
+        }
+        XCTAssertGreaterThan(seen, 0)
+        XCTAssertThrowsError(try EventLog(directory: dir, config: cfg)) { e in
+            XCTAssertTrue("\(e)".contains(victim), "\(e)")
+        }
+        // A record damaged after the log was opened is an error with its offset too.
+        try FileManager.default.removeItem(atPath: victim)
+        try FileManager.default.moveItem(atPath: victim + ".moved", toPath: victim)
+        let first = segmentFiles()[0]
+        let h = try FileHandle(forUpdating: URL(fileURLWithPath: first))
+        try h.seek(toOffset: 16 + 8 + 2)
+        h.write(Data([0xFF, 0xEE]))
+        try h.close()
+        XCTAssertThrowsError(try reader.forEach(from: 0) { _ in }) { e in
+            guard case .corrupt(let f, let offset, _)? = e as? EventLogError else { return XCTFail("\(e)") }
+            XCTAssertEqual(f, first)
+            XCTAssertEqual(offset, 16)
+        }
+        writer.close()
     }
 
     func testCursorsCommitAndLoad() throws {

@@ -81,8 +81,38 @@ final class ImporterTests: XCTestCase {
         assertImportError("userId,movieId,rating,timestamp\n", format: .movielens, line: 1, contains: "empty file")
         assertImportError("userId,rating,timestamp\n1,4,5\n", format: .movielens, line: 1, contains: "missing column 'movieId'")
         assertImportError("userId,movieId,rating,timestamp\n1,2,4,yesterday\n", format: .movielens, line: 2,
-                          contains: "non-integer time 'yesterday'")
+                          contains: "time 'yesterday' is not a 64-bit integer")
         assertImportError("1\t2\t1\t5\n1\t3\t1\n", line: 2, contains: "missing column time")
+    }
+
+    /// Issue 17: untidy input is decided, never silently read.
+    func testOverflowJunkColumnsAndNegativeWeightsAreErrors() {
+        // A 19-digit time overflows Int64: an error naming the value, not a wrapped number.
+        assertImportError("1\t2\t1\t9999999999999999999\n", line: 1, contains: "time '9999999999999999999' is not a 64-bit integer")
+        assertImportError("userId,movieId,rating,timestamp\n1,2,4,-99999999999999999999\n", format: .movielens, line: 2,
+                          contains: "is not a 64-bit integer")
+        // A time column that appears after a first line without one, or a fifth field.
+        assertImportError("1\t2\t1\n1\t3\t1\t77\n", line: 2, contains: "line 1 has none")
+        assertImportError("1\t2\t1\t5\t9\n", line: 1, contains: "more than 4 fields")
+        // A negative weight is refused by default, with how to say what it means.
+        assertImportError("1\t2\t1\n1\t3\t-1.5\n", line: 2, contains: "negative weight '-1.5'")
+        assertImportError("1\t2\t1e39\n", line: 1, contains: "not a finite number")
+    }
+
+    func testSpacesAroundFieldsAreTrimmedAndNegativesCanBeExplicit() throws {
+        let p = file("spaces.tsv", "1\t65  \t2\n 1 \t65\t1\n2\t 65\t-1\n")
+        XCTAssertThrowsError(try Importer().read(path: p))
+        let d = try Importer(negativeWeights: .explicit).read(path: p)
+        XCTAssertEqual(d.items.raw, ["65"])  // "65  ", "65" and " 65" are one item
+        XCTAssertEqual(d.users.raw, ["1", "2"])
+        XCTAssertEqual(d.weights, [2, 1, -1])
+        let csv = file("spaces.csv", "user, item, weight\n a , b , 3\n")
+        let c = try Importer(format: .csv).read(path: csv)
+        XCTAssertEqual(c.users.raw, ["a"])
+        XCTAssertEqual(c.items.raw, ["b"])
+        // Int64's extremes parse exactly.
+        let t = try Importer().read(path: file("t.tsv", "1\t2\t1\t9223372036854775807\n1\t3\t1\t-9223372036854775808\n"))
+        XCTAssertEqual(t.timestamps, [Int64.max, Int64.min])
     }
 
     func testMissingFileIsAnError() {

@@ -21,7 +21,7 @@ final class RankingWorkerTests: XCTestCase {
         var w = WorldConfig()
         w.users = 300; w.videos = 120; w.topics = 6
         let d = DataDirectory(data)
-        let log = try EventLog(directory: d.events)
+        let log = try EventLog(directory: d.events, access: .append)
         _ = try WorldGenerator.generate(w, store: try d.openStore(), log: log)
         log.close()
         var c = RescoreConfig(dataDir: data)
@@ -56,7 +56,7 @@ final class RankingWorkerTests: XCTestCase {
         let videos = try store.videos()
         let topics = Set(videos.map(\.topic)).sorted()
         let before = try topics.map { ($0, try topicShare(store, user: user, topic: $0)) }.min { $0.1 < $1.1 }!
-        let log = try EventLog(directory: DataDirectory(data).events)
+        let log = try EventLog(directory: DataDirectory(data).events, access: .append)
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         var drafts: [EventDraft] = []
         for (n, v) in videos.filter({ $0.topic == before.0 }).prefix(12).enumerated() {
@@ -107,7 +107,7 @@ final class RankingWorkerTests: XCTestCase {
     }
 
     func appendEvents(_ drafts: [EventDraft]) throws {
-        let log = try EventLog(directory: DataDirectory(data).events)
+        let log = try EventLog(directory: DataDirectory(data).events, access: .append)
         _ = try log.appendSync(drafts)
         log.close()
     }

@@ -17,7 +17,7 @@ final class RescoreJobTests: XCTestCase {
         var w = WorldConfig()
         w.users = 200; w.videos = 80; w.topics = 5
         let d = DataDirectory(dir + "/data")
-        let log = try EventLog(directory: d.events)
+        let log = try EventLog(directory: d.events, access: .append)
         _ = try WorldGenerator.generate(w, store: try d.openStore(), log: log)
         log.close()
     }

@@ -24,7 +24,7 @@ final class TwoTowerServingTests: XCTestCase {
         var w = WorldConfig()
         w.users = 300; w.videos = 120; w.topics = 6
         let d = DataDirectory(data)
-        let log = try EventLog(directory: d.events)
+        let log = try EventLog(directory: d.events, access: .append)
         _ = try WorldGenerator.generate(w, store: try d.openStore(), log: log)
         log.close()
         let store = try d.openStore()
@@ -88,7 +88,7 @@ final class TwoTowerServingTests: XCTestCase {
         XCTAssertNil(worker.idleReason)
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         let liked = videos.filter { $0.topic == topic }.prefix(6)
-        let log = try EventLog(directory: DataDirectory(data).events)
+        let log = try EventLog(directory: DataDirectory(data).events, access: .append)
         _ = try log.appendSync(liked.enumerated().flatMap { n, v in
             [EventDraft(user: "newcomer", video: v.id, type: .complete, watchMs: UInt32(v.durationMs), timeMs: now + Int64(n)),
              EventDraft(user: "newcomer", video: v.id, type: .like, timeMs: now + Int64(n))]

@@ -3,6 +3,7 @@ import ForYou
 
 extension Importer.Format: ExpressibleByArgument {}
 extension Confidence.Scheme: ExpressibleByArgument {}
+extension Importer.NegativeWeights: ExpressibleByArgument {}
 extension ALSConfig.Solver: ExpressibleByArgument {}
 extension RescoreConfig.Model: ExpressibleByArgument {}
 
@@ -23,6 +24,9 @@ struct FormatOptions: ParsableArguments {
     var delimiter: String?
     @Option(name: .customLong("min-weight"), help: "Skip rows whose weight is below this (e.g. 4 for MovieLens positives).")
     var minWeight: Float?
+    @Option(name: .customLong("negative-weights"),
+            help: "A negative weight in a file: refuse (an error naming the line) or explicit (explicit negative evidence: preference 0, confidence 1 + alpha f(|w|)).")
+    var negativeWeights: Importer.NegativeWeights = .refuse
 
     func validate() throws {
         if let d = delimiter, d != "\\t", d.utf8.count != 1 { throw ValidationError("--delimiter must be one character (or \\t)") }
@@ -33,7 +37,7 @@ struct FormatOptions: ParsableArguments {
         if let s = delimiter { d = s == "\\t" ? 9 : s.utf8.first }
         return Importer(format: format,
                         columns: .init(user: userCol, item: itemCol, weight: weightCol.isEmpty ? nil : weightCol, time: timeCol),
-                        delimiter: d, minWeight: minWeight)
+                        delimiter: d, minWeight: minWeight, negativeWeights: negativeWeights)
     }
 
     func read(_ path: String, verbose: Bool) throws -> (Interactions, Double) {

@@ -216,7 +216,7 @@ struct Events: ParsableCommand {
             var where_ = ""
             switch try events.location(dataDir: data.dataDir) {
             case .file(let dir):
-                let log = try EventLog(directory: dir)
+                let log = try EventLog(directory: dir, access: .append)
                 if let m = log.recovery.message { Console.err(m) }
                 let first = log.endId
                 append = { _ = try log.appendSync($0) }

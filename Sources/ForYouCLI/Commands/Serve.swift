@@ -101,26 +101,37 @@ struct Token: ParsableCommand {
     @Option(help: "Lifetime: 90s, 30m, 24h, 7d.") var ttl = "24h"
     @OptionGroup var data: DataDirOption
 
-    static func seconds(_ s: String) -> Int64? {
-        guard let unit = s.last, let n = Int64(s.dropLast()), n > 0 else { return Int64(s).flatMap { $0 > 0 ? $0 : nil } }
-        switch unit {
-        case "s": return n
-        case "m": return n * 60
-        case "h": return n * 3600
-        case "d": return n * 86400
-        default: return nil
+    /// Longest lifetime a token may have (ten years): keeps `now + ttl` far from overflow.
+    static let maxSeconds: Int64 = 3650 * 86_400
+
+    /// "90s", "30m", "24h", "7d" or plain seconds; an error names the value when it is not one,
+    /// or is longer than ten years (checked arithmetic: never a wrapped product).
+    static func seconds(_ s: String, option: String = "--ttl") throws -> Int64 {
+        let units: [Character: Int64] = ["s": 1, "m": 60, "h": 3_600, "d": 86_400]
+        var digits = Substring(s), unit: Int64 = 1
+        if let u = s.last, let f = units[u] { digits = s.dropLast(); unit = f }
+        guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }) else {
+            throw ValidationError("\(option) '\(s)' must look like 90s, 30m, 24h or 7d")
         }
+        guard let n = Int64(digits), n > 0 else {
+            throw ValidationError("\(option) '\(s)' must be a positive number of at most \(maxSeconds / 86_400) days")
+        }
+        let (total, overflow) = n.multipliedReportingOverflow(by: unit)
+        guard !overflow, total <= maxSeconds else {
+            throw ValidationError("\(option) '\(s)' is longer than the limit of \(maxSeconds / 86_400) days")
+        }
+        return total
     }
 
     func validate() throws {
-        guard Token.seconds(ttl) != nil else { throw ValidationError("--ttl must look like 90s, 30m, 24h or 7d") }
+        _ = try Token.seconds(ttl)
         guard (user == nil) != (usersFrom == nil) else { throw ValidationError("give exactly one of --user and --users-from") }
         guard user?.isEmpty != true else { throw ValidationError("--user must not be empty") }
     }
 
     func run() throws {
         let signer = TokenSigner(key: try data.directory.signingKey())
-        let ttlSeconds = Token.seconds(ttl)!
+        let ttlSeconds = try Token.seconds(ttl)
         if let user {
             print(signer.issue(user: user, ttlSeconds: ttlSeconds))
             return

@@ -89,7 +89,7 @@ struct Worker: ParsableCommand {
 
         func validate() throws {
             guard top > 0, batch > 0, idle > 0, seconds >= 0 else { throw ValidationError("--top, --batch, --idle must be positive") }
-            if let r = retrainEvery, Token.seconds(r) == nil { throw ValidationError("--retrain-every must look like 90s, 10m or 1h") }
+            if let r = retrainEvery { _ = try Token.seconds(r, option: "--retrain-every") }
             if let n = retrainAfterEvents, n < 1 { throw ValidationError("--retrain-after-events must be >= 1") }
             guard keep >= 1 else { throw ValidationError("--keep must be >= 1") }
         }
@@ -119,7 +119,7 @@ struct Worker: ParsableCommand {
             let start = Date()
             var events = 0, users = 0, lastReport = Date(), lastRetrain = Date(), sinceRetrain = 0
             var lastIdle: String?
-            let period = retrainEvery.flatMap(Token.seconds).map(Double.init)
+            let period = try retrainEvery.map { Double(try Token.seconds($0, option: "--retrain-every")) }
             while !CLIContext.cancel.isCancelled && (seconds == 0 || Date().timeIntervalSince(start) < seconds) {
                 let s = try worker.step()
                 if worker.idleReason != lastIdle {
@@ -168,7 +168,8 @@ struct Worker: ParsableCommand {
                     usleep(useconds_t(idle * 1e6))
                 }
             }
-            Console.err("worker rank: stopped at event \(worker.nextEvent) (\(events) events, \(users) lists this run)")
+            Console.err("worker rank: stopped at event \(worker.nextEvent) (\(events) events, \(users) lists this run"
+                        + (worker.fenced > 0 ? "; \(worker.fenced) batches dropped: another worker had moved the cursor)" : ")"))
         }
     }
 }

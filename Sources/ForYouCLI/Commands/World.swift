@@ -19,7 +19,7 @@ struct WorldCommand: ParsableCommand {
 
     func run() throws {
         let dir = data.directory
-        let log = try EventLog(directory: dir.events)
+        let log = try EventLog(directory: dir.events, access: .append)
         guard log.endId == 0 else { throw CLIError("\(dir.events) already holds \(log.endId) events; use an empty --data-dir") }
         var c = WorldConfig()
         c.users = users; c.videos = videos; c.topics = topics; c.seed = seed
@@ -45,7 +45,7 @@ struct Demo: ParsableCommand {
 
     func run() throws {
         let dir = DataDirectory(dataDir)
-        var log: EventLog? = try EventLog(directory: dir.events)
+        var log: EventLog? = try EventLog(directory: dir.events, access: .append)
         let store = try dir.openStore()
         if log!.endId == 0 {
             var c = WorldConfig()
