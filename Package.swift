@@ -3,7 +3,12 @@ import PackageDescription
 
 // The data path is visible in the targets: Interactions -> Rankers -> Scoring -> Evaluation,
 // with Artifacts persisting models; LinearAlgebra is the only Swift code that calls C BLAS/LAPACKE.
+// The numeric kernels (no I/O, no parsing: they compute on arrays other modules built) keep
+// -Ounchecked in release; every module that reads input (HTTP bodies, log records, import
+// files, store rows, artifacts, media) is built with checks on (`checked`), so an out-of-bounds
+// read there traps instead of corrupting memory.
 let release: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+let checked: [SwiftSetting] = []
 
 let package = Package(
     name: "foryou",
@@ -32,42 +37,42 @@ let package = Package(
         .target(name: "CVectorKernels", cSettings: [.unsafeFlags(["-O3"])]),
         .target(name: "LinearAlgebra", dependencies: ["CBLAS", "CLAPACKE", "CVectorKernels"], swiftSettings: release),
         .target(name: "Checksum", swiftSettings: release),
-        .target(name: "EventLog", dependencies: ["Checksum"], swiftSettings: release),
-        .target(name: "Interactions", dependencies: ["Checksum", "EventLog"], swiftSettings: release),
+        .target(name: "EventLog", dependencies: ["Checksum"], swiftSettings: checked),
+        .target(name: "Interactions", dependencies: ["Checksum", "EventLog"], swiftSettings: checked),
         // The networked event log: the same events on a Kafka topic (librdkafka).
-        .target(name: "KafkaLog", dependencies: ["EventLog", "CRdKafka"], swiftSettings: release),
+        .target(name: "KafkaLog", dependencies: ["EventLog", "CRdKafka"], swiftSettings: checked),
         .target(name: "CandidateStore", dependencies: ["Checksum", "Interactions", "Scoring",
                                                        .product(name: "GRDB", package: "GRDB.swift")],
-                swiftSettings: release),
+                swiftSettings: checked),
         // The networked candidate store: the same store behaviour on PostgreSQL (postgres-nio).
         .target(name: "PostgresStore", dependencies: ["CandidateStore", .product(name: "PostgresNIO", package: "postgres-nio")],
-                swiftSettings: release),
+                swiftSettings: checked),
         .target(name: "Workers", dependencies: ["Interactions", "EventLog", "KafkaLog", "Rankers", "Scoring", "Evaluation", "Artifacts",
-                                                "CandidateStore", "Media"], swiftSettings: release),
+                                                "CandidateStore", "Media"], swiftSettings: checked),
         .target(name: "Workbench", dependencies: ["Checksum", "Artifacts", "Evaluation", "Rankers", "Scoring", "Workers",
-                                                  "EventLog", "CandidateStore"], swiftSettings: release),
-        .target(name: "Media", dependencies: ["Checksum"], swiftSettings: release),
-        .target(name: "Simulator", dependencies: ["Interactions", "EventLog", "CandidateStore"], swiftSettings: release),
-        .target(name: "World", dependencies: ["Interactions", "EventLog", "CandidateStore"], swiftSettings: release),
+                                                  "EventLog", "CandidateStore"], swiftSettings: checked),
+        .target(name: "Media", dependencies: ["Checksum"], swiftSettings: checked),
+        .target(name: "Simulator", dependencies: ["Interactions", "EventLog", "CandidateStore"], swiftSettings: checked),
+        .target(name: "World", dependencies: ["Interactions", "EventLog", "CandidateStore"], swiftSettings: checked),
         .target(name: "FeedServer", dependencies: [
             "CandidateStore", "EventLog", "KafkaLog", "Media", "Checksum",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "NIOPosix", package: "swift-nio"),
-        ], swiftSettings: release),
+        ], swiftSettings: checked),
         .target(name: "Rankers", dependencies: ["LinearAlgebra", "Interactions"], swiftSettings: release),
         .target(name: "Scoring", dependencies: ["LinearAlgebra", "Interactions", "Rankers"], swiftSettings: release),
         .target(name: "Evaluation", dependencies: ["Interactions", "Scoring"], swiftSettings: release),
         .target(name: "Artifacts", dependencies: ["Checksum", "LinearAlgebra", "Interactions", "Rankers"],
-                swiftSettings: release),
+                swiftSettings: checked),
         .target(name: "ForYou", dependencies: ["LinearAlgebra", "Interactions", "Rankers", "Scoring",
                                                "Evaluation", "Artifacts", "EventLog", "CandidateStore",
                                                "World", "Workers", "Workbench", "Simulator", "Media", "FeedServer",
                                                "PostgresStore", "KafkaLog"]),
         .executableTarget(name: "ForYouCLI", dependencies: [
             "ForYou", .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ], swiftSettings: release),
+        ], swiftSettings: checked),
         .target(name: "TestSupport", dependencies: ["ForYou"], path: "Tests/TestSupport"),
         .testTarget(name: "LinearAlgebraTests", dependencies: ["LinearAlgebra", "TestSupport"]),
         .testTarget(name: "InteractionsTests", dependencies: ["Interactions", "TestSupport"]),

@@ -65,11 +65,11 @@ public struct IdMap: Sendable, Equatable {
         if b[i] == UInt8(ascii: "0") && n - i > 1 { return nil }
         if negative && b[i] == UInt8(ascii: "0") { return nil }
         var v: Int64 = 0
-        while i < n {
+        while i < n {  // at most 18 digits: cannot overflow
             let d = b[i] &- 48
             if d > 9 { return nil }
-            v = v * 10 + Int64(d)
-            i += 1
+            v = v &* 10 &+ Int64(d)
+            i &+= 1
         }
         return negative ? -v : v
     }

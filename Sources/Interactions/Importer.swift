@@ -139,7 +139,11 @@ public struct Importer: Sendable {
         let needed = max(lay.user, lay.item, lay.weight ?? 0) + 1
         let maxCol = max(needed, (lay.time ?? 0) + 1)
         // One slot more than the columns used, so that the split format sees a fifth field.
-        var fields = [UnsafeRawBufferPointer](repeating: UnsafeRawBufferPointer(start: nil, count: 0), count: maxCol + 1)
+        // A buffer pointer, not an array: the per-field reads and writes of the hot loop carry no
+        // bounds checks (every index below is < maxCol + 1 by construction).
+        let fields = UnsafeMutableBufferPointer<UnsafeRawBufferPointer>.allocate(capacity: maxCol + 1)
+        fields.initialize(repeating: UnsafeRawBufferPointer(start: nil, count: 0))
+        defer { fields.deallocate() }
         let estimate = bytes.count / 16
         out.userIndex.reserveCapacity(out.count + estimate)
         out.itemIndex.reserveCapacity(out.count + estimate)
@@ -150,7 +154,7 @@ public struct Importer: Sendable {
             lineNo += 1
             if line.count == 0 { continue }
             dataLines += 1
-            let nf = scanner.split(line, into: &fields)
+            let nf = scanner.split(line, into: fields)
             for f in 0..<min(nf, maxCol) { fields[f] = LineScanner.trimmed(fields[f]) }
             if nf < needed {
                 let which = nf <= lay.user ? "user" : nf <= lay.item ? "item" : "weight"
@@ -247,7 +251,7 @@ struct LineScanner {
     /// Fills `fields` with up to `fields.count` fields of `line`; returns how many the line has
     /// (counting only up to `fields.count`).
     @inline(__always)
-    func split(_ line: UnsafeRawBufferPointer, into fields: inout [UnsafeRawBufferPointer]) -> Int {
+    func split(_ line: UnsafeRawBufferPointer, into fields: UnsafeMutableBufferPointer<UnsafeRawBufferPointer>) -> Int {
         let p = line.baseAddress!.assumingMemoryBound(to: UInt8.self)
         let n = line.count
         var f = 0
@@ -272,8 +276,8 @@ struct LineScanner {
                 s = d + 1
                 continue
             }
-            var e = s
-            while e < n && p[e] != delimiter { e += 1 }
+            var e = n
+            if s < n, let d = memchr(p + s, Int32(delimiter), n - s) { e = p.distance(to: d.assumingMemoryBound(to: UInt8.self)) }
             fields[f] = UnsafeRawBufferPointer(start: p + s, count: e - s)
             f += 1
             if e >= n { return f }
@@ -285,7 +289,7 @@ struct LineScanner {
     /// `field` without the spaces around it.
     @inline(__always)
     static func trimmed(_ field: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
-        guard let base = field.baseAddress, field.count > 0 else { return field }
+        guard let base = field.baseAddress, field.count > 0, field[0] == 0x20 || field[field.count - 1] == 0x20 else { return field }
         var s = 0, e = field.count
         while s < e && field[s] == 0x20 { s += 1 }
         while e > s && field[e - 1] == 0x20 { e -= 1 }
@@ -293,8 +297,10 @@ struct LineScanner {
     }
 
     func fields(of line: UnsafeRawBufferPointer) -> [UnsafeRawBufferPointer] {
-        var out = [UnsafeRawBufferPointer](repeating: UnsafeRawBufferPointer(start: nil, count: 0), count: 4096)
-        let n = split(line, into: &out)
+        let out = UnsafeMutableBufferPointer<UnsafeRawBufferPointer>.allocate(capacity: 4096)
+        defer { out.deallocate() }
+        out.initialize(repeating: UnsafeRawBufferPointer(start: nil, count: 0))
+        let n = split(line, into: out)
         return Array(out[0..<n])
     }
 }
@@ -341,16 +347,18 @@ enum NumberParser {
         var mant: UInt64 = 0
         var digits = 0
         var frac = 0
+        // Wrapping operators where overflow cannot happen (at most 18 digits; i < n): no checks
+        // in the per-byte loop.
         while i < n, b[i] &- 48 <= 9 {
-            if digits < 18 { mant = mant * 10 + UInt64(b[i] &- 48); digits += 1 } else { frac -= 1 }
-            i += 1
+            if digits < 18 { mant = mant &* 10 &+ UInt64(b[i] &- 48); digits &+= 1 } else { frac &-= 1 }
+            i &+= 1
         }
         var any = digits > 0
         if i < n && b[i] == UInt8(ascii: ".") {
             i += 1
             while i < n, b[i] &- 48 <= 9 {
-                if digits < 18 { mant = mant * 10 + UInt64(b[i] &- 48); digits += 1; frac += 1 }
-                i += 1
+                if digits < 18 { mant = mant &* 10 &+ UInt64(b[i] &- 48); digits &+= 1; frac &+= 1 }
+                i &+= 1
                 any = true
             }
         }

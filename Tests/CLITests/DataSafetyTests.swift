@@ -176,13 +176,37 @@ final class DataSafetyTests: XCTestCase {
     }
 
     /// Finding 5: two ranking workers on one store: the cursor is a compare-and-set, so the
-    /// lists end exactly as one uninterrupted worker leaves them.
-    func testTwoRankingWorkersOnOneStoreEndAsOneDoes() throws {
-        let data = dir + "/data"
+    /// lists end exactly as one uninterrupted worker leaves them. SQLite, then PostgreSQL.
+    func testTwoRankingWorkersOnOneSQLiteStoreEndAsOneDoes() throws {
+        try twoWorkers(store: nil, referenceStore: nil)
+    }
+
+    func testTwoRankingWorkersOnOnePostgresStoreEndAsOneDoes() throws {
+        guard let url = try Fixtures.postgresDatabase(), let ref = try Fixtures.postgresDatabase() else {
+            throw XCTSkip("FORYOU_TEST_POSTGRES is not set (scripts/test starts a cluster)")
+        }
+        try twoWorkers(store: url, referenceStore: ref)
+    }
+
+    func twoWorkers(store url: String?, referenceStore refURL: String?) throws {
+        let data = dir + "/data", copy = dir + "/copy"
+        let storeArgs = url.map { ["--store", $0] } ?? [], refArgs = refURL.map { ["--store", $0] } ?? []
         XCTAssertEqual(try CLIRunner.run(["world", "--users", "300", "--videos", "120", "--topics", "6", "--data-dir", data]).status, 0)
-        let r = try CLIRunner.run(["rescore", "--data-dir", data, "--models", dir + "/models", "--factors", "16", "--iters", "6",
-                                   "--top", "60"])
-        XCTAssertEqual(r.status, 0, r.stderr)
+        if let url, let refURL {
+            // The world's catalog goes into both PostgreSQL databases.
+            let catalog = dir + "/catalog.jsonl"
+            let listed = try CLIRunner.run(["videos", "list", "--data-dir", data])
+            XCTAssertEqual(listed.status, 0, listed.stderr)
+            Fixtures.write(listed.stdout, to: catalog)
+            for u in [url, refURL] {
+                let r = try CLIRunner.run(["videos", "import", catalog, "--data-dir", data, "--store", u])
+                XCTAssertEqual(r.status, 0, r.stderr)
+            }
+        }
+        // The same model, generation and backlog (events after its training) for both runs.
+        let model = dir + "/model"
+        let trainedModel = try CLIRunner.run(["train", "--events", data, "--factors", "16", "--iters", "6", "--out", model])
+        XCTAssertEqual(trainedModel.status, 0, trainedModel.stderr)
         let log = try EventLog(directory: data + "/events", access: .append)
         var g = SeededGenerator(seed: 9)
         let now = Int64(Date().timeIntervalSince1970 * 1000)
@@ -193,17 +217,20 @@ final class DataSafetyTests: XCTestCase {
         })
         let end = log.endId
         log.close()
-        let copy = dir + "/copy"
         try FileManager.default.copyItem(atPath: data, toPath: copy)
-        let args = ["worker", "rank", "--top", "60", "--batch", "50", "--seconds", "120", "--until-caught-up"]
-        let clean = try CLIRunner.run(args + ["--data-dir", copy])
+        for (d, args) in [(data, storeArgs), (copy, refArgs)] {
+            let r = try CLIRunner.run(["score-all", "--model", model, "--top", "60", "--into", d] + args)
+            XCTAssertEqual(r.status, 0, r.stderr)
+        }
+        let worker = ["worker", "rank", "--top", "60", "--batch", "50", "--seconds", "120", "--until-caught-up"]
+        let clean = try CLIRunner.run(worker + ["--data-dir", copy] + refArgs)
         XCTAssertEqual(clean.status, 0, clean.stderr)
 
         // Two at once on the same store and log.
         let both = (0..<2).map { _ -> (Process, Pipe) in
             let p = Process()
             p.executableURL = URL(fileURLWithPath: CLIRunner.binary)
-            p.arguments = args + ["--data-dir", data]
+            p.arguments = worker + ["--data-dir", data] + storeArgs
             let err = Pipe()
             p.standardError = err
             p.standardOutput = FileHandle.nullDevice
@@ -219,20 +246,32 @@ final class DataSafetyTests: XCTestCase {
                 fenced += Int(text[m].split(separator: " ")[0]) ?? 0
             }
         }
-        print("safety: two workers over \(end) events; \(fenced) batches fenced off")
+        print("safety: two workers on \(url == nil ? "SQLite" : "PostgreSQL") over \(end) events; \(fenced) batches fenced off")
         let users = (0..<320).map { "\($0)" }
-        func state(_ d: String) throws -> ([String: [String]], UInt64?) {
-            let store = try DataDirectory(d).openStore()
+        func state(_ d: String, _ u: String?) throws -> ([String: [String]], UInt64?) {
+            let store: any FeedStore = try u.map { try PostgresFeedStore(url: $0) } ?? DataDirectory(d).openStore()
             let gen = try XCTUnwrap(try store.liveGeneration()).id
             var lists: [String: [String]] = [:]
             for u in users { lists[u] = try store.candidates(generation: gen, user: u)?.map(\.video) }
             return (lists, try store.consumerCursor("ranker")?.nextEvent)
         }
-        let expected = try state(copy), got = try state(data)
+        let expected = try state(copy, refURL), got = try state(data, url)
         XCTAssertEqual(expected.1, end)
         XCTAssertEqual(got.1, end)
         var differing: [String] = []
         for u in users where got.0[u] != expected.0[u] { differing.append(u) }
         XCTAssertEqual(differing, [], "users whose lists differ with two workers")
+    }
+
+    /// Finding 8 at the command line: a negative weight names its line unless asked for.
+    func testNegativeWeightsInAFileAreRefusedUnlessExplicit() throws {
+        let f = dir + "/neg.tsv"
+        Fixtures.write("1\t10\t2\n2\t10 \t-1\n", to: f)
+        let refused = try CLIRunner.run(["inspect", f])
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(refused.stderr.contains("\(f):2: negative weight '-1'"), refused.stderr)
+        let ok = try CLIRunner.run(["inspect", f, "--negative-weights", "explicit"])
+        XCTAssertEqual(ok.status, 0, ok.stderr)
+        XCTAssertTrue(ok.stdout.contains("1 items"), ok.stdout)
     }
 }
