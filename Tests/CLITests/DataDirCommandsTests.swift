@@ -24,7 +24,7 @@ final class DataDirCommandsTests: XCTestCase {
         let data = dir + "/data"
         _ = try run(["world", "--users", "301", "--videos", "90", "--topics", "6", "--data-dir", data])
         _ = try run(["train", "--events", data, "--factors", "8", "--iters", "3", "--out", dir + "/m"])
-        _ = try run(["score-all", "--model", dir + "/m", "--top", "25", "--into", data])  // generation 1, one process
+        _ = try run(["score-all", "--model", dir + "/m", "--top", "25", "--user-block", "64", "--into", data])  // generation 1, one process
         let store = try DataDirectory(data).openStore()
         let users = try ModelStore.load(dir + "/m").users.raw
         func sameLists(_ gen: Int64) throws {
@@ -33,7 +33,7 @@ final class DataDirCommandsTests: XCTestCase {
             }
         }
         // Shard 1 of 3 alone: the generation exists, incomplete, and cannot go live.
-        let first = try run(["score-all", "--model", dir + "/m", "--top", "25", "--into", data, "--shard", "1/3"]).stderr
+        let first = try run(["score-all", "--model", dir + "/m", "--top", "25", "--user-block", "64", "--into", data, "--shard", "1/3"]).stderr
         XCTAssertTrue(first.contains("shard 1/3 of generation 2") && first.contains("waits for 2 more shard(s)"), first)
         XCTAssertTrue(try run(["generations", "list", "--data-dir", data]).stdout.contains("incomplete: 1 of 3 shards written"))
         let early = try CLIRunner.run(["generations", "activate", "2", "--data-dir", data])
@@ -45,7 +45,7 @@ final class DataDirCommandsTests: XCTestCase {
         var results = [CLIRunner.Result?](repeating: nil, count: 2)
         let lock = NSLock()
         DispatchQueue.concurrentPerform(iterations: 2) { i in
-            let r = try? CLIRunner.run(["score-all", "--model", dir + "/m", "--top", "25", "--into", data, "--shard", "\(i + 2)/3"])
+            let r = try? CLIRunner.run(["score-all", "--model", dir + "/m", "--top", "25", "--user-block", "64", "--into", data, "--shard", "\(i + 2)/3"])
             lock.lock(); results[i] = r; lock.unlock()
         }
         for r in results { XCTAssertEqual(r?.status, 0, r?.stderr ?? "did not run") }
@@ -55,27 +55,27 @@ final class DataDirCommandsTests: XCTestCase {
         XCTAssertEqual(live.users, users.count)
         XCTAssertTrue(live.complete)
         try sameLists(2)
-        let again = try run(["score-all", "--model", dir + "/m", "--top", "25", "--into", data, "--shard", "2/3"]).stderr
+        let again = try run(["score-all", "--model", dir + "/m", "--top", "25", "--user-block", "64", "--into", data, "--shard", "2/3"]).stderr
         XCTAssertTrue(again.contains("already written; nothing to do"), again)
 
         // A shard killed at any point wrote all of its lists or none; running it again completes the build.
-        _ = try run(["score-all", "--model", dir + "/m", "--top", "25", "--into", data, "--shard", "1/2", "--build", "b2"])
+        _ = try run(["score-all", "--model", dir + "/m", "--top", "25", "--user-block", "64", "--into", data, "--shard", "1/2", "--build", "b2"])
         let doomed = Process()
         doomed.executableURL = URL(fileURLWithPath: CLIRunner.binary)
-        doomed.arguments = ["score-all", "--model", dir + "/m", "--top", "25", "--into", data, "--shard", "2/2", "--build", "b2"]
+        doomed.arguments = ["score-all", "--model", dir + "/m", "--top", "25", "--user-block", "64", "--into", data, "--shard", "2/2", "--build", "b2"]
         doomed.standardError = FileHandle.nullDevice
         try doomed.run()
         usleep(60_000)
         kill(doomed.processIdentifier, SIGKILL)
         doomed.waitUntilExit()
-        _ = try run(["score-all", "--model", dir + "/m", "--top", "25", "--into", data, "--shard", "2/2", "--build", "b2"])
+        _ = try run(["score-all", "--model", dir + "/m", "--top", "25", "--user-block", "64", "--into", data, "--shard", "2/2", "--build", "b2"])
         XCTAssertEqual(try store.liveGeneration()?.id, 3)
         try sameLists(3)
 
         // The same shards into PostgreSQL (--store): the same lists as the single SQLite run.
         if let pg = try Fixtures.postgresDatabase() {
             DispatchQueue.concurrentPerform(iterations: 2) { i in
-                let r = try? CLIRunner.run(["score-all", "--model", dir + "/m", "--top", "25", "--into", data, "--store", pg,
+                let r = try? CLIRunner.run(["score-all", "--model", dir + "/m", "--top", "25", "--user-block", "64", "--into", data, "--store", pg,
                                             "--shard", "\(i + 1)/2"])
                 XCTAssertEqual(r?.status, 0, r?.stderr ?? "did not run")
             }
@@ -114,7 +114,7 @@ final class DataDirCommandsTests: XCTestCase {
         }
 
         // Mistakes are refused with the reason.
-        let wrongN = try CLIRunner.run(["score-all", "--model", dir + "/m", "--top", "25", "--into", data, "--shard", "1/4", "--build", "b2"])
+        let wrongN = try CLIRunner.run(["score-all", "--model", dir + "/m", "--top", "25", "--user-block", "64", "--into", data, "--shard", "1/4", "--build", "b2"])
         XCTAssertNotEqual(wrongN.status, 0)
         XCTAssertTrue(wrongN.stderr.contains("build b2 is generation 3 with 2 shards, not 4"), wrongN.stderr)
         for (args, message) in [(["--shard", "0/2", "--into", data], "--shard must be I/N"), (["--shard", "1/2", "--out", dir + "/x.tsv"], "--shard needs --into DATA_DIR or --store"),

@@ -9,8 +9,9 @@ struct ScoreAll: ParsableCommand {
         discussion: """
         Writes user<TAB>item<TAB>score lines in rank order, raw ids. Users with fewer unseen items than N get fewer lines.
 
-        With --into and --shard I/N, this process scores only the I-th of N equal ranges of the \
-        model's users into a generation shared by the N processes (on one machine or several \
+        With --into and --shard I/N, this process scores only the I-th of N ranges of the \
+        model's users (whole --user-block blocks, so every user is scored by exactly the GEMM \
+        one process would use, to the bit) into a generation shared by the N processes (on one machine or several \
         over a shared store): the first to arrive creates it, each writes its lists and marks \
         its shard done in one transaction, and the generation goes live when the last shard \
         is written. A shard that dies wrote nothing: run the same command again. Shards of one \
@@ -76,9 +77,12 @@ struct ScoreAll: ParsableCommand {
         }
         let sharding = try shardSpec()
         if let (i, n) = sharding {
-            // Shard i of n: users [i*U/n, (i+1)*U/n) in the model's order.
-            let u = m.users.count
-            subset = (i * u / n..<(i + 1) * u / n).map { Int32($0) }
+            // Shard i of n: blocks [i*B/n, (i+1)*B/n) of the B user blocks, in the model's order.
+            // Whole blocks: a user's row sits at the same place of the same GEMM block as in a
+            // one-process run, so BLAS rounds its scores the same way (edge kernels differ).
+            let u = m.users.count, blocks = (u + userBlock - 1) / userBlock
+            let lo = min(u, i * blocks / n * userBlock), hi = min(u, (i + 1) * blocks / n * userBlock)
+            subset = (lo..<hi).map { Int32($0) }
         }
         let total = subset?.count ?? m.users.count
         let target: (any FeedStore)? = into != nil || store != nil ? try StoreOption.open(store, dataDir: into ?? "var") : nil
