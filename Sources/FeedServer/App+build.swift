@@ -8,22 +8,22 @@ import EventLog
 public func buildRouter(_ service: FeedService) -> Router<FeedContext> {
     let router = Router(context: FeedContext.self)
     router.add(middleware: ObservabilityMiddleware(service: service))
-    router.get("/healthz") { _, _ in jsonResponse(.ok, #"{"status":"ok"}"#) }
-    router.get("/") { request, context in WebClient.page(request, context) }
-    router.get("/readyz") { _, _ in
+    router.add(middleware: ProtocolMiddleware())
+    readable(router, "/healthz") { _, _ in jsonResponse(.ok, #"{"status":"ok"}"#) }
+    readable(router, "/") { request, context in WebClient.page(request, context) }
+    readable(router, "/readyz") { _, _ in
         guard let live = service.state.live else {
             throw APIError(.serviceUnavailable, "not_ready", "no candidate generation is live yet")
         }
         if let f = service.log.writerFailure ?? service.followFailure { throw APIError(.serviceUnavailable, "event_log_failed", f) }
         return jsonResponse(.ok, #"{"status":"ready","generation":\#(live.id)}"#)
     }
-    router.get("/metrics") { _, _ in
+    readable(router, "/metrics") { _, _ in
         let counts = service.state.counts
         var gauges: [(String, String, Double)] = [
             ("foryou_events_total", "Events applied to the in-memory state (replayed, appended, followed).", Double(service.state.eventsAppliedCount)),
             ("foryou_users_known", "Users with events.", Double(counts.users)),
             ("foryou_videos", "Videos in the catalog.", Double(counts.videos)),
-            ("foryou_sessions", "Paging sessions held.", Double(counts.sessions)),
         ]
         if let live = service.state.live {
             gauges.append(("foryou_live_generation", "Id of the live candidate generation.", Double(live.id)))
@@ -36,11 +36,11 @@ public func buildRouter(_ service: FeedService) -> Router<FeedContext> {
         return Response(status: .ok, headers: h, body: .init(byteBuffer: ByteBuffer(string: service.metrics.render(gauges: gauges))))
     }
     let api = router.group("api/v1").add(middleware: AuthMiddleware(service: service))
-    api.get("foryou") { request, context in try await FeedRoutes.foryou(service, request, context) }
+    readable(api, "foryou") { request, context in try await FeedRoutes.foryou(service, request, context) }
     api.post("events") { request, context in try await EventRoutes.post(service, request, context) }
     api.post("events:batch") { request, context in try await EventRoutes.batch(service, request, context) }
     api.post("videos") { request, context in try await VideoRoutes.create(service, request, context) }
-    api.get("videos/:id") { request, context in try await VideoRoutes.get(service, request, context) }
+    readable(api, "videos/:id") { request, context in try await VideoRoutes.get(service, request, context) }
     api.post("uploads") { request, context in try await UploadRoutes.create(service, request, context) }
     router.get("media/**") { request, context in try MediaRoutes.get(service, request, context) }
     router.head("media/**") { request, context in try MediaRoutes.get(service, request, context) }
@@ -50,7 +50,10 @@ public func buildRouter(_ service: FeedService) -> Router<FeedContext> {
 public func buildApplication(_ service: FeedService,
                              onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
     let router = buildRouter(service)
+    // Idle connections, and connections that never finish sending a request head, are closed
+    // after `idleTimeoutSeconds` (the timer runs until a complete head has been read).
     return Application(router: router,
+                       server: .http1(configuration: .init(idleTimeout: .milliseconds(Int64(service.config.idleTimeoutSeconds * 1000)))),
                        configuration: .init(address: .hostname(service.config.host, port: service.config.port),
                                             serverName: "foryou"),
                        onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) })
@@ -81,9 +84,16 @@ struct ObservabilityMiddleware: RouterMiddleware {
             let route = context.endpointPath ?? "unmatched"
             service.metrics.observeRequest(method: request.method.rawValue, route: route, status: status, seconds: seconds)
             if service.config.logRequests {
-                let line = "{\"method\":\"\(request.method)\",\"path\":\"\(request.uri.path)\",\"status\":\(status),"
-                    + "\"ms\":\(String(format: "%.3f", seconds * 1000)),\"user\":\"\(context.user ?? "")\"}\n"
-                FileHandle.standardError.write(Data(line.utf8))
+                // Every string escaped by the writer: a quote in a path cannot forge a field.
+                let w = JSONWriter()
+                w.object {
+                    w.field("method", request.method.rawValue)
+                    w.field("path", request.uri.path)
+                    w.field("status", status)
+                    w.field("ms", (seconds * 1e6).rounded() / 1000)
+                    w.field("user", context.user)
+                }
+                if let sink = service.config.requestLogSink { sink(w.bytes) } else { FileHandle.standardError.write(Data(w.bytes + [0x0A])) }
             }
         }
         do {
@@ -97,6 +107,37 @@ struct ObservabilityMiddleware: RouterMiddleware {
             status = Int(e.status.code)
             throw APIError(e.status, "http_error", "\(e.status.reasonPhrase)")
         }
+    }
+}
+
+/// Registers `handler` for GET and for HEAD, which answers with GET's status and headers
+/// (Content-Length included) and no body.
+func readable<Context: RequestContext>(_ router: some RouterMethods<Context>, _ path: RouterPath,
+                                       _ handler: @escaping @Sendable (Request, Context) async throws -> Response) {
+    router.get(path, use: handler)
+    router.head(path) { request, context in
+        let response = try await handler(request, context)
+        var headers = response.headers
+        if headers[.contentLength] == nil, let n = response.body.contentLength { headers[.contentLength] = String(n) }
+        return Response(status: response.status, headers: headers, body: .init())
+    }
+}
+
+/// A transfer coding other than chunked is refused (501) before any body is read.
+struct ProtocolMiddleware: RouterMiddleware {
+    typealias Context = FeedContext
+
+    func handle(_ request: Request, context: FeedContext, next: (Request, FeedContext) async throws -> Response) async throws -> Response {
+        if let te = request.headers[.transferEncoding] {
+            let codings = te.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+            guard codings == ["chunked"] else {
+                var e = APIError(.notImplemented, "unsupported_transfer_coding",
+                                 "Transfer-Encoding '\(te)' is not supported (only chunked)", field: "Transfer-Encoding")
+                e.headers[.connection] = "close"
+                throw e
+            }
+        }
+        return try await next(request, context)
     }
 }
 
@@ -141,12 +182,12 @@ enum Body {
 public func buildMetricsApplication(host: String, port: Int, render: @escaping @Sendable () -> String,
                                     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
     let router = Router()
-    router.get("/metrics") { _, _ in
+    readable(router, "/metrics") { _, _ in
         var h = HTTPFields()
         h[.contentType] = "text/plain; version=0.0.4"
         return Response(status: .ok, headers: h, body: .init(byteBuffer: ByteBuffer(string: render())))
     }
-    router.get("/healthz") { _, _ in jsonResponse(.ok, #"{"status":"ok"}"#) }
+    readable(router, "/healthz") { _, _ in jsonResponse(.ok, #"{"status":"ok"}"#) }
     return Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "foryou-worker"),
                        onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) })
 }

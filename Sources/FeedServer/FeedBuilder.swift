@@ -5,8 +5,8 @@ import CandidateStore
 ///
 /// Order of sources: the user's list in the generation the cursor pins (the live one for a new
 /// session), then trending (time-decayed popularity) once the list is missing or exhausted;
-/// a share of slots goes to fresh uploads with few impressions. Seen videos (any event), videos
-/// already served in this session and videos not `ready` are skipped; at most `maxPerTopic` of
+/// a share of slots goes to fresh uploads with few events. Seen videos (any event), videos
+/// already served in this session (the cursor's filter) and videos not `ready` are skipped; at most `maxPerTopic` of
 /// one topic and `maxPerCreator` of one creator appear in any `diversityWindow` consecutive
 /// slots (relaxed only when nothing else is left).
 struct FeedBuilder {
@@ -54,36 +54,38 @@ struct FeedBuilder {
         let variant = experiment?.variant(for: user)
         var generation = cursor?.generation ?? variant?.generation ?? live?.id ?? -1
         var position = Int(cursor?.position ?? 0)
+        var deferredIn = (cursor?.deferred ?? []).map(Int.init).filter { $0 < position }.sorted()
         var packed: PackedCandidates? = nil
         if generation >= 0 {
             guard let p = try list(generation) else { return nil }
             packed = p
         }
         if let c = cursor, packed == nil, let live, live.id != c.generation {
-            // The pinned generation was pruned: continue on the live list (the session's served
-            // set keeps earlier pages from repeating).
+            // The pinned generation was pruned: continue on the live list (the cursor's served
+            // filter keeps earlier pages from repeating).
             generation = live.id
             position = 0
+            deferredIn = []
             guard let p = try list(live.id) else { return nil }
             packed = p
         }
         let model = state.model(ofGeneration: generation) ?? live?.model ?? "model"
-        let snap = state.snapshot(user: user, session: session)
+        let snap = state.snapshot(user: user)
         let videos = snap.videos
-        // Seen (any event), already served this session, or picked for this page.
-        struct Excluded {
-            let seen: Set<Int32>, served: Set<Int32>
-            var picked: Set<Int32>
-            func contains(_ i: Int32) -> Bool { picked.contains(i) || (!seen.isEmpty && seen.contains(i)) || (!served.isEmpty && served.contains(i)) }
-            mutating func insert(_ i: Int32) { picked.insert(i) }
-        }
-        var excluded = Excluded(seen: snap.seen, served: snap.served, picked: Set(minimumCapacity: limit * 2))
+        // Everything the session served, whichever server served it (carried by the cursor).
+        var served = cursor?.served ?? ServedFilter()
+        // Seen (any event), served earlier in the session, or picked for this page.
         var picked: [Item] = []
         var explore: [Item] = []
+        var pickedSet = Set<Int32>(minimumCapacity: limit * 2)
 
         let meta = snap.meta
         func ready(_ i: Int32) -> Bool { Int(i) < meta.count && meta[Int(i)].ready }
         func video(_ i: Int32) -> VideoBox { videos[Int(i)]! }
+        /// Call after `ready(i)`.
+        func excluded(_ i: Int32) -> Bool {
+            pickedSet.contains(i) || snap.seen.contains(i) || served.contains(hash: video(i).idHash)
+        }
         // At most maxPerTopic / maxPerCreator in any diversityWindow consecutive slots.
         func diverse(_ i: Int32, _ extra: [Item] = []) -> Bool {
             let v = meta[Int(i)]
@@ -107,29 +109,63 @@ struct FeedBuilder {
         let exploreSlots = min(limit - 1, Int(Double(limit) * config.explorationShare))
         let mainTarget = limit - max(0, exploreSlots)
 
-        // 1. The precomputed list.
+        // 1. The precomputed list: the deferred entries first, then onward from the position.
+        // Entries before the position are never visited again but for the deferred ones (at most
+        // FeedCursor.maxDeferred, the best ranked kept), so the list never repeats itself.
         var p = position
-        var firstDeferred: Int?
+        var deferredOut: [Int] = []
         let entries = packed ?? PackedCandidates(generation: generation, itemTable: [], blob: Data())
         let map = packed.map { state.mapping(for: $0) } ?? []
         func global(_ e: (item: UInt32, score: Float)) -> Int32? { Int(e.item) < map.count ? map[Int(e.item)] : nil }
-        while picked.count < mainTarget && p < entries.count {
-            let e = entries[p]
+        var revisit = deferredIn[...]
+        func nextListPosition() -> Int? {
+            if let q = revisit.first { revisit = revisit.dropFirst(); return q }
+            guard p < entries.count else { return nil }
             defer { p += 1 }
-            guard let i = global(e), !excluded.contains(i), ready(i) else { continue }
-            guard diverse(i) else { firstDeferred = firstDeferred ?? p; continue }
-            picked.append(Item(index: i, video: video(i), ranker: model, generation: generation, score: e.score))
-            excluded.insert(i)
+            return p
         }
+        func pickFromList(_ q: Int, _ i: Int32, _ score: Float) {
+            picked.append(Item(index: i, video: video(i), ranker: model, generation: generation, score: score))
+            pickedSet.insert(i)
+        }
+        while picked.count < mainTarget, let q = nextListPosition() {
+            let e = entries[q]
+            guard let i = global(e), ready(i), !excluded(i) else { continue }  // dropped for good
+            guard diverse(i) else { deferredOut.append(q); continue }
+            pickFromList(q, i, e.score)
+        }
+        deferredOut += revisit
+        revisit = []
         let listExhausted = p >= entries.count
-        let nextPosition = firstDeferred ?? p
 
-        // 2. Fresh uploads in the exploration slots.
-        if exploreSlots > 0 {
-            for i in snap.fresh where explore.count < exploreSlots {
-                guard !excluded.contains(i), ready(i), diverse(i, explore) else { continue }
+        // Entries the session has passed (served, or dropped) cannot come back as fresh or trending.
+        var consumedCache: Set<Int32>?
+        func consumed(_ i: Int32) -> Bool {
+            if consumedCache == nil {
+                let keep = Set(deferredOut)
+                var c = Set<Int32>(minimumCapacity: p)
+                for q in 0..<min(p, entries.count) where !keep.contains(q) { if let g = global(entries[q]) { c.insert(g) } }
+                consumedCache = c
+            }
+            return consumedCache!.contains(i)
+        }
+
+        // 2. Fresh uploads in the exploration slots: the pool (ordered by id, the same on every
+        // server) read round from a point this session and page pick, so exposure spreads over
+        // sessions and a page depends on its cursor only.
+        let pool = snap.fresh
+        if exploreSlots > 0 && !pool.isEmpty {
+            var z = session ^ (UInt64(cursor?.page ?? 0) &* 0x9E37_79B9_7F4A_7C15)
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            let start = Int((z ^ (z >> 31)) % UInt64(pool.count))
+            var k = 0
+            while k < pool.count && explore.count < exploreSlots {
+                let i = pool[(start + k) % pool.count]
+                k += 1
+                guard ready(i), !excluded(i), !consumed(i), diverse(i, explore) else { continue }
                 explore.append(Item(index: i, video: video(i), ranker: "fresh", generation: nil, score: nil))
-                excluded.insert(i)
+                pickedSet.insert(i)
             }
         }
 
@@ -140,25 +176,26 @@ struct FeedBuilder {
             while picked.count + explore.count < limit && q < snap.trending.count {
                 let i = snap.trending[q]
                 q += 1
-                guard !excluded.contains(i), ready(i) else { continue }
+                guard ready(i), !excluded(i), !consumed(i) else { continue }
                 if !relaxed && !diverse(i) { continue }
                 picked.append(Item(index: i, video: video(i), ranker: "trending", generation: nil, score: nil))
-                excluded.insert(i)
+                pickedSet.insert(i)
             }
             if !relaxed { tp = q }
         }
         if picked.count + explore.count < limit && listExhausted { fillFromTrending(relaxed: false) }
 
-        // 4. Nothing diverse left: relax the diversity rule rather than return a short page.
+        // 4. Nothing diverse left: relax the diversity rule rather than return a short page
+        // (the deferred entries first, then onward).
         if picked.count + explore.count < limit {
-            var q = nextPosition
-            while picked.count + explore.count < limit && q < entries.count {
+            revisit = deferredOut[...]
+            deferredOut = []
+            while picked.count + explore.count < limit, let q = nextListPosition() {
                 let e = entries[q]
-                q += 1
-                guard let i = global(e), !excluded.contains(i), ready(i) else { continue }
-                picked.append(Item(index: i, video: video(i), ranker: model, generation: generation, score: e.score))
-                excluded.insert(i)
+                guard let i = global(e), ready(i), !excluded(i) else { continue }
+                pickFromList(q, i, e.score)
             }
+            deferredOut += revisit
         }
         if picked.count + explore.count < limit { fillFromTrending(relaxed: true) }
 
@@ -168,10 +205,11 @@ struct FeedBuilder {
             let step = max(1, (items.count + explore.count) / (explore.count + 1))
             for (k, e) in explore.enumerated() { items.insert(e, at: min(items.count, (k + 1) * step + k)) }
         }
-        state.recordServed(session: session, videos: items.map(\.index))
+        for item in items { served.insert(hash: item.video.idHash) }
         let next: FeedCursor? = items.count < limit ? nil : FeedCursor(
-            session: session, generation: generation, position: UInt32(nextPosition), trendingPosition: UInt32(tp),
-            page: (cursor?.page ?? 0) + 1)
+            session: session, generation: generation, position: UInt32(p), trendingPosition: UInt32(tp),
+            page: (cursor?.page ?? 0) + 1,
+            deferred: Array(deferredOut.sorted().prefix(FeedCursor.maxDeferred)).map { UInt32($0) }, served: served)
         return Page(items: items, next: next, eventsThrough: packed?.throughEvent,
                     assignment: experiment.map { Assignment(experiment: $0.name, variant: variant!.name) })
     }

@@ -1,4 +1,5 @@
 import Foundation
+import Media
 import KafkaLog
 
 /// Settings of `foryou serve`; defaults suit one machine. Reading flags is the CLI's job.
@@ -12,11 +13,12 @@ public struct FeedServerConfig: Sendable {
     public var maxPerTopic = 3
     public var maxPerCreator = 3
     public var diversityWindow = 10
-    /// Share of a page's slots offered to fresh uploads with few impressions.
+    /// Share of a page's slots offered to fresh uploads with few events.
     public var explorationShare = 0.2
-    /// A video counts as fresh for this long after upload, while under `freshImpressions` impressions.
+    /// A video counts as fresh for this long after upload, while it has fewer than
+    /// `freshMaxEvents` events (counted from the log, so every server agrees).
     public var freshSeconds: Double = 72 * 3600
-    public var freshImpressions = 200
+    public var freshMaxEvents = 200
     /// Half-life of an event's weight in the trending score.
     public var trendingHalfLifeSeconds: Double = 6 * 3600
     /// Per-user request rate limit: sustained rate and burst.
@@ -35,14 +37,21 @@ public struct FeedServerConfig: Sendable {
     /// Largest upload (413 past it) and longest video accepted (422 past it).
     public var maxUploadBytes: Int64 = 256 * 1024 * 1024
     public var maxUploadSeconds: Double = 180
+    /// Width, height, pixels per frame and frame rate an upload may have at most (422 past them;
+    /// its `maxSeconds` is `maxUploadSeconds`).
+    public var uploadLimits = MediaLimits()
     /// Memory for recently served media files.
     public var mediaCacheBytes = 256 * 1024 * 1024
     /// The event log: a Kafka topic several servers share, or (nil) the file log in `eventsDir`
     /// (nil: the data directory's events/ folder).
     public var kafka: KafkaLocation?
     public var eventsDir: String?
-    /// Request logs (one JSON line per request) to stderr.
+    /// Request logs (one JSON line per request) to stderr, or to `requestLogSink` when set.
     public var logRequests = false
+    public var requestLogSink: (@Sendable ([UInt8]) -> Void)?
+    /// A connection with no request in progress (or one that has not sent a whole request head)
+    /// is closed after this long.
+    public var idleTimeoutSeconds: Double = 20
 
     public init() {}
 }

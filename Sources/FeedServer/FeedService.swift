@@ -8,12 +8,22 @@ import KafkaLog
 /// Request context: the authenticated user, set by the auth middleware from the token alone.
 public struct FeedContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
-    public var user: String?
+    /// The verified token's subject (set by the auth middleware).
+    public var user: String? {
+        get { info.user }
+        set { info.user = newValue }
+    }
+    /// Shared by every copy of this request's context, so that middleware earlier in the chain
+    /// (the request log) sees what later middleware learned (the user).
+    let info = RequestInfo()
 
     public init(source: Source) {
         coreContext = .init(source: source)
-        user = nil
     }
+}
+
+final class RequestInfo: @unchecked Sendable {
+    var user: String?
 }
 
 /// The feed service's parts: store, event log, in-memory state, signer, metrics.

@@ -1,16 +1,17 @@
 import Foundation
+import Checksum
 import CandidateStore
 import EventLog
 
 /// What the server keeps in memory, rebuilt from the event log and the store at start-up:
-/// each user's seen videos, trending scores, impressions, paging sessions and idempotency keys.
+/// each user's seen videos, trending scores, event counts per video and idempotency keys. Paging
+/// sessions keep no state here: their cursor carries it (`FeedCursor`).
 /// One lock guards it; every operation under it is short.
 final class FeedState: @unchecked Sendable {
     let config: FeedServerConfig
-    /// Catalog, seen sets, trending, impressions. Sessions, rate buckets and idempotency keys
+    /// Catalog, seen sets, trending, event counts. Rate buckets and idempotency keys
     /// have locks of their own so concurrent requests rarely wait on each other.
     private let lock = NSLock()
-    private let sessionLock = NSLock()
     private let rateLock = NSLock()
     private let keyLock = NSLock()
 
@@ -37,14 +38,12 @@ final class FeedState: @unchecked Sendable {
     private var trendStamp: [Double] = []
     private var trendingList: [Int32] = []
     private var freshList: [Int32] = []
-    private var impressions: [Int32: Int] = [:]
-    // Paging sessions: videos already served (bounded, oldest dropped first).
-    private var sessions: [UInt64: Set<Int32>] = [:]
-    private var sessionOrder: [UInt64] = []
-    private var sessionHead = 0
-    static let maxSessions = 200_000
+    /// Events per video index, from the log every server reads (so every server agrees on which
+    /// uploads are still fresh).
+    private var eventCounts: [Int32: Int] = [:]
     // Idempotency: (user, key) -> event id, or nil while the first request is in flight.
-    private var idempotency: [String: UInt64?] = [:]
+    /// Per (user, key): the event's id once stored (nil while in flight) and its request's fingerprint.
+    private var idempotency: [String: (id: UInt64?, fingerprint: UInt64)] = [:]
     /// (event time ms, key) in arrival order, for expiring keys after `idempotencyWindowSeconds`.
     private var keyTimes: [(Int64, String)] = []
     private var keyTimesHead = 0
@@ -115,6 +114,7 @@ final class FeedState: @unchecked Sendable {
     private func applyLocked(_ e: Event) {
         let v = indexLocked(e.video)
         seen[e.user, default: []].insert(v)
+        eventCounts[v, default: 0] += 1
         let w = FeedState.weight(e.type)
         if w > 0 {
             let t = Double(e.timeMs) / 1000
@@ -130,7 +130,7 @@ final class FeedState: @unchecked Sendable {
         if !e.draft.idempotencyKey.isEmpty {
             let k = e.user + "\u{0}" + e.draft.idempotencyKey
             keyLock.lock()
-            idempotency[k] = e.id
+            idempotency[k] = (e.id, FeedState.fingerprint(e.draft))
             keyTimes.append((e.timeMs, k))
             keyLock.unlock()
         }
@@ -166,24 +166,23 @@ final class FeedState: @unchecked Sendable {
     /// (copy-on-write makes that O(1)), so requests are not held up while it sorts.
     func rebuildTrending(now: Double = Date().timeIntervalSince1970) {
         lock.lock()
-        let ids = videoIds, scores = trendScore, stamps = trendStamp, boxes = byIndex, shown = impressions
+        let ids = videoIds, scores = trendScore, stamps = trendStamp, boxes = byIndex, counts = eventCounts
         lock.unlock()
-        var scored: [(Int32, Float)] = []
+        var scored: [(Int32, Float, Int64, String)] = []
         scored.reserveCapacity(ids.count)
         let freshCut = (now - config.freshSeconds) * 1000
-        var fresh: [(Int32, Int, Int64)] = []
+        var fresh: [(Int32, String)] = []
         for i in 0..<ids.count {
             guard i < boxes.count, let v = boxes[i]?.v, v.status == .ready else { continue }
             let s = scores[i] * Float(Foundation.exp2(-(now - stamps[i]) / config.trendingHalfLifeSeconds))
-            scored.append((Int32(i), s))
-            if Double(v.createdAt) >= freshCut {
-                let n = shown[Int32(i)] ?? 0
-                if n < config.freshImpressions { fresh.append((Int32(i), n, v.createdAt)) }
-            }
+            scored.append((Int32(i), s, v.createdAt, v.id))
+            if Double(v.createdAt) >= freshCut && (counts[Int32(i)] ?? 0) < config.freshMaxEvents { fresh.append((Int32(i), v.id)) }
         }
-        // Ties (e.g. no events yet) go to the newest videos; fresh: fewest impressions, then newest.
-        scored.sort { a, b in a.1 != b.1 ? a.1 > b.1 : a.0 > b.0 }
-        fresh.sort { ($0.1, -$0.2, $0.0) < ($1.1, -$1.2, $1.0) }
+        // Ties (e.g. no events yet) go to the newest videos, then by id: the same order on every
+        // server that has seen the same events (indices differ between servers, ids do not).
+        scored.sort { a, b in a.1 != b.1 ? a.1 > b.1 : a.2 != b.2 ? a.2 > b.2 : a.3 < b.3 }
+        // The feed orders the fresh pool per session (`FeedBuilder`); here by id.
+        fresh.sort { $0.1 < $1.1 }
         let list = scored.map(\.0), freshIds = fresh.map(\.0)
         lock.lock()
         trendingList = list
@@ -197,24 +196,14 @@ final class FeedState: @unchecked Sendable {
         var videos: [VideoBox?]
         var meta: [VideoMeta]
         var seen: Set<Int32>
-        var served: Set<Int32>
         var trending: [Int32]
         var fresh: [Int32]
     }
 
-    /// The fresh list is recomputed with trending (every refresh); impressions past the cap
-    /// are filtered here so a busy new video leaves the exploration slots at once.
-    func snapshot(user: String, session: UInt64) -> Snapshot {
-        lock.lock()
-        let fresh = freshList.isEmpty ? [] : freshList.filter { (impressions[$0] ?? 0) < config.freshImpressions }
-        let snap = Snapshot(videos: byIndex, meta: meta, seen: seen[user] ?? [], served: [], trending: trendingList, fresh: fresh)
-        lock.unlock()
-        sessionLock.lock()
-        let served = sessions[session] ?? []
-        sessionLock.unlock()
-        var out = snap
-        out.served = served
-        return out
+    /// The fresh list is recomputed with trending (every refresh).
+    func snapshot(user: String) -> Snapshot {
+        lock.lock(); defer { lock.unlock() }
+        return Snapshot(videos: byIndex, meta: meta, seen: seen[user] ?? [], trending: trendingList, fresh: freshList)
     }
 
     /// Global video indices of a generation's item table (computed once per generation).
@@ -242,24 +231,6 @@ final class FeedState: @unchecked Sendable {
         return catalog[id]
     }
 
-    func recordServed(session: UInt64, videos: [Int32]) {
-        lock.lock()
-        for v in videos { impressions[v, default: 0] += 1 }
-        lock.unlock()
-        sessionLock.lock()
-        defer { sessionLock.unlock() }
-        if sessions[session] == nil {
-            if sessionOrder.count < FeedState.maxSessions {
-                sessionOrder.append(session)
-            } else {
-                sessions[sessionOrder[sessionHead]] = nil
-                sessionOrder[sessionHead] = session
-                sessionHead = (sessionHead + 1) % FeedState.maxSessions
-            }
-        }
-        sessions[session, default: []].formUnion(videos)
-    }
-
     func addVideo(_ v: Video) {
         lock.lock()
         catalog[v.id] = v
@@ -269,16 +240,24 @@ final class FeedState: @unchecked Sendable {
 
     // MARK: idempotency and rate limits
 
-    enum KeyState { case new, done(UInt64), inFlight }
+    enum KeyState: Equatable { case new, done(UInt64), inFlight, mismatch }
 
-    func claim(user: String, key: String) -> KeyState {
+    /// What identifies a request under one Idempotency-Key: its video, type and watch time.
+    static func fingerprint(_ d: EventDraft) -> UInt64 {
+        Array("\(d.video)\u{0}\(d.type.name)\u{0}\(d.watchMs)".utf8).withUnsafeBytes { FNV64.digest($0) }
+    }
+
+    /// A key already used for a different request is `.mismatch` (the IETF idempotency-key
+    /// draft's 422), never a replay of the first one's answer.
+    func claim(user: String, key: String, fingerprint: UInt64) -> KeyState {
         let k = user + "\u{0}" + key
         keyLock.lock(); defer { keyLock.unlock() }
-        switch idempotency[k] {
-        case .none: idempotency[k] = .some(nil); return .new
-        case .some(.none): return .inFlight
-        case .some(.some(let id)): return .done(id)
+        guard let entry = idempotency[k] else {
+            idempotency[k] = (nil, fingerprint)
+            return .new
         }
+        guard entry.fingerprint == fingerprint else { return .mismatch }
+        return entry.id.map { .done($0) } ?? .inFlight
     }
 
     func release(user: String, key: String) {
@@ -292,7 +271,7 @@ final class FeedState: @unchecked Sendable {
         keyLock.lock()
         while keyTimesHead < keyTimes.count && keyTimes[keyTimesHead].0 < cutoff {
             let k = keyTimes[keyTimesHead].1
-            if case .some(.some) = idempotency[k] { idempotency[k] = nil }
+            if idempotency[k]?.id != nil { idempotency[k] = nil }
             keyTimesHead += 1
         }
         if keyTimesHead > 4096 && keyTimesHead * 2 > keyTimes.count {
@@ -331,12 +310,9 @@ final class FeedState: @unchecked Sendable {
         return eventsApplied
     }
 
-    var counts: (users: Int, videos: Int, sessions: Int) {
-        lock.lock()
-        let (u, v) = (seen.count, catalog.count)
-        lock.unlock()
-        sessionLock.lock(); defer { sessionLock.unlock() }
-        return (u, v, sessions.count)
+    var counts: (users: Int, videos: Int) {
+        lock.lock(); defer { lock.unlock() }
+        return (seen.count, catalog.count)
     }
 }
 
@@ -354,9 +330,12 @@ struct VideoMeta {
 final class VideoBox: @unchecked Sendable {
     let v: Video
     let jsonFields: [UInt8]
+    /// The id's hash, as paging cursors' served filters take it.
+    let idHash: UInt64
 
     init(_ v: Video, baseURL: String = "") {
         self.v = v
+        idHash = ServedFilter.hash(v.id)
         let w = JSONWriter()
         w.object {
             w.field("id", v.id)

@@ -43,11 +43,18 @@ enum UploadRoutes {
         }
         let probe: Probe
         do {
-            probe = try await Self.offload { try FFprobe.probe(tmp, maxSeconds: s.config.maxUploadSeconds) }
+            var limits = s.config.uploadLimits
+            limits.maxSeconds = s.config.maxUploadSeconds
+            let checked = limits
+            probe = try await Self.offload { try FFprobe.probe(tmp, limits: checked) }
         } catch let e as MediaError {
             try? FileManager.default.removeItem(atPath: tmp)
-            if case .missingTool = e { throw APIError(.serviceUnavailable, "no_ffprobe", e.description) }
-            throw APIError(.unprocessableContent, "not_a_video", e.description, field: "body")
+            switch e {
+            case .missingTool: throw APIError(.serviceUnavailable, "no_ffprobe", e.description)
+            case .unsupportedContainer: throw APIError(.unprocessableContent, "unsupported_container", e.description, field: "body")
+            case .overLimit, .tooLong: throw APIError(.unprocessableContent, "media_limit", e.description, field: "body")
+            default: throw APIError(.unprocessableContent, "not_a_video", e.description, field: "body")
+            }
         }
         try FileManager.default.moveItem(atPath: tmp, toPath: final)
         let store = s.store, upload = Upload(id: id, owner: user, path: final, bytes: written, durationMs: probe.durationMs,
@@ -89,11 +96,15 @@ enum MediaRoutes {
             throw APIError.notFound("no such media file", field: "path")
         }
         let rel = parts.joined(separator: "/")
-        let path = DataDirectory(s.config.dataDir).media + "/" + rel
-        guard let attrs = try? FileManager.default.attributesOfItem(atPath: path), attrs[.type] as? FileAttributeType == .typeRegular,
+        let root = DataDirectory(s.config.dataDir).media
+        // Never out of media/: the path with every symlink resolved must still lie under the
+        // resolved media folder, and be a regular file (a link inside media/ is not followed out).
+        guard let real = realPath(root + "/" + rel), let realRoot = realPath(root), real.hasPrefix(realRoot + "/"),
+              let attrs = try? FileManager.default.attributesOfItem(atPath: real), attrs[.type] as? FileAttributeType == .typeRegular,
               let size = (attrs[.size] as? NSNumber)?.int64Value else {
             throw APIError.notFound("no such media file", field: "path")
         }
+        let path = real
         let ext = String(rel.split(separator: ".").last ?? "")
         var h = HTTPFields()
         h[.contentType] = types(ext)
@@ -127,6 +138,13 @@ enum MediaRoutes {
                         body: .init(byteBuffer: request.method == .head ? ByteBuffer() : slice))
     }
 
+    /// `path` with every symbolic link and `.`/`..` resolved (realpath(3)); nil when it does not exist.
+    static func realPath(_ path: String) -> String? {
+        guard let r = realpath(path, nil) else { return nil }
+        defer { free(r) }
+        return String(cString: r)
+    }
+
     /// One range of "bytes=a-b", "bytes=a-" or "bytes=-n", clamped to the file; nil when unsatisfiable.
     static func parseRange(_ header: String, size: Int64) -> (Int64, Int64)? {
         guard header.hasPrefix("bytes="), size > 0 else { return nil }
@@ -157,6 +175,26 @@ final class MediaCache: @unchecked Sendable {
 
     init(capacity: Int) { self.capacity = capacity }
 
+    /// The file's bytes, opened with O_NOFOLLOW (a symlink swapped in after the path was checked
+    /// is refused) and only if it is a regular file.
+    static func readNoFollow(_ path: String) -> [UInt8]? {
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return nil }
+        let size = Int(st.st_size)
+        var out = [UInt8](repeating: 0, count: size)
+        var got = 0
+        while got < size {
+            let n = out.withUnsafeMutableBytes { read(fd, $0.baseAddress! + got, size - got) }
+            if n < 0 { if errno == EINTR { continue }; return nil }
+            if n == 0 { break }
+            got += n
+        }
+        return got == size ? out : Array(out[0..<got])
+    }
+
     func file(_ path: String, size: Int64, mtime: Double) throws -> ByteBuffer? {
         lock.lock()
         clock += 1
@@ -166,7 +204,7 @@ final class MediaCache: @unchecked Sendable {
             return e.buffer
         }
         lock.unlock()
-        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        guard let data = Self.readNoFollow(path) else { return nil }
         let buffer = ByteBuffer(bytes: data)
         guard buffer.readableBytes <= capacity / 4 else { return buffer }  // too big to keep
         lock.lock()

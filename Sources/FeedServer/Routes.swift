@@ -118,9 +118,12 @@ enum EventRoutes {
         let key = try idempotencyKey(request)
         var d = try draft(s, o, user: user, key: key)
         if !key.isEmpty {
-            switch s.state.claim(user: user, key: key) {
+            switch s.state.claim(user: user, key: key, fingerprint: FeedState.fingerprint(d)) {
             case .done(let id): return accepted(id, replay: true)
             case .inFlight: throw APIError(.conflict, "in_flight", "a request with this Idempotency-Key is in progress",
+                                           field: "Idempotency-Key")
+            case .mismatch: throw APIError(.unprocessableContent, "idempotency_key_reused",
+                                           "this Idempotency-Key was used with a different request (video, type or watch_ms)",
                                            field: "Idempotency-Key")
             case .new: break
             }

@@ -7,6 +7,10 @@ public enum MediaError: Error, CustomStringConvertible, Equatable {
     case tooLong(seconds: Double, limit: Double)
     case ffmpegFailed(String)
     case missingTool(String)
+    /// Not one of the containers accepted (MP4/QuickTime, Matroska/WebM, MPEG-TS), by its bytes.
+    case unsupportedContainer(String)
+    /// Over a configured limit: which one, the file's value, the limit.
+    case overLimit(name: String, value: Double, limit: Double)
 
     public var description: String {
         switch self {
@@ -15,6 +19,10 @@ public enum MediaError: Error, CustomStringConvertible, Equatable {
         case .tooLong(let s, let l): return String(format: "the video is %.1f s long; the limit is %.0f s", s, l)
         case .ffmpegFailed(let s): return "ffmpeg failed: \(s)"
         case .missingTool(let t): return "\(t) is not installed (Debian package ffmpeg)"
+        case .unsupportedContainer(let why):
+            return "not an accepted video container (MP4/QuickTime, Matroska/WebM or MPEG-TS): \(why)"
+        case .overLimit(let name, let value, let limit):
+            return String(format: "the video's %@ is %g; the limit is %g", name, value, limit)
         }
     }
 }
@@ -25,6 +33,77 @@ public struct Probe: Sendable, Equatable {
     public var width: Int
     public var height: Int
     public var hasAudio: Bool
+    /// The ffmpeg demuxer the bytes were recognised as (`Container.demuxer`).
+    public var demuxer: String = Container.mp4.demuxer
+    public var frameRate: Double = 0
+
+    public init(durationMs: Int, width: Int, height: Int, hasAudio: Bool, demuxer: String = Container.mp4.demuxer,
+                frameRate: Double = 0) {
+        self.durationMs = durationMs
+        self.width = width
+        self.height = height
+        self.hasAudio = hasAudio
+        self.demuxer = demuxer
+        self.frameRate = frameRate
+    }
+}
+
+/// The containers an upload may be, recognised from its first bytes before any tool reads it.
+/// ffprobe and ffmpeg are then run with that one demuxer forced and only the `file` protocol
+/// allowed, so no playlist, concat list, image sequence or reference to another file or URL is
+/// ever followed, whatever the bytes claim.
+public enum Container: String, Sendable, CaseIterable {
+    case mp4, matroska, mpegts
+
+    /// The ffmpeg demuxer that reads it (`-f`).
+    public var demuxer: String {
+        switch self {
+        case .mp4: return "mov"
+        case .matroska: return "matroska"
+        case .mpegts: return "mpegts"
+        }
+    }
+
+    /// What `prefix` (the file's first bytes, 1 KiB is plenty) is, or nil.
+    public static func sniff(_ prefix: [UInt8]) -> Container? {
+        // ISO BMFF / QuickTime: a box size, then a top-level box type.
+        if prefix.count >= 12 {
+            let type = String(decoding: prefix[4..<8], as: UTF8.self)
+            if ["ftyp", "moov", "mdat", "wide", "free", "skip"].contains(type) { return .mp4 }
+        }
+        // Matroska / WebM: the EBML magic.
+        if prefix.count >= 4, prefix[0] == 0x1A, prefix[1] == 0x45, prefix[2] == 0xDF, prefix[3] == 0xA3 { return .matroska }
+        // MPEG-TS: sync bytes every 188 bytes.
+        if prefix.count >= 377, prefix[0] == 0x47, prefix[188] == 0x47, prefix[376] == 0x47 { return .mpegts }
+        return nil
+    }
+
+    public static func sniff(path: String) throws -> Container {
+        guard let h = FileHandle(forReadingAtPath: path) else { throw MediaError.notVideo("cannot read the file") }
+        defer { try? h.close() }
+        let prefix = [UInt8]((try? h.read(upToCount: 1024)) ?? Data())
+        guard let c = sniff(prefix) else {
+            let shown = prefix.prefix(8).map { String(format: "%02x", $0) }.joined(separator: " ")
+            throw MediaError.unsupportedContainer("its first bytes are \(shown.isEmpty ? "none" : shown)")
+        }
+        return c
+    }
+
+    /// Arguments placed before an input: the demuxer forced, only plain files readable.
+    public func inputArguments(_ path: String) -> [String] {
+        ["-protocol_whitelist", "file", "-f", demuxer, "-i", "file:" + path]
+    }
+}
+
+/// What an upload may be at most (checked by the probe, before any decoding).
+public struct MediaLimits: Sendable, Equatable {
+    public var maxSeconds: Double = 180
+    public var maxWidth = 4_096
+    public var maxHeight = 4_096
+    /// Pixels in one frame (4K UHD, either orientation).
+    public var maxPixels = 3_840 * 2_160
+    public var maxFrameRate: Double = 120
+    public init() {}
 }
 
 public enum Tool {
@@ -61,19 +140,45 @@ public enum Tool {
 public enum FFprobe {
     /// Duration and the first video stream's size; errors say why a file is not acceptable.
     public static func probe(_ path: String, maxSeconds: Double = 180) throws -> Probe {
-        let (status, out, err) = try Tool.run("ffprobe", ["-v", "error", "-show_entries", "format=duration:stream=codec_type,width,height",
-                                                          "-of", "json", path])
+        var limits = MediaLimits()
+        limits.maxSeconds = maxSeconds
+        return try probe(path, limits: limits)
+    }
+
+    /// The container is recognised from the bytes first (anything else is refused before a
+    /// tool reads it); ffprobe then reads it with that demuxer only and no protocol but `file`.
+    public static func probe(_ path: String, limits: MediaLimits) throws -> Probe {
+        let container = try Container.sniff(path: path)
+        let (status, out, err) = try Tool.run("ffprobe", ["-v", "error",
+                                                          "-show_entries", "format=duration:stream=codec_type,width,height,avg_frame_rate,r_frame_rate",
+                                                          "-of", "json"] + container.inputArguments(path))
         guard status == 0, let obj = try? JSONSerialization.jsonObject(with: out) as? [String: Any] else {
-            throw MediaError.notVideo(Tool.lastLine(err).replacingOccurrences(of: path + ": ", with: ""))
+            throw MediaError.notVideo(Tool.lastLine(err).replacingOccurrences(of: "file:" + path + ": ", with: "")
+                .replacingOccurrences(of: path + ": ", with: ""))
         }
         let streams = obj["streams"] as? [[String: Any]] ?? []
         guard let v = streams.first(where: { $0["codec_type"] as? String == "video" }),
               let w = v["width"] as? Int, let h = v["height"] as? Int, w > 0, h > 0 else { throw MediaError.noVideoStream }
+        func rate(_ s: Any?) -> Double {
+            guard let s = s as? String else { return 0 }
+            let parts = s.split(separator: "/")
+            guard let n = Double(parts.first ?? ""), n.isFinite else { return 0 }
+            if parts.count == 2 { guard let d = Double(parts[1]), d > 0 else { return 0 }; return n / d }
+            return n
+        }
+        let fps = max(rate(v["avg_frame_rate"]), rate(v["r_frame_rate"]))
+        guard w <= limits.maxWidth else { throw MediaError.overLimit(name: "width", value: Double(w), limit: Double(limits.maxWidth)) }
+        guard h <= limits.maxHeight else { throw MediaError.overLimit(name: "height", value: Double(h), limit: Double(limits.maxHeight)) }
+        guard w * h <= limits.maxPixels else {
+            throw MediaError.overLimit(name: "pixels per frame", value: Double(w * h), limit: Double(limits.maxPixels))
+        }
+        guard fps <= limits.maxFrameRate else { throw MediaError.overLimit(name: "frame rate", value: fps, limit: limits.maxFrameRate) }
         let duration = Double((obj["format"] as? [String: Any])?["duration"] as? String ?? "") ?? 0
-        guard duration > 0 else { throw MediaError.notVideo("no duration") }
-        guard duration <= maxSeconds else { throw MediaError.tooLong(seconds: duration, limit: maxSeconds) }
+        guard duration > 0, duration.isFinite else { throw MediaError.notVideo("no duration") }
+        guard duration <= limits.maxSeconds else { throw MediaError.tooLong(seconds: duration, limit: limits.maxSeconds) }
         return Probe(durationMs: Int(duration * 1000), width: w, height: h,
-                     hasAudio: streams.contains { $0["codec_type"] as? String == "audio" })
+                     hasAudio: streams.contains { $0["codec_type"] as? String == "audio" }, demuxer: container.demuxer,
+                     frameRate: fps)
     }
 }
 
@@ -117,7 +222,9 @@ public enum Transcoder {
         let at = min(1.0, Double(probe.durationMs) / 2000)
         let top = rungs.last!.0
         filter += String(format: ";[sp]select='gte(t\\,%.3f)',scale=%@[poster]", at, vertical ? "\(top):-2" : "-2:\(top)")
-        var args = ["-y", "-v", "error", "-i", input, "-filter_complex", filter]
+        // The demuxer the probe recognised, forced; no protocol but plain files (see `Container`).
+        let container = Container.allCases.first { $0.demuxer == probe.demuxer } ?? .mp4
+        var args = ["-y", "-v", "error"] + container.inputArguments(input) + ["-filter_complex", filter]
         for (i, r) in rungs.enumerated() {
             args += ["-map", "[o\(i)]", "-c:v:\(i)", "libx264", "-b:v:\(i)", "\(r.1)k", "-maxrate:v:\(i)", "\(r.1 * 107 / 100)k",
                      "-bufsize:v:\(i)", "\(r.1 * 2)k"]

@@ -58,7 +58,7 @@ public final class TranscodeWorker {
         } catch let e as MediaError {
             let permanent: Bool
             switch e {
-            case .notVideo, .noVideoStream, .tooLong: permanent = true
+            case .notVideo, .noVideoStream, .tooLong, .unsupportedContainer, .overLimit: permanent = true
             case .ffmpegFailed, .missingTool: permanent = false
             }
             let s = try store.failTranscode(job: job.id, error: e.description, permanent: permanent, maxAttempts: config.maxAttempts)

@@ -34,6 +34,60 @@ final class FeedAPITests: XCTestCase {
 
     /// With the list cache on, pages after the first are built from memory on the event loop
     /// (the first read goes to the blocking pool): the same pages.
+    /// Issue 18: the cursor alone decides the next page. On SQLite and the file log (one writer,
+    /// so the "other server" is a restarted one with nothing in memory): 20 pages, no repeats,
+    /// diversity deferrals and exploration slots included; every cursor retried gives the same page.
+    func testTheCursorAloneDecidesThePageAcrossRestartsAndRetries() async throws {
+        let store = try DataDirectory(dir).openStore()
+        let old = Int64(Date().timeIntervalSince1970 * 1000) - 30 * 86_400_000
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        // 260 listed videos in 4 topics (so diversity defers some), 12 fresh uploads nobody listed.
+        try store.upsertVideos((0..<260).map {
+            Video(id: "v\($0)", caption: "clip", topic: "t\($0 % 4)", creator: "c\($0 % 9)", durationMs: 10_000, status: .ready,
+                  streamURL: "/m/\($0)", createdAt: old + Int64($0))
+        } + (0..<12).map {
+            Video(id: "new\($0)", caption: "new", topic: "t9", creator: "n\($0)", durationMs: 10_000, status: .ready,
+                  streamURL: "/m/new\($0)", createdAt: now - Int64($0) * 1000)
+        })
+        let order = (0..<260).map { ($0 * 7) % 260 }  // topics bunch up in places
+        _ = try store.writeGeneration(model: "als", runId: "r", items: (0..<260).map { "v\($0)" },
+                                      lists: [(user: "zoe", items: order.map(Int32.init), scores: order.map { Float(1000 - $0) })],
+                                      activate: true)
+        var servedAll: [String] = []
+        var cursors: [String?] = [nil]
+        var pages: [[String]] = []
+        var s = try await LiveServer(config: config { $0.explorationShare = 0.2 })
+        let t = s.token("zoe")
+        for page in 0..<20 {
+            if page % 5 == 4 {  // a different server process: nothing of the session in memory
+                await s.stop()
+                s = try await LiveServer(config: config { $0.explorationShare = 0.2 })
+            }
+            let r = try await s.client.get(query(cursors[page]), token: t)
+            XCTAssertEqual(r.status, 200, r.text)
+            XCTAssertEqual(ids(r).count, 10, "page \(page)")
+            pages.append(ids(r))
+            servedAll += ids(r)
+            cursors.append(r.json["next_cursor"] as? String)
+            // Retried (a client that timed out): the same page (a first page, without a cursor,
+            // starts a new session each time).
+            if page > 0 {
+                let again = try await s.client.get(query(cursors[page]), token: t)
+                XCTAssertEqual(ids(again), ids(r), "page \(page) retried")
+                XCTAssertEqual(again.json["next_cursor"] as? String, r.json["next_cursor"] as? String)
+            }
+        }
+        XCTAssertEqual(servedAll.count, 200)
+        XCTAssertEqual(Set(servedAll).count, servedAll.count, "repeats: \(Dictionary(grouping: servedAll, by: { $0 }).filter { $1.count > 1 }.keys.sorted())")
+        XCTAssertTrue(servedAll.contains { $0.hasPrefix("new") }, "fresh uploads get exploration slots")
+        // An early cursor retried after the restarts: still its page.
+        let early = try await s.client.get(query(cursors[2]), token: t)
+        XCTAssertEqual(ids(early), pages[2])
+        // The cursor stays bounded.
+        XCTAssertLessThan((cursors.last! ?? "").utf8.count, 600)
+        await s.stop()
+    }
+
     func testPagingFromTheListCacheGivesTheSamePages() async throws {
         let store = try World.make(dir, lists: ["alice": Array(0..<30)])
         try store.enableListCache(capacity: 100, ttl: 300, pollSeconds: 0.05)

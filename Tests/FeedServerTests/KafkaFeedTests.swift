@@ -30,6 +30,45 @@ final class KafkaFeedTests: XCTestCase {
         XCTFail("server did not apply \(count) events in 15 s")
     }
 
+    /// Issue 18: two servers on one store and topic, each request to the other one: 20 pages
+    /// never repeat a video, and a cursor retried on the other server gets the identical page.
+    func testPagingAlternatingBetweenTwoServersNeverRepeatsAndRetriesAreIdempotent() async throws {
+        guard let url = try Fixtures.postgresDatabase() else { throw XCTSkip("no PostgreSQL cluster (scripts/test starts one)") }
+        guard let topic = try Fixtures.kafkaTopic() else { throw XCTSkip("no Kafka broker (scripts/test starts one)") }
+        let store = try PostgresFeedStore(url: url)
+        try World.fill(store, videos: 300, topics: 5, lists: ["gia": (0..<280).map { ($0 * 11) % 280 }])
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        try store.upsertVideos((0..<10).map {
+            Video(id: "new\($0)", caption: "new", topic: "t9", creator: "n\($0)", durationMs: 10_000, status: .ready,
+                  streamURL: "/m/new\($0)", createdAt: now - Int64($0) * 1000)
+        })
+        var c = FeedServerConfig()
+        c.dataDir = dir
+        c.explorationShare = 0.2
+        c.kafka = try KafkaLocation(url: topic, environment: [:])
+        let a = try await LiveServer(config: c, store: store)
+        let b = try await LiveServer(config: c, store: try PostgresFeedStore(url: url))
+        let servers = [a, b]
+        let t = a.token("gia")
+        var cursor: String? = nil
+        var served: [String] = []
+        for page in 0..<20 {
+            let path = "/api/v1/foryou?limit=10" + (cursor.map { "&cursor=\($0)" } ?? "")
+            let r = try await servers[page % 2].client.get(path, token: t)
+            XCTAssertEqual(r.status, 200, r.text)
+            XCTAssertEqual(ids(r).count, 10, "page \(page)")
+            if cursor != nil {
+                let retried = try await servers[(page + 1) % 2].client.get(path, token: t)
+                XCTAssertEqual(ids(retried), ids(r), "page \(page) retried on the other server")
+            }
+            served += ids(r)
+            cursor = r.json["next_cursor"] as? String
+        }
+        XCTAssertEqual(Set(served).count, 200, "repeats: \(Dictionary(grouping: served, by: { $0 }).filter { $1.count > 1 }.keys.sorted())")
+        await a.stop()
+        await b.stop()
+    }
+
     func testTwoServersShareOneStoreAndOneTopic() async throws {
         guard let url = try Fixtures.postgresDatabase() else { throw XCTSkip("no PostgreSQL cluster (scripts/test starts one)") }
         guard let topic = try Fixtures.kafkaTopic() else { throw XCTSkip("no Kafka broker (scripts/test starts one)") }

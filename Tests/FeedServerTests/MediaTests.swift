@@ -48,7 +48,7 @@ final class MediaTests: XCTestCase {
         // Not a video, a truncated MP4 (no index), and a file past the size limit.
         let text = try await s.client.send("POST", "/api/v1/uploads", token: t, bytes: Array("just some text".utf8))
         XCTAssertEqual(text.status, 422)
-        XCTAssertEqual(text.errorCode, "not_a_video")
+        XCTAssertEqual(text.errorCode, "unsupported_container")
         XCTAssertFalse(text.text.contains(dir), "no server paths in messages: \(text.text)")
         let long = try clip("long.mp4", seconds: 4, size: "320x568")
         let truncated = try await s.client.send("POST", "/api/v1/uploads", token: t, bytes: Array(long.prefix(long.count / 3)))
@@ -141,7 +141,7 @@ final class MediaTests: XCTestCase {
         XCTAssertEqual(o.status, .failed)
         let shown = try await s.client.get("/api/v1/videos/\(id)", token: t).json
         XCTAssertEqual(shown["status"] as? String, "failed")
-        XCTAssertTrue((shown["failure"] as? String)?.contains("not a readable video") == true, "\(shown)")
+        XCTAssertTrue((shown["failure"] as? String)?.contains("not an accepted video container") == true, "\(shown)")
         await s.stop()
     }
 }

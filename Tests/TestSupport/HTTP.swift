@@ -40,7 +40,7 @@ public struct HTTPClient: Sendable {
         }
     }
 
-    static func exchange(port: Int, _ request: [UInt8]) throws -> Reply {
+    public static func exchange(port: Int, _ request: [UInt8]) throws -> Reply {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw Failure(description: "socket: \(errno)") }
         defer { close(fd) }
