@@ -47,7 +47,11 @@ public struct DataDirectory: Sendable {
         close(f)
         guard synced else { throw StoreError.invalid("cannot write \(tmp): \(String(cString: strerror(err)))") }
         if link(tmp, secretKey) != 0 {
-            guard errno == EEXIST else { throw StoreError.invalid("cannot create \(secretKey): \(String(cString: strerror(errno)))") }
+            let err = errno
+            if err == EPERM || err == ENOTSUP || err == EOPNOTSUPP || err == EXDEV {
+                return try createKeyWithoutLinks(key)  // a file system without hard links
+            }
+            guard err == EEXIST else { throw StoreError.invalid("cannot create \(secretKey): \(String(cString: strerror(err)))") }
             // Another process created it first: its key is the one.
             guard let theirs = try readKey() else { throw StoreError.invalid("\(secretKey) vanished while being created") }
             return theirs
@@ -58,6 +62,27 @@ public struct DataDirectory: Sendable {
             throw StoreError.invalid("cannot fsync \(root): \(String(cString: strerror(errno)))")
         }
         close(d)
+        return key
+    }
+
+    /// Where `link` is not supported: create the name exclusively and write the key into it. A
+    /// process that loses the race may find the file still short for a moment, so it reads again
+    /// for up to a second before calling it an error.
+    private func createKeyWithoutLinks(_ key: [UInt8]) throws -> [UInt8] {
+        let f = open(secretKey, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        if f < 0 {
+            guard errno == EEXIST else { throw StoreError.invalid("cannot create \(secretKey): \(String(cString: strerror(errno)))") }
+            for _ in 0..<100 {
+                if let theirs = try? readKey() { return theirs }
+                usleep(10_000)
+            }
+            guard let theirs = try readKey() else { throw StoreError.invalid("\(secretKey) vanished while being created") }
+            return theirs
+        }
+        defer { close(f) }
+        guard key.withUnsafeBytes({ write(f, $0.baseAddress!, key.count) }) == key.count, fsync(f) == 0 else {
+            throw StoreError.invalid("cannot write \(secretKey): \(String(cString: strerror(errno)))")
+        }
         return key
     }
 

@@ -185,10 +185,12 @@ public protocol FeedStore: AnyObject, Sendable {
     /// to it) and, in the same transaction, records the consumer's cursor. With `expecting`, a
     /// compare-and-set: the write happens only while the stored cursor still says `expecting`
     /// (or none is stored yet), checked inside the transaction; otherwise nothing is written and
-    /// the call returns false (another writer moved the cursor: drop the batch, re-read).
+    /// the call returns false (another writer moved the cursor: drop the batch, re-read). `fence`
+    /// names the cursor compared when it is not `consumer` (a scratch cursor's writes fenced on
+    /// the real one, which they do not move).
     @discardableResult
     func replaceLists(generation: Int64, lists: [(user: String, videos: [String], scores: [Float])], consumer: String,
-                      nextEvent: UInt64, expecting: UInt64?) throws -> Bool
+                      nextEvent: UInt64, expecting: UInt64?, fence: String?) throws -> Bool
     /// A consumer's committed position: the generation it wrote into and the next event to read.
     func consumerCursor(_ name: String) throws -> (generation: Int64?, nextEvent: UInt64)?
 
@@ -256,6 +258,13 @@ extension FeedStore {
     /// `replaceLists` without a fence (the cursor is written whatever it held).
     public func replaceLists(generation: Int64, lists: [(user: String, videos: [String], scores: [Float])], consumer: String,
                              nextEvent: UInt64) throws {
-        try replaceLists(generation: generation, lists: lists, consumer: consumer, nextEvent: nextEvent, expecting: nil)
+        try replaceLists(generation: generation, lists: lists, consumer: consumer, nextEvent: nextEvent, expecting: nil, fence: nil)
+    }
+
+    /// `replaceLists` fenced on `consumer`'s own cursor.
+    @discardableResult
+    public func replaceLists(generation: Int64, lists: [(user: String, videos: [String], scores: [Float])], consumer: String,
+                             nextEvent: UInt64, expecting: UInt64?) throws -> Bool {
+        try replaceLists(generation: generation, lists: lists, consumer: consumer, nextEvent: nextEvent, expecting: expecting, fence: nil)
     }
 }

@@ -285,14 +285,14 @@ public final class SQLiteFeedStore: FeedStore, @unchecked Sendable {
     /// others are appended to it) and, in the same transaction, records the consumer's cursor.
     @discardableResult
     public func replaceLists(generation: Int64, lists: [(user: String, videos: [String], scores: [Float])],
-                             consumer: String, nextEvent: UInt64, expecting: UInt64?) throws -> Bool {
+                             consumer: String, nextEvent: UInt64, expecting: UInt64?, fence: String?) throws -> Bool {
         // BEGIN IMMEDIATE: the cursor is read under the write lock every process shares, so the
         // compare and the set are one step.
         let wrote: Bool = try pool.writeWithoutTransaction { db in
             var done = false
             try db.inTransaction(.immediate) {
                 done = try replaceListsLocked(db, generation: generation, lists: lists, consumer: consumer,
-                                              nextEvent: nextEvent, expecting: expecting)
+                                              nextEvent: nextEvent, expecting: expecting, fence: fence ?? consumer)
                 return done ? .commit : .rollback
             }
             return done
@@ -306,9 +306,9 @@ public final class SQLiteFeedStore: FeedStore, @unchecked Sendable {
     }
 
     private func replaceListsLocked(_ db: Database, generation: Int64, lists: [(user: String, videos: [String], scores: [Float])],
-                                    consumer: String, nextEvent: UInt64, expecting: UInt64?) throws -> Bool {
+                                    consumer: String, nextEvent: UInt64, expecting: UInt64?, fence: String) throws -> Bool {
             if let expecting, let stored = try Int64.fetchOne(db, sql: "SELECT next_event FROM consumer_cursors WHERE name = ?",
-                                                              arguments: [consumer]), UInt64(stored) != expecting {
+                                                              arguments: [fence]), UInt64(stored) != expecting {
                 return false
             }
             guard try Int64.fetchOne(db, sql: "SELECT id FROM generations WHERE id = ?", arguments: [generation]) != nil else {

@@ -120,6 +120,26 @@ final class EventLogCore: @unchecked Sendable {
     private var lockFd: Int32 = -1
 
     static let lockName = "writer.lock"
+    /// The writer's published durable end: 8 bytes, the id after the last fsynced record.
+    static let durableName = "durable"
+    private var watermarkFd: Int32 = -1
+
+    /// Records below this id are fsynced (written after each group commit, before the acks; a
+    /// stale value only holds readers back). No pwrite fsync: lost on a crash, it is older, never
+    /// ahead of the data.
+    private func publishDurable(_ next: UInt64) {
+        var v = next.littleEndian
+        _ = withUnsafeBytes(of: &v) { pwrite(watermarkFd, $0.baseAddress!, 8, 0) }
+    }
+
+    /// The durable end a writer published (nil for a log no writer of this version wrote).
+    static func durableBound(_ directory: String) throws -> UInt64? {
+        let path = directory + "/" + durableName
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        let b = try readBytes(path, offset: 0, count: 8)
+        guard b.count == 8 else { return nil }
+        return b.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
+    }
 
     /// Opens (creating if needed) the log in `directory`. With `.append`, takes the writer lock
     /// first, then recovers: a torn tail of the last segment is cut, and a last segment shorter
@@ -140,11 +160,14 @@ final class EventLogCore: @unchecked Sendable {
             var expected: UInt64 = 0
             var rec = Recovery(segments: names.count, events: 0, truncatedBytes: 0)
             var sinceIdx = 0
+            // A reader sees what the writer has published as fsynced, nothing written after it.
+            let bound = access == .read ? try EventLogCore.durableBound(directory) : nil
             for (n, name) in names.enumerated() {
                 let path = directory + "/" + name
                 let isLast = n == names.count - 1
                 let scan = try EventLogCore.scan(path: path, expectedFirst: expected, isLast: isLast,
-                                                 indexEvery: config.indexEvery, segmentNumber: segs.count, sinceIndexed: &sinceIdx)
+                                                 indexEvery: config.indexEvery, segmentNumber: segs.count, sinceIndexed: &sinceIdx,
+                                                 bound: bound)
                 if let cut = scan.truncateTo, access == .append {
                     let fdT = open(path, O_WRONLY | O_CLOEXEC)
                     guard fdT >= 0, ftruncate(fdT, off_t(cut)) == 0, fsync(fdT) == 0 else {
@@ -167,6 +190,7 @@ final class EventLogCore: @unchecked Sendable {
                 segs.append(Segment(base: scan.base, path: path, size: size))
                 idx.append(contentsOf: scan.index)
                 expected = scan.base + scan.count
+                if scan.reachedBound { break }
             }
             rec.events = expected
             segments = segs
@@ -183,7 +207,16 @@ final class EventLogCore: @unchecked Sendable {
         guard access == .append else { return }
         do {
             if segments.isEmpty { try createSegment(base: 0) } else { try openLastSegment() }
+            // What recovery kept may have been written by a writer that died before its fsync:
+            // make it durable, then tell readers where the durable log ends.
+            guard fdatasync(fd) == 0 else { throw EventLogError.io("fsync \(segments.last!.path): \(String(cString: strerror(errno)))") }
+            let w = directory + "/" + EventLogCore.durableName
+            watermarkFd = open(w, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+            guard watermarkFd >= 0 else { throw EventLogError.io("open \(w): \(String(cString: strerror(errno)))") }
+            publishDurable(next)
         } catch {
+            if fd >= 0 { Glibc.close(fd); fd = -1 }
+            if watermarkFd >= 0 { Glibc.close(watermarkFd); watermarkFd = -1 }
             Glibc.close(lockFd)
             lockFd = -1
             throw error
@@ -292,6 +325,7 @@ final class EventLogCore: @unchecked Sendable {
         cond.unlock()
         while writer?.isFinished == false { usleep(1000) }
         if fd >= 0 { Glibc.close(fd); fd = -1 }
+        if watermarkFd >= 0 { Glibc.close(watermarkFd); watermarkFd = -1 }
         if lockFd >= 0 { Glibc.close(lockFd); lockFd = -1 }
     }
 
@@ -386,6 +420,7 @@ final class EventLogCore: @unchecked Sendable {
                 try writeAll(buffer)
                 guard fdatasync(fd) == 0 else { throw EventLogError.io("fsync \(segments[segNo].path): \(String(cString: strerror(errno)))") }
                 try config.afterSync?()
+                publishDurable(next)
                 cond.lock()
                 segments[segNo].size = startSize + buffer.count
                 index.append(contentsOf: newIndex)
@@ -459,10 +494,12 @@ final class EventLogCore: @unchecked Sendable {
         var fileSize: Int
         var truncateTo: Int?
         var index: [IndexEntry]
+        /// The scan stopped at the durable bound (a reader; what follows is not yet known durable).
+        var reachedBound = false
     }
 
     static func scan(path: String, expectedFirst: UInt64, isLast: Bool, indexEvery: Int, segmentNumber: Int,
-                     sinceIndexed: inout Int) throws -> ScanResult {
+                     sinceIndexed: inout Int, bound: UInt64? = nil) throws -> ScanResult {
         let bytes = try readFile(path)
         let name = (path as NSString).lastPathComponent
         if bytes.count < headerBytes {
@@ -485,6 +522,7 @@ final class EventLogCore: @unchecked Sendable {
         var count: UInt64 = 0
         var index: [IndexEntry] = []
         var truncateTo: Int?
+        var reachedBound = false
         try bytes.withUnsafeBytes { b in
             while pos < b.count {
                 func fail(_ why: String, recordEnd: Int?) throws {
@@ -508,13 +546,19 @@ final class EventLogCore: @unchecked Sendable {
                 guard e.id == base + count else {
                     throw EventLogError.corrupt(file: path, offset: pos, reason: "record id \(e.id), expected \(base + count)")
                 }
+                if let bound, e.id >= bound {  // written, not yet known durable: a reader stops here
+                    truncateTo = pos
+                    reachedBound = true
+                    break
+                }
                 if sinceIndexed == 0 { index.append(IndexEntry(id: e.id, segment: segmentNumber, offset: pos)) }
                 sinceIndexed = (sinceIndexed + 1) % indexEvery
                 count += 1
                 pos = end
             }
         }
-        return ScanResult(base: base, count: count, fileSize: bytes.count, truncateTo: truncateTo, index: index)
+        return ScanResult(base: base, count: count, fileSize: bytes.count, truncateTo: truncateTo, index: index,
+                          reachedBound: reachedBound)
     }
 
     // MARK: reading
@@ -536,6 +580,7 @@ final class EventLogCore: @unchecked Sendable {
             segs.append(Segment(base: 0, path: first, size: 0))
         }
         var sinceIdx = Int(next % UInt64(config.indexEvery))
+        let bound = try EventLogCore.durableBound(directory) ?? .max
         while true {
             let segNo = segs.count - 1
             if segs[segNo].size < EventLogCore.headerBytes {
@@ -553,7 +598,7 @@ final class EventLogCore: @unchecked Sendable {
                     let crc = UInt32(littleEndian: b.loadUnaligned(fromByteOffset: p + 4, as: UInt32.self))
                     guard len > 0, len <= EventLogCore.maxRecord, p + 8 + len <= b.count else { break }
                     let payload = UnsafeRawBufferPointer(rebasing: b[(p + 8)..<(p + 8 + len)])
-                    guard CRC32C.checksum(payload) == crc, let e = EventCodec.decode(payload), e.id == next else { break }
+                    guard CRC32C.checksum(payload) == crc, let e = EventCodec.decode(payload), e.id == next, e.id < bound else { break }
                     if sinceIdx == 0 { newIndex.append(IndexEntry(id: e.id, segment: segNo, offset: pos + p)) }
                     sinceIdx = (sinceIdx + 1) % config.indexEvery
                     next += 1

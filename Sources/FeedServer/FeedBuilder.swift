@@ -54,7 +54,7 @@ struct FeedBuilder {
         let variant = experiment?.variant(for: user)
         var generation = cursor?.generation ?? variant?.generation ?? live?.id ?? -1
         var position = Int(cursor?.position ?? 0)
-        var deferredIn = (cursor?.deferred ?? []).map(Int.init).filter { $0 < position }.sorted()
+        var deferredIn = (cursor?.deferred ?? []).map(Int.init).sorted()
         var packed: PackedCandidates? = nil
         if generation >= 0 {
             guard let p = try list(generation) else { return nil }
@@ -112,9 +112,11 @@ struct FeedBuilder {
         // 1. The precomputed list: the deferred entries first, then onward from the position.
         // Entries before the position are never visited again but for the deferred ones (at most
         // FeedCursor.maxDeferred, the best ranked kept), so the list never repeats itself.
-        var p = position
-        var deferredOut: [Int] = []
         let entries = packed ?? PackedCandidates(generation: generation, itemTable: [], blob: Data())
+        // The list may have been rewritten shorter since the cursor was made (a worker's new list).
+        var p = min(position, entries.count)
+        deferredIn = deferredIn.filter { $0 < p }
+        var deferredOut: [Int] = []
         let map = packed.map { state.mapping(for: $0) } ?? []
         func global(_ e: (item: UInt32, score: Float)) -> Int32? { Int(e.item) < map.count ? map[Int(e.item)] : nil }
         var revisit = deferredIn[...]
@@ -143,7 +145,7 @@ struct FeedBuilder {
         func consumed(_ i: Int32) -> Bool {
             if consumedCache == nil {
                 let keep = Set(deferredOut)
-                var c = Set<Int32>(minimumCapacity: p)
+                var c = Set<Int32>(minimumCapacity: min(p, entries.count))
                 for q in 0..<min(p, entries.count) where !keep.contains(q) { if let g = global(entries[q]) { c.insert(g) } }
                 consumedCache = c
             }
@@ -205,11 +207,14 @@ struct FeedBuilder {
             let step = max(1, (items.count + explore.count) / (explore.count + 1))
             for (k, e) in explore.enumerated() { items.insert(e, at: min(items.count, (k + 1) * step + k)) }
         }
-        for item in items { served.insert(hash: item.video.idHash) }
+        // List entries are kept from repeating by the position (and the deferred set); the filter
+        // takes the rest, so it fills slowly (a couple of fresh uploads a page) and rarely errs.
+        for item in items where item.ranker == "fresh" || item.ranker == "trending" { served.insert(hash: item.video.idHash) }
         let next: FeedCursor? = items.count < limit ? nil : FeedCursor(
             session: session, generation: generation, position: UInt32(p), trendingPosition: UInt32(tp),
             page: (cursor?.page ?? 0) + 1,
-            deferred: Array(deferredOut.sorted().prefix(FeedCursor.maxDeferred)).map { UInt32($0) }, served: served)
+            deferred: Array(deferredOut.sorted().prefix(FeedCursor.maxDeferred)).map { UInt32($0) },
+            served: served.isEmpty ? nil : served)
         return Page(items: items, next: next, eventsThrough: packed?.throughEvent,
                     assignment: experiment.map { Assignment(experiment: $0.name, variant: variant!.name) })
     }

@@ -2,19 +2,24 @@ import Foundation
 import Checksum
 
 /// The opaque paging cursor, bound to the user and signed (HMAC, truncated to 16 bytes). It is
-/// the whole state of a paging session, so any server answers the next page the same way and a
-/// retried cursor gets the same page again (nothing about a session lives in one server's memory):
-/// - the session id (orders the exploration slots), the generation being paged and the page number;
-/// - `position`: the next entry of the user's list; entries before it were served or dropped,
-///   except the `deferred` ones (at most `maxDeferred` positions skipped only for diversity,
-///   offered again first);
+/// the whole state of a paging session: no server keeps any, so a page depends on the cursor and
+/// on state every server shares (the store's lists and catalog, the events in the log). Any server
+/// continues a session, and a cursor retried while that shared state is unchanged gets the same
+/// page again. It carries:
+/// - the session id (where the exploration slots start reading the fresh pool), the generation
+///   being paged and the page number;
+/// - `position`: the next entry of the user's list; entries before it were served or dropped and
+///   are never visited again, except the `deferred` ones (at most `maxDeferred` positions skipped
+///   only for diversity, offered first on the next page);
 /// - `trendingPosition`: how far the trending fallback got;
-/// - `served`: a Bloom filter of every video served in the session (`ServedFilter`, 2,048 bits,
-///   3 hashes), which keeps fresh uploads, trending and a switched-to generation's list from
-///   repeating a video. It has no false negatives, so a served video is never served again; a
-///   false positive only passes over a video (about 1.6 % of candidates after 200 served).
-/// Encoded size: 56 bytes + 4 per deferred position + 256 when `served` is set, about 420
-/// characters of base64url at most.
+/// - `served`: a Bloom filter of the videos served from outside the list (fresh uploads,
+///   trending; `ServedFilter`, 2,048 bits, 3 probes), checked for every candidate, list entries
+///   included. It has no false negatives, so those never come back; a false positive only passes
+///   over a candidate (about 0.3 % after 100 such videos, 1.6 % after 200).
+/// Known limit: when the pinned generation has been pruned mid-session, paging continues on the
+/// live list from its start, and a video the old list served may come again.
+/// Encoded size: 30 bytes + 4 per deferred position + 256 when `served` is set + 16 of MAC, at
+/// most 488 characters of base64url.
 struct FeedCursor: Equatable {
     var session: UInt64
     var generation: Int64
@@ -97,6 +102,7 @@ struct ServedFilter: Equatable {
     var bits: [UInt8]
 
     init() { bits = [UInt8](repeating: 0, count: Self.bytes) }
+    var isEmpty: Bool { !bits.contains { $0 != 0 } }
     init(bits: [UInt8]) { self.bits = bits }
 
     static func hash(_ video: String) -> UInt64 {

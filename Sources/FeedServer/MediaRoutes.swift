@@ -192,7 +192,7 @@ final class MediaCache: @unchecked Sendable {
             if n == 0 { break }
             got += n
         }
-        return got == size ? out : Array(out[0..<got])
+        return got == size ? out : nil  // changed under us: refuse rather than cache a short copy
     }
 
     func file(_ path: String, size: Int64, mtime: Double) throws -> ByteBuffer? {

@@ -154,8 +154,10 @@ public struct Importer: Sendable {
             lineNo += 1
             if line.count == 0 { continue }
             dataLines += 1
-            let nf = scanner.split(line, into: fields)
+            var nf = scanner.split(line, into: fields)
             for f in 0..<min(nf, maxCol) { fields[f] = LineScanner.trimmed(fields[f]) }
+            // The split format: empty fields after the required ones (a trailing tab) are not columns.
+            while format == .split && nf > needed && nf <= maxCol + 1 && fields[nf - 1].count == 0 { nf -= 1 }
             if nf < needed {
                 let which = nf <= lay.user ? "user" : nf <= lay.item ? "item" : "weight"
                 throw ImportError(file: name, line: lineNo,
@@ -181,7 +183,8 @@ public struct Importer: Sendable {
             if format == .split, timesOn == false, let tc = lay.time, nf > tc {
                 throw ImportError(file: name, line: lineNo,
                                   message: "a fourth field (time) '\(String(decoding: fields[tc], as: UTF8.self))', "
-                                      + "but line \(timesFrom) has none: every line has a time, or none does")
+                                      + (timesFrom > 0 ? "but line \(timesFrom) has none" : "but the files read before this one have none")
+                                      + ": every line has a time, or none does")
             }
             var t: Int64 = 0
             if timesOn!, let tc = lay.time {

@@ -166,7 +166,10 @@ public enum FFprobe {
             if parts.count == 2 { guard let d = Double(parts[1]), d > 0 else { return 0 }; return n / d }
             return n
         }
-        let fps = max(rate(v["avg_frame_rate"]), rate(v["r_frame_rate"]))
+        // The average rate; r_frame_rate is a time-base guess (1000/1 and the like in variable-rate
+        // files), used only when no average is known.
+        let average = rate(v["avg_frame_rate"])
+        let fps = average > 0 ? average : rate(v["r_frame_rate"])
         guard w <= limits.maxWidth else { throw MediaError.overLimit(name: "width", value: Double(w), limit: Double(limits.maxWidth)) }
         guard h <= limits.maxHeight else { throw MediaError.overLimit(name: "height", value: Double(h), limit: Double(limits.maxHeight)) }
         guard w * h <= limits.maxPixels else {

@@ -685,13 +685,16 @@ public final class PostgresFeedStore: FeedStore, @unchecked Sendable {
 
     @discardableResult
     public func replaceLists(generation: Int64, lists: [(user: String, videos: [String], scores: [Float])], consumer: String,
-                             nextEvent: UInt64, expecting: UInt64?) throws -> Bool {
+                             nextEvent: UInt64, expecting: UInt64?, fence: String?) throws -> Bool {
+        let fenceName = fence ?? consumer
         let wrote: Bool = try transaction { c in
-            // One writer per cursor at a time (a transaction-scoped advisory lock on its name), so
-            // the cursor read below and the write at the end are one compare-and-set.
-            try run(c, "SELECT pg_advisory_xact_lock(hashtext(\("foryou-cursor:" + consumer)))")
+            // Read committed (each statement sees what committed before it), and one writer per
+            // fenced cursor at a time (a transaction-scoped advisory lock on its name), so the
+            // cursor read below and the write at the end are one compare-and-set.
+            try run(c, "SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            try run(c, "SELECT pg_advisory_xact_lock(hashtext(\("foryou-cursor:" + fenceName)))")
             if let expecting,
-               let stored = try run(c, "SELECT next_event FROM consumer_cursors WHERE name = \(consumer)").first,
+               let stored = try run(c, "SELECT next_event FROM consumer_cursors WHERE name = \(fenceName)").first,
                UInt64(try stored.decode(Int64.self)) != expecting {
                 return false
             }

@@ -227,8 +227,9 @@ public final class RankingWorker {
                 // Only the last chunk moves the partition's cursor to the new generation, so a crash
                 // midway redoes the refold; earlier chunks commit under a scratch cursor name.
                 let name = input.cursorName(config.consumer, p)
+                // Every chunk is fenced on the real cursor (still at `at` while the refold runs).
                 let wrote = try store.replaceLists(generation: g.id, lists: lists, consumer: chunk == chunks.last ? name : name + "#refold",
-                                                   nextEvent: at, expecting: chunk == chunks.last ? at : nil)
+                                                   nextEvent: at, expecting: at, fence: name)
                 if !wrote {  // another worker moved the cursor meanwhile: start over from the store
                     needsAdopt = true
                     live = nil

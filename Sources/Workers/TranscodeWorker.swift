@@ -13,7 +13,12 @@ public final class TranscodeWorker {
         public var dataDir: String
         public var leaseSeconds: Int64 = 600
         public var maxAttempts = 3
-        public var maxSeconds = 180.0
+        /// What a file may be at most (the server's upload limits; duration is `maxSeconds`).
+        public var limits = MediaLimits()
+        public var maxSeconds: Double {
+            get { limits.maxSeconds }
+            set { limits.maxSeconds = newValue }
+        }
         public var preset = "veryfast"
         public init(dataDir: String) { self.dataDir = dataDir }
     }
@@ -48,7 +53,7 @@ public final class TranscodeWorker {
             return Outcome(video: job.video, status: .failed, attempt: job.attempts, seconds: 0, renditions: 0, error: "upload gone")
         }
         do {
-            let probe = try FFprobe.probe(upload.path, maxSeconds: config.maxSeconds)
+            let probe = try FFprobe.probe(upload.path, limits: config.limits)
             let out = try Transcoder.run(input: upload.path, probe: probe, mediaDir: dir.media + "/" + job.video, preset: config.preset)
             let base = "/media/\(job.video)/\(out.digest)"
             try store.completeTranscode(job: job.id, video: job.video, streamURL: base + "/master.m3u8", posterURL: base + "/poster.jpg",

@@ -326,6 +326,15 @@ final class StoreBehaviourTests: XCTestCase {
             XCTAssertEqual(try other.consumerCursor("ranker")?.nextEvent, 10)
             XCTAssertTrue(try other.replaceLists(generation: g, lists: [(user: "u1", videos: ["v9"], scores: [1])],
                                                  consumer: "ranker", nextEvent: 20, expecting: 10))
+            // A scratch cursor's writes fenced on the real one: refused while it moved, and the
+            // real cursor is never written by them.
+            XCTAssertFalse(try store.replaceLists(generation: g, lists: [(user: "u3", videos: ["v1"], scores: [1])],
+                                                  consumer: "ranker#refold", nextEvent: 10, expecting: 10, fence: "ranker"))
+            XCTAssertNil(try store.consumerCursor("ranker#refold"))
+            XCTAssertTrue(try store.replaceLists(generation: g, lists: [(user: "u3", videos: ["v1"], scores: [1])],
+                                                 consumer: "ranker#refold", nextEvent: 20, expecting: 20, fence: "ranker"))
+            XCTAssertEqual(try store.consumerCursor("ranker#refold")?.nextEvent, 20)
+            XCTAssertEqual(try store.consumerCursor("ranker")?.nextEvent, 20)
             // Racing: 8 writers on 2 handles, each expecting the cursor it saw (20); one wins.
             final class Wins: @unchecked Sendable { let lock = NSLock(); var n = 0; var errors: [String] = [] }
             let wins = Wins()

@@ -278,6 +278,36 @@ final class EventLogTests: XCTestCase {
         writer.close()
     }
 
+    /// A reader never sees records the writer has written but not yet fsynced (a consumer that
+    /// committed past them could skip events a power loss then takes back).
+    func testReadersSeeOnlyWhatTheWriterPublishedAsDurable() throws {
+        final class Gate: @unchecked Sendable {
+            let entered = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0)
+            var hold = false
+        }
+        let gate = Gate()
+        var cfg = EventLog.Config()
+        cfg.afterSync = { if gate.hold { gate.entered.signal(); gate.release.wait() } }
+        let writer = try EventLog(directory: dir, config: cfg, access: .append)
+        _ = try writer.appendSync((0..<5).map { draft($0) })
+        let reader = try EventLog(directory: dir)
+        XCTAssertEqual(reader.endId, 5)
+        gate.hold = true
+        let done = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async { _ = try? writer.appendSync((5..<9).map { self.draft($0) }); done.signal() }
+        gate.entered.wait()  // the batch is written (and fsynced), its end not yet published
+        try reader.refresh()
+        XCTAssertEqual(reader.endId, 5)
+        XCTAssertEqual(try EventLog(directory: dir).endId, 5, "a reader opened now stops at the published end too")
+        gate.hold = false
+        gate.release.signal()
+        done.wait()
+        try reader.refresh()
+        XCTAssertEqual(reader.endId, 9)
+        XCTAssertEqual(try reader.read(from: 0).map(\.draft), (0..<9).map { draft($0) })
+        writer.close()
+    }
+
     func testCursorsCommitAndLoad() throws {
         let c = try CursorStore(directory: dir + "/cursors")
         XCTAssertEqual(try c.load("ranker"), 0)

@@ -110,6 +110,9 @@ final class ImporterTests: XCTestCase {
         let c = try Importer(format: .csv).read(path: csv)
         XCTAssertEqual(c.users.raw, ["a"])
         XCTAssertEqual(c.items.raw, ["b"])
+        // A trailing tab is not a column.
+        XCTAssertEqual(try Importer().read(path: file("tab4.tsv", "1\t2\t1\t5\t\n1\t3\t1\t6\t\n")).timestamps, [5, 6])
+        XCTAssertNil(try Importer().read(path: file("tab3.tsv", "1\t2\t1\t\n1\t3\t1\n")).timestamps)
         // Int64's extremes parse exactly.
         let t = try Importer().read(path: file("t.tsv", "1\t2\t1\t9223372036854775807\n1\t3\t1\t-9223372036854775808\n"))
         XCTAssertEqual(t.timestamps, [Int64.max, Int64.min])

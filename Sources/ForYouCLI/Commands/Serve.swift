@@ -31,11 +31,7 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("idle-timeout"), help: "Seconds before an idle connection (or one that never finishes its request head) is closed.")
     var idleTimeout = 20.0
     @Option(name: .customLong("max-upload-bytes"), help: "Largest upload accepted (413 past it).") var maxUploadBytes: Int64 = 256 * 1024 * 1024
-    @Option(name: .customLong("max-upload-seconds"), help: "Longest video accepted (422 past it).") var maxUploadSeconds = 180.0
-    @Option(name: .customLong("max-upload-width"), help: "Widest video accepted, in pixels (422 past it).") var maxUploadWidth = 4_096
-    @Option(name: .customLong("max-upload-height"), help: "Tallest video accepted, in pixels (422 past it).") var maxUploadHeight = 4_096
-    @Option(name: .customLong("max-upload-pixels"), help: "Most pixels per frame accepted (422 past it).") var maxUploadPixels = 3_840 * 2_160
-    @Option(name: .customLong("max-upload-fps"), help: "Highest frame rate accepted (422 past it).") var maxUploadFps = 120.0
+    @OptionGroup var uploadLimits: UploadLimitsOption
     @Option(name: .customLong("max-per-topic"), help: "At most this many videos of one topic in any 10 consecutive slots.")
     var maxPerTopic = 3
     @Option(name: .customLong("max-per-creator"), help: "At most this many videos of one creator in any 10 consecutive slots.")
@@ -51,10 +47,7 @@ struct Serve: ParsableCommand {
         guard rate > 0, burst >= 1 else { throw ValidationError("--rate must be > 0 and --burst >= 1") }
         guard listCache >= 0 else { throw ValidationError("--list-cache must be >= 0") }
         guard idleTimeout > 0, idleTimeout <= 3600 else { throw ValidationError("--idle-timeout must be in (0, 3600] seconds") }
-        guard maxUploadBytes > 0, maxUploadSeconds > 0 else { throw ValidationError("--max-upload-bytes and --max-upload-seconds must be positive") }
-        guard maxUploadWidth > 0, maxUploadHeight > 0, maxUploadPixels > 0, maxUploadFps > 0 else {
-            throw ValidationError("--max-upload-width, --max-upload-height, --max-upload-pixels and --max-upload-fps must be positive")
-        }
+        guard maxUploadBytes > 0 else { throw ValidationError("--max-upload-bytes must be positive") }
     }
 
     func run() throws {
@@ -68,11 +61,8 @@ struct Serve: ParsableCommand {
         c.logRequests = logRequests
         c.idleTimeoutSeconds = idleTimeout
         c.maxUploadBytes = maxUploadBytes
-        c.maxUploadSeconds = maxUploadSeconds
-        c.uploadLimits.maxWidth = maxUploadWidth
-        c.uploadLimits.maxHeight = maxUploadHeight
-        c.uploadLimits.maxPixels = maxUploadPixels
-        c.uploadLimits.maxFrameRate = maxUploadFps
+        c.maxUploadSeconds = uploadLimits.maxUploadSeconds
+        c.uploadLimits = uploadLimits.limits
         c.maxPerTopic = maxPerTopic
         c.maxPerCreator = maxPerCreator
         c.explorationShare = explorationShare
@@ -162,5 +152,31 @@ struct Token: ParsableCommand {
             out += u + "\t" + signer.issue(user: u, ttlSeconds: ttlSeconds) + "\n"
         }
         print(out, terminator: "")
+    }
+}
+
+/// What an upload may be at most: `serve` refuses more at upload (422) and `worker transcode`
+/// probes again with the same limits, so give both the same values.
+struct UploadLimitsOption: ParsableArguments {
+    @Option(name: .customLong("max-upload-seconds"), help: "Longest video accepted (422 past it).") var maxUploadSeconds = 180.0
+    @Option(name: .customLong("max-upload-width"), help: "Widest video accepted, in pixels (422 past it).") var maxUploadWidth = 4_096
+    @Option(name: .customLong("max-upload-height"), help: "Tallest video accepted, in pixels (422 past it).") var maxUploadHeight = 4_096
+    @Option(name: .customLong("max-upload-pixels"), help: "Most pixels per frame accepted (422 past it).") var maxUploadPixels = 3_840 * 2_160
+    @Option(name: .customLong("max-upload-fps"), help: "Highest frame rate accepted (422 past it).") var maxUploadFps = 120.0
+
+    func validate() throws {
+        guard maxUploadSeconds > 0, maxUploadWidth > 0, maxUploadHeight > 0, maxUploadPixels > 0, maxUploadFps > 0 else {
+            throw ValidationError("--max-upload-seconds, --max-upload-width, --max-upload-height, --max-upload-pixels and --max-upload-fps must be positive")
+        }
+    }
+
+    var limits: MediaLimits {
+        var l = MediaLimits()
+        l.maxSeconds = maxUploadSeconds
+        l.maxWidth = maxUploadWidth
+        l.maxHeight = maxUploadHeight
+        l.maxPixels = maxUploadPixels
+        l.maxFrameRate = maxUploadFps
+        return l
     }
 }

@@ -22,6 +22,7 @@ struct Worker: ParsableCommand {
         @Option(help: "Seconds a claimed job stays leased to this worker.") var lease: Int64 = 600
         @Option(name: .customLong("max-attempts"), help: "Attempts before a job fails for good.") var maxAttempts = 3
         @Option(help: "x264 preset.") var preset = "veryfast"
+        @OptionGroup var uploadLimits: UploadLimitsOption
         @Option(help: "Seconds to wait when the queue is empty.") var idle = 1.0
         @Flag(name: .customLong("until-empty"), help: "Exit when the queue is empty (batch use and tests).") var untilEmpty = false
 
@@ -30,6 +31,7 @@ struct Worker: ParsableCommand {
             c.leaseSeconds = lease
             c.maxAttempts = maxAttempts
             c.preset = preset
+            c.limits = uploadLimits.limits
             let w = try TranscodeWorker(config: c, store: try store.open(dataDir: data.dataDir))
             Console.err("worker transcode: waiting for jobs in \(data.dataDir)")
             while !CLIContext.cancel.isCancelled {
