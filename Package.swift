@@ -3,12 +3,11 @@ import PackageDescription
 
 // The data path is visible in the targets: Interactions -> Rankers -> Scoring -> Evaluation,
 // with Artifacts persisting models; LinearAlgebra is the only Swift code that calls C BLAS/LAPACKE.
-// The numeric kernels (no I/O, no parsing: they compute on arrays other modules built) keep
-// -Ounchecked in release; every module that reads input (HTTP bodies, log records, import
-// files, store rows, artifacts, media) is built with checks on (`checked`), so an out-of-bounds
-// read there traps instead of corrupting memory.
+// Only the numeric kernels (no I/O, no parsing: they compute on arrays other modules built) take
+// `release` (-Ounchecked); every module that reads input (HTTP bodies, log records, import files,
+// store rows, artifacts, media) has no swiftSettings, so checks stay on and an out-of-bounds read
+// there traps instead of corrupting memory.
 let release: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
-let checked: [SwiftSetting] = []
 
 let package = Package(
     name: "foryou",
@@ -37,42 +36,39 @@ let package = Package(
         .target(name: "CVectorKernels", cSettings: [.unsafeFlags(["-O3"])]),
         .target(name: "LinearAlgebra", dependencies: ["CBLAS", "CLAPACKE", "CVectorKernels"], swiftSettings: release),
         .target(name: "Checksum", swiftSettings: release),
-        .target(name: "EventLog", dependencies: ["Checksum"], swiftSettings: checked),
-        .target(name: "Interactions", dependencies: ["Checksum", "EventLog"], swiftSettings: checked),
+        .target(name: "EventLog", dependencies: ["Checksum"]),
+        .target(name: "Interactions", dependencies: ["Checksum", "EventLog"]),
         // The networked event log: the same events on a Kafka topic (librdkafka).
-        .target(name: "KafkaLog", dependencies: ["EventLog", "CRdKafka"], swiftSettings: checked),
+        .target(name: "KafkaLog", dependencies: ["EventLog", "CRdKafka"]),
         .target(name: "CandidateStore", dependencies: ["Checksum", "Interactions", "Scoring",
-                                                       .product(name: "GRDB", package: "GRDB.swift")],
-                swiftSettings: checked),
+                                                       .product(name: "GRDB", package: "GRDB.swift")]),
         // The networked candidate store: the same store behaviour on PostgreSQL (postgres-nio).
-        .target(name: "PostgresStore", dependencies: ["CandidateStore", .product(name: "PostgresNIO", package: "postgres-nio")],
-                swiftSettings: checked),
+        .target(name: "PostgresStore", dependencies: ["CandidateStore", .product(name: "PostgresNIO", package: "postgres-nio")]),
         .target(name: "Workers", dependencies: ["Interactions", "EventLog", "KafkaLog", "Rankers", "Scoring", "Evaluation", "Artifacts",
-                                                "CandidateStore", "Media"], swiftSettings: checked),
+                                                "CandidateStore", "Media"]),
         .target(name: "Workbench", dependencies: ["Checksum", "Artifacts", "Evaluation", "Rankers", "Scoring", "Workers",
-                                                  "EventLog", "CandidateStore"], swiftSettings: checked),
-        .target(name: "Media", dependencies: ["Checksum"], swiftSettings: checked),
-        .target(name: "Simulator", dependencies: ["Interactions", "EventLog", "CandidateStore"], swiftSettings: checked),
-        .target(name: "World", dependencies: ["Interactions", "EventLog", "CandidateStore"], swiftSettings: checked),
+                                                  "EventLog", "CandidateStore"]),
+        .target(name: "Media", dependencies: ["Checksum"]),
+        .target(name: "Simulator", dependencies: ["Interactions", "EventLog", "CandidateStore"]),
+        .target(name: "World", dependencies: ["Interactions", "EventLog", "CandidateStore"]),
         .target(name: "FeedServer", dependencies: [
             "CandidateStore", "EventLog", "KafkaLog", "Media", "Checksum",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "NIOPosix", package: "swift-nio"),
-        ], swiftSettings: checked),
+        ]),
         .target(name: "Rankers", dependencies: ["LinearAlgebra", "Interactions"], swiftSettings: release),
         .target(name: "Scoring", dependencies: ["LinearAlgebra", "Interactions", "Rankers"], swiftSettings: release),
         .target(name: "Evaluation", dependencies: ["Interactions", "Scoring"], swiftSettings: release),
-        .target(name: "Artifacts", dependencies: ["Checksum", "LinearAlgebra", "Interactions", "Rankers"],
-                swiftSettings: checked),
+        .target(name: "Artifacts", dependencies: ["Checksum", "LinearAlgebra", "Interactions", "Rankers"]),
         .target(name: "ForYou", dependencies: ["LinearAlgebra", "Interactions", "Rankers", "Scoring",
                                                "Evaluation", "Artifacts", "EventLog", "CandidateStore",
                                                "World", "Workers", "Workbench", "Simulator", "Media", "FeedServer",
                                                "PostgresStore", "KafkaLog"]),
         .executableTarget(name: "ForYouCLI", dependencies: [
             "ForYou", .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ], swiftSettings: checked),
+        ]),
         .target(name: "TestSupport", dependencies: ["ForYou"], path: "Tests/TestSupport"),
         .testTarget(name: "LinearAlgebraTests", dependencies: ["LinearAlgebra", "TestSupport"]),
         .testTarget(name: "InteractionsTests", dependencies: ["Interactions", "TestSupport"]),

@@ -157,10 +157,7 @@ struct FeedBuilder {
         // sessions and a page depends on its cursor only.
         let pool = snap.fresh
         if exploreSlots > 0 && !pool.isEmpty {
-            var z = session ^ (UInt64(cursor?.page ?? 0) &* 0x9E37_79B9_7F4A_7C15)
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            let start = Int((z ^ (z >> 31)) % UInt64(pool.count))
+            let start = Int(SessionIds.mix(session ^ (UInt64(cursor?.page ?? 0) &* 0x9E37_79B9_7F4A_7C15)) % UInt64(pool.count))
             var k = 0
             while k < pool.count && explore.count < exploreSlots {
                 let i = pool[(start + k) % pool.count]
@@ -227,9 +224,14 @@ import Synchronization
 enum SessionIds {
     static let counter = Atomic<UInt64>(UInt64.random(in: 1...UInt64.max))
     static func next() -> UInt64 {
-        var z = counter.wrappingAdd(0x9E37_79B9_7F4A_7C15, ordering: .relaxed).newValue
+        max(1, mix(counter.wrappingAdd(0x9E37_79B9_7F4A_7C15, ordering: .relaxed).newValue))
+    }
+
+    /// The SplitMix64 finaliser: a well-spread 64-bit value from any input.
+    static func mix(_ x: UInt64) -> UInt64 {
+        var z = x
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return max(1, z ^ (z >> 31))
+        return z ^ (z >> 31)
     }
 }
