@@ -1,18 +1,30 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// The data path is visible in the targets: Interactions -> Rankers -> Scoring -> Evaluation,
-// with Artifacts persisting models; LinearAlgebra is the only Swift code that calls C BLAS/LAPACKE.
-// Only the numeric kernels (no I/O, no parsing: they compute on arrays other modules built) take
-// `release` (-Ounchecked); every module that reads input (HTTP bodies, log records, import files,
-// store rows, artifacts, media) has no swiftSettings, so checks stay on and an out-of-bounds read
-// there traps instead of corrupting memory.
-let release: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+// The data path is visible in the targets: EventLog -> Interactions -> Rankers -> Scoring ->
+// Evaluation, with Artifacts persisting models and Training running the one training pipeline;
+// LinearAlgebra is the only Swift code that calls C BLAS/LAPACKE. That engine is a product of
+// its own (`ForYouEngine`: no server, no database, no Kafka). The service side (stores, event
+// log on Kafka, feed server, workers, workbench) sits on top as separate products.
+//
+// No target uses unsafe flags, so the package can be a versioned dependency: hot loops are
+// bounds-check-free through buffer pointers, and the C kernels pick their instruction set per
+// function (`__attribute__((target(...)))`). `scripts/check-layers` holds the graph to the rules
+// in docs/architecture.md (declared = imported, forbidden edges).
 
 let package = Package(
     name: "foryou",
-    platforms: [.macOS(.v14)],
     products: [
+        // The engine: data, rankers, scoring, evaluation, artifacts, training, BLAS.
+        .library(name: "ForYouEngine", targets: ["ForYouEngine"]),
+        // The service side, each usable alone.
+        .library(name: "ForYouStore", targets: ["CandidateStore"]),
+        .library(name: "ForYouPostgres", targets: ["PostgresStore"]),
+        .library(name: "ForYouKafka", targets: ["KafkaLog"]),
+        .library(name: "ForYouServer", targets: ["FeedServer"]),
+        .library(name: "ForYouWorkers", targets: ["Rescoring", "LiveRanking", "Transcoding"]),
+        .library(name: "ForYouWorkbench", targets: ["Workbench", "Studies"]),
+        // Everything, as one import.
         .library(name: "ForYou", targets: ["ForYou"]),
         .executable(name: "foryou", targets: ["ForYouCLI"]),
     ],
@@ -24,33 +36,49 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
+        // ---- The engine (product ForYouEngine) ----
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS",
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CLAPACKE", path: "Sources/CLAPACKE",
                        providers: [.apt(["liblapacke-dev"])]),
+        // Element-wise kernels around the BLAS calls, built per instruction set, chosen at load.
+        .target(name: "CVectorKernels"),
+        .target(name: "LinearAlgebra", dependencies: ["CBLAS", "CLAPACKE", "CVectorKernels"]),
+        // Process-level set-up the CLI does first: OpenBLAS kernel check and re-exec.
+        .target(name: "Platform", dependencies: ["LinearAlgebra"]),
+        .target(name: "Checksum"),
+        .target(name: "EventLog", dependencies: ["Checksum"]),
+        .target(name: "Interactions", dependencies: ["EventLog"]),
+        .target(name: "Rankers", dependencies: ["LinearAlgebra", "Interactions"]),
+        .target(name: "Scoring", dependencies: ["LinearAlgebra", "Interactions", "Rankers"]),
+        .target(name: "Evaluation", dependencies: ["LinearAlgebra", "Interactions", "Rankers", "Scoring"]),
+        .target(name: "Artifacts", dependencies: ["Checksum", "LinearAlgebra", "Interactions", "Rankers"]),
+        .target(name: "Training", dependencies: ["LinearAlgebra", "Interactions", "Rankers", "Scoring", "Evaluation", "Artifacts"]),
+        .target(name: "ForYouEngine", dependencies: ["Checksum", "LinearAlgebra", "Platform", "EventLog", "Interactions", "Rankers",
+                                                     "Scoring", "Evaluation", "Artifacts", "Training"]),
+
+        // ---- The service side ----
         .systemLibrary(name: "CRdKafka", path: "Sources/CRdKafka",
                        providers: [.apt(["librdkafka-dev"])]),
-        // Element-wise kernels around the BLAS calls, built per instruction set, chosen at load.
-        .target(name: "CVectorKernels", cSettings: [.unsafeFlags(["-O3"])]),
-        .target(name: "LinearAlgebra", dependencies: ["CBLAS", "CLAPACKE", "CVectorKernels"], swiftSettings: release),
-        .target(name: "Checksum", swiftSettings: release),
-        .target(name: "EventLog", dependencies: ["Checksum"]),
-        .target(name: "Interactions", dependencies: ["Checksum", "EventLog"]),
         // The networked event log: the same events on a Kafka topic (librdkafka).
         .target(name: "KafkaLog", dependencies: ["EventLog", "CRdKafka"]),
-        .target(name: "CandidateStore", dependencies: ["Checksum", "Interactions", "Scoring",
-                                                       .product(name: "GRDB", package: "GRDB.swift")]),
+        .target(name: "CandidateStore", dependencies: ["Checksum", .product(name: "GRDB", package: "GRDB.swift")]),
         // The networked candidate store: the same store behaviour on PostgreSQL (postgres-nio).
-        .target(name: "PostgresStore", dependencies: ["CandidateStore", .product(name: "PostgresNIO", package: "postgres-nio")]),
-        .target(name: "Workers", dependencies: ["Interactions", "EventLog", "KafkaLog", "Rankers", "Scoring", "Evaluation", "Artifacts",
-                                                "CandidateStore", "Media"]),
-        .target(name: "Workbench", dependencies: ["Checksum", "Artifacts", "Evaluation", "Rankers", "Scoring", "Workers",
-                                                  "EventLog", "CandidateStore"]),
+        .target(name: "PostgresStore", dependencies: ["CandidateStore",
+                                                      .product(name: "PostgresNIO", package: "postgres-nio"),
+                                                      .product(name: "NIOCore", package: "swift-nio"),
+                                                      .product(name: "NIOPosix", package: "swift-nio"),
+                                                      .product(name: "Logging", package: "swift-log")]),
         .target(name: "Media", dependencies: ["Checksum"]),
-        .target(name: "Simulator", dependencies: ["Interactions", "EventLog", "CandidateStore"]),
-        .target(name: "World", dependencies: ["Interactions", "EventLog", "CandidateStore"]),
+        // GET /metrics for worker processes (not the feed server's application).
+        .target(name: "MetricsEndpoint", dependencies: [
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+            .product(name: "NIOCore", package: "swift-nio"),
+        ]),
         .target(name: "FeedServer", dependencies: [
             "CandidateStore", "EventLog", "KafkaLog", "Media", "Checksum",
             .product(name: "Hummingbird", package: "hummingbird"),
@@ -58,19 +86,31 @@ let package = Package(
             .product(name: "HTTPTypes", package: "swift-http-types"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
-        .target(name: "Rankers", dependencies: ["LinearAlgebra", "Interactions"], swiftSettings: release),
-        .target(name: "Scoring", dependencies: ["LinearAlgebra", "Interactions", "Rankers"], swiftSettings: release),
-        .target(name: "Evaluation", dependencies: ["Interactions", "Scoring"], swiftSettings: release),
-        .target(name: "Artifacts", dependencies: ["Checksum", "LinearAlgebra", "Interactions", "Rankers"]),
-        .target(name: "ForYou", dependencies: ["LinearAlgebra", "Interactions", "Rankers", "Scoring",
-                                               "Evaluation", "Artifacts", "EventLog", "CandidateStore",
-                                               "World", "Workers", "Workbench", "Simulator", "Media", "FeedServer",
-                                               "PostgresStore", "KafkaLog"]),
+        // A generation's model brought to the live catalog: users folded in, new videos placed.
+        .target(name: "LiveModels", dependencies: ["LinearAlgebra", "Interactions", "Rankers", "Scoring", "CandidateStore"]),
+        // Offline: events -> Training -> score-all -> a generation in the store.
+        .target(name: "Rescoring", dependencies: ["LinearAlgebra", "Interactions", "EventLog", "KafkaLog", "Rankers", "Scoring",
+                                                  "Artifacts", "Training", "CandidateStore", "LiveModels", "Training"]),
+        // The long-running ranking worker (fold-in between retrains, scheduled retrains).
+        .target(name: "LiveRanking", dependencies: ["LinearAlgebra", "Interactions", "EventLog", "KafkaLog", "Rankers", "Artifacts",
+                                                    "CandidateStore", "LiveModels", "Rescoring", "MetricsEndpoint"]),
+        .target(name: "Transcoding", dependencies: ["CandidateStore", "Media"]),
+        // Measurements behind study-mapping and study-foldin.
+        .target(name: "Studies", dependencies: ["LinearAlgebra", "Interactions", "EventLog", "Rankers", "Scoring", "Evaluation",
+                                                "CandidateStore", "LiveModels", "Training"]),
+        .target(name: "Workbench", dependencies: ["Checksum", "Artifacts", "Evaluation", "Interactions", "LinearAlgebra",
+                                                  "Rankers", "Scoring", "Training", "EventLog", "CandidateStore"]),
+        .target(name: "Simulator", dependencies: ["Interactions", "EventLog", "CandidateStore"]),
+        .target(name: "World", dependencies: ["Interactions", "EventLog", "CandidateStore"]),
+        .target(name: "ForYou", dependencies: ["ForYouEngine", "KafkaLog", "CandidateStore", "PostgresStore", "Media",
+                                               "FeedServer", "LiveModels", "Rescoring", "LiveRanking", "Transcoding", "Studies",
+                                               "Workbench", "Simulator", "World"]),
+        // The `foryou` command: parses flags and hands off.
         .executableTarget(name: "ForYouCLI", dependencies: [
-            "ForYou", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "ForYou", "Platform", "MetricsEndpoint", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .target(name: "TestSupport", dependencies: ["ForYou"], path: "Tests/TestSupport"),
-        .testTarget(name: "LinearAlgebraTests", dependencies: ["LinearAlgebra", "TestSupport"]),
+        .testTarget(name: "LinearAlgebraTests", dependencies: ["LinearAlgebra", "Platform", "TestSupport"]),
         .testTarget(name: "InteractionsTests", dependencies: ["Interactions", "TestSupport"]),
         .testTarget(name: "RankersTests", dependencies: ["Rankers", "TestSupport"]),
         .testTarget(name: "ScoringTests", dependencies: ["Scoring", "TestSupport"]),
@@ -81,8 +121,8 @@ let package = Package(
         .testTarget(name: "CandidateStoreTests", dependencies: ["CandidateStore", "PostgresStore", "TestSupport"]),
         .testTarget(name: "FeedServerTests", dependencies: ["FeedServer", "PostgresStore", "KafkaLog", "TestSupport",
                                                          .product(name: "Crypto", package: "swift-crypto")]),
-        .testTarget(name: "WorkersTests", dependencies: ["Workers", "World", "TestSupport"]),
-        .testTarget(name: "CLITests", dependencies: ["TestSupport", "ForYouCLI", "ForYou"]),
+        .testTarget(name: "WorkersTests", dependencies: ["Rescoring", "LiveRanking", "Transcoding", "Studies", "World", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["TestSupport", "ForYouCLI", "ForYou", "Platform"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -177,17 +177,3 @@ enum Body {
         return Array(buffer.readableBytesView)
     }
 }
-
-/// A server with only `GET /metrics` (Prometheus text from `render`), for workers.
-public func buildMetricsApplication(host: String, port: Int, render: @escaping @Sendable () -> String,
-                                    onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
-    let router = Router()
-    readable(router, "/metrics") { _, _ in
-        var h = HTTPFields()
-        h[.contentType] = "text/plain; version=0.0.4"
-        return Response(status: .ok, headers: h, body: .init(byteBuffer: ByteBuffer(string: render())))
-    }
-    readable(router, "/healthz") { _, _ in jsonResponse(.ok, #"{"status":"ok"}"#) }
-    return Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "foryou-worker"),
-                       onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) })
-}

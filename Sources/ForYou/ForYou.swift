@@ -1,17 +1,15 @@
-// The engine as one importable library: `import ForYou`.
-@_exported import LinearAlgebra
-@_exported import Interactions
-@_exported import Rankers
-@_exported import Scoring
-@_exported import Evaluation
-@_exported import Artifacts
-@_exported import EventLog
+// Everything as one import: `import ForYou` is the engine (`ForYouEngine`) and the service side.
+@_exported import ForYouEngine
+@_exported import KafkaLog
 @_exported import CandidateStore
 @_exported import PostgresStore
-@_exported import Workbench
-@_exported import Simulator
 @_exported import Media
 @_exported import FeedServer
+@_exported import LiveModels
+@_exported import Rescoring
+@_exported import LiveRanking
+@_exported import Transcoding
+@_exported import Studies
+@_exported import Workbench
+@_exported import Simulator
 @_exported import World
-@_exported import Workers
-@_exported import KafkaLog

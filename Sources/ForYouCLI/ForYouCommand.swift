@@ -1,6 +1,7 @@
 import ArgumentParser
 import ForYou
 import Foundation
+import Platform
 
 @available(macOS 10.15, macCatalyst 13, iOS 13, tvOS 13, watchOS 6, *)
 struct ForYouCommand: ParsableCommand {

@@ -6,7 +6,7 @@ import Rankers
 import Evaluation
 import Artifacts
 import Scoring
-import Workers
+import Training
 
 public enum SweepError: Error, CustomStringConvertible, Equatable {
     case unknownParameter(String)

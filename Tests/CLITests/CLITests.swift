@@ -1,4 +1,5 @@
 import XCTest
+import Platform
 import Foundation
 import TestSupport
 import LinearAlgebra

@@ -2,7 +2,11 @@ import XCTest
 import Foundation
 import FeedServer
 import CandidateStore
-import Workers
+import Training
+import Rescoring
+import LiveRanking
+import Transcoding
+import Studies
 import Media
 import TestSupport
 

@@ -4,6 +4,7 @@ import Synchronization
 import LinearAlgebra
 import Checksum
 import TestSupport
+import Platform
 
 final class BLASTests: XCTestCase {
     func testGemmMatchesNaiveProduct() {

@@ -1,5 +1,9 @@
 import XCTest
-import Workers
+import Training
+import Rescoring
+import LiveRanking
+import Transcoding
+import Studies
 
 final class BlendJobTests: XCTestCase {
     /// Grid entries: per-user validation NDCG for lambda 0, 0.5, 1.

@@ -4,7 +4,11 @@ import LinearAlgebra
 import CandidateStore
 import EventLog
 import Rankers
-import Workers
+import Training
+import Rescoring
+import LiveRanking
+import Transcoding
+import Studies
 import World
 import TestSupport
 
@@ -53,7 +57,7 @@ final class RescoreJobTests: XCTestCase {
         let token = CancellationToken()
         token.cancel()
         XCTAssertThrowsError(try RescoreJob.run(config(), cancel: token)) { e in
-            guard case RescoreError.cancelled? = e as? RescoreError else { return XCTFail("\(e)") }
+            guard case TrainingError.cancelled? = e as? TrainingError else { return XCTFail("\(e)") }
         }
         let store = try DataDirectory(dir + "/data").openStore()
         XCTAssertEqual(try store.liveGeneration()?.id, first.generation)

@@ -1,7 +1,11 @@
 import XCTest
 import Interactions
 import Rankers
-import Workers
+import Training
+import Rescoring
+import LiveRanking
+import Transcoding
+import Studies
 
 final class TwoTowerJobTests: XCTestCase {
     /// 40 users x 60 items: user u likes items of its group (u % 4), row r at time (r * 7919) % 1000.

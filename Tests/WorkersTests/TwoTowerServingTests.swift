@@ -6,7 +6,11 @@ import EventLog
 import Rankers
 import Interactions
 import Artifacts
-import Workers
+import Training
+import Rescoring
+import LiveRanking
+import Transcoding
+import Studies
 import World
 import TestSupport
 

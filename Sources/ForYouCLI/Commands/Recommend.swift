@@ -1,6 +1,7 @@
 import ArgumentParser
 import ForYou
 import Foundation
+import Platform
 
 struct Recommend: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Top-N for one user (seen items excluded).")

@@ -59,7 +59,7 @@ struct Rescore: ParsableCommand {
                                r.seconds.score, r.seconds.store))
             print("generation \(r.generation) live: \(r.users) users x top \(top) over \(r.videos) videos; model \(r.modelDirectory)"
                   + (r.pruned.isEmpty ? "" : "; pruned \(r.pruned.map(String.init).joined(separator: ", "))"))
-        } catch let e as RescoreError {
+        } catch let e as TrainingError {
             throw CLIError("rescore failed: \(e)")
         } catch let e as EventLogError {
             throw CLIError("rescore failed: \(e)")

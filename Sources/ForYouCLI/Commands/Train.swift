@@ -53,91 +53,50 @@ struct Train: ParsableCommand {
         common.announce()
         let (data, importSeconds, sourcePaths, fingerprint) = try TrainingData.load(train: train, events: events, input: input,
                                                                                      mapping: mapping.mapping, verbose: common.verbose)
-        let conf = Confidence(scheme: confidence, alpha: alpha)
-        let cui = data.confidenceMatrix(conf)
+        var spec = TrainingSpec(model: TrainingSpec.Model(rawValue: model.rawValue)!,
+                                als: ALSConfig(factors: factors, regularization: reg, iterations: iters, solver: solver, cgSteps: cgSteps,
+                                               threads: common.threads, seed: seed, computeLoss: model == .als && !noLoss),
+                                confidence: Confidence(scheme: confidence, alpha: alpha))
+        if model == .twoTower || model == .blend {
+            (spec.features, spec.featuresSource) = try tt.features(data, catalogOf: events)
+            spec.twoTower = tt.config(threads: common.threads, seed: seed)
+            spec.validationFraction = tt.validationFraction
+            spec.refit = tt.refit
+        }
         let runId = out.map { ($0 as NSString).lastPathComponent } ?? ModelStore.newRunId(model: model.rawValue)
         let dir = out ?? "models/\(runId)"
-        Console.err("train: \(model.rawValue) on \(data.users.count) users x \(data.items.count) items, \(cui.nnz) interactions")
-        let t0 = Date()
-        let ranker: Ranker
-        var outcome = "completed"
-        var losses: [Double] = [], iterSeconds: [Double] = []
-        var curves: [String: [Double]]?
-        var params: [String: String] = ["format": input.format.rawValue, "confidence": confidence.rawValue,
-                                        "alpha": "\(alpha)"]
-        if events != nil { params.merge(mapping.mapping.params) { $1 } }
-        switch model {
-        case .popularity:
-            ranker = PopularityModel(fit: cui)
-        case .blend:
-            let cfg = ALSConfig(factors: factors, regularization: reg, iterations: iters, solver: solver,
-                                cgSteps: cgSteps, threads: common.threads, seed: seed, computeLoss: false)
-            let (f, c) = try tt.features(data, catalogOf: events)
-            var ttc = c
-            ttc.threads = common.threads
-            ttc.seed = seed
-            let r: BlendJob.Result
-            do {
-                r = try BlendJob.fit(data, features: f, twoTower: ttc, als: cfg, confidence: conf, validationFraction: tt.validationFraction, refit: tt.refit,
-                                     cancel: CLIContext.cancel) { Console.err($0) }
-            } catch RescoreError.cancelled { throw CLIError("train: interrupted; no blend saved") }
-            ranker = r.ranker
-            params.merge(["factors": "\(factors)", "reg": "\(reg)", "iters": "\(iters)", "solver": solver.rawValue,
-                          "lambda": "\(r.lambda)", "als_validation_ndcg": String(format: "%.5f", r.alsValidation),
-                          "two_tower_validation_ndcg": String(format: "%.5f", r.twoTowerValidation),
-                          "blend_grid": r.grid.map { String(format: "%.1f:%.5f", $0.lambda, $0.ndcg) }.joined(separator: ","),
-                          "seed": "\(seed)"]) { $1 }
-            params.merge(tt.params(r.twoTower, seed: seed)) { a, _ in a }
+        let nnz = data.confidenceMatrix(spec.confidence).nnz
+        Console.err("train: \(model.rawValue) on \(data.users.count) users x \(data.items.count) items, \(nnz) interactions")
+        let trained: TrainedModel
+        do { trained = try TrainingPipeline.fit(data, spec, cancel: CLIContext.cancel) { Console.err($0) } } catch TrainingError.cancelled {
+            throw CLIError("train: interrupted; no \(model.rawValue) saved")
+        }
+        if !trained.completed { Console.err("train: \(trained.outcome); saving what was trained") }
+        if let r = trained.blend {
             Console.err(String(format: "train: blend lambda %.1f (validation NDCG@10: ALS %.4f, two-tower %.4f, blend %.4f)", r.lambda,
                                r.alsValidation, r.twoTowerValidation, r.grid.map(\.ndcg).max()!))
-        case .twoTower:
-            let (r, p, l) = try tt.fit(data, threads: common.threads, seed: seed, catalogOf: events)
-            ranker = r
-            params.merge(p) { $1 }
-            losses = l
-            // Without a validation split no epoch has a value (and JSON has no NaN): no curve.
-            let ndcgs = (p["validation_ndcg"] ?? "").split(separator: ",").compactMap { Double($0) }
-            curves = ndcgs.isEmpty ? nil : ["validation_ndcg@10": ndcgs]
-            if let o = p["outcome"], o.hasPrefix("interrupted") { outcome = o }
-        case .als:
-            let cfg = ALSConfig(factors: factors, regularization: reg, iterations: iters, solver: solver,
-                                cgSteps: cgSteps, threads: common.threads, seed: seed, computeLoss: !noLoss)
-            params.merge(["factors": "\(factors)", "reg": "\(reg)", "iters": "\(iters)", "solver": solver.rawValue,
-                          "cg_steps": "\(cgSteps)", "seed": "\(seed)", "threads": "\(common.threads)"]) { $1 }
-            let m = ALSModel(config: cfg, users: cui.rows, items: cui.cols)
-            let result = try m.train(cui, cancel: CLIContext.cancel) { Console.err($0.line) }
-            if case .cancelled(let n) = result {
-                outcome = "interrupted after \(n) of \(iters) iterations"
-                Console.err("train: \(outcome); saving what was trained")
-            }
-            losses = m.losses
-            iterSeconds = m.iterationSeconds
-            ranker = m
+        } else if let r = trained.twoTower {
+            Console.err("train: two-tower \(trained.params["outcome"]!) (validation users \(r.validationUsers), training pairs \(r.trainPairs))")
         }
-        let fitSeconds = Date().timeIntervalSince(t0)
+        var extra = ["format": input.format.rawValue]
+        if events != nil { extra.merge(mapping.mapping.params) { $1 } }
+        let run = TrainingPipeline.record(
+            id: runId, spec: spec, trained: trained,
+            source: .init(paths: sourcePaths, format: events == nil ? input.format.rawValue : "events", fingerprint: fingerprint,
+                          rows: data.count, users: data.users.count, items: data.items.count, nnz: nnz),
+            importSeconds: importSeconds, extraParams: extra)
+        let cui = data.confidenceMatrix(spec.confidence)
         var report: Evaluator.Report?
-        var run = RunRecord(
-            id: runId, model: model.rawValue, createdAt: ISO8601DateFormatter().string(from: Date()),
-            codeVersion: CodeVersion.current, params: params,
-            data: .init(paths: sourcePaths, format: events == nil ? input.format.rawValue : "events",
-                        fingerprint: fingerprint, rows: data.count,
-                        users: data.users.count, items: data.items.count, nnz: cui.nnz),
-            losses: losses,
-            timings: .init(importSeconds: importSeconds, fitSeconds: fitSeconds, iterationSeconds: iterSeconds, lossSeconds: nil),
-            outcome: outcome,
-            environment: ["blas_core": BLASRuntime.coreName, "cores": "\(BLASRuntime.availableCores)"],
-            metrics: [:], files: [:])
         if let test {
             let (testData, _) = try input.read(test, verbose: common.verbose)
-            let r = Evaluator(k: k, threads: common.threads).evaluate(ranker, users: data.users, items: data.items,
+            let r = Evaluator(k: k, threads: common.threads).evaluate(trained.ranker, users: data.users, items: data.items,
                                                                       seen: cui, test: testData)
             Console.err(EvaluationOutput.table(r))
             report = r
         }
-        if let v = curves { run.curves = v }
-        try ModelStore.save(ranker, users: data.users, items: data.items, seen: cui, run: run, to: dir)
+        try ModelStore.save(trained.ranker, users: data.users, items: data.items, seen: cui, run: run, to: dir)
         if let report, let test { try EvaluationRecord.attach(report, test: [test], to: dir) }
-        Console.err(String(format: "train: fit %.2fs; model saved to %@", fitSeconds, dir))
+        Console.err(String(format: "train: fit %.2fs; model saved to %@", trained.fitSeconds, dir))
         print(dir)
     }
 }
@@ -151,18 +110,13 @@ enum TrainingData {
             return (d, s, [train], try ModelStore.fingerprint(paths: [train]))
         }
         let dir = DataDirectory(events!)
-        let t0 = Date()
-        let log = try EventLog(directory: dir.events)
-        let store = try dir.openStore()
-        let durations = Dictionary(try store.videos().map { ($0.id, $0.durationMs) }, uniquingKeysWith: { $1 })
-        let data = try EventMapping.fromLog(log, durations: durations, mapping: mapping)
-        guard data.weights.contains(where: { $0 > 0 }) else { throw CLIError("\(dir.events): no positive interactions in the event log") }
-        let s = Date().timeIntervalSince(t0)
+        let read: EventTrainingData
+        do { read = try EventTrainingData.read(dataDir: dir.root, mapping: mapping) } catch let e as TrainingError { throw CLIError("\(e)") }
         if verbose {
-            Console.err(String(format: "events: %llu events -> %d interactions, %d users, %d videos in %.2fs", log.endId, data.count,
-                               data.users.count, data.items.count, s))
+            Console.err(String(format: "events: %llu events -> %d interactions, %d users, %d videos in %.2fs", read.events,
+                               read.interactions.count, read.interactions.users.count, read.interactions.items.count, read.seconds))
         }
-        return (data, s, ["events:" + dir.events], "events-\(log.endId)")
+        return (read.interactions, read.seconds, ["events:" + dir.events], "events-\(read.events)")
     }
 }
 
@@ -213,58 +167,23 @@ struct TwoTowerOptions: ParsableArguments {
         return c
     }
 
-    /// The configuration and the features: the --features file, else (training on a data
-    /// directory's events) the catalog's captions and tags.
-    func features(_ data: Interactions, catalogOf dataDir: String? = nil) throws -> (ItemFeatures?, TwoTowerConfig) {
-        let c = config(threads: 0, seed: 42)
+    /// The features: the --features file, else (training on a data directory's events) the
+    /// catalog's captions and tags; and where they came from, as recorded.
+    func features(_ data: Interactions, catalogOf dataDir: String? = nil) throws -> (ItemFeatures?, String?) {
         var f: ItemFeatures?
-        var source = features
+        var shown = features, recorded = features
         if let path = features {
             do { f = try ItemFeatures.load(path, buckets: featureBuckets) } catch let e as ImportError {
                 throw CLIError("features: \(e)")
             }
         } else if let dir = dataDir {
             f = TwoTowerCatalog.features(try DataDirectory(dir).openStore().videos(), buckets: featureBuckets)
-            source = "the catalog of \(dir)"
+            shown = "the catalog of \(dir)"
+            recorded = "catalog"
         }
-        if let f, let source {
-            Console.err(String(format: "features: %@ covers %.1f%% of the training items", source, 100 * f.coverage(of: data.items.raw)))
+        if let f, let shown {
+            Console.err(String(format: "features: %@ covers %.1f%% of the training items", shown, 100 * f.coverage(of: data.items.raw)))
         }
-        return (f, c)
-    }
-
-    func fit(_ data: Interactions, threads: Int, seed: UInt64, catalogOf dataDir: String?) throws
-        -> (TwoTowerRanker, [String: String], [Double]) {
-        var (f, c) = try features(data, catalogOf: dataDir)
-        c.seed = seed
-        c.threads = threads
-        let r = TwoTowerJob.fit(data, features: f, config: c, validationFraction: validationFraction, refit: refit,
-                                cancel: CLIContext.cancel) {
-            Console.err($0.line)
-        }
-        var params = self.params(r, seed: seed)
-        if features == nil && dataDir != nil { params["features"] = "catalog" }
-        Console.err("train: two-tower \(params["outcome"]!) (validation users \(r.validationUsers), training pairs \(r.trainPairs))")
-        return (r.ranker, params, r.reports.map(\.loss))
-    }
-
-    func params(_ r: TwoTowerJob.Result, seed: UInt64) -> [String: String] {
-        var params: [String: String] = [
-            "dim": "\(dim)", "hidden": "\(hiddenWidth)", "epochs": "\(epochs)", "batch": "\(batch)", "lr": "\(lr)",
-            "weight_decay": "\(weightDecay)", "temperature": "\(temperature)", "feature_buckets": "\(featureBuckets)",
-            "uniform_negatives": "\(uniformNegatives)", "log_q": "\(!noLogQ)", "history": "\(history)",
-            "history_gradient": "\(historyGradient)",
-            "patience": "\(patience)", "validation_fraction": "\(validationFraction)", "seed": "\(seed)",
-            "refit_epochs": "\(r.refitEpochs)",
-            "validation_ndcg": r.reports.map { $0.validationNDCG.map { String(format: "%.5f", $0) } ?? "-" }.joined(separator: ","),
-            "examples_per_s": String(format: "%.0f", r.reports.map(\.examplesPerSecond).reduce(0, +) / Double(max(1, r.reports.count))),
-        ]
-        if let path = features { params["features"] = path }
-        switch r.outcome {
-        case .completed: params["outcome"] = "completed"
-        case .stoppedEarly(let e): params["outcome"] = "stopped early; best epoch \(e)"
-        case .cancelled(let e): params["outcome"] = "interrupted; best epoch \(e) kept"
-        }
-        return params
+        return (f, recorded)
     }
 }

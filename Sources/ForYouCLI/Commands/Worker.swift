@@ -1,6 +1,7 @@
 import ArgumentParser
 import ForYou
 import Foundation
+import MetricsEndpoint
 
 struct Worker: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Long-running workers.", subcommands: [Rank.self, Transcode.self])
@@ -173,53 +174,5 @@ struct Worker: ParsableCommand {
             Console.err("worker rank: stopped at event \(worker.nextEvent) (\(events) events, \(users) lists this run"
                         + (worker.fenced > 0 ? "; \(worker.fenced) batches dropped: another worker had moved the cursor)" : ")"))
         }
-    }
-}
-
-/// The worker's figures for /metrics.
-final class WorkerStats: @unchecked Sendable {
-    private let lock = NSLock()
-    private var events = 0, lists = 0, retrains = 0, placedVideos = 0, steps = 0
-    private var lag: UInt64 = 0
-    private var freshness: Double?
-    private var lastRetrainSeconds: Double?
-    private var retrainSecondsTotal = 0.0
-
-    func record(_ s: RankingWorker.Step, lag: UInt64) {
-        lock.lock(); defer { lock.unlock() }
-        events += s.events
-        lists += s.usersUpdated
-        steps += 1
-        self.lag = lag
-        if let f = s.freshnessSeconds { freshness = f }
-        placedVideos = s.foldedVideos
-    }
-
-    func retrained(seconds: Double) {
-        lock.lock(); defer { lock.unlock() }
-        retrains += 1
-        lastRetrainSeconds = seconds
-        retrainSecondsTotal += seconds
-    }
-
-    func render() -> String {
-        lock.lock(); defer { lock.unlock() }
-        var out = ""
-        func metric(_ name: String, _ type: String, _ help: String, _ v: Double) {
-            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n\(name) \(v)\n"
-        }
-        metric("foryou_worker_steps_total", "counter", "Micro-batches run (the first one loads the live model).", Double(steps))
-        metric("foryou_worker_events_applied_total", "counter", "Events folded in.", Double(events))
-        metric("foryou_worker_lists_updated_total", "counter", "User lists replaced.", Double(lists))
-        metric("foryou_worker_lag_events", "gauge", "Events in the log not yet applied.", Double(lag))
-        if let f = freshness {
-            metric("foryou_worker_freshness_seconds", "gauge", "Event appended -> its user's list stored, newest batch.", f)
-        }
-        metric("foryou_worker_placed_videos", "gauge", "Videos without model factors placed from their first interactions.",
-               Double(placedVideos))
-        metric("foryou_worker_retrains_total", "counter", "Full retrains.", Double(retrains))
-        metric("foryou_worker_retrain_seconds_total", "counter", "Time spent retraining.", retrainSecondsTotal)
-        if let r = lastRetrainSeconds { metric("foryou_worker_last_retrain_seconds", "gauge", "Duration of the last retrain.", r) }
-        return out
     }
 }

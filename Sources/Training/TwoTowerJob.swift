@@ -143,14 +143,14 @@ public enum BlendJob {
                            cancel: CancellationToken? = nil, progress: (String) -> Void = { _ in }) throws -> Result {
         let tt = TwoTowerJob.fit(data, features: features, config: twoTower, validationFraction: validationFraction, refit: refit,
                                  cancel: cancel) { progress("two-tower " + $0.line) }
-        if case .cancelled = tt.outcome { throw RescoreError.cancelled }
+        if case .cancelled = tt.outcome { throw TrainingError.cancelled }
         let v = TwoTowerJob.validation(data, fraction: validationFraction, seed: twoTower.seed)
         let train = v.train, truth = v.truth, users = v.users
-        guard !users.isEmpty else { throw RescoreError.noData("no user has enough interactions to carve a validation split") }
+        guard !users.isEmpty else { throw TrainingError.noData("no user has enough interactions to carve a validation split") }
         let seen = train.matrix()
         let cuiVal = train.confidenceMatrix(confidence)
         let alsVal = ALSModel(config: als, users: cuiVal.rows, items: cuiVal.cols)
-        if case .cancelled = try alsVal.train(cuiVal, cancel: cancel) { throw RescoreError.cancelled }
+        if case .cancelled = try alsVal.train(cuiVal, cancel: cancel) { throw TrainingError.cancelled }
         let sA = Blend.scoreScale(alsVal), sT = Blend.scoreScale(tt.validationRanker)
         var grid: [(lambda: Float, ndcg: Double)] = [], perUser: [[Double]] = []
         for step in 0...10 {
@@ -167,7 +167,7 @@ public enum BlendJob {
                         grid.max { $0.ndcg < $1.ndcg }!.lambda))
         let cui = data.confidenceMatrix(confidence)
         let alsFull = ALSModel(config: als, users: cui.rows, items: cui.cols)
-        if case .cancelled = try alsFull.train(cui, cancel: cancel) { throw RescoreError.cancelled }
+        if case .cancelled = try alsFull.train(cui, cancel: cancel) { throw TrainingError.cancelled }
         let ranker = Blend.combine([alsFull, tt.ranker], weights: [(1 - best.lambda) / Blend.scoreScale(alsFull),
                                                                    best.lambda / Blend.scoreScale(tt.ranker)])
         return Result(ranker: ranker, lambda: best.lambda, grid: grid, alsValidation: grid.first!.ndcg,

@@ -6,6 +6,8 @@ import Rankers
 import Scoring
 import Evaluation
 import CandidateStore
+import LiveModels
+import Training
 
 /// How far the ranking worker's fold-in lists drift from a full retrain on the same events.
 /// The log is cut twice by time: a model trained on events before the first cut plays the live
@@ -42,7 +44,7 @@ public struct FoldInStudy {
         let durations = catalog.mapValues(\.durationMs)
         var events: [Event] = []
         try log.forEach(from: 0) { events.append($0) }
-        guard events.count >= 100 else { throw RescoreError.noData("\(dir.events) holds \(events.count) events; too few to cut") }
+        guard events.count >= 100 else { throw TrainingError.noData("\(dir.events) holds \(events.count) events; too few to cut") }
         let times = events.map(\.timeMs).sorted()
         let t1 = times[Int(Double(times.count) * cuts.0)], t2 = times[Int(Double(times.count) * cuts.1)]
         var early = EventHistory(mapping: mapping), late = EventHistory(mapping: mapping)

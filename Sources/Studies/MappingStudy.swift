@@ -6,6 +6,8 @@ import Rankers
 import Scoring
 import Evaluation
 import CandidateStore
+import LiveModels
+import Training
 
 /// Measures how the events -> interactions mapping changes accuracy: a temporal split of a data
 /// directory's event log (events before the cut train, events after it test), one ALS per mapping
@@ -68,7 +70,7 @@ public struct MappingStudy {
         let durations = Dictionary(try store.videos().map { ($0.id, $0.durationMs) }, uniquingKeysWith: { $1 })
         var events: [Event] = []
         try log.forEach(from: 0) { events.append($0) }
-        guard events.count >= 10 else { throw RescoreError.noData("\(dir.events) holds \(events.count) events; too few to split") }
+        guard events.count >= 10 else { throw TrainingError.noData("\(dir.events) holds \(events.count) events; too few to split") }
         let times = events.map(\.timeMs).sorted()
         let cut = times[min(times.count - 1, Int(Double(times.count) * (1 - testFraction)))]
         // The test period: what each user did with videos new to them after the cut.

@@ -7,6 +7,8 @@ import Rankers
 import Scoring
 import Artifacts
 import CandidateStore
+import LiveModels
+import Training
 
 /// One full refresh of the offline side: events -> interactions -> ALS or two-tower ->
 /// full-catalog top-N for every user -> a new candidate generation, switched live in the same
@@ -52,18 +54,6 @@ public struct RescoreResult: Sendable {
     public var seconds: (read: Double, fit: Double, score: Double, store: Double)
 }
 
-public enum RescoreError: Error, CustomStringConvertible {
-    case noData(String)
-    case cancelled
-
-    public var description: String {
-        switch self {
-        case .noData(let s): return s
-        case .cancelled: return "interrupted before the new generation was stored; the live generation is unchanged"
-        }
-    }
-}
-
 public enum RescoreJob {
     public static func run(_ c: RescoreConfig, cancel: CancellationToken? = nil,
                            progress: @escaping (String) -> Void = { _ in }) throws -> RescoreResult {
@@ -80,76 +70,48 @@ public enum RescoreJob {
         }
         defer { closeLog?() }
         let store = try c.store ?? dir.openStore()
-        let videos = try store.videos()
-        let durations = Dictionary(videos.map { ($0.id, $0.durationMs) }, uniquingKeysWith: { $1 })
-        let (data, events) = try EventMapping.counted(source, durations: durations, mapping: c.mapping)
-        guard data.weights.contains(where: { $0 > 0 }) else {
-            throw RescoreError.noData("\(source.sourceName) holds no positive interactions (\(events) events); nothing to train on")
-        }
+        let read = try EventTrainingData.read(source, store: store, mapping: c.mapping)
+        let data = read.interactions, events = read.events, videos = read.videos
         let cui = data.confidenceMatrix(c.confidence)
         let readSeconds = Date().timeIntervalSince(t0)
         progress("events: \(events) events -> \(cui.nnz) interactions, \(data.users.count) users, \(data.items.count) videos")
 
-        let t1 = Date()
         let runId = ModelStore.newRunId(model: c.model.rawValue)
         let modelDir = c.modelsDir + "/" + runId
-        var params = ["confidence": c.confidence.scheme.rawValue, "alpha": "\(c.confidence.alpha)", "top": "\(c.top)", "job": "rescore"]
-            .merging(c.mapping.params) { $1 }
-        let ranker: FactorRanker
+        var spec = TrainingSpec(model: c.model == .als ? .als : .twoTower, als: c.als, confidence: c.confidence)
+        spec.twoTower = c.twoTower
+        spec.validationFraction = c.validationFraction
+        if c.model == .twoTower {
+            spec.features = TwoTowerCatalog.features(videos, buckets: c.twoTower.featureBuckets)
+            spec.featuresSource = "catalog"
+        }
+        let trained = try TrainingPipeline.fit(data, spec, cancel: cancel) { progress((c.model == .twoTower ? "two-tower " : "") + $0) }
+        if !trained.completed { throw TrainingError.cancelled }
+        guard let ranker = trained.ranker as? FactorRanker else { throw TrainingError.noData("\(c.model.rawValue) has no factors to score") }
         var itemIds = data.items.raw
-        var itemVectors: Matrix
-        var losses: [Double] = [], iterationSeconds: [Double] = []
-        switch c.model {
-        case .als:
-            let model = ALSModel(config: c.als, users: cui.rows, items: cui.cols)
-            let outcome = try model.train(cui, cancel: cancel) { progress($0.line) }
-            if case .cancelled = outcome { throw RescoreError.cancelled }
-            params.merge(["factors": "\(c.als.factors)", "reg": "\(c.als.regularization)", "iters": "\(c.als.iterations)",
-                          "solver": c.als.solver.rawValue]) { $1 }
-            ranker = model
-            itemVectors = model.itemFactors
-            losses = model.losses
-            iterationSeconds = model.iterationSeconds
-        case .twoTower:
-            let features = TwoTowerCatalog.features(videos, buckets: c.twoTower.featureBuckets)
-            let r = TwoTowerJob.fit(data, features: features, config: c.twoTower, validationFraction: c.validationFraction,
-                                    cancel: cancel) { progress("two-tower " + $0.line) }
-            if case .cancelled = r.outcome { throw RescoreError.cancelled }
-            let t = c.twoTower
-            params.merge(["dim": "\(t.dim)", "hidden": "\(t.hidden)", "epochs": "\(t.epochs)", "batch": "\(t.batch)",
-                          "lr": "\(t.learningRate)", "weight_decay": "\(t.weightDecay)", "temperature": "\(t.temperature)",
-                          "feature_buckets": "\(t.featureBuckets)", "history": "\(t.history)", "features": "catalog",
-                          "seed": "\(t.seed)", "validation_fraction": "\(c.validationFraction)",
-                          "validation_ndcg": r.reports.map { $0.validationNDCG.map { String(format: "%.5f", $0) } ?? "-" }
-                              .joined(separator: ",")]) { $1 }
-            ranker = r.ranker
-            (itemIds, itemVectors) = TwoTowerCatalog.extend(r.ranker, items: data.items, videos: videos)
-            losses = r.reports.map(\.loss)
+        var itemVectors = ranker.itemFactors
+        if let tt = ranker as? TwoTowerRanker {
+            (itemIds, itemVectors) = TwoTowerCatalog.extend(tt, items: data.items, videos: videos)
             if itemIds.count > data.items.count {
                 progress("two-tower: \(itemIds.count - data.items.count) catalog videos without interactions embedded from caption and tags")
             }
         }
-        let fitSeconds = Date().timeIntervalSince(t1)
+        let fitSeconds = trained.fitSeconds
 
         let t2 = Date()
         // Seen pairs (negatives too) excluded; placed videos are unseen by everyone.
         let seen = CSR(rows: cui.rows, cols: itemVectors.rows, indptr: cui.indptr, indices: cui.indices, values: cui.values)
         let table = StoredFactors(kind: c.model.rawValue, userFactors: ranker.userFactors, itemFactors: itemVectors)
         let recs = BatchScorer(top: c.top, threads: c.als.threads).recommend(table, exclude: seen, cancel: cancel)
-        if cancel?.isCancelled == true { throw RescoreError.cancelled }
+        if cancel?.isCancelled == true { throw TrainingError.cancelled }
         let scoreSeconds = Date().timeIntervalSince(t2)
         progress(String(format: "scored %d users x %d videos, top %d, in %.1fs", recs.users.count, itemVectors.rows, c.top, scoreSeconds))
 
-        let run = RunRecord(
-            id: runId, model: c.model.rawValue, createdAt: ISO8601DateFormatter().string(from: Date()), codeVersion: CodeVersion.current,
-            params: params,
-            data: .init(paths: ["events:" + source.sourceName], format: "events", fingerprint: "events-\(events)", rows: data.count,
-                        users: data.users.count, items: data.items.count, nnz: cui.nnz),
-            losses: losses,
-            timings: .init(importSeconds: readSeconds, fitSeconds: fitSeconds, iterationSeconds: iterationSeconds,
-                           lossSeconds: nil),
-            outcome: "completed", environment: ["blas_core": BLASRuntime.coreName, "cores": "\(BLASRuntime.availableCores)"],
-            metrics: [:], files: [:])
+        let run = TrainingPipeline.record(
+            id: runId, spec: spec, trained: trained,
+            source: .init(paths: ["events:" + source.sourceName], format: "events", fingerprint: "events-\(events)", rows: data.count,
+                          users: data.users.count, items: data.items.count, nnz: cui.nnz),
+            importSeconds: readSeconds, extraParams: ["top": "\(c.top)", "job": "rescore"].merging(c.mapping.params) { $1 })
         try ModelStore.save(ranker, users: data.users, items: data.items, seen: cui, run: run, to: modelDir)
 
         let t3 = Date()

@@ -10,23 +10,23 @@ import CandidateStore
 /// embedded again from their most recent positives through the user tower (their id embedding
 /// when the model knows them, nothing else when it does not). Both towers are the trained ones,
 /// so the vectors live in the same space as the model's own.
-final class LiveTwoTower: LiveModel {
-    let generation: Int64
-    let ranker: TwoTowerRanker
-    let model: TwoTowerModel
-    let users: IdMap
-    let items: IdMap
-    let mapping: EventMapping
+package final class LiveTwoTower: LiveModel {
+    package let generation: Int64
+    package let ranker: TwoTowerRanker
+    package let model: TwoTowerModel
+    package let users: IdMap
+    package let items: IdMap
+    package let mapping: EventMapping
     /// Catalog videos the model has no vector for, embedded from their features; after the model's items.
-    private(set) var extraIds: [String] = []
+    package private(set) var extraIds: [String] = []
     private var extraIndex: [String: Int32] = [:]
     private var extraFeatures: [[Int32]] = []
     private var extraVectors: [Float] = []
     /// Item vectors + extra rows, rebuilt when the extras change.
-    private(set) var catalog: Matrix
-    let placesFromCatalog = true
+    package private(set) var catalog: Matrix
+    package let placesFromCatalog = true
 
-    init(generation: Int64, ranker: TwoTowerRanker, model: TwoTowerModel, users: IdMap, items: IdMap, mapping: EventMapping) {
+    package init(generation: Int64, ranker: TwoTowerRanker, model: TwoTowerModel, users: IdMap, items: IdMap, mapping: EventMapping) {
         self.generation = generation
         self.ranker = ranker
         self.model = model
@@ -36,14 +36,14 @@ final class LiveTwoTower: LiveModel {
         catalog = ranker.itemFactors
     }
 
-    var placed: Int { extraIds.count }
-    var itemCount: Int { catalog.rows }
-    func isModelItem(_ video: String) -> Bool { items.index(of: video) != nil }
-    func index(of video: String) -> Int32? { items.index(of: video) ?? extraIndex[video] }
-    func id(at i: Int32) -> String { Int(i) < items.count ? items.raw[Int(i)] : extraIds[Int(i) - items.count] }
+    package var placed: Int { extraIds.count }
+    package var itemCount: Int { catalog.rows }
+    package func isModelItem(_ video: String) -> Bool { items.index(of: video) != nil }
+    package func index(of video: String) -> Int32? { items.index(of: video) ?? extraIndex[video] }
+    package func id(at i: Int32) -> String { Int(i) < items.count ? items.raw[Int(i)] : extraIds[Int(i) - items.count] }
 
     /// Feature buckets of a catalog video, hashed the way the model's table expects.
-    func features(of v: Video) -> [Int32] {
+    package func features(of v: Video) -> [Int32] {
         ItemFeatures.buckets(of: ItemFeatures.catalogTokens(caption: v.caption, tags: v.tags), buckets: model.config.featureBuckets)
     }
 
@@ -51,7 +51,7 @@ final class LiveTwoTower: LiveModel {
     /// (videos with neither stay unplaced: their vector would be the towers' bias alone). The
     /// history and the users of each video do not matter here. Returns how many were added.
     @discardableResult
-    func place(_ videos: [String], history: EventHistory, catalog: [String: Video], usersOf: [String: Set<String>]) throws -> Int {
+    package func place(_ videos: [String], history: EventHistory, catalog: [String: Video], usersOf: [String: Set<String>]) throws -> Int {
         var ids: [String] = [], feats: [[Int32]] = []
         for video in videos.sorted() where index(of: video) == nil {
             guard let v = catalog[video] else { continue }
@@ -77,7 +77,7 @@ final class LiveTwoTower: LiveModel {
     }
 
     /// The user tower's input history: the user's most recent positives that have a vector.
-    func history(of user: String, _ history: EventHistory) -> (items: [Int32], features: [[Int32]]) {
+    package func history(of user: String, _ history: EventHistory) -> (items: [Int32], features: [[Int32]]) {
         var positives: [(video: String, time: Int64)] = []
         for (video, pair) in history.pairs[user] ?? [:] {
             guard let w = history.trainingWeight(pair), w > 0 else { continue }
@@ -100,7 +100,7 @@ final class LiveTwoTower: LiveModel {
 
     /// Fresh lists for `people`: each embedded from their recent positives, then one blocked GEMM
     /// over the model's items and the placed videos, everything they touched excluded.
-    func lists(for people: [String], history: EventHistory, top: Int, threads: Int) throws
+    package func lists(for people: [String], history: EventHistory, top: Int, threads: Int) throws
         -> [(user: String, videos: [String], scores: [Float])] {
         var kept: [String] = [], ids: [Int32] = [], hists: [[Int32]] = [], histFeats: [[[Int32]]] = []
         var seenRows: [Int32] = [], seenCols: [Int32] = []
@@ -124,26 +124,5 @@ final class LiveTwoTower: LiveModel {
         return kept.enumerated().map { row, user in
             (user: user, videos: recs.list(row).map { id(at: $0) }, scores: Array(recs.scoreList(row)))
         }
-    }
-}
-
-/// Scoring a two-tower model over a data directory's catalog.
-public enum TwoTowerCatalog {
-    /// Content features of catalog videos: their tags and caption words, hashed into `buckets`.
-    public static func features(_ videos: [Video], buckets: Int) -> ItemFeatures {
-        var f = ItemFeatures(buckets: buckets)
-        for v in videos { f.add(item: v.id, tokens: ItemFeatures.catalogTokens(caption: v.caption, tags: v.tags)) }
-        return f
-    }
-
-    /// The model's item vectors, then a vector for each catalog video the model never saw,
-    /// embedded from its caption and tags (videos with neither are left out); ids in row order.
-    public static func extend(_ ranker: TwoTowerRanker, items: IdMap, videos: [Video]) -> (ids: [String], vectors: Matrix) {
-        guard let model = ranker.model else { return (items.raw, ranker.itemFactors) }
-        let live = LiveTwoTower(generation: 0, ranker: ranker, model: model, users: IdMap(), items: items, mapping: EventMapping())
-        let catalog = Dictionary(videos.map { ($0.id, $0) }, uniquingKeysWith: { $1 })
-        _ = try? live.place(videos.map(\.id).filter { items.index(of: $0) == nil }, history: EventHistory(), catalog: catalog,
-                            usersOf: [:])
-        return (items.raw + live.extraIds, live.catalog)
     }
 }

@@ -1,0 +1,145 @@
+import Foundation
+import LinearAlgebra
+import Interactions
+import Rankers
+import Artifacts
+
+/// What to train: one model family and its settings. `foryou train`, `foryou rescore` and the
+/// ranking worker's retrains all describe their model with this and train it through
+/// `TrainingPipeline`, so a model trained by any of them records the same parameters.
+public struct TrainingSpec: Sendable {
+    public enum Model: String, Sendable, CaseIterable { case als, popularity, twoTower = "two-tower", blend }
+
+    public var model: Model
+    public var als: ALSConfig
+    public var confidence: Confidence
+    public var twoTower = TwoTowerConfig()
+    /// Two-tower and blend: share of each user's training items held out for early stopping.
+    public var validationFraction = 0.1
+    /// Two-tower and blend: train again on every interaction for the chosen number of epochs.
+    public var refit = false
+    /// Two-tower and blend: content features of the items, and where they came from (recorded).
+    public var features: ItemFeatures?
+    public var featuresSource: String?
+
+    public init(model: Model, als: ALSConfig = ALSConfig(factors: 64, regularization: 0.05, iterations: 15, solver: .cg),
+                confidence: Confidence = Confidence(scheme: .linear, alpha: 1)) {
+        self.model = model
+        self.als = als
+        self.confidence = confidence
+    }
+}
+
+/// A trained model and everything its run record needs.
+public struct TrainedModel {
+    public var ranker: Ranker
+    /// The parameters, in the one form every command records.
+    public var params: [String: String]
+    public var losses: [Double] = []
+    public var iterationSeconds: [Double] = []
+    public var curves: [String: [Double]]?
+    /// "completed", or why training stopped early and what was kept.
+    public var outcome = "completed"
+    /// False when training was interrupted: `ranker` holds what was trained so far.
+    public var completed = true
+    public var fitSeconds = 0.0
+    /// Two-tower and blend: the two-tower job's result (epochs, validation users).
+    public var twoTower: TwoTowerJob.Result?
+    /// Blend: the fitted weight and its validation figures.
+    public var blend: BlendJob.Result?
+}
+
+public enum TrainingPipeline {
+    /// Trains `spec.model` on `data`. An interrupted ALS or two-tower run returns what was
+    /// trained with `completed == false` (the caller decides whether to keep it); an
+    /// interrupted blend throws `TrainingError.cancelled` (no half blend exists).
+    public static func fit(_ data: Interactions, _ spec: TrainingSpec, cancel: CancellationToken? = nil,
+                           progress: @escaping (String) -> Void = { _ in }) throws -> TrainedModel {
+        let t0 = Date()
+        var params = ["confidence": spec.confidence.scheme.rawValue, "alpha": "\(spec.confidence.alpha)"]
+        var trained: TrainedModel
+        switch spec.model {
+        case .popularity:
+            trained = TrainedModel(ranker: PopularityModel(fit: data.confidenceMatrix(spec.confidence)), params: params)
+        case .als:
+            let cui = data.confidenceMatrix(spec.confidence)
+            params.merge(alsParams(spec.als)) { $1 }
+            let m = ALSModel(config: spec.als, users: cui.rows, items: cui.cols)
+            let result = try m.train(cui, cancel: cancel) { progress($0.line) }
+            trained = TrainedModel(ranker: m, params: params, losses: m.losses, iterationSeconds: m.iterationSeconds)
+            if case .cancelled(let n) = result {
+                trained.outcome = "interrupted after \(n) of \(spec.als.iterations) iterations"
+                trained.completed = false
+            }
+        case .twoTower:
+            let r = TwoTowerJob.fit(data, features: spec.features, config: spec.twoTower, validationFraction: spec.validationFraction,
+                                    refit: spec.refit, cancel: cancel) { progress($0.line) }
+            params.merge(twoTowerParams(spec, r)) { $1 }
+            trained = TrainedModel(ranker: r.ranker, params: params, losses: r.reports.map(\.loss))
+            // Without a validation split no epoch has a value (and JSON has no NaN): no curve.
+            let ndcgs = r.reports.compactMap(\.validationNDCG)
+            trained.curves = ndcgs.isEmpty ? nil : ["validation_ndcg@10": ndcgs]
+            // Stopping early is a normal end (recorded in the parameters); only an interruption is not.
+            if case .cancelled = r.outcome {
+                trained.outcome = params["outcome"]!
+                trained.completed = false
+            }
+            trained.twoTower = r
+        case .blend:
+            let r = try BlendJob.fit(data, features: spec.features, twoTower: spec.twoTower, als: spec.als,
+                                     confidence: spec.confidence, validationFraction: spec.validationFraction, refit: spec.refit,
+                                     cancel: cancel, progress: progress)
+            params.merge(alsParams(spec.als)) { $1 }
+            params.merge(["lambda": "\(r.lambda)", "als_validation_ndcg": String(format: "%.5f", r.alsValidation),
+                          "two_tower_validation_ndcg": String(format: "%.5f", r.twoTowerValidation),
+                          "blend_grid": r.grid.map { String(format: "%.1f:%.5f", $0.lambda, $0.ndcg) }.joined(separator: ",")]) { $1 }
+            params.merge(twoTowerParams(spec, r.twoTower)) { a, _ in a }
+            trained = TrainedModel(ranker: r.ranker, params: params)
+            trained.twoTower = r.twoTower
+            trained.blend = r
+        }
+        trained.fitSeconds = Date().timeIntervalSince(t0)
+        return trained
+    }
+
+    static func alsParams(_ c: ALSConfig) -> [String: String] {
+        ["factors": "\(c.factors)", "reg": "\(c.regularization)", "iters": "\(c.iterations)", "solver": c.solver.rawValue,
+         "cg_steps": "\(c.cgSteps)", "seed": "\(c.seed)", "threads": "\(c.threads)"]
+    }
+
+    static func twoTowerParams(_ spec: TrainingSpec, _ r: TwoTowerJob.Result) -> [String: String] {
+        let t = spec.twoTower
+        var params: [String: String] = [
+            "dim": "\(t.dim)", "hidden": "\(t.hidden)", "epochs": "\(t.epochs)", "batch": "\(t.batch)", "lr": "\(t.learningRate)",
+            "weight_decay": "\(t.weightDecay)", "temperature": "\(t.temperature)", "feature_buckets": "\(t.featureBuckets)",
+            "uniform_negatives": "\(t.uniformNegatives)", "log_q": "\(t.logQ)", "history": "\(t.history)",
+            "history_gradient": "\(t.historyGradient)", "patience": "\(t.patience)",
+            "validation_fraction": "\(spec.validationFraction)", "seed": "\(t.seed)", "refit_epochs": "\(r.refitEpochs)",
+            "validation_ndcg": r.reports.map { $0.validationNDCG.map { String(format: "%.5f", $0) } ?? "-" }.joined(separator: ","),
+            "examples_per_s": String(format: "%.0f", r.reports.map(\.examplesPerSecond).reduce(0, +) / Double(max(1, r.reports.count))),
+        ]
+        if let f = spec.featuresSource { params["features"] = f }
+        switch r.outcome {
+        case .completed: params["outcome"] = "completed"
+        case .stoppedEarly(let e): params["outcome"] = "stopped early; best epoch \(e)"
+        case .cancelled(let e): params["outcome"] = "interrupted; best epoch \(e) kept"
+        }
+        return params
+    }
+
+    /// The run record of a trained model: one builder for every command that trains.
+    public static func record(id: String, spec: TrainingSpec, trained: TrainedModel, source: RunRecord.DataInfo,
+                              importSeconds: Double, extraParams: [String: String] = [:]) -> RunRecord {
+        var run = RunRecord(
+            id: id, model: spec.model.rawValue, createdAt: ISO8601DateFormatter().string(from: Date()),
+            codeVersion: CodeVersion.current, params: trained.params.merging(extraParams) { $1 },
+            data: source, losses: trained.losses,
+            timings: .init(importSeconds: importSeconds, fitSeconds: trained.fitSeconds, iterationSeconds: trained.iterationSeconds,
+                           lossSeconds: nil),
+            outcome: trained.outcome,
+            environment: ["blas_core": BLASRuntime.coreName, "cores": "\(BLASRuntime.availableCores)"],
+            metrics: [:], files: [:])
+        if let c = trained.curves { run.curves = c }
+        return run
+    }
+}
