@@ -90,7 +90,7 @@ let package = Package(
         .target(name: "LiveModels", dependencies: ["LinearAlgebra", "Interactions", "Rankers", "Scoring", "CandidateStore"]),
         // Offline: events -> Training -> score-all -> a generation in the store.
         .target(name: "Rescoring", dependencies: ["LinearAlgebra", "Interactions", "EventLog", "KafkaLog", "Rankers", "Scoring",
-                                                  "Artifacts", "Training", "CandidateStore", "LiveModels", "Training"]),
+                                                  "Artifacts", "Training", "CandidateStore", "LiveModels"]),
         // The long-running ranking worker (fold-in between retrains, scheduled retrains).
         .target(name: "LiveRanking", dependencies: ["LinearAlgebra", "Interactions", "EventLog", "KafkaLog", "Rankers", "Artifacts",
                                                     "CandidateStore", "LiveModels", "Rescoring", "MetricsEndpoint"]),
