@@ -107,7 +107,7 @@ let package = Package(
                                                "Workbench", "Simulator", "World"]),
         // The `foryou` command: parses flags and hands off.
         .executableTarget(name: "ForYouCLI", dependencies: [
-            "ForYou", "Platform", "MetricsEndpoint", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "ForYou", "Platform", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .target(name: "TestSupport", dependencies: ["ForYou"], path: "Tests/TestSupport"),
         .testTarget(name: "LinearAlgebraTests", dependencies: ["LinearAlgebra", "Platform", "TestSupport"]),

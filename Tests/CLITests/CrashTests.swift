@@ -95,15 +95,24 @@ final class CrashTests: XCTestCase {
         XCTAssertEqual(ff.terminationStatus, 0)
         try store.insertUpload(Upload(id: "up", owner: "me", path: path, bytes: 1, durationMs: 12_000, width: 720, height: 1280, createdAt: 0))
         try store.createVideo(Video(id: "vid", createdAt: 0), fromUpload: "up", by: "me")
-        let (worker, _, _) = try CLIRunner.start(["worker", "transcode", "--data-dir", dir, "--lease", "3"], ready: "waiting for jobs")
-        // Mid-job: the job is claimed and ffmpeg is running.
-        let deadline = Date().addingTimeInterval(20)
-        while try store.transcodeJob(video: "vid")?.status != .running && Date() < deadline { usleep(50_000) }
-        usleep(1_500_000)
-        XCTAssertEqual(try store.transcodeJob(video: "vid")?.status, .running)
+        let lease = 6.0
+        // The claim happens after this instant, so the lease cannot end before startedBefore + lease.
+        let startedBefore = Date()
+        let (worker, _, _) = try CLIRunner.start(["worker", "transcode", "--data-dir", dir, "--lease", "\(Int(lease))"],
+                                                 ready: "waiting for jobs")
+        // Mid-job, observed rather than timed: ffmpeg has written a segment into the job's
+        // temporary folder. Then freeze the worker, so the job cannot finish behind our back.
+        let deadline = Date().addingTimeInterval(60)
+        func segmentWritten() -> Bool {
+            guard let e = FileManager.default.enumerator(atPath: dir + "/media") else { return false }
+            return e.contains { ($0 as? String)?.hasSuffix(".m4s") == true }
+        }
+        while !segmentWritten() && Date() < deadline { usleep(20_000) }
+        XCTAssertTrue(segmentWritten(), "ffmpeg never wrote a segment")
         // Freeze the worker first so it cannot see its ffmpeg die, record a failure and claim
         // the job again before its own SIGKILL lands (a race a slow machine loses).
         kill(worker.processIdentifier, SIGSTOP)
+        XCTAssertEqual(try store.transcodeJob(video: "vid")?.status, .running)
         let pkill = Process()
         pkill.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         pkill.arguments = ["pkill", "-KILL", "-P", "\(worker.processIdentifier)"]
@@ -113,14 +122,23 @@ final class CrashTests: XCTestCase {
         worker.waitUntilExit()
         XCTAssertEqual(try store.video(id: "vid")?.status, .processing, "not ready: the ladder was not finished")
         XCTAssertEqual(try store.transcodeJob(video: "vid")?.attempts, 1)
-        // Before the lease runs out nobody else takes it; after, the next worker does.
+        // Before the lease runs out nobody else takes it: checked only when this run provably
+        // ended inside the lease (on a slow machine it may not have).
         let early = try CLIRunner.run(["worker", "transcode", "--data-dir", dir, "--until-empty"])
         XCTAssertEqual(early.status, 0, early.stderr)
-        XCTAssertEqual(try store.transcodeJob(video: "vid")?.attempts, 1)
-        usleep(3_000_000)
-        let r = try CLIRunner.run(["worker", "transcode", "--data-dir", dir, "--until-empty"])
-        XCTAssertEqual(r.status, 0, r.stderr)
-        XCTAssertTrue(r.stderr.contains("vid ready: 4 renditions"), r.stderr)
+        if Date() < startedBefore.addingTimeInterval(lease) {
+            XCTAssertEqual(try store.transcodeJob(video: "vid")?.attempts, 1, "claimed again inside the lease")
+        }
+        // After it, the next worker does: wait on the store row, not on the clock.
+        let claimDeadline = Date().addingTimeInterval(60)
+        var finisher = ""
+        while try store.transcodeJob(video: "vid")?.attempts == 1 && Date() < claimDeadline {
+            let w = try CLIRunner.run(["worker", "transcode", "--data-dir", dir, "--until-empty"])
+            XCTAssertEqual(w.status, 0, w.stderr)
+            finisher = w.stderr
+            usleep(200_000)
+        }
+        XCTAssertTrue(finisher.contains("vid ready: 4 renditions"), finisher)
         let job = try XCTUnwrap(try store.transcodeJob(video: "vid"))
         XCTAssertEqual(job.status, .done)
         XCTAssertEqual(job.attempts, 2)

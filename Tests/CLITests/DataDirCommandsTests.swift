@@ -63,11 +63,32 @@ final class DataDirCommandsTests: XCTestCase {
         let doomed = Process()
         doomed.executableURL = URL(fileURLWithPath: CLIRunner.binary)
         doomed.arguments = ["score-all", "--model", dir + "/m", "--top", "25", "--user-block", "64", "--into", data, "--shard", "2/2", "--build", "b2"]
-        doomed.standardError = FileHandle.nullDevice
+        // Killed once it has begun writing (it says so just before the transaction): before
+        // that, "wrote nothing" would hold trivially.
+        let errPipe = Pipe()
+        doomed.standardError = errPipe
+        let said = LockedText()
+        errPipe.fileHandleForReading.readabilityHandler = { h in said.append(String(decoding: h.availableData, as: UTF8.self)) }
         try doomed.run()
-        usleep(60_000)
+        let deadline = Date().addingTimeInterval(60)
+        while !said.text.contains("writing shard 2/2") && doomed.isRunning && Date() < deadline { usleep(1_000) }
         kill(doomed.processIdentifier, SIGKILL)
         doomed.waitUntilExit()
+        errPipe.fileHandleForReading.readabilityHandler = nil
+        XCTAssertTrue(said.text.contains("writing shard 2/2"), "killed before it began writing: \(said.text)")
+        // All or none: the shard is either done with every list, or absent with none.
+        let mid = try XCTUnwrap(try store.generations().first { $0.id == 3 })
+        if mid.complete { try sameLists(3) } else {
+            let second = ScoreShards.users(shard: 1, of: 2, users: users.count, userBlock: 64)
+            XCTAssertFalse(second.isEmpty)
+            for (n, u) in users.enumerated() {
+                if second.contains(n) {
+                    XCTAssertNil(try store.candidates(generation: 3, user: u), "user \(u) of the killed shard")
+                } else {
+                    XCTAssertEqual(try store.candidates(generation: 3, user: u), try store.candidates(generation: 1, user: u), "user \(u)")
+                }
+            }
+        }
         _ = try run(["score-all", "--model", dir + "/m", "--top", "25", "--user-block", "64", "--into", data, "--shard", "2/2", "--build", "b2"])
         XCTAssertEqual(try store.liveGeneration()?.id, 3)
         try sameLists(3)
@@ -321,4 +342,12 @@ final class DataDirCommandsTests: XCTestCase {
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertTrue(bad.stderr.contains("--ttl"), bad.stderr)
     }
+}
+
+/// Text appended from another thread (a pipe's readability handler) and read from the test's.
+final class LockedText: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = ""
+    func append(_ s: String) { lock.lock(); value += s; lock.unlock() }
+    var text: String { lock.lock(); defer { lock.unlock() }; return value }
 }

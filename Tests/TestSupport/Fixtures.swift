@@ -72,13 +72,17 @@ public enum Fixtures {
     /// A fresh, empty PostgreSQL database on the throw-away cluster `scripts/test` starts
     /// (`FORYOU_TEST_POSTGRES` names its server URL); nil when no cluster is configured, which a CI
     /// run (CI set) treats as a failure rather than skipping the PostgreSQL half of a suite.
-    public static func postgresDatabase() throws -> String? {
+    /// Outside CI, without `FORYOU_TEST_POSTGRES`, returns nil and says on stderr which test ran
+    /// without its PostgreSQL half, so a passing run cannot hide that it covered SQLite only.
+    public static func postgresDatabase(_ test: String = #function, file: String = #fileID) throws -> String? {
         let env = ProcessInfo.processInfo.environment
         guard let server = env["FORYOU_TEST_POSTGRES"], !server.isEmpty, var url = URLComponents(string: server) else {
             if env["CI"] != nil {
                 throw NSError(domain: "foryou", code: 1, userInfo: [NSLocalizedDescriptionKey:
                     "FORYOU_TEST_POSTGRES is not set: run the tests through scripts/test, which starts a PostgreSQL cluster"])
             }
+            FileHandle.standardError.write(Data(("note: \(file) \(test): PostgreSQL part NOT run (FORYOU_TEST_POSTGRES is unset; "
+                + "scripts/test starts a cluster); SQLite only\n").utf8))
             return nil
         }
         let name = "foryou_test_" + UUID().uuidString.prefix(12).lowercased().replacingOccurrences(of: "-", with: "")

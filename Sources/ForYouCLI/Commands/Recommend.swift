@@ -83,7 +83,7 @@ struct BlasInfo: ParsableCommand {
                                   "cores": BLASRuntime.availableCores]
         if benchmark {
             let threads = common.threads > 0 ? common.threads : BLASRuntime.availableCores
-            out["sgemm_gflops"] = SGEMMBench.run(m: m, n: n, k: k, threads: threads)
+            out["sgemm_gflops"] = BLASBenchmark.sgemm(m: m, n: n, k: k, threads: threads)
             out["shape"] = "\(m)x\(k) * \(k)x\(n)"
             out["threads"] = threads
         }
@@ -92,38 +92,5 @@ struct BlasInfo: ParsableCommand {
         } else {
             for key in out.keys.sorted() { print("\(key): \(out[key]!)") }
         }
-    }
-}
-
-/// Raw SGEMM rate of this OpenBLAS on a scoring-shaped problem: each thread repeatedly
-/// multiplies its own (m x k) block by the shared (k x n) item matrix, OpenBLAS single-threaded.
-enum SGEMMBench {
-    static func run(m: Int, n: Int, k: Int, threads: Int, seconds: Double = 2) -> Double {
-        BLASRuntime.setThreads(1)
-        var g = SeededGenerator(seed: 7)
-        let items = Matrix(rows: n, cols: k)
-        for i in 0..<items.count { items.storage[i] = Float(g.unit()) }
-        let users = (0..<threads).map { _ in Matrix(rows: m, cols: k) }
-        for u in users { for i in 0..<u.count { u.storage[i] = Float(g.unit()) } }
-        let outs = (0..<threads).map { _ in Matrix(rows: m, cols: n) }
-        let calls = ProgressBox()
-        let t0 = Date()
-        DispatchQueue.concurrentPerform(iterations: threads) { t in
-            var done = 0
-            repeat {
-                BLAS.gemm(m: m, n: n, k: k, a: users[t].storage, lda: k, b: items.storage, ldb: k, transB: true,
-                          c: outs[t].storage, ldc: n)
-                done += 1
-            } while Date().timeIntervalSince(t0) < seconds
-            calls.add(done)
-        }
-        let elapsed = Date().timeIntervalSince(t0)
-        return 2.0 * Double(m) * Double(n) * Double(k) * Double(calls.value) / elapsed / 1e9
-    }
-
-    final class ProgressBox: @unchecked Sendable {
-        let lock = NSLock()
-        var value = 0
-        func add(_ n: Int) { lock.lock(); value += n; lock.unlock() }
     }
 }

@@ -77,12 +77,7 @@ struct ScoreAll: ParsableCommand {
         }
         let sharding = try shardSpec()
         if let (i, n) = sharding {
-            // Shard i of n: blocks [i*B/n, (i+1)*B/n) of the B user blocks, in the model's order.
-            // Whole blocks: a user's row sits at the same place of the same GEMM block as in a
-            // one-process run, so BLAS rounds its scores the same way (edge kernels differ).
-            let u = m.users.count, blocks = (u + userBlock - 1) / userBlock
-            let lo = min(u, i * blocks / n * userBlock), hi = min(u, (i + 1) * blocks / n * userBlock)
-            subset = (lo..<hi).map { Int32($0) }
+            subset = ScoreShards.users(shard: i, of: n, users: m.users.count, userBlock: userBlock).map { Int32($0) }
         }
         let total = subset?.count ?? m.users.count
         let target: (any FeedStore)? = into != nil || store != nil ? try StoreOption.open(store, dataDir: into ?? "var") : nil
@@ -115,38 +110,27 @@ struct ScoreAll: ParsableCommand {
         if let store = target {
             let t2 = Date()
             let destination = self.store ?? into ?? ""
-            let lists = (0..<recs.users.count).map { row in
-                (user: m.users.raw[Int(recs.users[row])], items: Array(recs.list(row)), scores: Array(recs.scoreList(row)))
-            }
-            // A model trained on this data directory's log (train --events) covered it up to the
-            // event count in its fingerprint; the ranking worker folds in what came after.
-            var through: UInt64?
-            if let into, m.run.data.format == "events", m.run.data.paths == ["events:" + DataDirectory(into).events],
-               m.run.data.fingerprint.hasPrefix("events-") {
-                through = UInt64(m.run.data.fingerprint.dropFirst("events-".count))
-            }
-            let modelDir = URL(fileURLWithPath: model).standardizedFileURL.path
-            if let (i, n) = sharding {
-                let key = build ?? "\(m.run.id)/top\(top)/\(n)-shards"
-                let progress: ShardProgress
-                do {
-                    let gen = try store.beginShardedGeneration(buildKey: key, model: m.run.model, runId: m.run.id, items: items.raw,
-                                                               shards: n, modelDir: modelDir, eventsThrough: through)
-                    progress = try store.writeShard(generation: gen, shard: i, lists: lists, activate: !noActivate)
-                } catch let e as StoreError { throw CLIError("score-all: \(e)") }
+            let outcome: GenerationPublisher.Outcome
+            do {
+                outcome = try GenerationPublisher.publish(recs, users: m.users, items: items, run: m.run, modelDir: model, into: store,
+                                                          dataDir: into, shard: sharding, buildKey: build, activate: !noActivate) {
+                    Console.err("score-all: " + $0)
+                }
+            } catch let e as StoreError { throw CLIError("score-all: \(e)") }
+            switch outcome {
+            case .shard(let progress, let key):
+                let (i, n) = sharding!
                 if progress.alreadyWritten {
                     Console.err("score-all: shard \(i + 1)/\(n) of generation \(progress.generation) (build \(key)) was already written; nothing to do")
                 } else {
                     Console.err(String(format: "score-all: shard %d/%d of generation %lld (build %@): %d users x top %d stored in %.2fs",
-                                       i + 1, n, progress.generation, key, lists.count, top, Date().timeIntervalSince(t2)))
+                                       i + 1, n, progress.generation, key, recs.users.count, top, Date().timeIntervalSince(t2)))
                 }
                 Console.err(progress.complete
                     ? "score-all: generation \(progress.generation) complete (\(n) of \(n) shards)\(progress.live ? ", now live" : "")"
                     : "score-all: generation \(progress.generation) waits for \(n - progress.done) more shard(s)")
-            } else {
-                let gen = try store.writeGeneration(model: m.run.model, runId: m.run.id, items: items.raw, lists: lists,
-                                                    activate: !noActivate, modelDir: modelDir, eventsThrough: through)
-                Console.err(String(format: "score-all: generation %lld (%d users x top %d) stored in %@ in %.2fs%@", gen, lists.count,
+            case .generation(let gen):
+                Console.err(String(format: "score-all: generation %lld (%d users x top %d) stored in %@ in %.2fs%@", gen, recs.users.count,
                                    top, StoreOption.redacted(destination), Date().timeIntervalSince(t2), noActivate ? "" : ", now live"))
             }
         }

@@ -1,7 +1,7 @@
 import ArgumentParser
 import ForYou
 import Foundation
-import MetricsEndpoint
+
 
 struct Worker: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Long-running workers.", subcommands: [Rank.self, Transcode.self])
@@ -112,65 +112,28 @@ struct Worker: ParsableCommand {
                 throw CLIError("\(e)")
             } catch let e as KafkaError { throw CLIError("worker rank: \(e)") }
             Console.err("worker rank: starting at event \(worker.nextEvent)")
-            let stats = WorkerStats()
-            if metricsPort > 0 {
-                let app = buildMetricsApplication(host: "127.0.0.1", port: metricsPort, render: { stats.render() }) { p in
-                    Console.err("worker rank: metrics on http://127.0.0.1:\(p)/metrics")
-                }
-                Task.detached { try? await app.run() }
+            var loop = WorkerLoop()
+            loop.seconds = seconds
+            loop.idle = idle
+            loop.untilCaughtUp = untilCaughtUp
+            loop.metricsPort = metricsPort
+            loop.schedule = RetrainSchedule(period: try retrainEvery.map { Double(try Token.seconds($0, option: "--retrain-every")) },
+                                            afterEvents: retrainAfterEvents)
+            if loop.schedule.period != nil || loop.schedule.afterEvents != nil {
+                var job = RescoreConfig(dataDir: data.dataDir)
+                job.kafka = c.kafka
+                job.eventsDir = c.eventsDir
+                job.store = candidates
+                job.modelsDir = models
+                job.keep = keep
+                job.top = top
+                job.mapping = mapping.mapping
+                job.als = ALSConfig(factors: factors, regularization: 0.05, iterations: iters, solver: .cg)
+                job.model = retrainModel
+                loop.retrain = job
             }
-            let start = Date()
-            var events = 0, users = 0, lastReport = Date(), lastRetrain = Date(), sinceRetrain = 0
-            var lastIdle: String?
-            let period = try retrainEvery.map { Double(try Token.seconds($0, option: "--retrain-every")) }
-            while !CLIContext.cancel.isCancelled && (seconds == 0 || Date().timeIntervalSince(start) < seconds) {
-                let s = try worker.step()
-                if worker.idleReason != lastIdle {
-                    if let why = worker.idleReason { Console.err("worker rank: waiting: \(why)") }
-                    lastIdle = worker.idleReason
-                }
-                if s.refolded > 0 { Console.err("worker rank: folded \(s.refolded) users into newly live generation") }
-                events += s.events
-                users += s.usersUpdated
-                sinceRetrain += s.events
-                stats.record(s, lag: worker.lag)
-                if Date().timeIntervalSince(lastReport) > 5 && events > 0 {
-                    Console.err("worker rank: \(events) events, \(users) user lists updated; next event \(s.nextEvent)")
-                    lastReport = Date()
-                }
-                let due = (period.map { Date().timeIntervalSince(lastRetrain) >= $0 } ?? false)
-                    || (retrainAfterEvents.map { sinceRetrain >= $0 } ?? false)
-                if due {
-                    var job = RescoreConfig(dataDir: data.dataDir)
-                    job.kafka = c.kafka
-                    job.eventsDir = c.eventsDir
-                    job.store = candidates
-                    job.modelsDir = models
-                    job.keep = keep
-                    job.top = top
-                    job.mapping = mapping.mapping
-                    job.als = ALSConfig(factors: factors, regularization: 0.05, iterations: iters, solver: .cg)
-                    job.model = retrainModel
-                    let t = Date()
-                    do {
-                        let r = try RescoreJob.run(job, cancel: CLIContext.cancel)
-                        let d = Date().timeIntervalSince(t)
-                        stats.retrained(seconds: d)
-                        Console.err(String(format: "worker rank: retrained in %.1fs (read %.1fs, fit %.1fs, score %.1fs, store %.1fs): "
-                                           + "generation %lld live, %d users x %d videos", d, r.seconds.read, r.seconds.fit,
-                                           r.seconds.score, r.seconds.store, r.generation, r.users, r.videos))
-                    } catch {
-                        // The live generation is untouched; keep folding in and try at the next period.
-                        Console.err("worker rank: retrain failed, live generation unchanged: \(error)")
-                    }
-                    lastRetrain = Date()
-                    sinceRetrain = 0
-                }
-                if s.events == 0 {
-                    if untilCaughtUp && worker.caughtUp { break }
-                    usleep(useconds_t(idle * 1e6))
-                }
-            }
+            let summary = try loop.run(worker, cancel: CLIContext.cancel) { Console.err("worker rank: " + $0) }
+            let events = summary.events, users = summary.lists
             Console.err("worker rank: stopped at event \(worker.nextEvent) (\(events) events, \(users) lists this run"
                         + (worker.fenced > 0 ? "; \(worker.fenced) batches dropped: another worker had moved the cursor)" : ")"))
         }
