@@ -17,6 +17,50 @@ public enum EventType: UInt8, Sendable, CaseIterable, Codable {
     }
 }
 
+/// How much one event of each type counts: the one place event weights are written down, as one
+/// named table per purpose. The two purposes weigh events differently on purpose, so they are two
+/// tables, not one:
+/// - `trending`: the feed server's popularity score (`FeedServer`'s `Trending`). Every weight is
+///   a count of attention, never negative; a skip or a hide adds nothing (it still counts as an
+///   event for the fresh-upload pool and marks the video seen).
+/// - `training`: the defaults of the mapping from events to training interactions
+///   (`Interactions.EventMapping`, which runs can override and record in their parameters). A
+///   view's weight is per watched fraction (0-1); `skip` and `hide` are the strength of negative
+///   evidence, subtracted from the pair's sum under the `penalize` rule.
+public struct EventWeights: Sendable, Equatable {
+    public var view: Float
+    public var complete: Float
+    public var like: Float
+    public var share: Float
+    public var skip: Float
+    public var hide: Float
+
+    public init(view: Float, complete: Float, like: Float, share: Float, skip: Float, hide: Float) {
+        self.view = view
+        self.complete = complete
+        self.like = like
+        self.share = share
+        self.skip = skip
+        self.hide = hide
+    }
+
+    /// The weight of one event of type `t`.
+    public subscript(_ t: EventType) -> Float {
+        switch t {
+        case .view: view; case .complete: complete; case .like: like
+        case .share: share; case .skip: skip; case .hide: hide
+        }
+    }
+
+    /// A video's trending score: a view 1, a completion 2, a like 3, a share 4; skips and hides 0.
+    public static let trending = EventWeights(view: 1, complete: 2, like: 3, share: 4, skip: 0, hide: 0)
+
+    /// Training interactions by default: a view 1 per watched fraction, a completion 1, a like 2,
+    /// a share 3; a skip subtracts 1 and a hide 4 (under `penalize`). The choice is measured by
+    /// `foryou study-mapping` (scripts/study-mapping).
+    public static let training = EventWeights(view: 1, complete: 1, like: 2, share: 3, skip: 1, hide: 4)
+}
+
 /// An event before it is appended: the log assigns its id.
 public struct EventDraft: Sendable, Equatable {
     public var user: String

@@ -12,7 +12,7 @@ public func buildRouter(_ service: FeedService) -> Router<FeedContext> {
     readable(router, "/healthz") { _, _ in jsonResponse(.ok, #"{"status":"ok"}"#) }
     readable(router, "/") { request, context in WebClient.page(request, context) }
     readable(router, "/readyz") { _, _ in
-        guard let live = service.state.live else {
+        guard let live = service.state.generations.live else {
             throw APIError(.serviceUnavailable, "not_ready", "no candidate generation is live yet")
         }
         if let f = service.log.writerFailure ?? service.followFailure { throw APIError(.serviceUnavailable, "event_log_failed", f) }
@@ -21,11 +21,11 @@ public func buildRouter(_ service: FeedService) -> Router<FeedContext> {
     readable(router, "/metrics") { _, _ in
         let counts = service.state.counts
         var gauges: [(String, String, Double)] = [
-            ("foryou_events_total", "Events applied to the in-memory state (replayed, appended, followed).", Double(service.state.eventsAppliedCount)),
+            ("foryou_events_total", "Events applied to the in-memory state (replayed, appended, followed).", Double(service.state.eventsApplied)),
             ("foryou_users_known", "Users with events.", Double(counts.users)),
             ("foryou_videos", "Videos in the catalog.", Double(counts.videos)),
         ]
-        if let live = service.state.live {
+        if let live = service.state.generations.live {
             gauges.append(("foryou_live_generation", "Id of the live candidate generation.", Double(live.id)))
             let at = Double(live.activatedAt ?? live.createdAt) / 1000
             gauges.append(("foryou_live_generation_age_seconds", "Seconds since the live generation went live.",
@@ -152,7 +152,7 @@ struct AuthMiddleware: RouterMiddleware {
         do { claims = try service.tokens.verify(String(header.dropFirst(7))) } catch let f as TokenSigner.Failure {
             throw APIError(.unauthorized, "unauthorized", f.description)
         }
-        if let wait = service.state.rateLimit(user: claims.sub) {
+        if let wait = service.state.rateLimiter.take(user: claims.sub) {
             var e = APIError(.tooManyRequests, "rate_limited", "too many requests; retry later")
             e.headers[.retryAfter] = "\(max(1, Int(wait.rounded(.up))))"
             throw e

@@ -48,9 +48,9 @@ struct FeedBuilder {
                 : .some(try store.packedCandidates(generation: generation, user: user))
         }
         let session = cursor?.session ?? SessionIds.next()
-        let live = state.live
+        let live = state.generations.live
         // Under a running experiment a new session starts on the user's variant's generation.
-        let experiment = state.experiment
+        let experiment = state.generations.experiment
         let variant = experiment?.variant(for: user)
         var generation = cursor?.generation ?? variant?.generation ?? live?.id ?? -1
         var position = Int(cursor?.position ?? 0)
@@ -69,7 +69,7 @@ struct FeedBuilder {
             guard let p = try list(live.id) else { return nil }
             packed = p
         }
-        let model = state.model(ofGeneration: generation) ?? live?.model ?? "model"
+        let model = state.generations.model(ofGeneration: generation) ?? live?.model ?? "model"
         let snap = state.snapshot(user: user)
         let videos = snap.videos
         // Everything the session served, whichever server served it (carried by the cursor).
@@ -117,7 +117,7 @@ struct FeedBuilder {
         var p = min(position, entries.count)
         deferredIn = deferredIn.filter { $0 < p }
         var deferredOut: [Int] = []
-        let map = packed.map { state.mapping(for: $0) } ?? []
+        let map = packed.map { state.catalog.mapping(for: $0) } ?? []
         func global(_ e: (item: UInt32, score: Float)) -> Int32? { Int(e.item) < map.count ? map[Int(e.item)] : nil }
         var revisit = deferredIn[...]
         func nextListPosition() -> Int? {

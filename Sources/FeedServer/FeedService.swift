@@ -83,7 +83,7 @@ public final class FeedService: @unchecked Sendable {
             notes.append("replayed \(log.endId) events")
         }
         state.rebuildTrending()
-        notes.append("live generation: \(state.live.map { "\($0.id) (\($0.model), \($0.users) users)" } ?? "none")")
+        notes.append("live generation: \(state.generations.live.map { "\($0.id) (\($0.model), \($0.users) users)" } ?? "none")")
         startupNotes = notes
     }
 
@@ -136,7 +136,7 @@ extension FeedService {
     public func refreshNow() throws { try state.refresh(store: store) }
     /// Expires old idempotency keys and idle rate buckets now.
     public func expireNow(at now: Double = Date().timeIntervalSince1970) { state.expire(now: now) }
-    public var idempotencyKeyCount: Int { state.idempotencyKeyCount }
+    public var idempotencyKeyCount: Int { state.keys.count }
     /// Recomputes the trending ranking now.
     public func rebuildTrendingNow() { state.rebuildTrending() }
 }

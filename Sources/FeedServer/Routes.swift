@@ -94,12 +94,12 @@ enum EventRoutes {
         guard watch >= 0, watch <= Int64(s.config.maxWatchMs) else {
             throw APIError.badRequest("watch_ms must be between 0 and \(s.config.maxWatchMs)", field: prefix + "watch_ms")
         }
-        guard s.state.video(id: video) != nil else {
+        guard s.state.catalog.video(id: video) != nil else {
             throw APIError(.notFound, "unknown_video", "no video '\(video)'", field: prefix + "video_id")
         }
         return EventDraft(user: user, video: video, type: type, watchMs: UInt32(watch),
                           timeMs: Int64(Date().timeIntervalSince1970 * 1000), idempotencyKey: key,
-                          extra: s.state.experiment?.annotation(for: user) ?? "")
+                          extra: s.state.generations.experiment?.annotation(for: user) ?? "")
     }
 
     static func idempotencyKey(_ request: Request) throws -> String {
@@ -118,7 +118,7 @@ enum EventRoutes {
         let key = try idempotencyKey(request)
         var d = try draft(s, o, user: user, key: key)
         if !key.isEmpty {
-            switch s.state.claim(user: user, key: key, fingerprint: FeedState.fingerprint(d)) {
+            switch s.state.keys.claim(user: user, key: key, fingerprint: IdempotencyKeys.fingerprint(d)) {
             case .done(let id): return accepted(id, replay: true)
             case .inFlight: throw APIError(.conflict, "in_flight", "a request with this Idempotency-Key is in progress",
                                            field: "Idempotency-Key")
@@ -131,7 +131,7 @@ enum EventRoutes {
         d.idempotencyKey = key
         let ids: [UInt64]
         do { ids = try await s.log.append([d]) } catch {
-            if !key.isEmpty { s.state.release(user: user, key: key) }
+            if !key.isEmpty { s.state.keys.release(user: user, key: key) }
             throw APIError(.serviceUnavailable, "event_log_unavailable", "the event was not stored: \(error)")
         }
         s.applyAppended([Event(id: ids[0], draft: d)])
@@ -195,7 +195,7 @@ enum VideoRoutes {
             case .alreadyUsed: throw APIError(.conflict, "upload_used", e.description, field: "upload_id")
             }
         }
-        s.state.addVideo(v)
+        s.state.catalog.add(v)
         let w = JSONWriter()
         w.object { w.field("video_id", id); w.field("status", "processing") }
         return jsonResponse(.accepted, w)

@@ -6,9 +6,10 @@ import EventLog
 /// (`Confidence`): a positive sum is an observed positive with confidence `1 + alpha f(sum)`; a
 /// negative sum, under `.penalize`, an explicit negative (preference 0 with that confidence).
 ///
-/// Positive weights: a view counts its watched fraction (0-1), a completion 1, a like 2, a share 3.
-/// Skips and hides are negative evidence; `negatives` says how they enter (see `Negatives`).
-/// The choice of default is measured by `foryou study-mapping` (scripts/study-mapping).
+/// Positive weights (`EventWeights.training` by default): a view counts its watched fraction (0-1),
+/// a completion 1, a like 2, a share 3. Skips and hides are negative evidence; `negatives` says how
+/// they enter (see `Negatives`). The choice of default is measured by `foryou study-mapping`
+/// (scripts/study-mapping).
 public struct EventMapping: Sendable, Equatable {
     public enum Negatives: String, Sendable, CaseIterable, Codable {
         /// A skip or hide subtracts `skip`/`hide` from the pair; a net negative pair is trained
@@ -21,14 +22,16 @@ public struct EventMapping: Sendable, Equatable {
         case ignore
     }
 
-    public var view: Float = 1
-    public var complete: Float = 1
-    public var like: Float = 2
-    public var share: Float = 3
+    /// Weight per event type; defaults: `EventWeights.training` (EventLog), the one table.
+    public var weights: EventWeights = .training
     public var negatives: Negatives = .penalize
+    public var view: Float { get { weights.view } set { weights.view = newValue } }
+    public var complete: Float { get { weights.complete } set { weights.complete = newValue } }
+    public var like: Float { get { weights.like } set { weights.like = newValue } }
+    public var share: Float { get { weights.share } set { weights.share = newValue } }
     /// Strength of one skip / one hide under `.penalize`.
-    public var skip: Float = 1
-    public var hide: Float = 4
+    public var skip: Float { get { weights.skip } set { weights.skip = newValue } }
+    public var hide: Float { get { weights.hide } set { weights.hide = newValue } }
     /// Each event's weight halves every `halfLifeDays` before the newest event in the log
     /// (nil: no decay).
     public var halfLifeDays: Double?

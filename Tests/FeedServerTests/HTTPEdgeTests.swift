@@ -95,7 +95,7 @@ final class HTTPEdgeTests: XCTestCase {
         XCTAssertEqual(other.errorCode, "idempotency_key_reused")
         XCTAssertEqual(other.errorField, "Idempotency-Key")
         // Only the first event was stored.
-        XCTAssertEqual(s.service.state.idempotencyKeyCount, 1)
+        XCTAssertEqual(s.service.idempotencyKeyCount, 1)
     }
 
     // MARK: protocol

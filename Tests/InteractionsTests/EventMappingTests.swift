@@ -78,3 +78,16 @@ final class EventMappingTests: XCTestCase {
         XCTAssertEqual(EventMapping(params: [:]).negatives, .drop, "models from before the mapping was recorded")
     }
 }
+
+final class EventWeightsTests: XCTestCase {
+    /// Training and trending weigh events differently on purpose; both tables live in EventLog.
+    func testTheMappingDefaultsToTheTrainingTable() {
+        var m = EventMapping()
+        XCTAssertEqual(m.weights, .training)
+        XCTAssertEqual(EventType.allCases.map { EventWeights.training[$0] }, [1, 1, 2, 3, 1, 4])
+        XCTAssertEqual(EventType.allCases.map { EventWeights.trending[$0] }, [1, 2, 3, 4, 0, 0])
+        m.like = 5
+        XCTAssertEqual(m.weights[.like], 5)
+        XCTAssertEqual(EventWeights.training.like, 2)
+    }
+}

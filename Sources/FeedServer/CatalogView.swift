@@ -1,0 +1,148 @@
+import Foundation
+import CandidateStore
+import EventLog
+
+/// The server's view of the store's catalog, and the global video index space every other part of
+/// `FeedState` is keyed by: each video id seen in the catalog, an event or a generation's item
+/// table gets a small integer once (indices are never reused and the arrays here only grow, so an
+/// index read anywhere stays valid against any later copy of `entries`). Indices differ between
+/// servers; ids do not. Reloaded when the store's catalog version changes. One lock; every
+/// operation under it is short.
+final class CatalogView: @unchecked Sendable {
+    /// Prefix of relative stream and thumbnail URLs in the rendered entries.
+    let publicBaseURL: String
+    private let lock = NSLock()
+
+    private var catalog: [String: Video] = [:]
+    private var catalogVersion: Int64 = -1
+    private var videoIndex: [String: Int32] = [:]
+    /// Catalog entries by global video index (nil: not in the catalog).
+    private var byIndex: [VideoBox?] = []
+    /// What a page's filters read, by global video index, in one compact array (the candidate
+    /// loop touches it for every candidate it skips; `byIndex` only for the ones it serves).
+    private var meta: [VideoMeta] = []
+    private var topicIds: [String: Int32] = [:]
+    private var creatorIds: [String: Int32] = [:]
+    /// Per generation: its item-table position -> global video index.
+    private var generationMaps: [Int64: [Int32]] = [:]
+
+    init(publicBaseURL: String) { self.publicBaseURL = publicBaseURL }
+
+    /// The store's catalog version this view was last loaded from (-1: never).
+    var version: Int64 {
+        lock.lock(); defer { lock.unlock() }
+        return catalogVersion
+    }
+
+    /// Replaces the catalog with the store's `videos` at `version`. Entries of videos no longer
+    /// in it keep their index and rendered entry (events may still name them).
+    func reload(_ videos: [Video], version: Int64) {
+        lock.lock(); defer { lock.unlock() }
+        catalog = Dictionary(videos.map { ($0.id, $0) }, uniquingKeysWith: { $1 })
+        for v in videos { setLocked(Int(indexLocked(v.id)), v) }
+        catalogVersion = version
+    }
+
+    /// Adds (or replaces) one video, e.g. an upload this server accepted.
+    func add(_ v: Video) {
+        lock.lock(); defer { lock.unlock() }
+        catalog[v.id] = v
+        setLocked(Int(indexLocked(v.id)), v)
+    }
+
+    func video(id: String) -> Video? {
+        lock.lock(); defer { lock.unlock() }
+        return catalog[id]
+    }
+
+    /// Videos in the catalog.
+    var count: Int {
+        lock.lock(); defer { lock.unlock() }
+        return catalog.count
+    }
+
+    /// The global index of each video id, assigning new ones, under one lock.
+    func indices<S: Sequence<String>>(of videos: S) -> [Int32] {
+        lock.lock(); defer { lock.unlock() }
+        return videos.map { indexLocked($0) }
+    }
+
+    /// Global video indices of a generation's item table (computed once per generation).
+    func mapping(for packed: PackedCandidates) -> [Int32] {
+        lock.lock(); defer { lock.unlock() }
+        if let m = generationMaps[packed.generation], m.count == packed.itemTable.count { return m }
+        if generationMaps.count > 8 { generationMaps.removeAll() }
+        let m = packed.itemTable.map { indexLocked($0) }
+        generationMaps[packed.generation] = m
+        return m
+    }
+
+    /// Catalog entries and their filter fields by global index, copied together (copy-on-write
+    /// makes that O(1)): `meta[i].ready` implies `videos[i] != nil`, and both have one count.
+    var entries: (videos: [VideoBox?], meta: [VideoMeta]) {
+        lock.lock(); defer { lock.unlock() }
+        return (byIndex, meta)
+    }
+
+    private func indexLocked(_ id: String) -> Int32 {
+        if let i = videoIndex[id] { return i }
+        let i = Int32(byIndex.count)
+        videoIndex[id] = i
+        byIndex.append(nil)
+        meta.append(VideoMeta())
+        if let v = catalog[id] { setLocked(Int(i), v) }
+        return i
+    }
+
+    private func setLocked(_ i: Int, _ v: Video) {
+        byIndex[i] = VideoBox(v, baseURL: publicBaseURL)
+        func intern(_ s: String, _ table: inout [String: Int32]) -> Int32 {
+            if s.isEmpty { return -1 }
+            if let k = table[s] { return k }
+            let k = Int32(table.count)
+            table[s] = k
+            return k
+        }
+        meta[i] = VideoMeta(ready: v.status == .ready, topic: intern(v.topic, &topicIds), creator: intern(v.creator, &creatorIds))
+    }
+}
+
+/// A video's fields the page filters need: ready to serve, and its topic and creator as small
+/// integers (-1: none), so diversity checks compare numbers.
+struct VideoMeta {
+    var ready = false
+    var topic: Int32 = -1
+    var creator: Int32 = -1
+}
+
+/// A catalog entry shared by reference on the hot path (one retain instead of one per field),
+/// with its feed JSON fields rendered once: `"id":...,"creator":...,` (ranker and generation,
+/// which depend on the request, are appended per response).
+final class VideoBox: @unchecked Sendable {
+    let v: Video
+    let jsonFields: [UInt8]
+    /// The id's hash, as paging cursors' served filters take it.
+    let idHash: UInt64
+
+    init(_ v: Video, baseURL: String = "") {
+        self.v = v
+        idHash = ServedFilter.hash(v.id)
+        let w = JSONWriter()
+        w.object {
+            w.field("id", v.id)
+            w.field("caption", v.caption)
+            w.field("stream_url", VideoBox.url(v.streamURL, baseURL))
+            w.field("thumbnail_url", VideoBox.url(v.thumbnailURL, baseURL))
+            w.field("duration_ms", v.durationMs)
+            w.field("topic", v.topic)
+            w.field("creator", v.creator)
+        }
+        // Drop the closing brace and add a separator for the fields that follow.
+        jsonFields = Array(w.bytes.dropFirst().dropLast()) + [44]
+    }
+
+    static func url(_ u: String?, _ base: String) -> String? {
+        guard let u else { return nil }
+        return u.hasPrefix("/") && !base.isEmpty ? base + u : u
+    }
+}
