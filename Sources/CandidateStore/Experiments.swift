@@ -191,13 +191,4 @@ extension SQLiteFeedStore {
         }
         return try experiment(named: name)!
     }
-
-    /// Generations a draft or running experiment serves from (never pruned).
-    func experimentGenerations(_ db: Database) throws -> Set<Int64> {
-        var out = Set<Int64>()
-        for r in try Row.fetchAll(db, sql: "SELECT * FROM experiments WHERE status != 'stopped'") {
-            for v in try Self.experiment(r).variants { out.insert(v.generation) }
-        }
-        return out
-    }
 }

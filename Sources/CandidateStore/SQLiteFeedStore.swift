@@ -344,21 +344,16 @@ public final class SQLiteFeedStore: FeedStore, @unchecked Sendable {
     public func prune(keep: Int) throws -> [Int64] {
         let removed: [Int64] = try pool.write { db in
             let live = try Int64.fetchOne(db, sql: "SELECT generation FROM live WHERE singleton = 1")
-            let ids = try Int64.fetchAll(db, sql: "SELECT id FROM generations ORDER BY id DESC")
-            let serving = try experimentGenerations(db)
-            // A generation still being built by shards is left alone (its shards may be running),
-            // unless the build was started more than a day ago and is taken for abandoned.
-            let building = Set(try Int64.fetchAll(db, sql: """
-                SELECT id FROM generations WHERE shards IS NOT NULL AND shards_done < shards AND created_at > ?
-                """, arguments: [SQLiteFeedStore.now() - ShardProgress.abandonedAfterMs]))
-            let doomed = ids.dropFirst(max(0, keep)).filter { $0 != live && !serving.contains($0) && !building.contains($0) }
+            let generations = try Row.fetchAll(db, sql: "SELECT * FROM generations").map { SQLiteFeedStore.info($0, live: live) }
+            let experiments = try Row.fetchAll(db, sql: "SELECT * FROM experiments WHERE status != 'stopped'").map(Self.experiment)
+            let doomed = GenerationPruning.doomed(generations, keep: keep, experiments: experiments, now: SQLiteFeedStore.now())
             for id in doomed {
                 try db.execute(sql: "DELETE FROM candidate_lists WHERE generation = ?", arguments: [id])
                 try db.execute(sql: "DELETE FROM generation_items WHERE generation = ?", arguments: [id])
                 try db.execute(sql: "DELETE FROM generation_shards WHERE generation = ?", arguments: [id])
                 try db.execute(sql: "DELETE FROM generations WHERE id = ?", arguments: [id])
             }
-            return Array(doomed)
+            return doomed
         }
         lock.lock()
         for id in removed { itemCache[id] = nil }
@@ -412,11 +407,17 @@ public final class SQLiteFeedStore: FeedStore, @unchecked Sendable {
         listCache?.peek(ListCache.Key(generation: generation, user: user))
     }
 
+    /// Keeps the lists the feed reads in memory (`capacity` lists, each for at most `ttl` seconds),
+    /// watched every 20 ms (`enableListCache(capacity:ttl:pollSeconds:)`).
+    public func enableListCache(capacity: Int = 50_000, ttl: Double = 300) throws {
+        try enableListCache(capacity: capacity, ttl: ttl, pollSeconds: 0.02)
+    }
+
     /// Keeps the lists the feed reads in memory (`capacity` lists, each for at most `ttl` seconds).
     /// A thread polls `PRAGMA data_version` every `pollSeconds` on its own connection and drops
     /// the whole cache when any other connection (a worker's `replaceLists`, an import) committed,
     /// so a replaced list is served at most `pollSeconds` (plus a poll) after its commit.
-    public func enableListCache(capacity: Int = 50_000, ttl: Double = 300, pollSeconds: Double = 0.02) throws {
+    public func enableListCache(capacity: Int, ttl: Double, pollSeconds: Double) throws {
         var config = Configuration()
         config.readonly = true
         let q = try DatabaseQueue(path: path, configuration: config)

@@ -12,7 +12,8 @@ import CandidateStore
 struct FeedBuilder {
     let config: FeedServerConfig
     let state: FeedState
-    let store: FeedStore
+    /// Only the lists are read from the store (the catalog comes from `state`).
+    let store: any GenerationStore
 
     struct Item {
         var index: Int32

@@ -33,12 +33,12 @@ public final class TranscodeWorker {
     }
 
     public let config: Config
-    let store: any FeedStore
+    let store: any UploadStore
     let dir: DataDirectory
 
     /// `store`: where the job queue and catalog live (default: the data directory's SQLite
     /// file); uploads and media are files under the data directory either way.
-    public init(config: Config, store: (any FeedStore)? = nil) throws {
+    public init(config: Config, store: (any UploadStore)? = nil) throws {
         self.config = config
         dir = DataDirectory(config.dataDir)
         self.store = try store ?? dir.openStore()

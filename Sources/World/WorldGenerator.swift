@@ -38,7 +38,7 @@ public enum WorldGenerator {
     }
 
     /// Writes the catalog into `store` and the past sessions into `log`.
-    public static func generate(_ c: WorldConfig, store: FeedStore, log: EventLog,
+    public static func generate(_ c: WorldConfig, store: any CatalogStore, log: EventLog,
                                 now: Date = Date()) throws -> Summary {
         var events = 0
         var batch: [EventDraft] = []

@@ -73,12 +73,8 @@ struct Serve: ParsableCommand {
         let service: FeedService
         let candidates = try store.open(dataDir: data.dataDir)
         // Lists stay in memory between requests, dropped when a worker replaces them.
-        let pg = candidates as? PostgresFeedStore, lite = candidates as? SQLiteFeedStore
         do {
-            if listCache > 0 {
-                try pg?.enableListCache(capacity: listCache)
-                try lite?.enableListCache(capacity: listCache)
-            }
+            if listCache > 0 { try candidates.enableListCache(capacity: listCache, ttl: 300) }
         } catch let e as PostgresStoreError { throw CLIError("serve: \(e)") }
         do { service = try FeedService(config: c, store: candidates) } catch let e as EventLogError {
             throw CLIError("\(e)")
@@ -93,7 +89,7 @@ struct Serve: ParsableCommand {
             try await app.runService()
         }
         service.stop()
-        if let s = pg?.listCacheStats ?? lite?.listCacheStats { Console.err("serve: list cache: \(s.hits) hits, \(s.misses) misses, \(s.lists) lists held") }
+        if let s = candidates.listCacheStats { Console.err("serve: list cache: \(s.hits) hits, \(s.misses) misses, \(s.lists) lists held") }
     }
 }
 
