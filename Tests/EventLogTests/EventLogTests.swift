@@ -315,3 +315,18 @@ final class EventLogTests: XCTestCase {
         XCTAssertEqual(try CursorStore(directory: dir + "/cursors").load("ranker"), 42)
     }
 }
+
+final class EventSummaryTests: XCTestCase {
+    func testCountsByTypeUsersVideosAndTimeRange() {
+        var s = EventSummary()
+        for (i, (u, v, t, ms)) in [("a", "v1", EventType.view, Int64(50)), ("b", "v1", .like, 20), ("a", "v2", .like, 90)].enumerated() {
+            s.add(Event(id: UInt64(i), draft: EventDraft(user: u, video: v, type: t, timeMs: ms)))
+        }
+        XCTAssertEqual(s.events, 3)
+        XCTAssertEqual(s.byType, [.view: 1, .like: 2])
+        XCTAssertEqual(s.users, ["a", "b"])
+        XCTAssertEqual(s.videos, ["v1", "v2"])
+        XCTAssertEqual(s.firstTimeMs, 20)
+        XCTAssertEqual(s.lastTimeMs, 90)
+    }
+}

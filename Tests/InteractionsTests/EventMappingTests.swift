@@ -91,3 +91,32 @@ final class EventWeightsTests: XCTestCase {
         XCTAssertEqual(EventWeights.training.like, 2)
     }
 }
+
+/// `foryou events import`'s core: one event per row, the file's times or consecutive
+/// milliseconds ending now, watch time = duration, batches of the given size.
+final class EventImportTests: XCTestCase {
+    func testRowsBecomeEventsInBatches() throws {
+        let users = IdMap(raw: ["a", "b"]), items = IdMap(raw: ["v1", "v2"])
+        let d = Interactions(users: users, items: items, userIndex: [0, 1, 0], itemIndex: [0, 1, 1], weights: [1, 1, 1])
+        var batches: [[EventDraft]] = []
+        let n = try EventImport.append(d, type: .like, durations: ["v1": 5_000], now: 10_000, batchSize: 2) { batches.append($0) }
+        XCTAssertEqual(n, 3)
+        XCTAssertEqual(batches.map(\.count), [2, 1])
+        let all = batches.flatMap { $0 }
+        XCTAssertEqual(all.map(\.user), ["a", "b", "a"])
+        XCTAssertEqual(all.map(\.video), ["v1", "v2", "v2"])
+        XCTAssertEqual(all.map(\.timeMs), [9_997, 9_998, 9_999])
+        XCTAssertEqual(all.map(\.watchMs), [5_000, 0, 0])
+        XCTAssertTrue(all.allSatisfy { $0.type == .like })
+        // Times from the file (seconds) win over the clock; a cancellation stops before the next row.
+        var timed = d
+        timed.timestamps = [7, 8, 9]
+        var got: [EventDraft] = []
+        var calls = 0
+        let m = try EventImport.append(timed, type: .view, durations: [:], now: 0, cancelled: { calls += 1; return calls > 2 }) {
+            got += $0
+        }
+        XCTAssertEqual(m, 2)
+        XCTAssertEqual(got.map(\.timeMs), [7_000, 8_000])
+    }
+}
