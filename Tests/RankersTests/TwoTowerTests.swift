@@ -18,7 +18,7 @@ final class TwoTowerTests: XCTestCase {
         let t = TwoTowerTrainer(data: data, config: c)
         // Larger weights than the initialisation so every path carries a visible gradient.
         var g = SeededGenerator(seed: 9)
-        for p in t.params { for i in 0..<p.count { p.storage[i] = Float(g.normal() * 0.4) } }
+        for p in t.params.all { for i in 0..<p.count { p.storage[i] = Float(g.normal() * 0.4) } }
         return (t, [0, 2, 4, 1], [1, 4, 3, 2], [[0, 2], [5, 6, 0], [6], [2]], [2, 5])
     }
 
@@ -27,10 +27,10 @@ final class TwoTowerTests: XCTestCase {
             let (t, users, items, hist, neg) = tiny(logQ: logQ)
             let s = TwoTowerTrainer.Scratch(rows: 4, cols: 6, d: 4, hidden: 5, history: 3)
             _ = t.batchLoss(users: users, items: items, histories: hist, negatives: neg, s: s, backward: true)
-            let analytic = t.grads.map(\.values)
+            let analytic = t.grads.all.map(\.values)
             let eps: Float = 1e-3
             var checked = 0, worst: Float = 0
-            for (pi, p) in t.params.enumerated() {
+            for (pi, p) in t.params.all.enumerated() {
                 for i in stride(from: 0, to: p.count, by: max(1, p.count / 12)) {
                     let old = p.storage[i]
                     p.storage[i] = old + eps
@@ -111,13 +111,13 @@ final class TwoTowerTests: XCTestCase {
         var bestSeen = -1.0, bestParams: [[Float]] = []
         let outcome = t.train(validate: { m in
             let a = accuracy(m)
-            if a > bestSeen { bestSeen = a; bestParams = t.params.map(\.values) }
+            if a > bestSeen { bestSeen = a; bestParams = t.params.all.map(\.values) }
             return a
         }) { losses.append($0.loss) }
         XCTAssertEqual(outcome, .completed)
         XCTAssertLessThan(losses.last!, losses.first! * 0.8, "\(losses)")
         // The parameters left are the best epoch's, and that epoch ranks each user's topic first.
-        XCTAssertEqual(t.params.map(\.values), bestParams)
+        XCTAssertEqual(t.params.all.map(\.values), bestParams)
         let right = Int(accuracy(t.model) * 120)
         XCTAssertGreaterThan(right, 110)
     }
@@ -162,12 +162,12 @@ final class TwoTowerTests: XCTestCase {
             c.threads = threads; c.epochs = 3
             let t = TwoTowerTrainer(data: t0.data, config: c)
             _ = t.train()
-            return t.params.map(\.values)
+            return t.params.all.map(\.values)
         }
         let a = run(threads: 1), b = run(threads: 1)
         XCTAssertEqual(a, b)
         let (t0, _, _, _, _) = tiny()
-        XCTAssertNotEqual(a, TwoTowerTrainer(data: t0.data, config: t0.model.config).params.map(\.values), "training moved nothing")
+        XCTAssertNotEqual(a, TwoTowerTrainer(data: t0.data, config: t0.model.config).params.all.map(\.values), "training moved nothing")
         // Histories are drawn per example from generators of their own, so two threads draw the same.
         XCTAssertEqual(run(threads: 2), a)
     }
@@ -179,14 +179,14 @@ final class TwoTowerTests: XCTestCase {
         var scores = [0.3, 0.5, 0.4]
         let outcome = t.train(cancel: token, validate: { _ in
             let v = scores.removeFirst()
-            if v == 0.5 { best = t.params.map(\.values) }
+            if v == 0.5 { best = t.params.all.map(\.values) }
             return v
         }) { report in
             if report.epoch == 3 { token.cancel() }
         }
         // Cancelled during epoch 4: the best of the three finished epochs (the second) is kept.
         XCTAssertEqual(outcome, .cancelled(bestEpoch: 2))
-        XCTAssertEqual(t.params.map(\.values), best)
+        XCTAssertEqual(t.params.all.map(\.values), best)
     }
 
     func testBlendScoresAreTheWeightedSumOfItsParts() {
