@@ -121,7 +121,7 @@ let package = Package(
         .testTarget(name: "CandidateStoreTests", dependencies: ["CandidateStore", "PostgresStore", "TestSupport"]),
         .testTarget(name: "FeedServerTests", dependencies: ["FeedServer", "PostgresStore", "KafkaLog", "TestSupport",
                                                          .product(name: "Crypto", package: "swift-crypto")]),
-        .testTarget(name: "WorkersTests", dependencies: ["Rescoring", "LiveRanking", "Transcoding", "Studies", "World", "TestSupport"]),
+        .testTarget(name: "JobsTests", dependencies: ["Rescoring", "LiveRanking", "Transcoding", "Studies", "World", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport", "ForYouCLI", "ForYou", "Platform"]),
     ],
     swiftLanguageModes: [.v5]
