@@ -42,9 +42,7 @@ public enum GenerationPublisher {
                                into store: any FeedStore, dataDir: String?, shard: (index: Int, count: Int)? = nil,
                                buildKey: String? = nil, activate: Bool = true,
                                writing: (String) -> Void = { _ in }) throws -> Outcome {
-        let lists = (0..<recs.users.count).map { row in
-            (user: users.raw[Int(recs.users[row])], items: Array(recs.list(row)), scores: Array(recs.scoreList(row)))
-        }
+        let lists = recs.storeLists(users: users)
         let through = eventsThrough(run, dataDir: dataDir)
         let dir = URL(fileURLWithPath: modelDir).standardizedFileURL.path
         guard let (i, n) = shard else {
@@ -57,5 +55,14 @@ public enum GenerationPublisher {
                                                    shards: n, modelDir: dir, eventsThrough: through)
         writing("writing shard \(i + 1)/\(n) of generation \(gen) (\(lists.count) lists)")
         return .shard(try store.writeShard(generation: gen, shard: i, lists: lists, activate: activate), buildKey: key)
+    }
+}
+
+extension Recommendations {
+    /// The lists in the form the candidate store writes: raw user id, item indices, scores.
+    func storeLists(users: IdMap) -> [(user: String, items: [Int32], scores: [Float])] {
+        (0..<self.users.count).map { row in
+            (user: users.raw[Int(self.users[row])], items: Array(list(row)), scores: Array(scoreList(row)))
+        }
     }
 }

@@ -115,9 +115,7 @@ public enum RescoreJob {
         try ModelStore.save(ranker, users: data.users, items: data.items, seen: cui, run: run, to: modelDir)
 
         let t3 = Date()
-        let lists = (0..<recs.users.count).map { row in
-            (user: data.users.raw[Int(recs.users[row])], items: Array(recs.list(row)), scores: Array(recs.scoreList(row)))
-        }
+        let lists = recs.storeLists(users: data.users)
         let gen = try store.writeGeneration(model: c.model.rawValue, runId: runId, items: itemIds, lists: lists, activate: true,
                                             modelDir: URL(fileURLWithPath: modelDir).standardizedFileURL.path,
                                             eventsThrough: source.logPosition)
