@@ -53,6 +53,9 @@ public enum ModelStore {
             }
         case let p as PopularityModel:
             try BinaryFormat.writeMatrix(Matrix(rows: p.itemCount, cols: 1, values: p.itemScores), to: tmp + "/popularity.bin")
+        case let e as EASEModel:
+            // The user rows are seen.bin's pattern; only B is the model's own.
+            try BinaryFormat.writeMatrix(e.weights, to: tmp + "/ease_weights.bin")
         default:
             throw ArtifactError.inconsistent(directory, "cannot store a ranker of kind \(ranker.kind)")
         }
@@ -135,6 +138,12 @@ public enum ModelStore {
                 features = (0..<f.rows).map { Array(f.columns(ofRow: $0)) }
             }
             ranker = TwoTowerRanker(userFactors: x, itemFactors: y, model: model, itemFeatures: features)
+        case "ease":
+            let b = try BinaryFormat.readMatrix(directory + "/ease_weights.bin")
+            guard b.rows == items.count, b.cols == items.count else {
+                throw ArtifactError.inconsistent(directory + "/ease_weights.bin", "shape \(b.rows) x \(b.cols) for \(items.count) items")
+            }
+            ranker = EASEModel(weights: b, userRows: seen.filteredBinary(), lambda: run.params["lambda"].flatMap(Float.init) ?? 0)
         case "popularity":
             let p = try BinaryFormat.readMatrix(directory + "/popularity.bin")
             guard p.rows == items.count else {

@@ -47,6 +47,18 @@ public enum BLAS {
         cblas_saxpy(Int32(n), alpha, x, 1, y, 1)
     }
 
+    /// Inverts a symmetric positive definite A (n x n, row-major) in place through its Cholesky
+    /// factor (LAPACK `spotrf` + `spotri`). Only the upper triangle (row <= column) is read and
+    /// only it holds the inverse afterwards. A row-major upper triangle is a column-major lower
+    /// one, so LAPACK works on the buffer itself (row-major LAPACKE calls would copy n^2 floats).
+    /// Returns LAPACK's info (0 = success, > 0 = not positive definite).
+    public static func invertSPD(n: Int, a: UnsafeMutablePointer<Float>) -> Int32 {
+        let lower = Int8(UInt8(ascii: "L"))
+        let info = LAPACKE_spotrf_work(LAPACK_COL_MAJOR, lower, Int32(n), a, Int32(n))
+        guard info == 0 else { return info }
+        return LAPACKE_spotri_work(LAPACK_COL_MAJOR, lower, Int32(n), a, Int32(n))
+    }
+
     /// Solves A x = b for symmetric positive definite A (n x n, upper triangle, overwritten by
     /// its Cholesky factor); b is overwritten by x. Returns LAPACK's info (0 = success).
     @inline(__always)

@@ -166,12 +166,15 @@ public final class RankingWorker {
         if let als = m.ranker as? ALSModel {
             let confidence = config.confidence ?? Confidence(params: m.run.params) ?? Confidence(scheme: .log, alpha: 4)
             l = FoldInModel(generation: g.id, als: als, users: m.users, items: m.items, confidence: confidence, mapping: mapping)
+        } else if let ease = m.ranker as? EASEModel {
+            let confidence = config.confidence ?? Confidence(params: m.run.params) ?? Confidence(scheme: .log, alpha: 4)
+            l = LiveEASE(generation: g.id, ease: ease, users: m.users, items: m.items, confidence: confidence, mapping: mapping)
         } else if let tt = m.ranker as? TwoTowerRanker, let model = tt.model {
             l = LiveTwoTower(generation: g.id, ranker: tt, model: model, users: m.users, items: m.items, mapping: mapping)
         } else {
             live = nil
             idleReason = "live generation \(g.id) is a \(m.run.model) model"
-                + (m.run.model == "two-tower" ? " stored without its towers" : "") + "; the worker updates ALS and two-tower generations"
+                + (m.run.model == "two-tower" ? " stored without its towers" : "") + "; the worker updates ALS, EASE and two-tower generations"
             return nil
         }
         idleReason = nil

@@ -10,7 +10,7 @@ import CandidateStore
 import LiveModels
 import Training
 
-/// One full refresh of the offline side: events -> interactions -> ALS or two-tower ->
+/// One full refresh of the offline side: events -> interactions -> ALS, EASE or two-tower ->
 /// full-catalog top-N for every user -> a new candidate generation, switched live in the same
 /// transaction that writes it, older generations pruned to the newest `keep`. The model is
 /// recorded in `models/` like any training run. A failure at any step leaves the live
@@ -19,12 +19,13 @@ import Training
 /// The two-tower reads the catalog's captions and tags as content features, and its lists also
 /// cover catalog videos nobody has interacted with yet (embedded from those features).
 public struct RescoreConfig: Sendable {
-    public enum Model: String, Sendable, CaseIterable { case als, twoTower = "two-tower" }
+    public enum Model: String, Sendable, CaseIterable { case als, ease, twoTower = "two-tower" }
     public var dataDir: String
     public var modelsDir = "models"
     public var model = Model.als
     public var als = ALSConfig(factors: 64, regularization: 0.05, iterations: 15, solver: .cg)
     public var twoTower = TwoTowerConfig()
+    public var ease = EASEConfig()
     /// Two-tower: share of each user's items held out for early stopping.
     public var validationFraction = 0.1
     public var confidence = Confidence(scheme: .log, alpha: 4)
@@ -78,8 +79,9 @@ public enum RescoreJob {
 
         let runId = ModelStore.newRunId(model: c.model.rawValue)
         let modelDir = c.modelsDir + "/" + runId
-        var spec = TrainingSpec(model: c.model == .als ? .als : .twoTower, als: c.als, confidence: c.confidence)
+        var spec = TrainingSpec(model: TrainingSpec.Model(rawValue: c.model.rawValue)!, als: c.als, confidence: c.confidence)
         spec.twoTower = c.twoTower
+        spec.ease = c.ease
         spec.validationFraction = c.validationFraction
         if c.model == .twoTower {
             spec.features = TwoTowerCatalog.features(videos, buckets: c.twoTower.featureBuckets)
@@ -87,11 +89,13 @@ public enum RescoreJob {
         }
         let trained = try TrainingPipeline.fit(data, spec, cancel: cancel) { progress((c.model == .twoTower ? "two-tower " : "") + $0) }
         if !trained.completed { throw TrainingError.cancelled }
-        guard let ranker = trained.ranker as? FactorRanker else { throw TrainingError.noData("\(c.model.rawValue) has no factors to score") }
+        let ranker = trained.ranker
         var itemIds = data.items.raw
-        var itemVectors = ranker.itemFactors
+        var scored: Ranker = ranker
         if let tt = ranker as? TwoTowerRanker {
-            (itemIds, itemVectors) = TwoTowerCatalog.extend(tt, items: data.items, videos: videos)
+            let (ids, vectors) = TwoTowerCatalog.extend(tt, items: data.items, videos: videos)
+            itemIds = ids
+            scored = StoredFactors(kind: c.model.rawValue, userFactors: tt.userFactors, itemFactors: vectors)
             if itemIds.count > data.items.count {
                 progress("two-tower: \(itemIds.count - data.items.count) catalog videos without interactions embedded from caption and tags")
             }
@@ -100,12 +104,11 @@ public enum RescoreJob {
 
         let t2 = Date()
         // Seen pairs (negatives too) excluded; placed videos are unseen by everyone.
-        let seen = CSR(rows: cui.rows, cols: itemVectors.rows, indptr: cui.indptr, indices: cui.indices, values: cui.values)
-        let table = StoredFactors(kind: c.model.rawValue, userFactors: ranker.userFactors, itemFactors: itemVectors)
-        let recs = BatchScorer(top: c.top, threads: c.als.threads).recommend(table, exclude: seen, cancel: cancel)
+        let seen = CSR(rows: cui.rows, cols: scored.itemCount, indptr: cui.indptr, indices: cui.indices, values: cui.values)
+        let recs = BatchScorer(top: c.top, threads: c.als.threads).recommend(scored, exclude: seen, cancel: cancel)
         if cancel?.isCancelled == true { throw TrainingError.cancelled }
         let scoreSeconds = Date().timeIntervalSince(t2)
-        progress(String(format: "scored %d users x %d videos, top %d, in %.1fs", recs.users.count, itemVectors.rows, c.top, scoreSeconds))
+        progress(String(format: "scored %d users x %d videos, top %d, in %.1fs", recs.users.count, scored.itemCount, c.top, scoreSeconds))
 
         let run = TrainingPipeline.record(
             id: runId, spec: spec, trained: trained,

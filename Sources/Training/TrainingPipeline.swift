@@ -8,12 +8,13 @@ import Artifacts
 /// ranking worker's retrains all describe their model with this and train it through
 /// `TrainingPipeline`, so a model trained by any of them records the same parameters.
 public struct TrainingSpec: Sendable {
-    public enum Model: String, Sendable, CaseIterable { case als, popularity, twoTower = "two-tower", blend }
+    public enum Model: String, Sendable, CaseIterable { case als, popularity, ease, twoTower = "two-tower", blend }
 
     public var model: Model
     public var als: ALSConfig
     public var confidence: Confidence
     public var twoTower = TwoTowerConfig()
+    public var ease = EASEConfig()
     /// Two-tower and blend: share of each user's training items held out for early stopping.
     public var validationFraction = 0.1
     /// Two-tower and blend: train again on every interaction for the chosen number of epochs.
@@ -61,6 +62,13 @@ public enum TrainingPipeline {
         switch spec.model {
         case .popularity:
             trained = TrainedModel(ranker: PopularityModel(fit: data.confidenceMatrix(spec.confidence)), params: params)
+        case .ease:
+            var config = spec.ease
+            config.threads = spec.als.threads
+            params["lambda"] = "\(config.lambda)"
+            params["gram"] = config.gram.rawValue
+            let model = try EASEModel.fit(data.confidenceMatrix(spec.confidence), config: config, progress: progress)
+            trained = TrainedModel(ranker: model, params: params)
         case .als:
             let cui = data.confidenceMatrix(spec.confidence)
             params.merge(alsParams(spec.als)) { $1 }

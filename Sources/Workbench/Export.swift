@@ -48,6 +48,12 @@ public enum Export {
             try write("item_factors.npy", npy(f.itemFactors))
         case let p as PopularityModel:
             try write("item_scores.npy", npy(Matrix(rows: p.itemCount, cols: 1, values: p.itemScores)))
+        case let e as EASEModel:
+            // scores = X @ B, X the binary user x item matrix of the (user index, item index) pairs in seen.csv.
+            try write("item_weights.npy", npy(e.weights))
+            var csv = "user,item\n"
+            for u in 0..<e.userRows.rows { for i in e.userRows.columns(ofRow: u) { csv += "\(u),\(i)\n" } }
+            try write("seen.csv", Array(csv.utf8))
         default:
             break
         }

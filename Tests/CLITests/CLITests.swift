@@ -169,6 +169,32 @@ final class CLITests: XCTestCase {
         }
     }
 
+    /// EASE trained, stored, loaded and scored by foryou equals `ease_ref.py` (NumPy, float64) at
+    /// the same lambda on MovieLens: the referee's NDCG to 1e-4; `similar` reads B's rows.
+    func testEASEEqualsTheReferenceImplementation() throws {
+        guard let shared = Fixtures.shared else { throw XCTSkip("../shared is not beside the repository") }
+        let model = dir + "/ease"
+        let t = try CLIRunner.run(["train", "--model", "ease", "--lambda", "200", "--confidence", "binary",
+                                   "--train", "\(shared)/splits/movielens_train.tsv", "--out", model])
+        XCTAssertEqual(t.status, 0, t.stderr)
+        XCTAssertTrue(t.stderr.contains("ease: inverse (spotrf + spotri)"), t.stderr)
+        XCTAssertEqual(try CLIRunner.run(["score-all", "--model", model, "--top", "10", "--out", dir + "/ease.tsv"]).status, 0)
+        let ours = try json(CLIRunner.python(["\(shared)/bench/implicit_ref.py", "score", "movielens", dir + "/ease.tsv"]))
+        let ref = try json(CLIRunner.python(["\(shared)/bench/ease_ref.py", "movielens", "--lam", "200"]))
+        for key in ["ndcg", "recall", "precision", "map"] {
+            XCTAssertEqual(ours[key] as! Double, ref[key] as! Double, accuracy: 1e-4, key)
+        }
+        XCTAssertEqual(ours["train_item_recommended"] as? Int, 0)
+        let sim = try CLIRunner.run(["similar", "--model", model, "--item", "1", "--top", "3"])
+        XCTAssertEqual(sim.status, 0, sim.stderr)
+        XCTAssertEqual(sim.stdout.split(separator: "\n").count, 3)
+        let refused = try CLIRunner.run(["train", "--model", "ease", "--ease-max-memory", "0.01",
+                                         "--train", "\(shared)/splits/movielens_train.tsv", "--out", dir + "/too-big"])
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(refused.stderr.contains("5316 items"), refused.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/too-big"))
+    }
+
     func testWastefulKernelsAreReplacedByReexec() throws {
         let cpu = KernelSelection.level(ofFlags: KernelSelection.readCPUFlags())
         guard cpu > .sse else { throw XCTSkip("this CPU has no AVX: nothing better than SSE kernels") }

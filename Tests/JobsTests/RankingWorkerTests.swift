@@ -21,7 +21,7 @@ final class RankingWorkerTests: XCTestCase {
 
     var data: String { dir + "/data" }
 
-    func prepare() throws -> SQLiteFeedStore {
+    func prepare(model: RescoreConfig.Model = .als) throws -> SQLiteFeedStore {
         var w = WorldConfig()
         w.users = 300; w.videos = 120; w.topics = 6
         let d = DataDirectory(data)
@@ -32,6 +32,8 @@ final class RankingWorkerTests: XCTestCase {
         c.modelsDir = dir + "/models"
         c.als = ALSConfig(factors: 16, regularization: 0.05, iterations: 6, solver: .cg, threads: 2)
         c.top = 30
+        c.model = model
+        c.ease.lambda = 20
         _ = try RescoreJob.run(c)
         return try d.openStore()
     }
@@ -50,7 +52,17 @@ final class RankingWorkerTests: XCTestCase {
     }
 
     func testNewEventsReshapeTheUsersListAndCommitTheCursor() throws {
-        let store = try prepare()
+        try newEventsReshapeTheUsersList(model: .als)
+    }
+
+    /// An EASE generation: the user's new row of X times the trained B, no retrain.
+    func testNewEventsReshapeAnEASEUsersList() throws {
+        try newEventsReshapeTheUsersList(model: .ease)
+    }
+
+    func newEventsReshapeTheUsersList(model: RescoreConfig.Model) throws {
+        let store = try prepare(model: model)
+        XCTAssertEqual(try store.liveGeneration()?.model, model.rawValue)
         let worker = try RankingWorker(config: config())
         // The rescore covered the whole log: a first start begins where its training ended.
         XCTAssertEqual(worker.nextEvent, try store.source(generation: try XCTUnwrap(try store.liveGeneration()).id)?.eventsThrough)

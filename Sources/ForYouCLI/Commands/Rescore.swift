@@ -13,8 +13,11 @@ struct Rescore: ParsableCommand {
     @OptionGroup var data: DataDirOption
     @OptionGroup var backend: StoreOption
     @Option(help: "Where the run's model directory goes.") var models = "models"
-    @Option(help: "als, or two-tower (content features from the catalog's captions and tags; its lists include catalog videos without interactions yet).")
+    @Option(help: "als, ease (item x item, --lambda), or two-tower (content features from the catalog's captions and tags; its lists include catalog videos without interactions yet).")
     var model: RescoreConfig.Model = .als
+    @Option(help: "EASE: L2 penalty lambda.") var lambda: Float = 200
+    @Option(name: .customLong("ease-max-memory"), help: "EASE: refuse catalogs whose items^2 x 4 B weights exceed this many GiB (default: two thirds of RAM).")
+    var easeMaxMemory: Double?
     @Option(help: "Latent factors.") var factors = 64
     @Option(help: "L2 regularization.") var reg: Float = 0.05
     @Option(help: "ALS iterations.") var iters = 15
@@ -31,6 +34,7 @@ struct Rescore: ParsableCommand {
         guard factors > 0, iters > 0, top > 0, keep >= 1 else {
             throw ValidationError("--factors, --iters, --top must be positive and --keep >= 1")
         }
+        guard lambda > 0 else { throw ValidationError("--lambda must be positive") }
     }
 
     func run() throws {
@@ -48,6 +52,8 @@ struct Rescore: ParsableCommand {
         c.mapping = mapping.mapping
         c.keep = keep
         c.model = model
+        c.ease = EASEConfig(lambda: lambda, maxBytes: easeMaxMemory.map { Int($0 * 1_073_741_824) } ?? EASEConfig.defaultMaxBytes,
+                            threads: common.threads)
         if model == .twoTower {
             guard tt.features == nil else { throw CLIError("rescore --model two-tower reads its features from the catalog; drop --features") }
             c.twoTower = tt.config(threads: common.threads, seed: 42)
@@ -64,6 +70,8 @@ struct Rescore: ParsableCommand {
         } catch let e as EventLogError {
             throw CLIError("rescore failed: \(e)")
         } catch let e as KafkaError {
+            throw CLIError("rescore failed: \(e)")
+        } catch let e as EASEError {
             throw CLIError("rescore failed: \(e)")
         }
     }

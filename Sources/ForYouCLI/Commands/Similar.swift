@@ -4,7 +4,7 @@ import Foundation
 import Platform
 
 struct Similar: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Items most similar to an item (cosine over item factors).")
+    static let configuration = CommandConfiguration(abstract: "Items most similar to an item (cosine over item factors; for EASE, the largest weights of its row of B).")
 
     @Option(help: "Model directory (a factor model such as ALS).") var model: String
     @Option(help: "Raw item id.") var item: String
@@ -14,8 +14,13 @@ struct Similar: ParsableCommand {
     func run() throws {
         common.announce()
         let m = try ModelLoading.load(model)
-        guard let f = m.ranker as? FactorRanker else { throw CLIError("\(m.run.model) models have no item factors; use an ALS model") }
         guard let i = m.items.index(of: item) else { throw CLIError("unknown item '\(item)' (not in \(model)/items.tsv)") }
-        for (j, s) in f.similarItems(to: Int(i), count: top) { print("\(m.items.raw[j])\t\(s)") }
+        let similar: [(item: Int, score: Float)]
+        switch m.ranker {
+        case let f as FactorRanker: similar = f.similarItems(to: Int(i), count: top)
+        case let e as EASEModel: similar = e.similarItems(to: Int(i), count: top)
+        default: throw CLIError("\(m.run.model) models have no item factors or item weights; use an ALS, two-tower or EASE model")
+        }
+        for (j, s) in similar { print("\(m.items.raw[j])\t\(s)") }
     }
 }

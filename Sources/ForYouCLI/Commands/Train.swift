@@ -16,15 +16,18 @@ struct Train: ParsableCommand {
                        --alpha 1 --confidence binary --solver cg --out models/ml-als
         """)
 
-    enum ModelKind: String, ExpressibleByArgument, CaseIterable { case als, popularity, twoTower = "two-tower", blend }
+    enum ModelKind: String, ExpressibleByArgument, CaseIterable { case als, popularity, ease, twoTower = "two-tower", blend }
 
     @Option(help: "Training interactions (a file).") var train: String?
     @Option(help: "Train from the event log of this data directory instead of a file (events -> interactions mapping).")
     var events: String?
     @OptionGroup var input: FormatOptions
     @OptionGroup var mapping: MappingOptions
-    @Option(help: "als, popularity, two-tower, or blend (ALS + two-tower, weight fitted on the validation split).")
+    @Option(help: "als, popularity, ease (closed-form item x item, Steck 2019), two-tower, or blend (ALS + two-tower, weight fitted on the validation split).")
     var model: ModelKind = .als
+    @Option(help: "EASE: L2 penalty lambda on the item x item weights.") var lambda: Float = 200
+    @Option(name: .customLong("ease-max-memory"), help: "EASE: refuse catalogs whose items^2 x 4 B weight matrix exceeds this many GiB (default: two thirds of RAM).")
+    var easeMaxMemory: Double?
     @Option(help: "Latent factors.") var factors = 64
     @Option(help: "L2 regularization added to each normal equation's diagonal.") var reg: Float = 0.05
     @Option(help: "ALS iterations (one user pass + one item pass each).") var iters = 15
@@ -47,6 +50,8 @@ struct Train: ParsableCommand {
         guard iters >= 0 else { throw ValidationError("--iters must be >= 0") }
         guard cgSteps > 0 else { throw ValidationError("--cg-steps must be positive") }
         guard alpha >= 0 else { throw ValidationError("--alpha must be >= 0") }
+        guard lambda > 0 else { throw ValidationError("--lambda must be positive") }
+        if let m = easeMaxMemory, !(m > 0) { throw ValidationError("--ease-max-memory must be a positive number of GiB") }
     }
 
     func run() throws {
@@ -57,6 +62,8 @@ struct Train: ParsableCommand {
                                 als: ALSConfig(factors: factors, regularization: reg, iterations: iters, solver: solver, cgSteps: cgSteps,
                                                threads: common.threads, seed: seed, computeLoss: model == .als && !noLoss),
                                 confidence: Confidence(scheme: confidence, alpha: alpha))
+        spec.ease = EASEConfig(lambda: lambda, maxBytes: easeMaxMemory.map { Int($0 * 1_073_741_824) } ?? EASEConfig.defaultMaxBytes,
+                               threads: common.threads)
         if model == .twoTower || model == .blend {
             (spec.features, spec.featuresSource) = try tt.features(data, catalogOf: events)
             spec.twoTower = tt.config(threads: common.threads, seed: seed)

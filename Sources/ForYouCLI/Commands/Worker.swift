@@ -80,7 +80,7 @@ struct Worker: ParsableCommand {
         var retrainAfterEvents: Int?
         @Option(help: "Where retrained models go.") var models = "models"
         @Option(help: "Generations kept after a retrain.") var keep = 3
-        @Option(name: .customLong("retrain-model"), help: "Model of retrains: als or two-tower (default settings).")
+        @Option(name: .customLong("retrain-model"), help: "Model of retrains: als, ease or two-tower (default settings).")
         var retrainModel: RescoreConfig.Model = .als
         @Option(help: "Factors of retrained models.") var factors = 64
         @Option(help: "Iterations of retrained models.") var iters = 15
