@@ -15,8 +15,13 @@ public struct TrainingSpec: Sendable {
     public var confidence: Confidence
     public var twoTower = TwoTowerConfig()
     public var ease = EASEConfig()
+    /// Two-tower and blend: the validation carve of the training data (early stopping, blend weight).
+    public var validation = ValidationCarve()
     /// Two-tower and blend: share of each user's training items held out for early stopping.
-    public var validationFraction = 0.1
+    public var validationFraction: Double {
+        get { validation.fraction }
+        set { validation.fraction = newValue }
+    }
     /// Two-tower and blend: train again on every interaction for the chosen number of epochs.
     public var refit = false
     /// Two-tower and blend: content features of the items, and where they came from (recorded).
@@ -59,6 +64,9 @@ public enum TrainingPipeline {
         let t0 = Date()
         var params = ["confidence": spec.confidence.scheme.rawValue, "alpha": "\(spec.confidence.alpha)"]
         var trained: TrainedModel
+        // The two-tower's carve follows its seed, as it always has.
+        var carve = spec.validation
+        carve.seed = spec.twoTower.seed
         switch spec.model {
         case .popularity:
             trained = TrainedModel(ranker: PopularityModel(fit: data.confidenceMatrix(spec.confidence)), params: params)
@@ -80,9 +88,9 @@ public enum TrainingPipeline {
                 trained.completed = false
             }
         case .twoTower:
-            let r = TwoTowerJob.fit(data, features: spec.features, config: spec.twoTower, validationFraction: spec.validationFraction,
-                                    refit: spec.refit, cancel: cancel) { progress($0.line) }
-            params.merge(twoTowerParams(spec, r)) { $1 }
+            let r = try TwoTowerJob.fit(data, features: spec.features, config: spec.twoTower, validation: carve,
+                                        refit: spec.refit, cancel: cancel) { progress($0.line) }
+            params.merge(twoTowerParams(spec, r, data: data)) { $1 }
             trained = TrainedModel(ranker: r.ranker, params: params, losses: r.reports.map(\.loss))
             // Without a validation split no epoch has a value (and JSON has no NaN): no curve.
             let ndcgs = r.reports.compactMap(\.validationNDCG)
@@ -95,13 +103,13 @@ public enum TrainingPipeline {
             trained.twoTower = r
         case .blend:
             let r = try BlendJob.fit(data, features: spec.features, twoTower: spec.twoTower, als: spec.als,
-                                     confidence: spec.confidence, validationFraction: spec.validationFraction, refit: spec.refit,
+                                     confidence: spec.confidence, validation: carve, refit: spec.refit,
                                      cancel: cancel, progress: progress)
             params.merge(alsParams(spec.als)) { $1 }
             params.merge(["lambda": "\(r.lambda)", "als_validation_ndcg": String(format: "%.5f", r.alsValidation),
                           "two_tower_validation_ndcg": String(format: "%.5f", r.twoTowerValidation),
                           "blend_grid": r.grid.map { String(format: "%.1f:%.5f", $0.lambda, $0.ndcg) }.joined(separator: ",")]) { $1 }
-            params.merge(twoTowerParams(spec, r.twoTower)) { a, _ in a }
+            params.merge(twoTowerParams(spec, r.twoTower, data: data)) { a, _ in a }
             trained = TrainedModel(ranker: r.ranker, params: params)
             trained.twoTower = r.twoTower
             trained.blend = r
@@ -115,18 +123,19 @@ public enum TrainingPipeline {
          "cg_steps": "\(c.cgSteps)", "seed": "\(c.seed)", "threads": "\(c.threads)"]
     }
 
-    static func twoTowerParams(_ spec: TrainingSpec, _ r: TwoTowerJob.Result) -> [String: String] {
+    static func twoTowerParams(_ spec: TrainingSpec, _ r: TwoTowerJob.Result, data: Interactions) -> [String: String] {
         let t = spec.twoTower
         var params: [String: String] = [
             "dim": "\(t.dim)", "hidden": "\(t.hidden)", "epochs": "\(t.epochs)", "batch": "\(t.batch)", "lr": "\(t.learningRate)",
             "weight_decay": "\(t.weightDecay)", "temperature": "\(t.temperature)", "feature_buckets": "\(t.featureBuckets)",
             "uniform_negatives": "\(t.uniformNegatives)", "log_q": "\(t.logQ)", "history": "\(t.history)",
             "history_gradient": "\(t.historyGradient)", "patience": "\(t.patience)",
-            "validation_fraction": "\(spec.validationFraction)", "seed": "\(t.seed)", "refit_epochs": "\(r.refitEpochs)",
+            "seed": "\(t.seed)", "refit_epochs": "\(r.refitEpochs)",
             "validation_ndcg": r.reports.map { $0.validationNDCG.map { String(format: "%.5f", $0) } ?? "-" }.joined(separator: ","),
             "examples_per_s": String(format: "%.0f", r.reports.map(\.examplesPerSecond).reduce(0, +) / Double(max(1, r.reports.count))),
         ]
         if let f = spec.featuresSource { params["features"] = f }
+        params.merge(spec.validation.params(for: data)) { $1 }
         switch r.outcome {
         case .completed: params["outcome"] = "completed"
         case .stoppedEarly(let e): params["outcome"] = "stopped early; best epoch \(e)"

@@ -23,30 +23,10 @@ public enum TwoTowerJob {
         public var refitEpochs = 0
     }
 
-    /// Per user with at least `minItems` positives, a `fraction` of them (at least one) is held
-    /// out: the most recent ones when the interactions have times (a feed predicts what comes
-    /// next, and a chronological test split asks exactly that), else a seeded random sample.
-    /// Returns (train rows, validation rows) as row indices of `data`.
+    /// The automatic carve (chrono with times, else seeded random) as row indices of `data`.
     public static func carveValidation(_ data: Interactions, fraction: Double, seed: UInt64, minItems: Int = 5)
         -> (train: [Int], validation: [Int]) {
-        var byUser = [[Int]](repeating: [], count: data.users.count)
-        for r in 0..<data.count where data.weights[r] > 0 { byUser[Int(data.userIndex[r])].append(r) }
-        var train: [Int] = [], val: [Int] = []
-        for (u, rows) in byUser.enumerated() {
-            guard rows.count >= minItems, fraction > 0 else { train += rows; continue }
-            let k = max(1, Int(Double(rows.count) * fraction))
-            if let times = data.timestamps {
-                let byTime = rows.sorted { (times[$0], $0) < (times[$1], $1) }
-                val += byTime.suffix(k)
-                train += byTime.dropLast(k)
-            } else {
-                var g = SeededGenerator(seed: seed, stream: UInt64(u))
-                let shuffled = rows.shuffled(using: &g)
-                val += shuffled.prefix(k)
-                train += shuffled.dropFirst(k)
-            }
-        }
-        return (train.sorted(), val.sorted())
+        try! ValidationCarve(scheme: .auto, fraction: fraction, seed: seed, minItems: minItems).rows(data)
     }
 
     /// NDCG@10 of `r` for `users` against `truth`, `seen` items excluded.
@@ -62,19 +42,10 @@ public enum TwoTowerJob {
         return Metrics.atK(10, lists: lists, truth: users.map { truth[$0]! }, catalogSize: r.itemCount).1.ndcg
     }
 
-    /// The carved split in the form the fitting code uses: train interactions (same id maps),
-    /// each validation user's held-out items, and those users in order.
-    public struct Validation {
-        public var train: Interactions
-        public var truth: [Int32: Set<Int32>]
-        public var users: [Int32]
-    }
+    public typealias Validation = Training.Validation
 
     public static func validation(_ data: Interactions, fraction: Double, seed: UInt64) -> Validation {
-        let (trainRows, valRows) = carveValidation(data, fraction: fraction, seed: seed)
-        var truth: [Int32: Set<Int32>] = [:]
-        for r in valRows { truth[data.userIndex[r], default: []].insert(data.itemIndex[r]) }
-        return Validation(train: data.subset(trainRows), truth: truth, users: truth.keys.sorted())
+        try! ValidationCarve(scheme: .auto, fraction: fraction, seed: seed).carve(data)
     }
 
     /// With `refit`, once early stopping has picked the best epoch E, a second model is trained
@@ -85,7 +56,14 @@ public enum TwoTowerJob {
     public static func fit(_ data: Interactions, features: ItemFeatures?, config: TwoTowerConfig, validationFraction: Double = 0.1,
                            refit: Bool = false, cancel: CancellationToken? = nil,
                            progress: (EpochReport) -> Void = { _ in }) -> Result {
-        let v = validation(data, fraction: validationFraction, seed: config.seed)
+        try! fit(data, features: features, config: config, validation: ValidationCarve(fraction: validationFraction, seed: config.seed),
+                 refit: refit, cancel: cancel, progress: progress)
+    }
+
+    public static func fit(_ data: Interactions, features: ItemFeatures?, config: TwoTowerConfig, validation carve: ValidationCarve,
+                           refit: Bool = false, cancel: CancellationToken? = nil,
+                           progress: (EpochReport) -> Void = { _ in }) throws -> Result {
+        let v = try carve.carve(data)
         let train = v.train, truth = v.truth, valUsers = v.users
         let trainData = TwoTowerData(train, features: features)
         let seen = train.matrix()
@@ -139,12 +117,12 @@ public enum BlendJob {
     }
 
     public static func fit(_ data: Interactions, features: ItemFeatures?, twoTower: TwoTowerConfig, als: ALSConfig,
-                           confidence: Confidence, validationFraction: Double = 0.1, refit: Bool = false,
+                           confidence: Confidence, validation carve: ValidationCarve, refit: Bool = false,
                            cancel: CancellationToken? = nil, progress: (String) -> Void = { _ in }) throws -> Result {
-        let tt = TwoTowerJob.fit(data, features: features, config: twoTower, validationFraction: validationFraction, refit: refit,
-                                 cancel: cancel) { progress("two-tower " + $0.line) }
+        let tt = try TwoTowerJob.fit(data, features: features, config: twoTower, validation: carve, refit: refit,
+                                     cancel: cancel) { progress("two-tower " + $0.line) }
         if case .cancelled = tt.outcome { throw TrainingError.cancelled }
-        let v = TwoTowerJob.validation(data, fraction: validationFraction, seed: twoTower.seed)
+        let v = try carve.carve(data)
         let train = v.train, truth = v.truth, users = v.users
         guard !users.isEmpty else { throw TrainingError.noData("no user has enough interactions to carve a validation split") }
         let seen = train.matrix()

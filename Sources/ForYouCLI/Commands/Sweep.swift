@@ -5,39 +5,63 @@ import Foundation
 struct SweepCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sweep",
-        abstract: "Tune ALS on a validation split carved from train; evaluate only the best configuration on test.",
+        abstract: "Tune a model family (or all of them) on a validation carve of train; evaluate only the chosen model on test.",
         discussion: """
         Every configuration of the grid (or --random N of them) is trained on train minus a \
-        per-user random --validation-fraction of it and scored (NDCG@K) on that held-out part; \
-        the test file is read only after the sweep, for the best configuration, retrained on all \
-        of train and recorded as a run (with its evaluation) in --models. Trials are saved to \
-        DIR/sweep.json as they finish: Ctrl-C and the same command again resumes where it stopped.
+        validation carve of it and scored (NDCG@K) on the carve; the test file is read only \
+        after the sweep, for the chosen configuration, retrained on all of train and recorded \
+        as a run (with its evaluation) in --models. Trials are saved to DIR/sweep.json as they \
+        finish: Ctrl-C and the same command again resumes where it stopped.
 
-        Grid keys: factors, reg, alpha, iters, confidence (linear|log|binary), cg_steps.
-        Example:
+        The carve should mirror the test (--validation): chrono holds out each user's latest \
+        --validation-fraction (it needs times: from the training file's time column or \
+        --times FILE), random a seeded random share, leave-k the latest (or random) k. The \
+        default is chrono when times are known, else random.
+
+        --model all searches every family with its default grid (ALS: factors x reg x alpha; \
+        EASE: lambda; two-tower: early-stopped on the same carve), picks the family and \
+        configuration with the best validation NDCG, and prints its test metrics.
+
+        Grid keys: als: factors, reg, alpha, iters, confidence (linear|log|binary), cg_steps; \
+        ease: lambda; two-tower: dim, hidden, lr, temperature, weight_decay, batch, history, epochs.
+        Examples:
           foryou sweep --model als --train lastfm_train.tsv --test lastfm_test.tsv \\
                        --grid factors=32,64,128 --grid reg=0.01,0.05,0.1 --grid alpha=1,10,40
+          foryou sweep --model all --train movielens_train.tsv --test movielens_test.tsv \\
+                       --times ratings.csv --validation-fraction 0.2
         """)
 
-    @Option(help: "Model family (als).") var model = "als"
+    enum Family: String, ExpressibleByArgument, CaseIterable { case als, ease, twoTower = "two-tower", all }
+
+    @Option(help: "Model family: als, ease, two-tower, or all (every family, default grids).") var model: Family = .als
     @Option(help: "Training interactions.") var train: String
-    @Option(help: "Held-out interactions: the best configuration is evaluated on them, once.") var test: String?
+    @Option(help: "Held-out interactions: the chosen configuration is evaluated on them, once.") var test: String?
     @OptionGroup var input: FormatOptions
-    @Option(name: .customLong("grid"), help: "KEY=V1,V2,... (repeatable).") var grids: [String] = []
+    @Option(help: "Each training pair's time: a user,item,...,timestamp CSV (MovieLens ratings.csv works as is).") var times: String?
+    @Option(help: "Two-tower: content features, item<TAB>token|token|... per line.") var features: String?
+    @Option(name: .customLong("grid"), help: "KEY=V1,V2,... (repeatable; not with --model all).") var grids: [String] = []
     @Option(name: .customLong("set"), help: "KEY=VALUE fixed for every trial (repeatable), e.g. iters=15.") var sets: [String] = []
     @Option(help: "Try N configurations drawn at random from the grid instead of all of it.") var random: Int?
     @Option(help: "Seed of the validation carve, the random draw and the models.") var seed: UInt64 = 42
-    @Option(name: .customLong("validation-fraction"), help: "Share of each user's training items held out for tuning.")
+    @Option(help: "The validation carve: chrono, random, leave-k or auto (chrono when times are known).")
+    var validation: ValidationCarve.Scheme = .auto
+    @Option(name: .customLong("validation-fraction"), help: "chrono and random: share of each user's training items held out.")
     var validationFraction = 0.1
+    @Option(name: .customLong("validation-k"), help: "leave-k: items held out per user.") var validationK = 1
     @Option(help: "Cutoff K of the tuning metric (NDCG@K).") var k = 10
     @Option(help: "Sweep directory (sweep.json); default models/sweep-<train file>-<grid digest>.") var out: String?
-    @Option(help: "Where the best configuration's run goes.") var models = "models"
+    @Option(help: "Where the chosen configuration's run goes.") var models = "models"
+    @Flag(help: "Print the outcome as one JSON object on stdout.") var json = false
     @OptionGroup var common: CommonOptions
 
     func validate() throws {
-        guard model == "als" else { throw ValidationError("sweep supports --model als") }
-        guard !grids.isEmpty else { throw ValidationError("give at least one --grid KEY=V1,V2,...") }
+        if model == .all {
+            guard grids.isEmpty, sets.isEmpty, random == nil else { throw ValidationError("--model all uses each family's default grid: drop --grid, --set and --random") }
+        } else {
+            guard !grids.isEmpty else { throw ValidationError("give at least one --grid KEY=V1,V2,... (or --model all)") }
+        }
         guard validationFraction > 0, validationFraction < 0.5 else { throw ValidationError("--validation-fraction must be in (0, 0.5)") }
+        guard validationK >= 1 else { throw ValidationError("--validation-k must be at least 1") }
         if let r = random { guard r > 0 else { throw ValidationError("--random must be positive") } }
     }
 
@@ -50,70 +74,132 @@ struct SweepCommand: ParsableCommand {
         }
     }
 
+    /// One family's finished sweep.
+    struct FamilyOutcome {
+        var family: SweepFamily
+        var record: SweepRecord
+        var best: SweepTrial
+        var seconds: Double
+    }
+
     func run() throws {
         common.announce()
-        let grid = try Self.pairs(grids, flag: "--grid")
-        let base = Dictionary(try Self.pairs(sets, flag: "--set"), uniquingKeysWith: { $1 })
-        let spec = SweepSpec(keys: grid.map(\.0), values: grid.map { $0.1.split(separator: ",").map(String.init) }, base: base,
-                             random: random, seed: seed, validationFraction: validationFraction, k: k)
-        let configs: [[String: String]]
-        do { configs = try Sweep.configurations(spec) } catch let e as SweepError { throw CLIError("sweep: \(e)") }
-        let (data, _) = try input.read(train, verbose: common.verbose)
-        let fingerprint = try ModelStore.fingerprint(paths: [train])
-        let dir = out ?? "\(models)/sweep-\(((train as NSString).lastPathComponent as NSString).deletingPathExtension)-\(spec.digest)"
-        Console.err("sweep: \(configs.count) configurations on \(data.users.count) users x \(data.items.count) items; "
-                    + "validation: \(Int(validationFraction * 100)) % of each user's items; trials in \(dir)/sweep.json")
-        let t0 = Date()
-        let (record, outcome): (SweepRecord, Sweep.Outcome)
-        do {
-            (record, outcome) = try Sweep.run(spec, data: data, dataPaths: [train], fingerprint: fingerprint, directory: dir,
-                                              threads: common.threads, cancel: CLIContext.cancel) { Console.err($0) }
-        } catch let e as SweepError { throw CLIError("sweep: \(e)") }
-        if outcome == .cancelled {
-            throw CLIError("sweep: interrupted after \(record.trials.count) of \(configs.count) trials; the same command resumes")
+        var (data, _) = try input.read(train, verbose: common.verbose)
+        var paths = [train]
+        if let times {
+            do { data = try PairTimes(path: times).attach(to: data, path: times) } catch let e as PairTimes.ReadError { throw CLIError("sweep: \(e)") }
+            paths.append(times)
         }
+        let fingerprint = try ModelStore.fingerprint(paths: paths)
+        var featureSet: ItemFeatures?
+        if let features {
+            do { featureSet = try ItemFeatures.load(features, buckets: TwoTowerConfig().featureBuckets) } catch let e as ImportError {
+                throw CLIError("features: \(e)")
+            }
+        }
+        let families: [SweepFamily] = model == .all ? SweepFamily.allCases : [SweepFamily(rawValue: model.rawValue)!]
+        let carve = ValidationCarve(scheme: validation, fraction: validationFraction, k: validationK, seed: seed)
+        if carve.resolved(for: data) == .chrono && data.timestamps == nil { throw CLIError("sweep: \(ValidationCarve.CarveError.needsTimes)") }
+        let carveText = carve.params(for: data).sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+        Console.err("sweep: \(families.map(\.rawValue).joined(separator: ", ")) on \(data.users.count) users x \(data.items.count) items; "
+                    + "validation carve: \(carveText)")
         let metric = "ndcg@\(k)"
-        let sorted = record.trials.sorted { ($0.metrics[metric] ?? 0) > ($1.metrics[metric] ?? 0) }
-        var rows = [spec.keys + ["val " + metric, "val recall@\(k)", "seconds"]]
-        for t in sorted {
-            rows.append(spec.keys.map { t.params[$0] ?? "-" }
-                        + [String(format: "%.4f", t.metrics[metric] ?? 0), String(format: "%.4f", t.metrics["recall@\(k)"] ?? 0),
-                           String(format: "%.1f", t.seconds)])
+        var outcomes: [FamilyOutcome] = []
+        for family in families {
+            let grid = model == .all ? family.defaultGrid : try Self.pairs(grids, flag: "--grid").map { ($0.0, $0.1.split(separator: ",").map(String.init)) }
+            let base = Dictionary(try Self.pairs(sets, flag: "--set"), uniquingKeysWith: { $1 })
+            let spec = SweepSpec(keys: grid.map(\.0), values: grid.map(\.1), base: base, random: random, seed: seed,
+                                 validationFraction: validationFraction, k: k, model: family, validation: validation, validationK: validationK)
+            let configs: [[String: String]]
+            do { configs = try Sweep.configurations(spec) } catch let e as SweepError { throw CLIError("sweep: \(e)") }
+            let name = ((train as NSString).lastPathComponent as NSString).deletingPathExtension
+            let dir = model == .all || out == nil ? (out.map { $0 + "/" + family.rawValue } ?? "\(models)/sweep-\(name)-\(spec.digest)") : out!
+            Console.err("sweep: \(family.rawValue): \(configs.count) configurations; trials in \(dir)/sweep.json")
+            let t0 = Date()
+            let (record, outcome): (SweepRecord, Sweep.Outcome)
+            do {
+                (record, outcome) = try Sweep.run(spec, data: data, dataPaths: paths, fingerprint: fingerprint, directory: dir,
+                                                  threads: common.threads, features: featureSet, cancel: CLIContext.cancel) { Console.err($0) }
+            } catch let e as SweepError { throw CLIError("sweep: \(e)") } catch let e as ValidationCarve.CarveError { throw CLIError("sweep: \(e)") }
+            if outcome == .cancelled {
+                throw CLIError("sweep: interrupted after \(record.trials.count) of \(configs.count) \(family.rawValue) trials; the same command resumes")
+            }
+            let sorted = record.trials.sorted { ($0.metrics[metric] ?? 0) > ($1.metrics[metric] ?? 0) }
+            if !json && model != .all {
+                var rows = [spec.keys + ["val " + metric, "val recall@\(k)", "seconds"]]
+                for t in sorted {
+                    rows.append(spec.keys.map { t.params[$0] ?? "-" }
+                                + [String(format: "%.4f", t.metrics[metric] ?? 0), String(format: "%.4f", t.metrics["recall@\(k)"] ?? 0),
+                                   String(format: "%.1f", t.seconds)])
+                }
+                print(Table.render(rows))
+            }
+            outcomes.append(FamilyOutcome(family: family, record: record, best: sorted[0], seconds: Date().timeIntervalSince(t0)))
         }
-        print(Table.render(rows))
-        let best = sorted[0]
-        print("\nbest on validation: " + spec.keys.map { "\($0)=\(best.params[$0]!)" }.joined(separator: " ")
-              + String(format: " (%@ %.4f); %d trials in %.1fs this run", metric, best.metrics[metric] ?? 0, record.trials.count,
-                       Date().timeIntervalSince(t0)))
-        // The best configuration, on all of train; the only model that sees the test file.
-        let (als, conf) = try Sweep.settings(best.params, threads: common.threads, seed: seed)
-        let cui = data.confidenceMatrix(conf)
-        let m = ALSModel(config: als, users: cui.rows, items: cui.cols)
-        if case .cancelled = try m.train(cui, cancel: CLIContext.cancel) { throw CLIError("sweep: interrupted while training the best") }
-        let runId = ModelStore.newRunId(model: "als")
+        func describe(_ p: [String: String]) -> String { p.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ") }
+        let chosen = outcomes.max { ($0.best.metrics[metric] ?? 0) < ($1.best.metrics[metric] ?? 0) }!
+        if !json {
+            if model == .all {
+                var rows = [["family", "best on validation", "val " + metric, "val recall@\(k)", "trials", "seconds"]]
+                for o in outcomes {
+                    rows.append([o.family.rawValue, describe(o.best.params), String(format: "%.4f", o.best.metrics[metric] ?? 0),
+                                 String(format: "%.4f", o.best.metrics["recall@\(k)"] ?? 0), "\(o.record.trials.count)", String(format: "%.1f", o.seconds)])
+                }
+                print(Table.render(rows))
+                print("")
+            }
+            print("best on validation: " + (model == .all ? chosen.family.rawValue + " " : "") + describe(chosen.best.params)
+                  + String(format: " (%@ %.4f)", metric, chosen.best.metrics[metric] ?? 0))
+        }
+        // The chosen configuration, on all of train; the only model that sees the test file.
+        var spec = try Sweep.trainingSpec(chosen.family, chosen.best.params, threads: common.threads, seed: seed, features: featureSet, carve: carve)
+        spec.refit = true
+        spec.featuresSource = features
+        let trained: TrainedModel
+        do { trained = try TrainingPipeline.fit(data, spec, cancel: CLIContext.cancel) { Console.err($0) } } catch TrainingError.cancelled {
+            throw CLIError("sweep: interrupted while training the chosen configuration")
+        }
+        guard trained.completed else { throw CLIError("sweep: interrupted while training the chosen configuration") }
+        let runId = ModelStore.newRunId(model: chosen.family.rawValue)
         let runDir = models + "/" + runId
-        var params = Sweep.defaults.merging(best.params) { $1 }
-        params["sweep"] = record.id
-        params["seed"] = "\(seed)"
-        params["solver"] = "cg"
-        params["validation_\(metric)"] = String(format: "%.5f", best.metrics[metric] ?? 0)
-        let run = RunRecord(
-            id: runId, model: "als", createdAt: ISO8601DateFormatter().string(from: Date()), codeVersion: CodeVersion.current,
-            params: params,
-            data: .init(paths: [train], format: input.format.rawValue, fingerprint: fingerprint, rows: data.count,
-                        users: data.users.count, items: data.items.count, nnz: cui.nnz),
-            losses: m.losses, timings: .init(importSeconds: 0, fitSeconds: 0, iterationSeconds: m.iterationSeconds, lossSeconds: nil),
-            outcome: "completed", environment: ["blas_core": BLASRuntime.coreName, "cores": "\(BLASRuntime.availableCores)"],
-            metrics: [:], files: [:])
-        try ModelStore.save(m, users: data.users, items: data.items, seen: cui, run: run, to: runDir)
+        let cui = data.confidenceMatrix(spec.confidence)
+        var extra = chosen.best.params.merging(carve.params(for: data)) { $1 }
+        extra["sweep"] = chosen.record.id
+        extra["validation_\(metric)"] = String(format: "%.5f", chosen.best.metrics[metric] ?? 0)
+        extra["format"] = input.format.rawValue
+        let run = TrainingPipeline.record(
+            id: runId, spec: spec, trained: trained,
+            source: .init(paths: paths, format: input.format.rawValue, fingerprint: fingerprint, rows: data.count, users: data.users.count,
+                          items: data.items.count, nnz: cui.nnz),
+            importSeconds: 0, extraParams: extra)
+        try ModelStore.save(trained.ranker, users: data.users, items: data.items, seen: cui, run: run, to: runDir)
+        var testSummary: [String: Double]?
         if let test {
             let (testData, _) = try input.read(test, verbose: common.verbose)
-            let report = Evaluator(k: k, threads: common.threads).evaluate(m, users: data.users, items: data.items, seen: cui,
+            let report = Evaluator(k: k, threads: common.threads).evaluate(trained.ranker, users: data.users, items: data.items, seen: cui,
                                                                            test: testData)
             try EvaluationRecord.attach(report, test: [test], to: runDir)
-            print(String(format: "test (best configuration only): ndcg@%d %.4f  recall@%d %.4f  precision@%d %.4f", k,
-                         report.summary.ndcg, k, report.summary.recall, k, report.summary.precision))
+            let s = report.summary
+            testSummary = ["ndcg": s.ndcg, "recall": s.recall, "precision": s.precision, "map": s.map, "coverage": s.coverage]
+            if !json {
+                print(String(format: "test (chosen on validation): ndcg@%d %.4f  recall@%d %.4f  precision@%d %.4f  map@%d %.4f", k, s.ndcg, k,
+                             s.recall, k, s.precision, k, s.map))
+            }
         }
-        print("best run: \(runDir)")
+        if json {
+            var obj: [String: Any] = [
+                "validation": carve.params(for: data),
+                "families": outcomes.map { o in
+                    ["family": o.family.rawValue, "params": o.best.params, "trials": o.record.trials.count, "seconds": o.seconds,
+                     "validation": o.best.metrics, "sweep": o.record.id] as [String: Any]
+                },
+                "chosen": ["family": chosen.family.rawValue, "params": chosen.best.params, "validation": chosen.best.metrics] as [String: Any],
+                "run": runDir,
+            ]
+            if let testSummary { obj["test"] = testSummary }
+            print(String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self))
+        } else {
+            print("best run: \(runDir)")
+        }
     }
 }

@@ -6,6 +6,7 @@ extension Confidence.Scheme: ExpressibleByArgument {}
 extension Importer.NegativeWeights: ExpressibleByArgument {}
 extension ALSConfig.Solver: ExpressibleByArgument {}
 extension RescoreConfig.Model: ExpressibleByArgument {}
+extension ValidationCarve.Scheme: ExpressibleByArgument {}
 
 /// How to read an interaction file.
 struct FormatOptions: ParsableArguments {
