@@ -53,12 +53,16 @@ let package = Package(
         .target(name: "EventLog", dependencies: ["Checksum"]),
         .target(name: "Interactions", dependencies: ["EventLog"]),
         .target(name: "Rankers", dependencies: ["LinearAlgebra", "Interactions"]),
+        .systemLibrary(name: "CXGBoost", path: "Sources/CXGBoost",
+                       providers: [.apt(["libxgboost-dev"])]),
+        // The learned second stage: candidates from several rankers, re-ranked by LambdaMART (XGBoost).
+        .target(name: "Reranking", dependencies: ["LinearAlgebra", "Interactions", "Rankers", "Scoring", "CXGBoost"]),
         .target(name: "Scoring", dependencies: ["LinearAlgebra", "Interactions", "Rankers"]),
         .target(name: "Evaluation", dependencies: ["LinearAlgebra", "Interactions", "Rankers", "Scoring"]),
-        .target(name: "Artifacts", dependencies: ["Checksum", "LinearAlgebra", "Interactions", "Rankers"]),
-        .target(name: "Training", dependencies: ["LinearAlgebra", "Interactions", "Rankers", "Scoring", "Evaluation", "Artifacts"]),
+        .target(name: "Artifacts", dependencies: ["Checksum", "LinearAlgebra", "Interactions", "Rankers", "Reranking"]),
+        .target(name: "Training", dependencies: ["LinearAlgebra", "Interactions", "Rankers", "Scoring", "Evaluation", "Artifacts", "Reranking"]),
         .target(name: "ForYouEngine", dependencies: ["Checksum", "LinearAlgebra", "Platform", "EventLog", "Interactions", "Rankers",
-                                                     "Scoring", "Evaluation", "Artifacts", "Training"]),
+                                                     "Reranking", "Scoring", "Evaluation", "Artifacts", "Training"]),
 
         // ---- The service side ----
         .systemLibrary(name: "CRdKafka", path: "Sources/CRdKafka",

@@ -3,6 +3,7 @@ import Checksum
 import LinearAlgebra
 import Interactions
 import Rankers
+import Reranking
 
 /// A trained model on disk: `DIR/run.json`, `users.tsv` and `items.tsv` (raw ids in index
 /// order), `seen.bin` (the training matrix, used to exclude seen items), and the model's own
@@ -56,10 +57,37 @@ public enum ModelStore {
         case let e as EASEModel:
             // The user rows are seen.bin's pattern; only B is the model's own.
             try BinaryFormat.writeMatrix(e.weights, to: tmp + "/ease_weights.bin")
+        case let r as RerankModel:
+            // Each source is a model directory of its own under sources/; the ranker is XGBoost's JSON.
+            for (name, source) in zip(r.sourceNames, r.sources) {
+                var sub = run
+                sub.id = run.id + "-" + name
+                sub.model = name
+                sub.featureImportance = nil
+                sub.curves = nil
+                // An EASE source keeps its own user rows (ease-recent: each user's newest items).
+                try save(source, users: users, items: items, seen: (source as? EASEModel)?.userRows ?? seen, run: sub,
+                         to: tmp + "/sources/" + name)
+            }
+            try AtomicFile.write(try r.booster.serialized(), to: tmp + "/rerank_booster.json")
+            let stats = r.features.stats.columns
+            try BinaryFormat.writeMatrix(Matrix(rows: 5, cols: items.count, values: stats.flatMap { $0 }), to: tmp + "/rerank_item_stats.bin")
+            if let tokens = r.features.itemTokens {
+                var rows: [Int32] = [], cols: [Int32] = []
+                for (i, f) in tokens.enumerated() { for b in f { rows.append(Int32(i)); cols.append(b) } }
+                try BinaryFormat.writeCSR(CSR(rows: tokens.count, cols: Int(cols.max() ?? 0) + 1, rowIndex: rows, colIndex: cols,
+                                              values: [Float](repeating: 1, count: rows.count)), to: tmp + "/rerank_tokens.bin")
+            }
+            run.params["sources"] = r.sourceNames.joined(separator: ",")
+            run.params["per_source"] = "\(r.perSource)"
         default:
             throw ArtifactError.inconsistent(directory, "cannot store a ranker of kind \(ranker.kind)")
         }
-        for name in try fm.contentsOfDirectory(atPath: tmp) { try record(name) }
+        for name in try fm.contentsOfDirectory(atPath: tmp) {
+            var isDir: ObjCBool = false
+            if fm.fileExists(atPath: tmp + "/" + name, isDirectory: &isDir), isDir.boolValue { continue }  // sub-models record their own
+            try record(name)
+        }
         run.files = files
         try writeRun(run, to: tmp + "/run.json")
         if fm.fileExists(atPath: directory) { try fm.removeItem(atPath: directory) }
@@ -144,6 +172,38 @@ public enum ModelStore {
                 throw ArtifactError.inconsistent(directory + "/ease_weights.bin", "shape \(b.rows) x \(b.cols) for \(items.count) items")
             }
             ranker = EASEModel(weights: b, userRows: seen.filteredBinary(), lambda: run.params["lambda"].flatMap(Float.init) ?? 0)
+        case "rerank":
+            let names = (run.params["sources"] ?? "").split(separator: ",").map(String.init)
+            guard !names.isEmpty, let perSource = run.params["per_source"].flatMap(Int.init) else {
+                throw ArtifactError.badMetadata(directory + "/run.json", "a rerank model needs its sources and per_source")
+            }
+            var sources: [(String, Ranker)] = []
+            for name in names {
+                let sub = try load(directory + "/sources/" + name)
+                guard sub.users.raw == users.raw, sub.items.raw == items.raw else {
+                    throw ArtifactError.inconsistent(directory + "/sources/" + name, "its users or items differ from the second stage's")
+                }
+                sources.append((name, sub.ranker))
+            }
+            let stats = try BinaryFormat.readMatrix(directory + "/rerank_item_stats.bin")
+            guard stats.rows == 5, stats.cols == items.count else {
+                throw ArtifactError.inconsistent(directory + "/rerank_item_stats.bin", "shape \(stats.rows) x \(stats.cols) for \(items.count) items")
+            }
+            let columns = (0..<5).map { Array(UnsafeBufferPointer(start: stats.row($0), count: items.count)) }
+            var tokens: [[Int32]]?
+            if FileManager.default.fileExists(atPath: directory + "/rerank_tokens.bin") {
+                let t = try BinaryFormat.readCSR(directory + "/rerank_tokens.bin")
+                tokens = (0..<t.rows).map { Array(t.columns(ofRow: $0)) }
+            }
+            let features = RerankFeatures(sources: names, stats: ItemStats(columns: columns), itemTokens: tokens)
+            guard let bytes = FileManager.default.contents(atPath: directory + "/rerank_booster.json") else {
+                throw ArtifactError.missing(directory + "/rerank_booster.json")
+            }
+            let booster: Booster
+            do { booster = try Booster.load(Array(bytes), featureCount: features.count) } catch {
+                throw ArtifactError.inconsistent(directory + "/rerank_booster.json", "\(error)")
+            }
+            ranker = RerankModel(sources: sources, perSource: perSource, seen: seen, features: features, booster: booster)
         case "popularity":
             let p = try BinaryFormat.readMatrix(directory + "/popularity.bin")
             guard p.rows == items.count else {

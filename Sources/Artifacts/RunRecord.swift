@@ -66,6 +66,8 @@ public struct RunRecord: Codable, Sendable {
     public var evaluation: EvaluationInfo?
     /// Per-iteration (or per-epoch) figures besides `losses`, by name (e.g. "validation_ndcg@10").
     public var curves: [String: [Double]]?
+    /// A learned second stage's feature importances (total split gain by feature name).
+    public var featureImportance: [String: Double]?
 
     public init(id: String, model: String, createdAt: String, codeVersion: String, params: [String: String],
                 data: DataInfo, losses: [Double], timings: Timings, outcome: String, environment: [String: String],

@@ -7,6 +7,7 @@
 @_exported import EventLog
 @_exported import Interactions
 @_exported import Rankers
+@_exported import Reranking
 @_exported import Scoring
 @_exported import Evaluation
 @_exported import Artifacts

@@ -71,3 +71,7 @@ public struct IterationReport: Sendable {
 }
 
 import Foundation
+
+/// A ranker that must see every item of a user at once (it proposes candidates over the
+/// whole catalog first): the batch scorer hands it whole rows instead of item blocks.
+public protocol WholeRowRanker: Ranker {}

@@ -58,7 +58,7 @@ public struct BatchScorer: Sendable {
         let previousBLASThreads = BLASRuntime.threads
         BLASRuntime.setThreads(1)
         defer { BLASRuntime.setThreads(previousBLASThreads) }
-        let iBlock = itemBlock > 0 ? min(itemBlock, max(nItems, 1)) : max(nItems, 1)
+        let iBlock = itemBlock > 0 && !(ranker is WholeRowRanker) ? min(itemBlock, max(nItems, 1)) : max(nItems, 1)
         let buffers = (0..<nThreads).map { _ in Matrix(rows: block, cols: iBlock) }
         let start = Date()
         let doneCounter = ProgressCounter()

@@ -8,13 +8,16 @@ import Artifacts
 /// ranking worker's retrains all describe their model with this and train it through
 /// `TrainingPipeline`, so a model trained by any of them records the same parameters.
 public struct TrainingSpec: Sendable {
-    public enum Model: String, Sendable, CaseIterable { case als, popularity, ease, twoTower = "two-tower", blend }
+    public enum Model: String, Sendable, CaseIterable { case als, popularity, ease, twoTower = "two-tower", blend, rerank }
 
     public var model: Model
     public var als: ALSConfig
     public var confidence: Confidence
     public var twoTower = TwoTowerConfig()
     public var ease = EASEConfig()
+    /// The second stage: sources, candidates per source, trees (its sources' ALS, EASE and
+    /// two-tower settings are `als`, `ease` and `twoTower`).
+    public var rerank = RerankConfig()
     /// Two-tower and blend: the validation carve of the training data (early stopping, blend weight).
     public var validation = ValidationCarve()
     /// Two-tower and blend: share of each user's training items held out for early stopping.
@@ -53,6 +56,8 @@ public struct TrainedModel {
     public var twoTower: TwoTowerJob.Result?
     /// Blend: the fitted weight and its validation figures.
     public var blend: BlendJob.Result?
+    /// Second stage: trees, validation figures, feature importances.
+    public var rerank: RerankJob.Result?
 }
 
 public enum TrainingPipeline {
@@ -77,6 +82,26 @@ public enum TrainingPipeline {
             params["gram"] = config.gram.rawValue
             let model = try EASEModel.fit(data.confidenceMatrix(spec.confidence), config: config, progress: progress)
             trained = TrainedModel(ranker: model, params: params)
+        case .rerank:
+            var c = spec.rerank
+            c.als = spec.als; c.confidence = spec.confidence; c.ease = spec.ease; c.twoTower = spec.twoTower
+            c.features = spec.features; c.threads = spec.als.threads; c.seed = spec.als.seed
+            let r = try RerankJob.fit(data, config: c, validation: spec.validation, cancel: cancel, progress: progress)
+            params.merge(alsParams(spec.als)) { $1 }
+            params.merge(spec.validation.params(for: data)) { $1 }
+            params.merge([
+                "sources": c.sources.joined(separator: ","), "per_source": "\(c.perSource)", "trees": "\(r.trees)",
+                "max_trees": "\(c.maxTrees)", "learning_rate": "\(c.learningRate)", "max_depth": "\(c.maxDepth)",
+                "validation_ndcg": String(format: "%.5f", r.validationNDCG), "validation_users": "\(r.validationUsers)",
+                "candidate_recall": String(format: "%.4f", r.candidateRecall),
+                "source_validation_ndcg": r.sourceValidation.sorted { $0.key < $1.key }.map { String(format: "%@:%.5f", $0.key, $0.value) }
+                    .joined(separator: ","),
+            ]) { $1 }
+            if c.sources.contains("ease") { params["lambda"] = "\(spec.ease.lambda)" }
+            if let f = spec.featuresSource { params["features"] = f }
+            trained = TrainedModel(ranker: r.ranker, params: params)
+            trained.curves = ["validation_ndcg@10_by_trees": r.curve.map(\.ndcg)]
+            trained.rerank = r
         case .als:
             let cui = data.confidenceMatrix(spec.confidence)
             params.merge(alsParams(spec.als)) { $1 }
@@ -157,6 +182,7 @@ public enum TrainingPipeline {
             environment: ["blas_core": BLASRuntime.coreName, "cores": "\(BLASRuntime.availableCores)"],
             metrics: [:], files: [:])
         if let c = trained.curves { run.curves = c }
+        if let r = trained.rerank { run.featureImportance = r.importance }
         return run
     }
 }

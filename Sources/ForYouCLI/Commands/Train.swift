@@ -16,15 +16,23 @@ struct Train: ParsableCommand {
                        --alpha 1 --confidence binary --solver cg --out models/ml-als
         """)
 
-    enum ModelKind: String, ExpressibleByArgument, CaseIterable { case als, popularity, ease, twoTower = "two-tower", blend }
+    enum ModelKind: String, ExpressibleByArgument, CaseIterable { case als, popularity, ease, twoTower = "two-tower", blend, rerank }
 
     @Option(help: "Training interactions (a file).") var train: String?
     @Option(help: "Train from the event log of this data directory instead of a file (events -> interactions mapping).")
     var events: String?
     @OptionGroup var input: FormatOptions
     @OptionGroup var mapping: MappingOptions
-    @Option(help: "als, popularity, ease (closed-form item x item, Steck 2019), two-tower, or blend (ALS + two-tower, weight fitted on the validation split).")
+    @Option(help: "als, popularity, ease (closed-form item x item, Steck 2019), two-tower, blend (ALS + two-tower, weight fitted on the validation split), or rerank (a learned second stage over the candidates of --sources).")
     var model: ModelKind = .als
+    @Option(help: "Each training pair's time: a user,item,...,timestamp CSV (MovieLens ratings.csv works as is); enables the chrono validation carve and the second stage's time features.")
+    var times: String?
+    @Option(help: "Two-tower, blend, rerank: the validation carve: chrono, random, leave-k or auto (chrono when times are known).")
+    var validation: ValidationCarve.Scheme = .auto
+    @Option(help: "Rerank: candidate sources, comma-separated: als, ease, ease-recent (EASE on each user's 10 newest items; needs times), popularity, two-tower (default als,ease,[ease-recent,]popularity; EASE only up to 20000 items).")
+    var sources: String?
+    @Option(help: "Rerank: candidates each source proposes per user.") var candidates = 100
+    @Option(help: "Rerank: most trees of the LambdaMART ranker (the count kept is chosen on validation).") var trees = 400
     @Option(help: "EASE: L2 penalty lambda on the item x item weights.") var lambda: Float = 200
     @Option(name: .customLong("ease-max-memory"), help: "EASE: refuse catalogs whose items^2 x 4 B weight matrix exceeds this many GiB (default: two thirds of RAM).")
     var easeMaxMemory: Double?
@@ -51,24 +59,44 @@ struct Train: ParsableCommand {
         guard cgSteps > 0 else { throw ValidationError("--cg-steps must be positive") }
         guard alpha >= 0 else { throw ValidationError("--alpha must be >= 0") }
         guard lambda > 0 else { throw ValidationError("--lambda must be positive") }
+        guard candidates > 0, trees > 0 else { throw ValidationError("--candidates and --trees must be positive") }
         if let m = easeMaxMemory, !(m > 0) { throw ValidationError("--ease-max-memory must be a positive number of GiB") }
     }
 
     func run() throws {
         common.announce()
-        let (data, importSeconds, sourcePaths, fingerprint) = try TrainingData.load(train: train, events: events, input: input,
+        var (data, importSeconds, sourcePaths, fingerprint) = try TrainingData.load(train: train, events: events, input: input,
                                                                                      mapping: mapping.mapping, verbose: common.verbose)
+        if let times {
+            do { data = try PairTimes(path: times).attach(to: data, path: times) } catch let e as PairTimes.ReadError { throw CLIError("train: \(e)") }
+            sourcePaths.append(times)
+            fingerprint = try ModelStore.fingerprint(paths: sourcePaths)
+        }
+        if validation == .chrono && data.timestamps == nil { throw CLIError("train: \(ValidationCarve.CarveError.needsTimes)") }
         var spec = TrainingSpec(model: TrainingSpec.Model(rawValue: model.rawValue)!,
                                 als: ALSConfig(factors: factors, regularization: reg, iterations: iters, solver: solver, cgSteps: cgSteps,
                                                threads: common.threads, seed: seed, computeLoss: model == .als && !noLoss),
                                 confidence: Confidence(scheme: confidence, alpha: alpha))
         spec.ease = EASEConfig(lambda: lambda, maxBytes: easeMaxMemory.map { Int($0 * 1_073_741_824) } ?? EASEConfig.defaultMaxBytes,
                                threads: common.threads)
-        if model == .twoTower || model == .blend {
+        spec.validation = ValidationCarve(scheme: validation, fraction: tt.validationFraction, seed: seed)
+        if model == .twoTower || model == .blend || model == .rerank {
             (spec.features, spec.featuresSource) = try tt.features(data, catalogOf: events)
             spec.twoTower = tt.config(threads: common.threads, seed: seed)
-            spec.validationFraction = tt.validationFraction
             spec.refit = tt.refit
+        }
+        if model == .rerank {
+            var r = RerankConfig()
+            r.sources = try sources.map { list in
+                let names = list.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
+                for n in names where !RerankConfig.knownSources.contains(n) {
+                    throw ValidationError("--sources: unknown source '\(n)' (\(RerankConfig.knownSources.joined(separator: ", ")))")
+                }
+                return names
+            } ?? RerankConfig.defaultSources(items: data.items.count, hasTimes: data.timestamps != nil)
+            r.perSource = candidates
+            r.maxTrees = trees
+            spec.rerank = r
         }
         let runId = out.map { ($0 as NSString).lastPathComponent } ?? ModelStore.newRunId(model: model.rawValue)
         let dir = out ?? "models/\(runId)"
@@ -79,7 +107,12 @@ struct Train: ParsableCommand {
             throw CLIError("train: interrupted; no \(model.rawValue) saved")
         }
         if !trained.completed { Console.err("train: \(trained.outcome); saving what was trained") }
-        if let r = trained.blend {
+        if let r = trained.rerank {
+            Console.err(String(format: "train: second stage with %d trees (cross-fitted validation NDCG@10 %.4f; sources %@)", r.trees, r.validationNDCG,
+                               r.sourceValidation.sorted { $0.key < $1.key }.map { String(format: "%@ %.4f", $0.key, $0.value) }.joined(separator: ", ")))
+            let top = r.importance.sorted { $0.value > $1.value }.prefix(5).map { String(format: "%@ %.0f", $0.key, $0.value) }
+            Console.err("train: strongest features (total gain): " + top.joined(separator: ", "))
+        } else if let r = trained.blend {
             Console.err(String(format: "train: blend lambda %.1f (validation NDCG@10: ALS %.4f, two-tower %.4f, blend %.4f)", r.lambda,
                                r.alsValidation, r.twoTowerValidation, r.grid.map(\.ndcg).max()!))
         } else if let r = trained.twoTower {

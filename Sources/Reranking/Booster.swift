@@ -1,0 +1,116 @@
+import Foundation
+import CXGBoost
+
+public struct BoosterError: Error, CustomStringConvertible {
+    public let message: String
+    public var description: String { "xgboost: " + message }
+}
+
+/// A gradient-boosted tree ensemble through XGBoost's C API: LambdaMART (`rank:ndcg`) over
+/// groups of rows (one group per user), dense float features with NaN as "missing".
+/// Prediction goes through one lock: the C API's predict shares per-booster buffers.
+public final class Booster: @unchecked Sendable {
+    let handle: BoosterHandle
+    private let lock = NSLock()
+    public let featureCount: Int
+
+    static func check(_ code: Int32) throws {
+        if code != 0 { throw BoosterError(message: String(cString: XGBGetLastError())) }
+    }
+
+    /// A DMatrix of `rows` x `cols` dense features (row-major), optional labels and group sizes.
+    final class Data {
+        var handle: DMatrixHandle?
+        init(_ x: [Float], rows: Int, cols: Int, labels: [Float]? = nil, groups: [Int]? = nil) throws {
+            precondition(x.count == rows * cols)
+            try Booster.check(x.withUnsafeBufferPointer { XGDMatrixCreateFromMat($0.baseAddress, bst_ulong(rows), bst_ulong(cols), .nan, &handle) })
+            if let labels {
+                try Booster.check(labels.withUnsafeBufferPointer { XGDMatrixSetFloatInfo(handle, "label", $0.baseAddress, bst_ulong(labels.count)) })
+            }
+            if let groups {
+                let g = groups.map { UInt32($0) }
+                try Booster.check(g.withUnsafeBufferPointer { XGDMatrixSetUIntInfo(handle, "group", $0.baseAddress, bst_ulong(g.count)) })
+            }
+        }
+        deinit { if let handle { XGDMatrixFree(handle) } }
+    }
+
+    init(handle: BoosterHandle, featureCount: Int) {
+        self.handle = handle
+        self.featureCount = featureCount
+    }
+
+    deinit { XGBoosterFree(handle) }
+
+    /// Trains `rounds` trees on grouped rows. `params` are XGBoost parameters
+    /// (e.g. objective rank:ndcg, eta, max_depth); `afterRound(r)` runs after each tree and can
+    /// stop training by returning false.
+    public static func train(features x: [Float], rows: Int, cols: Int, labels: [Float], groups: [Int], params: [(String, String)],
+                             rounds: Int, afterRound: (Int) -> Bool = { _ in true }) throws -> Booster {
+        precondition(groups.reduce(0, +) == rows, "group sizes must add up to the rows")
+        let data = try Data(x, rows: rows, cols: cols, labels: labels, groups: groups)
+        var h: BoosterHandle?
+        var dm: [DMatrixHandle?] = [data.handle]
+        try check(dm.withUnsafeMutableBufferPointer { XGBoosterCreate($0.baseAddress, 1, &h) })
+        let b = Booster(handle: h!, featureCount: cols)
+        for (k, v) in params { try check(XGBoosterSetParam(h, k, v)) }
+        for r in 0..<rounds {
+            try check(XGBoosterUpdateOneIter(h, Int32(r), data.handle))
+            if !afterRound(r + 1) { break }
+        }
+        withExtendedLifetime(data) {}
+        return b
+    }
+
+    /// Scores of `rows` feature rows, using the first `trees` trees (0 = all).
+    public func predict(_ x: [Float], rows: Int, trees: Int = 0) throws -> [Float] {
+        guard rows > 0 else { return [] }
+        let data = try Data(x, rows: rows, cols: featureCount)
+        lock.lock()
+        defer { lock.unlock() }
+        var n: bst_ulong = 0
+        var out: UnsafePointer<Float>?
+        try Booster.check(XGBoosterPredict(handle, data.handle, 0, UInt32(trees), 0, &n, &out))
+        guard Int(n) == rows, let out else { throw BoosterError(message: "predicted \(n) values for \(rows) rows") }
+        return Array(UnsafeBufferPointer(start: out, count: rows))
+    }
+
+    /// Trees in the model.
+    public var rounds: Int {
+        var n: Int32 = 0
+        _ = XGBoosterBoostedRounds(handle, &n)
+        return Int(n)
+    }
+
+    /// The model in XGBoost's JSON format (what `load` reads back).
+    public func serialized() throws -> [UInt8] {
+        var n: bst_ulong = 0
+        var out: UnsafePointer<CChar>?
+        try Booster.check(XGBoosterSaveModelToBuffer(handle, "{\"format\": \"json\"}", &n, &out))
+        return out!.withMemoryRebound(to: UInt8.self, capacity: Int(n)) { Array(UnsafeBufferPointer(start: $0, count: Int(n))) }
+    }
+
+    public static func load(_ bytes: [UInt8], featureCount: Int) throws -> Booster {
+        var h: BoosterHandle?
+        try check(XGBoosterCreate(nil, 0, &h))
+        let b = Booster(handle: h!, featureCount: featureCount)
+        try check(bytes.withUnsafeBytes { XGBoosterLoadModelFromBuffer(h, $0.baseAddress, bst_ulong(bytes.count)) })
+        return b
+    }
+
+    /// Total gain of the splits on each feature (index -> gain; unused features absent).
+    public func gainByFeature() throws -> [Int: Double] {
+        var nf: bst_ulong = 0, dim: bst_ulong = 0
+        var names: UnsafeMutablePointer<UnsafePointer<CChar>?>?
+        var shape: UnsafePointer<bst_ulong>?
+        var scores: UnsafePointer<Float>?
+        try Booster.check(XGBoosterFeatureScore(handle, "{\"importance_type\": \"total_gain\"}", &nf, &names, &dim, &shape, &scores))
+        var out: [Int: Double] = [:]
+        for i in 0..<Int(nf) {
+            guard let p = names?[i] else { continue }
+            let name = String(cString: p)  // "f12"
+            if let idx = Int(name.dropFirst()) { out[idx] = Double(scores![i]) }
+        }
+        return out
+    }
+}
