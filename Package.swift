@@ -91,12 +91,12 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         // A generation's model brought to the live catalog: users folded in, new videos placed.
-        .target(name: "LiveModels", dependencies: ["LinearAlgebra", "Interactions", "Rankers", "Scoring", "CandidateStore"]),
+        .target(name: "LiveModels", dependencies: ["LinearAlgebra", "Interactions", "Rankers", "Reranking", "Scoring", "CandidateStore"]),
         // Offline: events -> Training -> score-all -> a generation in the store.
         .target(name: "Rescoring", dependencies: ["LinearAlgebra", "Interactions", "EventLog", "KafkaLog", "Rankers", "Scoring",
                                                   "Artifacts", "Training", "CandidateStore", "LiveModels"]),
         // The long-running ranking worker (fold-in between retrains, scheduled retrains).
-        .target(name: "LiveRanking", dependencies: ["LinearAlgebra", "Interactions", "EventLog", "KafkaLog", "Rankers", "Artifacts",
+        .target(name: "LiveRanking", dependencies: ["LinearAlgebra", "Interactions", "EventLog", "KafkaLog", "Rankers", "Reranking", "Artifacts",
                                                     "CandidateStore", "LiveModels", "Rescoring", "MetricsEndpoint"]),
         .target(name: "Transcoding", dependencies: ["CandidateStore", "Media"]),
         // Measurements behind study-mapping and study-foldin.

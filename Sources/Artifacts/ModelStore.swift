@@ -62,7 +62,7 @@ public enum ModelStore {
             for (name, source) in zip(r.sourceNames, r.sources) {
                 var sub = run
                 sub.id = run.id + "-" + name
-                sub.model = name
+                sub.model = source.kind  // what load dispatches on ("ease" for ease-recent too)
                 sub.featureImportance = nil
                 sub.curves = nil
                 // An EASE source keeps its own user rows (ease-recent: each user's newest items).

@@ -3,6 +3,7 @@ import LinearAlgebra
 import Interactions
 import EventLog
 import Rankers
+import Reranking
 import Artifacts
 import CandidateStore
 import KafkaLog
@@ -166,6 +167,15 @@ public final class RankingWorker {
         if let als = m.ranker as? ALSModel {
             let confidence = config.confidence ?? Confidence(params: m.run.params) ?? Confidence(scheme: .log, alpha: 4)
             l = FoldInModel(generation: g.id, als: als, users: m.users, items: m.items, confidence: confidence, mapping: mapping)
+        } else if let rerank = m.ranker as? RerankModel {
+            let confidence = config.confidence ?? Confidence(params: m.run.params) ?? Confidence(scheme: .log, alpha: 4)
+            do {
+                l = try LiveRerank(generation: g.id, model: rerank, users: m.users, items: m.items, confidence: confidence, mapping: mapping)
+            } catch let e as LiveRerank.Unsupported {
+                live = nil
+                idleReason = "live generation \(g.id): \(e)"
+                return nil
+            }
         } else if let ease = m.ranker as? EASEModel {
             let confidence = config.confidence ?? Confidence(params: m.run.params) ?? Confidence(scheme: .log, alpha: 4)
             l = LiveEASE(generation: g.id, ease: ease, users: m.users, items: m.items, confidence: confidence, mapping: mapping)
@@ -174,7 +184,7 @@ public final class RankingWorker {
         } else {
             live = nil
             idleReason = "live generation \(g.id) is a \(m.run.model) model"
-                + (m.run.model == "two-tower" ? " stored without its towers" : "") + "; the worker updates ALS, EASE and two-tower generations"
+                + (m.run.model == "two-tower" ? " stored without its towers" : "") + "; the worker updates ALS, EASE, second-stage and two-tower generations"
             return nil
         }
         idleReason = nil

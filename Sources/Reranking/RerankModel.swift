@@ -10,6 +10,8 @@ import Scoring
 /// source proposed score -inf, so a list is at most the union's size.
 public final class RerankModel: WholeRowRanker, @unchecked Sendable {
     public let kind = "rerank"
+    /// How many of a user's newest items the ease-recent source looks at.
+    public static let defaultRecentItems = 10
     public let sourceNames: [String]
     public let sources: [Ranker]
     /// Candidates each source proposes per user.
@@ -21,13 +23,13 @@ public final class RerankModel: WholeRowRanker, @unchecked Sendable {
     public let features: RerankFeatures
     public let booster: Booster
 
-    public init(sources: [(String, Ranker)], perSource: Int, seen: CSR, features: RerankFeatures, booster: Booster) {
+    public init(sources: [(String, Ranker)], perSource: Int, seen: CSR, features: RerankFeatures, booster: Booster, history: CSR? = nil) {
         precondition(!sources.isEmpty && sources.allSatisfy { $0.1.itemCount == seen.cols && $0.1.userCount == seen.rows })
         self.sourceNames = sources.map(\.0)
         self.sources = sources.map(\.1)
         self.perSource = perSource
         self.seen = seen
-        self.history = seen.filteredBinary()
+        self.history = history ?? seen.filteredBinary()
         self.features = features
         self.booster = booster
     }

@@ -19,13 +19,17 @@ import Training
 /// The two-tower reads the catalog's captions and tags as content features, and its lists also
 /// cover catalog videos nobody has interacted with yet (embedded from those features).
 public struct RescoreConfig: Sendable {
-    public enum Model: String, Sendable, CaseIterable { case als, ease, twoTower = "two-tower" }
+    public enum Model: String, Sendable, CaseIterable { case als, ease, twoTower = "two-tower", rerank }
     public var dataDir: String
     public var modelsDir = "models"
     public var model = Model.als
     public var als = ALSConfig(factors: 64, regularization: 0.05, iterations: 15, solver: .cg)
     public var twoTower = TwoTowerConfig()
     public var ease = EASEConfig()
+    /// Rerank: the second stage as given, sources included.
+    public var rerank: RerankConfig?
+    /// Rerank without `rerank`: these settings, with the sources the catalog size allows.
+    public var rerankDefaults = RerankConfig()
     /// Two-tower: share of each user's items held out for early stopping.
     public var validationFraction = 0.1
     public var confidence = Confidence(scheme: .log, alpha: 4)
@@ -83,9 +87,16 @@ public enum RescoreJob {
         spec.twoTower = c.twoTower
         spec.ease = c.ease
         spec.validationFraction = c.validationFraction
-        if c.model == .twoTower {
+        if c.model == .twoTower || c.model == .rerank {
             spec.features = TwoTowerCatalog.features(videos, buckets: c.twoTower.featureBuckets)
             spec.featuresSource = "catalog"
+        }
+        if c.model == .rerank {
+            spec.rerank = c.rerank ?? {
+                var r = c.rerankDefaults
+                r.sources = RerankConfig.defaultSources(items: data.items.count, hasTimes: data.timestamps != nil)
+                return r
+            }()
         }
         let trained = try TrainingPipeline.fit(data, spec, cancel: cancel) { progress((c.model == .twoTower ? "two-tower " : "") + $0) }
         if !trained.completed { throw TrainingError.cancelled }

@@ -14,7 +14,7 @@ public struct RerankConfig: Sendable {
     /// Candidates each source proposes per user.
     public var perSource = 100
     /// ease-recent: how many of a user's newest items it looks at.
-    public var recentItems = 10
+    public var recentItems = RerankModel.defaultRecentItems
     public var als = ALSConfig(factors: 64, regularization: 0.05, iterations: 15, solver: .cg)
     public var confidence = Confidence(scheme: .linear, alpha: 1)
     public var ease = EASEConfig()

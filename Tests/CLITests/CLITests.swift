@@ -195,6 +195,31 @@ final class CLITests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/too-big"))
     }
 
+    /// `scripts/make-features` leaves out tag rows whose (user, item) pair is a test pair.
+    func testMakeFeaturesDropsTagsOfTestPairs() throws {
+        let data = dir + "/data", splits = dir + "/splits", out = dir + "/features"
+        try FileManager.default.createDirectory(atPath: data + "/movielens-latest-small", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: data + "/lastfm-hetrec2011-2k", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: splits, withIntermediateDirectories: true)
+        Fixtures.write("movieId,title,genres\n10,Heat (1995),Action|Crime\n20,Up (2009),Animation\n", to: data + "/movielens-latest-small/movies.csv")
+        Fixtures.write("userId,movieId,tag,timestamp\n1,10,leaked-tag,5\n2,10,kept-tag,6\n", to: data + "/movielens-latest-small/tags.csv")
+        Fixtures.write("tagID\ttagValue\n7\tshoegaze\n8\tdream pop\n", to: data + "/lastfm-hetrec2011-2k/tags.dat")
+        Fixtures.write("userID\tartistID\ttagID\tday\tmonth\tyear\n1\t50\t7\t1\t1\t2008\n2\t50\t8\t1\t1\t2008\n",
+                       to: data + "/lastfm-hetrec2011-2k/user_taggedartists.dat")
+        Fixtures.write("1\t10\t1\n", to: splits + "/movielens_test.tsv")
+        Fixtures.write("1\t50\t1\n", to: splits + "/lastfm_test.tsv")
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        let r = CLIRunner.shell("python3 \(root)/scripts/make-features \(out) --data \(data) --splits \(splits) 2>&1")
+        XCTAssertEqual(r.status, 0, r.stdout)
+        let ml = try String(contentsOfFile: out + "/movielens.tsv", encoding: .utf8)
+        XCTAssertTrue(ml.contains("kept-tag"), ml)
+        XCTAssertFalse(ml.contains("leaked-tag"), ml)
+        let lf = try String(contentsOfFile: out + "/lastfm.tsv", encoding: .utf8)
+        XCTAssertTrue(lf.contains("dream pop"), lf)
+        XCTAssertFalse(lf.contains("shoegaze"), lf)
+        XCTAssertTrue(r.stdout.contains("1 tags.csv rows left out"), r.stdout)
+    }
+
     func testWastefulKernelsAreReplacedByReexec() throws {
         let cpu = KernelSelection.level(ofFlags: KernelSelection.readCPUFlags())
         guard cpu > .sse else { throw XCTSkip("this CPU has no AVX: nothing better than SSE kernels") }

@@ -34,6 +34,8 @@ final class RankingWorkerTests: XCTestCase {
         c.top = 30
         c.model = model
         c.ease.lambda = 20
+        c.ease.threads = 2
+        c.rerankDefaults.maxTrees = 60
         _ = try RescoreJob.run(c)
         return try d.openStore()
     }
@@ -58,6 +60,11 @@ final class RankingWorkerTests: XCTestCase {
     /// An EASE generation: the user's new row of X times the trained B, no retrain.
     func testNewEventsReshapeAnEASEUsersList() throws {
         try newEventsReshapeTheUsersList(model: .ease)
+    }
+
+    /// A second-stage generation: sources rebuilt from the user's events, the trained ranker re-ranks.
+    func testNewEventsReshapeASecondStageUsersList() throws {
+        try newEventsReshapeTheUsersList(model: .rerank)
     }
 
     func newEventsReshapeTheUsersList(model: RescoreConfig.Model) throws {

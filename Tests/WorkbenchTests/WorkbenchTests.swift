@@ -176,7 +176,7 @@ final class WorkbenchTests: XCTestCase {
         XCTAssertEqual(Set(drawn.map(key)).count, 5)
         XCTAssertEqual(try Sweep.configurations(r), drawn, "seeded")
         XCTAssertThrowsError(try Sweep.configurations(SweepSpec(keys: ["rank"], values: [["4"]], base: [:]))) {
-            XCTAssertEqual($0 as? SweepError, .unknownParameter("rank"))
+            XCTAssertEqual($0 as? SweepError, .unknownParameter("rank", .als))
         }
         XCTAssertThrowsError(try Sweep.configurations(SweepSpec(keys: ["reg"], values: [["-1"]], base: [:]))) {
             XCTAssertEqual($0 as? SweepError, .badValue("reg", "-1"))

@@ -13,9 +13,13 @@ struct Rescore: ParsableCommand {
     @OptionGroup var data: DataDirOption
     @OptionGroup var backend: StoreOption
     @Option(help: "Where the run's model directory goes.") var models = "models"
-    @Option(help: "als, ease (item x item, --lambda), or two-tower (content features from the catalog's captions and tags; its lists include catalog videos without interactions yet).")
+    @Option(help: "als, ease (item x item, --lambda), rerank (learned second stage over ALS/EASE/popularity candidates), or two-tower (content features from the catalog's captions and tags; its lists include catalog videos without interactions yet).")
     var model: RescoreConfig.Model = .als
     @Option(help: "EASE: L2 penalty lambda.") var lambda: Float = 200
+    @Option(help: "Rerank: candidate sources, comma-separated (default als,ease,ease-recent,popularity; EASE only up to 20000 videos).")
+    var sources: String?
+    @Option(help: "Rerank: candidates each source proposes per user.") var candidates = 100
+    @Option(help: "Rerank: most trees of the LambdaMART ranker (the count kept is chosen on a chronological validation carve).") var trees = 400
     @Option(name: .customLong("ease-max-memory"), help: "EASE: refuse catalogs whose items^2 x 4 B weights exceed this many GiB (default: two thirds of RAM).")
     var easeMaxMemory: Double?
     @Option(help: "Latent factors.") var factors = 64
@@ -54,6 +58,20 @@ struct Rescore: ParsableCommand {
         c.model = model
         c.ease = EASEConfig(lambda: lambda, maxBytes: easeMaxMemory.map { Int($0 * 1_073_741_824) } ?? EASEConfig.defaultMaxBytes,
                             threads: common.threads)
+        if model == .rerank {
+            var r = RerankConfig()
+            r.perSource = candidates
+            r.maxTrees = trees
+            if let sources {
+                r.sources = sources.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
+                for n in r.sources where !RerankConfig.knownSources.contains(n) {
+                    throw CLIError("rescore: --sources: unknown source '\(n)' (\(RerankConfig.knownSources.joined(separator: ", ")))")
+                }
+                c.rerank = r
+            } else {
+                c.rerankDefaults = r
+            }
+        }
         if model == .twoTower {
             guard tt.features == nil else { throw CLIError("rescore --model two-tower reads its features from the catalog; drop --features") }
             c.twoTower = tt.config(threads: common.threads, seed: 42)

@@ -19,8 +19,9 @@ struct SweepCommand: ParsableCommand {
         default is chrono when times are known, else random.
 
         --model all searches every family with its default grid (ALS: factors x reg x alpha; \
-        EASE: lambda; two-tower: early-stopped on the same carve), picks the family and \
-        configuration with the best validation NDCG, and prints its test metrics.
+        EASE: lambda; two-tower: early-stopped on the same carve), then fits the learned \
+        second stage over the best ALS and EASE (its validation NDCG cross-fitted over the \
+        validation users), picks whichever is best on validation, and prints its test metrics.
 
         Grid keys: als: factors, reg, alpha, iters, confidence (linear|log|binary), cg_steps; \
         ease: lambda; two-tower: dim, hidden, lr, temperature, weight_decay, batch, history, epochs.
@@ -137,7 +138,33 @@ struct SweepCommand: ParsableCommand {
             outcomes.append(FamilyOutcome(family: family, record: record, best: sorted[0], seconds: Date().timeIntervalSince(t0)))
         }
         func describe(_ p: [String: String]) -> String { p.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ") }
+        // The second stage over the best ALS and EASE found above, scored on the same carve
+        // (cross-fitted over the validation users), competes like a family.
+        var second: (trained: TrainedModel, spec: TrainingSpec, params: [String: String], seconds: Double)?
+        if model == .all, k == 10 {
+            let t0 = Date()
+            let alsBest = outcomes.first { $0.family == .als }!.best.params
+            let easeBest = outcomes.first { $0.family == .ease }!.best.params
+            var rs = try Sweep.trainingSpec(.als, alsBest, threads: common.threads, seed: seed)
+            rs.model = .rerank
+            rs.validation = carve
+            rs.features = featureSet
+            rs.featuresSource = features
+            rs.ease = try Sweep.trainingSpec(.ease, easeBest, threads: common.threads).ease
+            rs.rerank.sources = RerankConfig.defaultSources(items: data.items.count, hasTimes: data.timestamps != nil)
+            Console.err("sweep: second stage over \(rs.rerank.sources.joined(separator: ", ")) (ALS \(describe(alsBest)), EASE \(describe(easeBest)))")
+            do {
+                let t = try TrainingPipeline.fit(data, rs, cancel: CLIContext.cancel) { Console.err($0) }
+                if t.completed {
+                    second = (t, rs, ["sources": rs.rerank.sources.joined(separator: ","), "trees": "\(t.rerank!.trees)",
+                                      "per_source": "\(rs.rerank.perSource)"], Date().timeIntervalSince(t0))
+                }
+            } catch TrainingError.cancelled {
+                throw CLIError("sweep: interrupted while fitting the second stage")
+            }
+        }
         let chosen = outcomes.max { ($0.best.metrics[metric] ?? 0) < ($1.best.metrics[metric] ?? 0) }!
+        let secondWins = second.map { $0.trained.rerank!.validationNDCG > (chosen.best.metrics[metric] ?? 0) } ?? false
         if !json {
             if model == .all {
                 var rows = [["family", "best on validation", "val " + metric, "val recall@\(k)", "trials", "seconds"]]
@@ -145,27 +172,48 @@ struct SweepCommand: ParsableCommand {
                     rows.append([o.family.rawValue, describe(o.best.params), String(format: "%.4f", o.best.metrics[metric] ?? 0),
                                  String(format: "%.4f", o.best.metrics["recall@\(k)"] ?? 0), "\(o.record.trials.count)", String(format: "%.1f", o.seconds)])
                 }
+                if let second {
+                    rows.append(["rerank", describe(second.params), String(format: "%.4f", second.trained.rerank!.validationNDCG), "-", "1",
+                                 String(format: "%.1f", second.seconds)])
+                }
                 print(Table.render(rows))
                 print("")
             }
-            print("best on validation: " + (model == .all ? chosen.family.rawValue + " " : "") + describe(chosen.best.params)
-                  + String(format: " (%@ %.4f)", metric, chosen.best.metrics[metric] ?? 0))
+            if secondWins, let second {
+                print("best on validation: rerank " + describe(second.params) + String(format: " (%@ %.4f, cross-fitted)", metric,
+                                                                                       second.trained.rerank!.validationNDCG))
+            } else {
+                print("best on validation: " + (model == .all ? chosen.family.rawValue + " " : "") + describe(chosen.best.params)
+                      + String(format: " (%@ %.4f)", metric, chosen.best.metrics[metric] ?? 0))
+            }
         }
-        // The chosen configuration, on all of train; the only model that sees the test file.
-        var spec = try Sweep.trainingSpec(chosen.family, chosen.best.params, threads: common.threads, seed: seed, features: featureSet, carve: carve)
-        spec.refit = true
-        spec.featuresSource = features
+        // The chosen configuration, on all of train; the only model that sees the test file (the
+        // second stage already refit its sources on all of train).
+        var spec: TrainingSpec
         let trained: TrainedModel
-        do { trained = try TrainingPipeline.fit(data, spec, cancel: CLIContext.cancel) { Console.err($0) } } catch TrainingError.cancelled {
-            throw CLIError("sweep: interrupted while training the chosen configuration")
+        var chosenName = chosen.family.rawValue
+        var chosenParams = chosen.best.params
+        var chosenValidation = chosen.best.metrics[metric] ?? 0
+        if secondWins, let second {
+            (spec, trained) = (second.spec, second.trained)
+            chosenName = "rerank"
+            chosenParams = second.params
+            chosenValidation = second.trained.rerank!.validationNDCG
+        } else {
+            spec = try Sweep.trainingSpec(chosen.family, chosen.best.params, threads: common.threads, seed: seed, features: featureSet, carve: carve)
+            spec.refit = true
+            spec.featuresSource = features
+            do { trained = try TrainingPipeline.fit(data, spec, cancel: CLIContext.cancel) { Console.err($0) } } catch TrainingError.cancelled {
+                throw CLIError("sweep: interrupted while training the chosen configuration")
+            }
         }
         guard trained.completed else { throw CLIError("sweep: interrupted while training the chosen configuration") }
-        let runId = ModelStore.newRunId(model: chosen.family.rawValue)
+        let runId = ModelStore.newRunId(model: chosenName)
         let runDir = models + "/" + runId
         let cui = data.confidenceMatrix(spec.confidence)
-        var extra = chosen.best.params.merging(carve.params(for: data)) { $1 }
-        extra["sweep"] = chosen.record.id
-        extra["validation_\(metric)"] = String(format: "%.5f", chosen.best.metrics[metric] ?? 0)
+        var extra = chosenParams.merging(carve.params(for: data)) { $1 }
+        if chosenName != "rerank" { extra["sweep"] = chosen.record.id }
+        extra["validation_\(metric)"] = String(format: "%.5f", chosenValidation)
         extra["format"] = input.format.rawValue
         let run = TrainingPipeline.record(
             id: runId, spec: spec, trained: trained,
@@ -193,10 +241,15 @@ struct SweepCommand: ParsableCommand {
                     ["family": o.family.rawValue, "params": o.best.params, "trials": o.record.trials.count, "seconds": o.seconds,
                      "validation": o.best.metrics, "sweep": o.record.id] as [String: Any]
                 },
-                "chosen": ["family": chosen.family.rawValue, "params": chosen.best.params, "validation": chosen.best.metrics] as [String: Any],
+                "chosen": ["family": chosenName, "params": chosenParams, "validation": [metric: chosenValidation]] as [String: Any],
                 "run": runDir,
             ]
             if let testSummary { obj["test"] = testSummary }
+            if let second, let r = second.trained.rerank {
+                obj["rerank"] = ["params": second.params, "validation": [metric: r.validationNDCG], "seconds": second.seconds,
+                                 "source_validation": r.sourceValidation, "importance": r.importance,
+                                 "candidate_recall": r.candidateRecall] as [String: Any]
+            }
             print(String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self))
         } else {
             print("best run: \(runDir)")

@@ -11,6 +11,11 @@ struct Train: ParsableCommand {
         (iteration, loss, elapsed, ETA) goes to stderr; Ctrl-C stops after the current half-step \
         and still saves the model, marked as interrupted.
 
+        Item features (--features) must not carry test interactions: tags users applied are \
+        features only when that (user, item) pair is not in the test split \
+        (scripts/make-features leaves those rows out). --model rerank learns from the \
+        validation carve of train only; its item statistics come from train.
+
         Example (the shared protocol):
           foryou train --train movielens_train.tsv --factors 64 --reg 0.05 --iters 15 \\
                        --alpha 1 --confidence binary --solver cg --out models/ml-als
