@@ -58,6 +58,13 @@ public struct TrainedModel {
     public var blend: BlendJob.Result?
     /// Second stage: trees, validation figures, feature importances.
     public var rerank: RerankJob.Result?
+
+    public init(ranker: Ranker, params: [String: String], losses: [Double] = [], iterationSeconds: [Double] = []) {
+        self.ranker = ranker
+        self.params = params
+        self.losses = losses
+        self.iterationSeconds = iterationSeconds
+    }
 }
 
 public enum TrainingPipeline {

@@ -1,6 +1,10 @@
 import XCTest
+import TestSupport
 import Interactions
 import Rankers
+import Reranking
+import Artifacts
+import LinearAlgebra
 import Training
 import Rescoring
 import LiveRanking
@@ -40,6 +44,89 @@ final class TwoTowerJobTests: XCTestCase {
         XCTAssertNotEqual(a, TwoTowerJob.carveValidation(plain, fraction: 0.25, seed: 2).validation)
         for user in Int32(0)..<40 { XCTAssertEqual(a.filter { plain.userIndex[$0] == user }.count, 3) }
         XCTAssertNotEqual(Set(a), Set(val), "random and chronological hold-outs differ on this data")
+    }
+
+    /// The schemes: chrono needs times and takes the latest; random ignores times; leave-k holds
+    /// exactly k (the latest with times); non-positive rows stay in train.
+    func testValidationCarveSchemes() throws {
+        let d = data(times: true)
+        let chrono = try ValidationCarve(scheme: .chrono, fraction: 0.25, seed: 1).rows(d)
+        XCTAssertEqual(chrono.validation, TwoTowerJob.carveValidation(d, fraction: 0.25, seed: 1).validation)
+        let random = try ValidationCarve(scheme: .random, fraction: 0.25, seed: 1).rows(d)
+        XCTAssertEqual(random.validation, TwoTowerJob.carveValidation(data(times: false), fraction: 0.25, seed: 1).validation)
+        let leave = try ValidationCarve(scheme: .leaveK, k: 2, seed: 1).rows(d)
+        for user in Int32(0)..<40 {
+            let rows = (0..<d.count).filter { d.userIndex[$0] == user }
+            let latest = rows.sorted { (d.timestamps![$0], $0) < (d.timestamps![$1], $1) }.suffix(2)
+            XCTAssertEqual(Set(leave.validation.filter { d.userIndex[$0] == user }), Set(latest))
+        }
+        XCTAssertThrowsError(try ValidationCarve(scheme: .chrono).rows(data(times: false))) {
+            XCTAssertTrue("\($0)".contains("--times"), "\($0)")
+        }
+        XCTAssertEqual(ValidationCarve().resolved(for: d), .chrono)
+        XCTAssertEqual(ValidationCarve().resolved(for: data(times: false)), .random)
+        var neg = d
+        neg.weights[0] = -1
+        let carved = try ValidationCarve(scheme: .chrono, fraction: 0.25).rows(neg)
+        XCTAssertTrue(carved.train.contains(0), "a negative row is training evidence, never a validation label")
+    }
+
+    /// Times from a CSV with a header naming the column, CRLF line ends (MovieLens ratings.csv).
+    func testPairTimesReadsRatingsCSVAndNamesMissingPairs() throws {
+        let dir = Fixtures.tempDir("times")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        Fixtures.write("userId,movieId,rating,timestamp\r\n1,10,4.0,100\r\n1,20,5.0,90\r\n2,10,3.0,70\r\n", to: dir + "/r.csv")
+        let t = try PairTimes(path: dir + "/r.csv")
+        XCTAssertEqual(t.time(user: "1", item: "20"), 90)
+        XCTAssertEqual(t.count, 3)
+        let data = Interactions(users: IdMap(raw: ["1", "2"]), items: IdMap(raw: ["10", "20"]), userIndex: [0, 0, 1], itemIndex: [0, 1, 0],
+                                weights: [1, 1, 1])
+        XCTAssertEqual(try t.attach(to: data, path: "r.csv").timestamps, [100, 90, 70])
+        let more = Interactions(users: IdMap(raw: ["1", "2"]), items: IdMap(raw: ["10", "20"]), userIndex: [0, 1], itemIndex: [0, 1],
+                                weights: [1, 1])
+        XCTAssertThrowsError(try t.attach(to: more, path: "r.csv")) { XCTAssertTrue("\($0)".contains("user 2, item 20"), "\($0)") }
+        Fixtures.write("1,10,x\n", to: dir + "/bad.csv")
+        XCTAssertThrowsError(try PairTimes(path: dir + "/bad.csv").attach(to: more, path: "bad.csv"))
+    }
+
+    /// The second stage on planted groups: it trains, proposes only the sources' candidates,
+    /// records importances, and a stored copy scores exactly like the trained one.
+    func testSecondStageTrainsStoresAndScoresLikeItsStoredCopy() throws {
+        let d = data(times: true)
+        var c = RerankConfig()
+        c.sources = ["als", "ease", "ease-recent", "popularity"]
+        c.perSource = 8
+        c.maxTrees = 20
+        c.als = ALSConfig(factors: 8, regularization: 0.1, iterations: 5, solver: .cg, threads: 2)
+        c.ease = EASEConfig(lambda: 5, threads: 2)
+        let r = try RerankJob.fit(d, config: c, validation: ValidationCarve(scheme: .chrono, fraction: 0.25))
+        XCTAssertFalse(r.importance.isEmpty)
+        XCTAssertTrue(r.curve.allSatisfy { $0.ndcg >= 0 && $0.ndcg <= 1 })
+        XCTAssertGreaterThan(r.validationNDCG, r.sourceValidation["popularity"]!, "the ranker beats popularity on planted groups")
+        let model = r.ranker
+        let n = d.items.count
+        let s = Matrix(rows: 5, cols: n)
+        model.score(users: 0..<5, items: 0..<n, into: s.storage, ld: n)
+        let cands = model.candidates(users: 0..<5)
+        for u in 0..<5 {
+            let proposed = Set(cands[u].map { Int($0.item) })
+            for i in 0..<n { XCTAssertEqual(s[u, i].isFinite, proposed.contains(i), "user \(u) item \(i)") }
+            XCTAssertTrue(proposed.isDisjoint(with: model.seen.columns(ofRow: u).map(Int.init)), "seen items are never candidates")
+        }
+        let dir = Fixtures.tempDir("rerank")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var spec = TrainingSpec(model: .rerank)
+        spec.rerank = c
+        let trained = TrainedModel(ranker: model, params: [:])
+        let run = TrainingPipeline.record(id: "rr", spec: spec, trained: trained,
+                                          source: .init(paths: [], format: "test", fingerprint: "x", rows: d.count, users: d.users.count,
+                                                        items: n, nnz: 0), importSeconds: 0)
+        try ModelStore.save(model, users: d.users, items: d.items, seen: model.seen, run: run, to: dir + "/m")
+        let loaded = try ModelStore.load(dir + "/m")
+        let again = Matrix(rows: 5, cols: n)
+        loaded.ranker.score(users: 0..<5, items: 0..<n, into: again.storage, ld: n)
+        XCTAssertEqual(loaded.ranker.kind, "rerank")
+        for k in 0..<(5 * n) { XCTAssertEqual(s.storage[k], again.storage[k], "entry \(k)") }
     }
 
     func testRefitTrainsTheChosenEpochCountOnEverything() {

@@ -125,7 +125,7 @@ final class TwoTowerServingTests: XCTestCase {
         let gen = try store.writeGeneration(model: "popularity", runId: "pop", items: ["v0"], lists: [(user: "0", items: [0], scores: [1])],
                                             activate: true, modelDir: dir + "/pop", eventsThrough: nil)
         XCTAssertEqual(try worker.step().events, 0)
-        XCTAssertEqual(worker.idleReason, "live generation \(gen) is a popularity model; the worker updates ALS and two-tower generations")
+        XCTAssertEqual(worker.idleReason, "live generation \(gen) is a popularity model; the worker updates ALS, EASE, second-stage and two-tower generations")
         _ = try store.rollback()
         try worker.step()
         XCTAssertNil(worker.idleReason)

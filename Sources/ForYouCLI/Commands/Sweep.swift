@@ -53,6 +53,8 @@ struct SweepCommand: ParsableCommand {
     @Option(help: "Sweep directory (sweep.json); default models/sweep-<train file>-<grid digest>.") var out: String?
     @Option(help: "Where the chosen configuration's run goes.") var models = "models"
     @Flag(help: "Print the outcome as one JSON object on stdout.") var json = false
+    @Flag(name: .customLong("test-all"), help: "With --test: also report every family's best (refit on all of train) on test, for benchmark tables; the choice is made before the test file is read.")
+    var testAll = false
     @OptionGroup var common: CommonOptions
 
     func validate() throws {
@@ -234,12 +236,36 @@ struct SweepCommand: ParsableCommand {
                              s.recall, k, s.precision, k, s.map))
             }
         }
+        // Reported only (the choice above never saw the test file): every other family's best on test.
+        var familyTests: [String: [String: Double]] = [:]
+        if testAll, let test, let testSummary {
+            let (testData, _) = try input.read(test, verbose: common.verbose)
+            familyTests[chosenName] = testSummary
+            func evaluate(_ r: Ranker, _ conf: Confidence) -> [String: Double] {
+                let s = Evaluator(k: k, threads: common.threads).evaluate(r, users: data.users, items: data.items,
+                                                                          seen: data.confidenceMatrix(conf), test: testData).summary
+                return ["ndcg": s.ndcg, "recall": s.recall, "precision": s.precision, "map": s.map, "coverage": s.coverage]
+            }
+            for o in outcomes where o.family.rawValue != chosenName {
+                var fs = try Sweep.trainingSpec(o.family, o.best.params, threads: common.threads, seed: seed, features: featureSet, carve: carve)
+                fs.refit = true
+                let t = try TrainingPipeline.fit(data, fs, cancel: CLIContext.cancel)
+                familyTests[o.family.rawValue] = evaluate(t.ranker, fs.confidence)
+            }
+            if let second, chosenName != "rerank" { familyTests["rerank"] = evaluate(second.trained.ranker, second.spec.confidence) }
+            if !json {
+                for (name, m) in familyTests.sorted(by: { $0.key < $1.key }) where name != chosenName {
+                    print(String(format: "test (reported, not chosen): %@ ndcg@%d %.4f  recall@%d %.4f  map@%d %.4f", name, k, m["ndcg"]!, k,
+                                 m["recall"]!, k, m["map"]!))
+                }
+            }
+        }
         if json {
             var obj: [String: Any] = [
                 "validation": carve.params(for: data),
                 "families": outcomes.map { o in
                     ["family": o.family.rawValue, "params": o.best.params, "trials": o.record.trials.count, "seconds": o.seconds,
-                     "validation": o.best.metrics, "sweep": o.record.id] as [String: Any]
+                     "validation": o.best.metrics, "sweep": o.record.id, "test": familyTests[o.family.rawValue] ?? [:]] as [String: Any]
                 },
                 "chosen": ["family": chosenName, "params": chosenParams, "validation": [metric: chosenValidation]] as [String: Any],
                 "run": runDir,
@@ -247,6 +273,7 @@ struct SweepCommand: ParsableCommand {
             if let testSummary { obj["test"] = testSummary }
             if let second, let r = second.trained.rerank {
                 obj["rerank"] = ["params": second.params, "validation": [metric: r.validationNDCG], "seconds": second.seconds,
+                                 "test": familyTests["rerank"] ?? [:],
                                  "source_validation": r.sourceValidation, "importance": r.importance,
                                  "candidate_recall": r.candidateRecall] as [String: Any]
             }
