@@ -3,6 +3,7 @@ import Platform
 import Foundation
 import TestSupport
 import LinearAlgebra
+import Artifacts
 
 final class CLITests: XCTestCase {
     var dir = ""
@@ -67,6 +68,35 @@ final class CLITests: XCTestCase {
         let unknown = try CLIRunner.run(["recommend", "--model", dir + "/als", "--user", "nobody"])
         XCTAssertNotEqual(unknown.status, 0)
         XCTAssertTrue(unknown.stderr.contains("unknown user 'nobody'"), unknown.stderr)
+    }
+
+    /// `sweep --model all`: every family and the second stage on one carve, the best on
+    /// validation chosen, then (and only then) the test; --test-all reports the others.
+    func testSweepAllChoosesOnValidationAlone() throws {
+        XCTAssertEqual(try CLIRunner.run(["synth", "--out", dir + "/all.tsv", "--users", "300", "--items", "200",
+                                          "--interactions", "9000", "--topics", "6"]).status, 0)
+        XCTAssertEqual(try CLIRunner.run(["split", "--input", dir + "/all.tsv", "--strategy", "random",
+                                          "--fraction", "0.2", "--out-dir", dir]).status, 0)
+        let r = try CLIRunner.run(["sweep", "--model", "all", "--train", dir + "/train.tsv", "--test", dir + "/test.tsv",
+                                   "--validation", "random", "--validation-fraction", "0.2", "--json", "--test-all",
+                                   "--out", dir + "/sweep", "--models", dir + "/models"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let out = try json(r.stdout)
+        let families = try XCTUnwrap(out["families"] as? [[String: Any]])
+        XCTAssertEqual(families.map { $0["family"] as! String }, ["als", "ease", "two-tower"])
+        let rerank = try XCTUnwrap(out["rerank"] as? [String: Any])
+        func val(_ d: [String: Any]) -> Double { (d["validation"] as! [String: Double])["ndcg@10"]! }
+        let best = max(families.map(val).max()!, val(rerank))
+        let chosen = try XCTUnwrap(out["chosen"] as? [String: Any])
+        XCTAssertEqual(val(chosen), best, accuracy: 1e-12, "the choice is the best on validation")
+        XCTAssertEqual((out["validation"] as? [String: String])?["validation"], "random")
+        // The chosen run is on disk with its test evaluation; the others' test figures are reported.
+        let run = try ModelStore.readRun(try XCTUnwrap(out["run"] as? String))
+        XCTAssertEqual(run.model, chosen["family"] as? String)
+        XCTAssertNotNil(run.evaluation)
+        XCTAssertTrue(families.allSatisfy { ($0["test"] as? [String: Double])?["ndcg"] != nil }, "\(families)")
+        XCTAssertNotNil((out["test"] as? [String: Double])?["ndcg"])
+        XCTAssertFalse((rerank["importance"] as? [String: Double] ?? [:]).isEmpty)
     }
 
     func testCompareRunsAndReplicates() throws {
