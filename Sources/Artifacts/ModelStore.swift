@@ -35,6 +35,8 @@ public enum ModelStore {
         }
         try AtomicFile.write(users.raw.joined(separator: "\n") + (users.count > 0 ? "\n" : ""), to: tmp + "/users.tsv")
         try AtomicFile.write(items.raw.joined(separator: "\n") + (items.count > 0 ? "\n" : ""), to: tmp + "/items.tsv")
+        // A second stage keeps the raw weights it was trained with (its user features read them).
+        let seen = (ranker as? RerankModel)?.seen ?? seen
         try BinaryFormat.writeCSR(seen, to: tmp + "/seen.bin")
         switch ranker {
         case let f as FactorRanker:

@@ -12,7 +12,7 @@ public struct ItemStats: Sendable {
     /// Days from the item's first / last interaction to the data's newest one (NaN without times).
     public var ageDays: [Float]
     public var daysSinceLast: [Float]
-    /// Mean raw weight of its positive interactions.
+    /// Mean of ln(1 + weight) over its positive interactions.
     public var meanWeight: [Float]
 
     /// Share of the newest interactions counted as "recent".
@@ -39,7 +39,7 @@ public struct ItemStats: Sendable {
             let i = Int(data.itemIndex[r])
             guard data.weights[r] > 0 else { continue }
             count[i] += 1
-            sum[i] += data.weights[r]
+            sum[i] += Float(log1p(Double(data.weights[r])))
             if let t = data.timestamps {
                 first[i] = min(first[i], t[r]); last[i] = max(last[i], t[r])
                 if t[r] >= threshold { recent[i] += 1 }
@@ -83,13 +83,15 @@ public struct RerankFeatures: Sendable {
     }
 
     public static let itemColumns = ["item_popularity_log", "item_recent_popularity_log", "item_age_days", "item_days_since_last",
-                                     "item_mean_weight", "user_items_log", "content_affinity", "sources_proposing"]
+                                     "item_mean_log_weight", "user_items_log", "user_mean_log_weight", "user_max_log_weight",
+                                     "content_affinity", "sources_proposing"]
 
     public var names: [String] { sources.flatMap { ["\($0)_score", "\($0)_z", "\($0)_rank"] } + Self.itemColumns }
     public var count: Int { sources.count * 3 + Self.itemColumns.count }
 
-    /// Appends one row per candidate to `out`. `history` is the user's positive items.
-    public func append(_ candidates: [Candidate], history: ArraySlice<Int32>, to out: inout [Float]) {
+    /// Appends one row per candidate to `out`. `history` is the user's positive items and
+    /// `weights` their raw weights.
+    public func append(_ candidates: [Candidate], history: ArraySlice<Int32>, weights: ArraySlice<Float>, to out: inout [Float]) {
         // The user's content profile: token -> count over their items.
         var profile: [Int32: Float] = [:]
         var profileNorm: Float = 0
@@ -98,6 +100,9 @@ public struct RerankFeatures: Sendable {
             profileNorm = profile.values.reduce(0) { $0 + $1 * $1 }.squareRoot()
         }
         let userItems = Float(log1p(Double(history.count)))
+        let logs = weights.map { Float(log1p(Double(max($0, 0)))) }
+        let userMean = logs.isEmpty ? Float.nan : logs.reduce(0, +) / Float(logs.count)
+        let userMax = logs.max() ?? .nan
         for c in candidates {
             let i = Int(c.item)
             for s in 0..<sources.count {
@@ -111,6 +116,8 @@ public struct RerankFeatures: Sendable {
             out.append(stats.daysSinceLast[i])
             out.append(stats.meanWeight[i])
             out.append(userItems)
+            out.append(userMean)
+            out.append(userMax)
             if let tokens = itemTokens, profileNorm > 0, !tokens[i].isEmpty {
                 var dot: Float = 0
                 for t in tokens[i] { dot += profile[t] ?? 0 }

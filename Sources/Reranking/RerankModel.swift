@@ -18,7 +18,7 @@ public final class RerankModel: WholeRowRanker, @unchecked Sendable {
     public let perSource: Int
     /// Every training pair of each user (excluded from candidates).
     public let seen: CSR
-    /// Each user's positive items (history for the user features).
+    /// Each user's positive items with their raw weights (history for the user features).
     public let history: CSR
     public let features: RerankFeatures
     public let booster: Booster
@@ -29,7 +29,7 @@ public final class RerankModel: WholeRowRanker, @unchecked Sendable {
         self.sources = sources.map(\.1)
         self.perSource = perSource
         self.seen = seen
-        self.history = history ?? seen.filteredBinary()
+        self.history = history ?? seen.positivePart()
         self.features = features
         self.booster = booster
     }
@@ -102,7 +102,9 @@ public final class RerankModel: WholeRowRanker, @unchecked Sendable {
         let lists = candidates(users: users)
         var x: [Float] = []
         x.reserveCapacity(lists.reduce(0) { $0 + $1.count } * features.count)
-        for (r, u) in users.enumerated() { features.append(lists[r], history: history.columns(ofRow: u), to: &x) }
+        for (r, u) in users.enumerated() {
+            features.append(lists[r], history: history.columns(ofRow: u), weights: history.values[history.rowRange(u)], to: &x)
+        }
         let total = lists.reduce(0) { $0 + $1.count }
         let predicted: [Float]
         do { predicted = try booster.predict(x, rows: total) } catch { preconditionFailure("second stage: \(error)") }

@@ -175,14 +175,14 @@ public enum RerankJob {
         if users.count > config.maxTrainingUsers { users = Array(users.shuffled(using: &g).prefix(config.maxTrainingUsers)).sorted() }
         progress("rerank: sources \(config.sources.joined(separator: ", ")) on the validation carve's train; \(users.count) validation users")
         let valSources = try fitSources(config.sources, data: v.train, config: config, cancel: cancel, progress: progress)
-        let exclude = v.train.matrix(), history = exclude.filteredBinary()
+        let exclude = v.train.matrix(), history = exclude.positivePart()
         let feats = RerankFeatures(sources: config.sources, stats: ItemStats(v.train), itemTokens: itemTokens(config.features, items: data.items))
         let lists = candidates(valSources.map(\.1), users: users, exclude: exclude, perSource: config.perSource)
         let truth = users.map { v.truth[$0]! }
         var x: [Float] = [], y: [Float] = []
         var found = 0, held = 0
         for (r, u) in users.enumerated() {
-            feats.append(lists[r], history: history.columns(ofRow: Int(u)), to: &x)
+            feats.append(lists[r], history: history.columns(ofRow: Int(u)), weights: history.values[history.rowRange(Int(u))], to: &x)
             for c in lists[r] { y.append(truth[r].contains(c.item) ? 1 : 0) }
             found += lists[r].filter { truth[r].contains($0.item) }.count
             held += truth[r].count

@@ -188,6 +188,17 @@ public final class EASEModel: Ranker, @unchecked Sendable {
 }
 
 extension CSR {
+    /// The positive entries with their values.
+    public func positivePart() -> CSR {
+        var indptr = [Int](repeating: 0, count: rows + 1)
+        var idx: [Int32] = [], vals: [Float] = []
+        for r in 0..<rows {
+            for p in self.indptr[r]..<self.indptr[r + 1] where values[p] > 0 { idx.append(indices[p]); vals.append(values[p]) }
+            indptr[r + 1] = idx.count
+        }
+        return CSR(rows: rows, cols: cols, indptr: indptr, indices: idx, values: vals)
+    }
+
     /// The pattern of the positive entries, each with value 1.
     public func filteredBinary() -> CSR {
         var indptr = [Int](repeating: 0, count: rows + 1)
