@@ -14,6 +14,7 @@ public enum Report {
         body += runTable(runs)
         body += try metricTable(runs, resamples: resamples)
         body += curves(runs)
+        body += featureImportance(runs)
         for s in sweeps { body += heatMap(s) }
         body += try popularityBias(runs)
         return """
@@ -139,6 +140,24 @@ public enum Report {
 
     /// Heat map of the validation metric over the sweep's first two grid keys (best over the
     /// other keys, if any).
+    /// A learned second stage's features by their share of the ranker's total split gain.
+    static func featureImportance(_ runs: [RunEntry]) -> String {
+        var s = ""
+        for r in runs {
+            guard let gains = r.run.featureImportance, !gains.isEmpty else { continue }
+            let total = max(gains.values.reduce(0, +), 1e-12)
+            if s.isEmpty { s = "<h2>Second-stage feature importance</h2>\n<p class=note>Share of the LambdaMART ranker's total split gain per feature.</p>\n" }
+            s += "<table><tr><th>\(esc(r.id)): feature</th><th>share of gain</th><th></th></tr>\n"
+            for (name, g) in gains.sorted(by: { $0.value > $1.value }) {
+                let share = g / total
+                s += String(format: "<tr><td>%@</td><td>%.1f %%</td><td style=\"text-align:left\"><span style=\"display:inline-block;height:9px;"
+                            + "width:%.0fpx;background:#4c78a8\"></span></td></tr>\n", esc(name), 100 * share, 300 * share)
+            }
+            s += "</table>\n"
+        }
+        return s
+    }
+
     static func heatMap(_ sweep: SweepRecord) -> String {
         let metric = "ndcg@\(sweep.spec.k)"
         var s = "<h2>Sweep \(esc(sweep.id))</h2>\n<p class=note>\(sweep.trials.count) trials, validation \(metric)"

@@ -309,7 +309,10 @@ final class WorkbenchTests: XCTestCase {
 
     func testTheReportRendersInChromiumWithoutConsoleErrors() throws {
         let s = try split()
-        let a = try run("als-r", s, factors: 8), b = try run("pop-r", s, factors: 0)
+        var a = try run("als-r", s, factors: 8)
+        let b = try run("pop-r", s, factors: 0)
+        // A second stage's run record carries its importances; the report shows them as shares.
+        a.run.featureImportance = ["ease_rank": 300, "als_z": 100]
         let spec = SweepSpec(keys: ["factors", "reg"], values: [["4", "8"], ["0.01", "0.1"]], base: ["iters": "3"])
         let (sweep, _) = try Sweep.run(spec, data: s.train, dataPaths: [s.trainPath], fingerprint: try ModelStore.fingerprint(paths: [s.trainPath]),
                                        directory: dir + "/sweep", threads: 2)
@@ -319,7 +322,8 @@ final class WorkbenchTests: XCTestCase {
         XCTAssertFalse(html.contains("src="))
         XCTAssertFalse(html.contains("href="))
         XCTAssertTrue(html.contains("test &lt;report&gt;"), "titles are escaped")
-        for needle in ["Metrics on the test set", "training loss by iteration", "Sweep sweep", "popularity decile", "als-r", "pop-r"] {
+        for needle in ["Metrics on the test set", "training loss by iteration", "Sweep sweep", "popularity decile", "als-r", "pop-r",
+                       "Second-stage feature importance", "<td>ease_rank</td><td>75.0 %</td>"] {
             XCTAssertTrue(html.contains(needle), needle)
         }
         XCTAssertEqual(html.components(separatedBy: "<svg").count - 1, 3, "loss curve, heat map, decile bars")
