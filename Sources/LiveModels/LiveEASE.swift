@@ -35,26 +35,10 @@ package final class LiveEASE: LiveModel {
 
     package func lists(for people: [String], history: EventHistory, top: Int, threads: Int) throws
         -> [(user: String, videos: [String], scores: [Float])] {
-        var kept: [String] = []
-        var xRows: [Int32] = [], xCols: [Int32] = [], seenRows: [Int32] = [], seenCols: [Int32] = []
-        for user in people {
-            var positives: [Int32] = [], seen: [Int32] = []
-            for (video, pair) in history.pairs[user] ?? [:] {
-                guard let i = items.index(of: video) else { continue }
-                seen.append(i)
-                if let w = history.trainingWeight(pair), confidence.apply(w) > 0 { positives.append(i) }
-            }
-            guard !positives.isEmpty else { continue }
-            let row = Int32(kept.count)
-            kept.append(user)
-            for i in positives { xRows.append(row); xCols.append(i) }
-            for i in seen { seenRows.append(row); seenCols.append(i) }
-        }
-        guard !kept.isEmpty else { return [] }
-        let x = CSR(rows: kept.count, cols: items.count, rowIndex: xRows, colIndex: xCols, values: [Float](repeating: 1, count: xRows.count))
-        let exclude = CSR(rows: kept.count, cols: items.count, rowIndex: seenRows, colIndex: seenCols,
-                          values: [Float](repeating: 1, count: seenRows.count))
-        let recs = BatchScorer(top: top, threads: threads, userBlock: 32).recommend(ease.scoring(users: x), exclude: exclude)
+        let rows = LiveRows(people: people, history: history, items: items, confidence: confidence)
+        guard !rows.users.isEmpty else { return [] }
+        let kept = rows.users
+        let recs = BatchScorer(top: top, threads: threads, userBlock: 32).recommend(ease.scoring(users: rows.positives), exclude: rows.seen)
         return kept.enumerated().map { row, user in
             (user: user, videos: recs.list(row).map { items.raw[Int($0)] }, scores: Array(recs.scoreList(row)))
         }

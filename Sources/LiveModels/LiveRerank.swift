@@ -58,31 +58,13 @@ package final class LiveRerank: LiveModel {
 
     package func lists(for people: [String], history: EventHistory, top: Int, threads: Int) throws
         -> [(user: String, videos: [String], scores: [Float])] {
-        var kept: [String] = []
-        var seenR: [Int32] = [], seenC: [Int32] = [], xR: [Int32] = [], xC: [Int32] = [], xW: [Float] = [], recentR: [Int32] = [], recentC: [Int32] = []
+        let rows = LiveRows(people: people, history: history, items: items, confidence: confidence, recent: recentItems)
+        guard !rows.users.isEmpty else { return [] }
+        let kept = rows.users, x = rows.positives, recent = rows.recent, seen = rows.seen
         var vectors: [Float] = []
-        for user in people {
-            var positives: [(item: Int32, conf: Float, time: Int64, weight: Float)] = [], seen: [Int32] = []
-            for (video, pair) in history.pairs[user] ?? [:] {
-                guard let i = items.index(of: video) else { continue }
-                seen.append(i)
-                if let w = history.trainingWeight(pair), confidence.apply(w) > 0 { positives.append((i, confidence.apply(w), pair.lastTimeMs, w)) }
-            }
-            guard !positives.isEmpty else { continue }
-            positives.sort { $0.item < $1.item }
-            if let (solver, _) = alsSolver { vectors += try solver.solve(rows: positives.map(\.item), confidences: positives.map(\.conf)) }
-            let row = Int32(kept.count)
-            kept.append(user)
-            for p in positives { xR.append(row); xC.append(p.item); xW.append(p.weight) }
-            for p in positives.sorted(by: { ($0.time, $0.item) > ($1.time, $1.item) }).prefix(recentItems) { recentR.append(row); recentC.append(p.item) }
-            for i in seen { seenR.append(row); seenC.append(i) }
+        if let (solver, _) = alsSolver {
+            for u in rows.confidences { vectors += try solver.solve(rows: u.items, confidences: u.confidences) }
         }
-        guard !kept.isEmpty else { return [] }
-        let n = items.count, ones = { (c: Int) in [Float](repeating: 1, count: c) }
-        // Raw weights: the ranker's user features read them (EASE ignores values).
-        let x = CSR(rows: kept.count, cols: n, rowIndex: xR, colIndex: xC, values: xW)
-        let recent = CSR(rows: kept.count, cols: n, rowIndex: recentR, colIndex: recentC, values: ones(recentR.count))
-        let seen = CSR(rows: kept.count, cols: n, rowIndex: seenR, colIndex: seenC, values: ones(seenR.count))
         var sources: [(String, Ranker)] = []
         for (name, source) in zip(model.sourceNames, model.sources) {
             switch source {

@@ -157,18 +157,26 @@ public enum Sweep {
         return all
     }
 
-    /// ALS settings and confidence from a configuration (defaults for what it does not name).
-    public static func settings(_ c: [String: String], threads: Int = 0, seed: UInt64 = 42) throws -> (ALSConfig, Confidence) {
-        let p = defaults.merging(c) { $1 }
+    /// A configuration's values with the family's defaults filled in, read as positive integers
+    /// or non-negative floats (a bad value names its key).
+    struct Values {
+        let raw: [String: String]
+        init(_ raw: [String: String]) { self.raw = raw }
         func int(_ k: String) throws -> Int {
-            guard let v = Int(p[k]!), v > 0 else { throw SweepError.badValue(k, p[k]!) }
+            guard let v = Int(raw[k]!), v > 0 else { throw SweepError.badValue(k, raw[k]!) }
             return v
         }
         func float(_ k: String) throws -> Float {
-            guard let v = Float(p[k]!), v >= 0 else { throw SweepError.badValue(k, p[k]!) }
+            guard let v = Float(raw[k]!), v >= 0 else { throw SweepError.badValue(k, raw[k]!) }
             return v
         }
-        guard let scheme = Confidence.Scheme(rawValue: p["confidence"]!) else { throw SweepError.badValue("confidence", p["confidence"]!) }
+    }
+
+    /// ALS settings and confidence from a configuration (defaults for what it does not name).
+    public static func settings(_ c: [String: String], threads: Int = 0, seed: UInt64 = 42) throws -> (ALSConfig, Confidence) {
+        let p = Values(defaults.merging(c) { $1 })
+        let (int, float) = (p.int, p.float)
+        guard let scheme = Confidence.Scheme(rawValue: p.raw["confidence"]!) else { throw SweepError.badValue("confidence", p.raw["confidence"]!) }
         let als = ALSConfig(factors: try int("factors"), regularization: try float("reg"), iterations: try int("iters"), solver: .cg,
                             cgSteps: try int("cg_steps"), threads: threads, seed: seed, computeLoss: false)
         return (als, Confidence(scheme: scheme, alpha: try float("alpha")))
@@ -177,22 +185,15 @@ public enum Sweep {
     /// The training spec of one configuration of `family` (defaults for what it does not name).
     public static func trainingSpec(_ family: SweepFamily, _ c: [String: String], threads: Int = 0, seed: UInt64 = 42,
                                     features: ItemFeatures? = nil, carve: ValidationCarve = ValidationCarve()) throws -> TrainingSpec {
-        let p = family.defaults.merging(c) { $1 }
-        func int(_ k: String) throws -> Int {
-            guard let v = Int(p[k]!), v > 0 else { throw SweepError.badValue(k, p[k]!) }
-            return v
-        }
-        func float(_ k: String) throws -> Float {
-            guard let v = Float(p[k]!), v >= 0 else { throw SweepError.badValue(k, p[k]!) }
-            return v
-        }
+        let p = Values(family.defaults.merging(c) { $1 })
+        let (int, float) = (p.int, p.float)
         switch family {
         case .als:
             let (als, conf) = try settings(c, threads: threads, seed: seed)
             return TrainingSpec(model: .als, als: als, confidence: conf)
         case .ease:
             var spec = TrainingSpec(model: .ease, als: ALSConfig(threads: threads), confidence: Confidence(scheme: .binary, alpha: 1))
-            guard let l = Float(p["lambda"]!), l > 0 else { throw SweepError.badValue("lambda", p["lambda"]!) }
+            guard let l = Float(p.raw["lambda"]!), l > 0 else { throw SweepError.badValue("lambda", p.raw["lambda"]!) }
             spec.ease = EASEConfig(lambda: l, threads: threads)
             return spec
         case .twoTower:
