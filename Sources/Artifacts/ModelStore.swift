@@ -71,7 +71,10 @@ public enum ModelStore {
                 try save(source, users: users, items: items, seen: (source as? EASEModel)?.userRows ?? seen, run: sub,
                          to: tmp + "/sources/" + name)
             }
-            try AtomicFile.write(try r.booster.serialized(), to: tmp + "/rerank_booster.json")
+            // The bag: rerank_booster.json, then rerank_booster_2.json, ... (summed at prediction).
+            for (k, b) in r.boosters.enumerated() {
+                try AtomicFile.write(try b.serialized(), to: tmp + "/" + Self.boosterFile(k))
+            }
             let stats = r.features.stats.columns
             try BinaryFormat.writeMatrix(Matrix(rows: 5, cols: items.count, values: stats.flatMap { $0 }), to: tmp + "/rerank_item_stats.bin")
             if let tokens = r.features.itemTokens {
@@ -198,14 +201,18 @@ public enum ModelStore {
                 tokens = (0..<t.rows).map { Array(t.columns(ofRow: $0)) }
             }
             let features = RerankFeatures(sources: names, stats: ItemStats(columns: columns), itemTokens: tokens)
-            guard let bytes = FileManager.default.contents(atPath: directory + "/rerank_booster.json") else {
-                throw ArtifactError.missing(directory + "/rerank_booster.json")
+            var boosters: [Booster] = []
+            while true {
+                let path = directory + "/" + Self.boosterFile(boosters.count)
+                guard let bytes = FileManager.default.contents(atPath: path) else {
+                    if boosters.isEmpty { throw ArtifactError.missing(path) }
+                    break
+                }
+                do { boosters.append(try Booster.load(Array(bytes), featureCount: features.count)) } catch {
+                    throw ArtifactError.inconsistent(path, "\(error)")
+                }
             }
-            let booster: Booster
-            do { booster = try Booster.load(Array(bytes), featureCount: features.count) } catch {
-                throw ArtifactError.inconsistent(directory + "/rerank_booster.json", "\(error)")
-            }
-            ranker = RerankModel(sources: sources, perSource: perSource, seen: seen, features: features, booster: booster)
+            ranker = RerankModel(sources: sources, perSource: perSource, seen: seen, features: features, boosters: boosters)
         case "popularity":
             let p = try BinaryFormat.readMatrix(directory + "/popularity.bin")
             guard p.rows == items.count else {
@@ -238,6 +245,9 @@ public enum ModelStore {
         guard map.count == ids.count else { throw ArtifactError.inconsistent(path, "duplicate ids") }
         return map
     }
+
+    /// The k-th booster of a second stage's bag (0-based).
+    static func boosterFile(_ k: Int) -> String { k == 0 ? "rerank_booster.json" : "rerank_booster_\(k + 1).json" }
 
     public static func hex(_ v: UInt32) -> String { String(format: "%08x", v) }
 

@@ -77,7 +77,7 @@ package final class LiveRerank: LiveModel {
             }
         }
         // The ranker's user features read the positives; its candidates exclude everything seen.
-        let live = RerankModel(sources: sources, perSource: model.perSource, seen: seen, features: model.features, booster: model.booster,
+        let live = RerankModel(sources: sources, perSource: model.perSource, seen: seen, features: model.features, boosters: model.boosters,
                                history: x)
         let recs = BatchScorer(top: top, threads: threads, userBlock: 32).recommend(live, exclude: seen)
         return kept.enumerated().map { row, user in

@@ -56,13 +56,15 @@ public struct ItemStats: Sendable {
 }
 
 /// One candidate of one user: the item and, per source, its score, that score standardised
-/// over the user's whole row ((s - mean) / sd), and its 1-based rank in the source's top-C
-/// (nil when the source did not propose it).
+/// over the user's whole row ((s - mean) / sd), and its 1-based rank in the source's list
+/// (nil past the depth the ranks are known to), and how many sources proposed it (ranked it
+/// within their top-C).
 public struct Candidate: Sendable {
     public var item: Int32
     public var scores: [Float]
     public var standardized: [Float]
     public var ranks: [Int?]
+    public var proposedBy = 0
 
     public init(item: Int32, scores: [Float], standardized: [Float], ranks: [Int?]) {
         self.item = item; self.scores = scores; self.standardized = standardized; self.ranks = ranks
@@ -125,7 +127,7 @@ public struct RerankFeatures: Sendable {
             } else {
                 out.append(.nan)
             }
-            out.append(Float(c.ranks.compactMap { $0 }.count))
+            out.append(Float(c.proposedBy))
         }
     }
 }

@@ -21,17 +21,20 @@ public final class RerankModel: WholeRowRanker, @unchecked Sendable {
     /// Each user's positive items with their raw weights (history for the user features).
     public let history: CSR
     public let features: RerankFeatures
-    public let booster: Booster
+    /// The ranker: a bag of boosted ensembles trained with different seeds; a candidate's score
+    /// is the sum of their outputs (the same order as their mean).
+    public let boosters: [Booster]
 
-    public init(sources: [(String, Ranker)], perSource: Int, seen: CSR, features: RerankFeatures, booster: Booster, history: CSR? = nil) {
+    public init(sources: [(String, Ranker)], perSource: Int, seen: CSR, features: RerankFeatures, boosters: [Booster], history: CSR? = nil) {
         precondition(!sources.isEmpty && sources.allSatisfy { $0.1.itemCount == seen.cols && $0.1.userCount == seen.rows })
+        precondition(!boosters.isEmpty)
         self.sourceNames = sources.map(\.0)
         self.sources = sources.map(\.1)
         self.perSource = perSource
         self.seen = seen
         self.history = history ?? seen.positivePart()
         self.features = features
-        self.booster = booster
+        self.boosters = boosters
     }
 
     public var userCount: Int { seen.rows }
@@ -45,6 +48,10 @@ public final class RerankModel: WholeRowRanker, @unchecked Sendable {
     /// Candidates from any rankers over the same items: `exclude`'s rows are the users' rows.
     /// Each candidate carries every source's score of it (and that score standardised over the
     /// user's whole row), not only the proposing sources'.
+    /// How deep a source's ranks are known: a candidate carries each source's rank when it is
+    /// within `rankDepth` x C of that source's list (the sources proposing it: within C).
+    public static let rankDepth = 4
+
     public static func candidates(sources: [Ranker], users: Range<Int>, exclude: CSR?, perSource: Int) -> [[Candidate]] {
         let n = sources[0].itemCount
         var out: [[Candidate]] = []
@@ -52,37 +59,62 @@ public final class RerankModel: WholeRowRanker, @unchecked Sendable {
         let chunk = 64
         var start = users.lowerBound
         let bufs = sources.map { _ in Matrix(rows: min(chunk, max(1, users.count)), cols: n) }
-        var items = [Int32](repeating: 0, count: perSource), scores = [Float](repeating: 0, count: perSource)
+        let depth = perSource * rankDepth
+        var items = [Int32](repeating: 0, count: depth), scores = [Float](repeating: 0, count: depth)
+        let ones = [Float](repeating: 1, count: n)
         while start < users.upperBound {
             let block = start..<min(users.upperBound, start + chunk)
             for (s, source) in sources.enumerated() { source.score(users: block, items: 0..<n, into: bufs[s].storage, ld: n) }
             for (r, u) in block.enumerated() {
                 var mean = [Float](repeating: 0, count: sources.count), sd = [Float](repeating: 1, count: sources.count)
                 var slot: [Int32: Int] = [:]
+                var deeper = [[Int32: Int]](repeating: [:], count: sources.count)
                 var list: [Candidate] = []
                 for s in 0..<sources.count {
                     let row = bufs[s].row(r)
-                    if let ex = exclude { for p in ex.indptr[u]..<ex.indptr[u + 1] { row[Int(ex.indices[p])] = -.infinity } }
-                    var sum = 0.0, sq = 0.0, m = 0
-                    for i in 0..<n where row[i] > -.infinity { let v = Double(row[i]); sum += v; sq += v * v; m += 1 }
-                    if m > 1 {
-                        let mu = sum / Double(m)
-                        mean[s] = Float(mu); sd[s] = Float(max((sq / Double(m) - mu * mu).squareRoot(), 1e-12))
+                    // Mean and spread over the unseen items: the whole row by BLAS, less the seen.
+                    var sum = Double(BLAS.dot(n, row, ones))
+                    var sq = Double(BLAS.dot(n, row, row))
+                    var m = n
+                    if let ex = exclude {
+                        for p in ex.indptr[u]..<ex.indptr[u + 1] {
+                            let i = Int(ex.indices[p])
+                            if row[i] > -.infinity { let v = Double(row[i]); sum -= v; sq -= v * v; m -= 1 }
+                            row[i] = -.infinity
+                        }
                     }
-                    var heap = TopK(k: perSource)
+                    if m > 1 && sum.isFinite && sq.isFinite {
+                        let mu = sum / Double(m)
+                        mean[s] = Float(mu); sd[s] = Float(max((max(sq / Double(m) - mu * mu, 0)).squareRoot(), 1e-12))
+                    } else if m > 1 {
+                        // A source with -inf entries of its own: the slow path over the finite ones.
+                        var sum = 0.0, sq = 0.0, m = 0
+                        for i in 0..<n where row[i] > -.infinity { let v = Double(row[i]); sum += v; sq += v * v; m += 1 }
+                        if m > 1 {
+                            let mu = sum / Double(m)
+                            mean[s] = Float(mu); sd[s] = Float(max((max(sq / Double(m) - mu * mu, 0)).squareRoot(), 1e-12))
+                        }
+                    }
+                    var heap = TopK(k: depth)
                     heap.feed(row, n, offset: 0)
                     let k = items.withUnsafeMutableBufferPointer { it in
                         scores.withUnsafeMutableBufferPointer { sc in heap.finish(items: it.baseAddress!, outScores: sc.baseAddress!) }
                     }
                     for q in 0..<k {
-                        if let at = slot[items[q]] { list[at].ranks[s] = q + 1; continue }
+                        guard q < perSource else { deeper[s][items[q]] = q + 1; continue }
+                        if let at = slot[items[q]] { list[at].ranks[s] = q + 1; list[at].proposedBy += 1; continue }
                         slot[items[q]] = list.count
                         var c = Candidate(item: items[q], scores: [Float](repeating: 0, count: sources.count),
                                           standardized: [Float](repeating: 0, count: sources.count),
                                           ranks: [Int?](repeating: nil, count: sources.count))
                         c.ranks[s] = q + 1
+                        c.proposedBy = 1
                         list.append(c)
                     }
+                }
+                // A source's rank past its own top-C, for candidates another source proposed.
+                for c in list.indices {
+                    for s in 0..<sources.count where list[c].ranks[s] == nil { list[c].ranks[s] = deeper[s][list[c].item] }
                 }
                 for c in list.indices {
                     for s in 0..<sources.count {
@@ -106,8 +138,10 @@ public final class RerankModel: WholeRowRanker, @unchecked Sendable {
             features.append(lists[r], history: history.columns(ofRow: u), weights: history.values[history.rowRange(u)], to: &x)
         }
         let total = lists.reduce(0) { $0 + $1.count }
-        let predicted: [Float]
-        do { predicted = try booster.predict(x, rows: total) } catch { preconditionFailure("second stage: \(error)") }
+        var predicted = [Float](repeating: 0, count: total)
+        do {
+            for b in boosters { for (k, v) in try b.predict(x, rows: total).enumerated() { predicted[k] += v } }
+        } catch { preconditionFailure("second stage: \(error)") }
         var at = 0
         for (r, list) in lists.enumerated() {
             let out = scores + r * ld

@@ -21,8 +21,22 @@ public struct RerankConfig: Sendable {
     public var twoTower = TwoTowerConfig()
     /// Content features of the items (the content-affinity feature and the two-tower source).
     public var features: ItemFeatures?
-    /// Validation users the ranker is trained on at most (a seeded sample past it).
+    /// Validation users the ranker is trained on at most (a seeded sample of blocks of 64
+    /// consecutive users past it, so the sources score them in blocks).
     public var maxTrainingUsers = 20_000
+    /// Labelled carves: with 2, when the validation users are fewer than `maxTrainingUsers`, a
+    /// second carve of the first carve's train (the same scheme, the sources fit once more on
+    /// what is left) adds as many training groups again. Small data starves the ranker of groups
+    /// and its extra source fit is cheap; large data has groups enough and skips it.
+    public var labelCarves = 2
+    /// Boosters in the final ranker's bag, each trained on every group with its own seed and
+    /// summed at prediction; 0 = auto: 5 when the validation users are fewer than
+    /// `maxTrainingUsers` (small data: few groups, where one booster's seed moves the result
+    /// most, and boosters are cheap), else 1.
+    public var bag = 0
+    /// ALS iterations when the ALS source is refit on all of train, warm-started from the
+    /// validation fit's factors (nil = a third of `als.iterations`, at least 3).
+    public var refitIterations: Int?
     /// Most trees; the number kept is chosen by two-fold cross-fitting on the validation users.
     public var maxTrees = 400
     public var learningRate = 0.05
@@ -65,11 +79,15 @@ public enum RerankJob {
         /// Share of validation users' held-out items among their candidates (the ceiling).
         public var candidateRecall: Double
         public var validationUsers: Int
+        /// Boosters in the final ranker's bag, and the groups (users of both carves) they learnt from.
+        public var bag: Int
+        public var trainingGroups: Int
     }
 
-    /// Trains the named sources on `data`.
-    public static func fitSources(_ names: [String], data: Interactions, config: RerankConfig, cancel: CancellationToken?,
-                                  progress: (String) -> Void) throws -> [(String, Ranker)] {
+    /// Trains the named sources on `data`; an ALS source in `warm` (same users and items) is
+    /// continued from its factors for `refitIterations` instead of fit from scratch.
+    public static func fitSources(_ names: [String], data: Interactions, config: RerankConfig, warm: [(String, Ranker)] = [],
+                                  cancel: CancellationToken?, progress: (String) -> Void) throws -> [(String, Ranker)] {
         var out: [(String, Ranker)] = []
         var ease: EASEModel?
         func fitEASE() throws -> EASEModel {
@@ -88,7 +106,14 @@ public enum RerankJob {
                 let cui = data.confidenceMatrix(config.confidence)
                 var c = config.als
                 c.computeLoss = false
-                let m = ALSModel(config: c, users: cui.rows, items: cui.cols)
+                let m: ALSModel
+                if let w = warm.first(where: { $0.0 == "als" })?.1 as? ALSModel,
+                   w.userFactors.rows == cui.rows, w.itemFactors.rows == cui.cols, w.config.factors == c.factors {
+                    c.iterations = config.refitIterations ?? max(3, c.iterations / 3)
+                    m = ALSModel(config: c, userFactors: w.userFactors.copy(), itemFactors: w.itemFactors.copy())
+                } else {
+                    m = ALSModel(config: c, users: cui.rows, items: cui.cols)
+                }
                 if case .cancelled = try m.train(cui, cancel: cancel) { throw TrainingError.cancelled }
                 out.append((name, m))
             case "ease":
@@ -166,91 +191,144 @@ public enum RerankJob {
         return out
     }
 
+    /// One carve's labelled candidate rows: per user, the candidates, the held-out items, and
+    /// the feature rows / labels laid out user after user.
+    struct Labelled {
+        var users: [Int32]
+        var lists: [[Candidate]]
+        var truth: [Set<Int32>]
+        var x: [Float] = []
+        var y: [Float] = []
+        var offsets = [0]
+        var sources: [(String, Ranker)]
+    }
+
+    static func label(_ v: Validation, users: [Int32], items: IdMap, config: RerankConfig, cancel: CancellationToken?,
+                      progress: (String) -> Void) throws -> (Labelled, RerankFeatures) {
+        let sources = try fitSources(config.sources, data: v.train, config: config, cancel: cancel, progress: progress)
+        let exclude = v.train.matrix(), history = exclude.positivePart()
+        let feats = RerankFeatures(sources: config.sources, stats: ItemStats(v.train), itemTokens: itemTokens(config.features, items: items))
+        let t0 = Date()
+        var l = Labelled(users: users, lists: candidates(sources.map(\.1), users: users, exclude: exclude, perSource: config.perSource),
+                         truth: users.map { v.truth[$0]! }, sources: sources)
+        for (r, u) in users.enumerated() {
+            feats.append(l.lists[r], history: history.columns(ofRow: Int(u)), weights: history.values[history.rowRange(Int(u))], to: &l.x)
+            for c in l.lists[r] { l.y.append(l.truth[r].contains(c.item) ? 1 : 0) }
+            l.offsets.append(l.offsets.last! + l.lists[r].count)
+        }
+        progress(String(format: "rerank: candidates and features for %d users in %.1fs", users.count, Date().timeIntervalSince(t0)))
+        return (l, feats)
+    }
+
+    /// Up to `limit` of `users` (sorted), as seeded random blocks of up to 64 consecutive ids.
+    public static func sample(_ users: [Int32], limit: Int, using g: inout SeededGenerator) -> [Int32] {
+        guard users.count > limit else { return users }
+        var blocks: [ArraySlice<Int32>] = []
+        var at = 0
+        while at < users.count { blocks.append(users[at..<min(users.count, at + 64)]); at += 64 }
+        var out: [Int32] = []
+        for b in blocks.shuffled(using: &g) where out.count < limit { out += b.prefix(limit - out.count) }
+        return out.sorted()
+    }
+
     public static func fit(_ data: Interactions, config: RerankConfig, validation carve: ValidationCarve, cancel: CancellationToken? = nil,
                            progress: (String) -> Void = { _ in }) throws -> Result {
         let v = try carve.carve(data)
         guard !v.users.isEmpty else { throw ValidationCarve.CarveError.empty }
         var g = SeededGenerator(seed: config.seed ^ 0xF00D)
-        var users = v.users
-        if users.count > config.maxTrainingUsers { users = Array(users.shuffled(using: &g).prefix(config.maxTrainingUsers)).sorted() }
+        let users = sample(v.users, limit: config.maxTrainingUsers, using: &g)
         progress("rerank: sources \(config.sources.joined(separator: ", ")) on the validation carve's train; \(users.count) validation users")
-        let valSources = try fitSources(config.sources, data: v.train, config: config, cancel: cancel, progress: progress)
-        let exclude = v.train.matrix(), history = exclude.positivePart()
-        let feats = RerankFeatures(sources: config.sources, stats: ItemStats(v.train), itemTokens: itemTokens(config.features, items: data.items))
-        let lists = candidates(valSources.map(\.1), users: users, exclude: exclude, perSource: config.perSource)
-        let truth = users.map { v.truth[$0]! }
-        var x: [Float] = [], y: [Float] = []
-        var found = 0, held = 0
-        for (r, u) in users.enumerated() {
-            feats.append(lists[r], history: history.columns(ofRow: Int(u)), weights: history.values[history.rowRange(Int(u))], to: &x)
-            for c in lists[r] { y.append(truth[r].contains(c.item) ? 1 : 0) }
-            found += lists[r].filter { truth[r].contains($0.item) }.count
-            held += truth[r].count
-        }
+        let (primary, feats) = try label(v, users: users, items: data.items, config: config, cancel: cancel, progress: progress)
         let cols = feats.count
+        // More labelled groups from a second carve when the first has fewer than the ranker can use.
+        var extra: Labelled?
+        if config.labelCarves > 1 && users.count < config.maxTrainingUsers {
+            var second = carve
+            second.seed &+= 1
+            if let v2 = try? second.carve(v.train), !v2.users.isEmpty {
+                let u2 = sample(v2.users, limit: config.maxTrainingUsers - users.count, using: &g)
+                progress("rerank: a second labelled carve of the first one's train; \(u2.count) more users")
+                extra = try label(v2, users: u2, items: data.items, config: config, cancel: cancel, progress: progress).0
+            }
+        }
         // Each source's own NDCG@10 on these users: its top-10 is its candidates by rank.
         var sourceValidation: [String: Double] = [:]
         for (s, name) in config.sources.enumerated() {
-            let per = zip(lists, truth).map { list, t -> Double in
+            let per = zip(primary.lists, primary.truth).map { list, t -> Double in
                 let ranked = list.filter { $0.ranks[s] != nil }.sorted { $0.ranks[s]! < $1.ranks[s]! }.prefix(10).map(\.item)
                 return Metrics.atK(10, lists: [ranked[...]], truth: [t], catalogSize: 1).1.ndcg[0]
             }
             sourceValidation[name] = per.reduce(0, +) / Double(max(1, per.count))
         }
+        var found = 0, held = 0
+        for (list, t) in zip(primary.lists, primary.truth) { found += list.filter { t.contains($0.item) }.count; held += t.count }
         let candidateRecall = Double(found) / Double(max(1, held))
         progress(String(format: "rerank: %d candidate rows x %d features; candidates hold %.1f%% of the held-out items; sources' validation NDCG@10: %@",
-                        y.count, cols, 100 * candidateRecall,
+                        primary.y.count + (extra?.y.count ?? 0), cols, 100 * candidateRecall,
                         config.sources.map { String(format: "%@ %.4f", $0, sourceValidation[$0]!) }.joined(separator: ", ")))
-        // Row ranges per user.
-        var offsets = [0]
-        for l in lists { offsets.append(offsets.last! + l.count) }
-        func rows(_ idx: [Int]) -> (x: [Float], y: [Float], groups: [Int]) {
+        // Rows of chosen users of a carve (users whose candidates hold no held-out item teach nothing).
+        func rows(_ parts: [(Labelled, [Int])]) -> (x: [Float], y: [Float], groups: [Int]) {
             var xs: [Float] = [], ys: [Float] = [], gs: [Int] = []
-            for r in idx where lists[r].count > 0 && y[offsets[r]..<offsets[r + 1]].contains(1) {
-                xs += x[(offsets[r] * cols)..<(offsets[r + 1] * cols)]
-                ys += y[offsets[r]..<offsets[r + 1]]
-                gs.append(lists[r].count)
+            for (l, idx) in parts {
+                for r in idx where l.lists[r].count > 0 && l.y[l.offsets[r]..<l.offsets[r + 1]].contains(1) {
+                    xs += l.x[(l.offsets[r] * cols)..<(l.offsets[r + 1] * cols)]
+                    ys += l.y[l.offsets[r]..<l.offsets[r + 1]]
+                    gs.append(l.lists[r].count)
+                }
             }
             return (xs, ys, gs)
         }
-        // Two folds of users; each fold's ranker scores the other fold at every checkpoint.
+        // Two folds of users (a user's groups from both carves in one fold); each fold's ranker
+        // scores the other fold's first-carve groups at every checkpoint.
         let order = Array(users.indices).shuffled(using: &g)
-        let folds = [Array(order.prefix(order.count / 2)).sorted(), Array(order.dropFirst(order.count / 2)).sorted()]
+        var foldOf: [Int32: Int] = [:]
+        for (k, r) in order.enumerated() { foldOf[users[r]] = k < order.count / 2 ? 0 : 1 }
+        let folds = (0..<2).map { f in users.indices.filter { foldOf[users[$0]] == f } }
+        let extraFolds = (0..<2).map { f in extra.map { e in e.users.indices.filter { (foldOf[e.users[$0]] ?? Int(e.users[$0] & 1)) == f } } ?? [] }
         let step = max(10, config.maxTrees / 20)
         let checkpoints = Array(stride(from: step, through: config.maxTrees, by: step))
         var sums = [Double](repeating: 0, count: checkpoints.count)
         var scored = 0
         let t0 = Date()
         for f in 0..<2 {
-            let train = rows(folds[f]), other = folds[1 - f]
+            let train = rows([(primary, folds[f])] + (extra.map { [($0, extraFolds[f])] } ?? [])), other = folds[1 - f]
             guard !train.groups.isEmpty, !other.isEmpty else { continue }
             let b = try Booster.train(features: train.x, rows: train.y.count, cols: cols, labels: train.y, groups: train.groups,
                                       params: params(config), rounds: config.maxTrees) { _ in cancel?.isCancelled != true }
             if cancel?.isCancelled == true { throw TrainingError.cancelled }
             var ox: [Float] = []
-            for r in other { ox += x[(offsets[r] * cols)..<(offsets[r + 1] * cols)] }
-            let otherLists = other.map { lists[$0] }, otherTruth = other.map { truth[$0] }
+            for r in other { ox += primary.x[(primary.offsets[r] * cols)..<(primary.offsets[r + 1] * cols)] }
+            let otherLists = other.map { primary.lists[$0] }, otherTruth = other.map { primary.truth[$0] }
             for (c, trees) in checkpoints.enumerated() {
                 let p = try b.predict(ox, rows: ox.count / cols, trees: trees)
                 sums[c] += ndcg(otherLists, predicted: p[...], truth: otherTruth).reduce(0, +)
             }
             scored += other.count
-            progress(String(format: "rerank: fold %d/2 trained (%d trees) and scored in %.1fs", f + 1, config.maxTrees, Date().timeIntervalSince(t0)))
+            progress(String(format: "rerank: fold %d/2 trained (%d trees, %d groups) and scored in %.1fs", f + 1, config.maxTrees,
+                            train.groups.count, Date().timeIntervalSince(t0)))
         }
         let curve = zip(checkpoints, sums).map { (trees: $0, ndcg: $1 / Double(max(1, scored))) }
         let best = curve.max { $0.ndcg < $1.ndcg }!
-        progress(String(format: "rerank: %d trees chosen (cross-fitted validation NDCG@10 %.4f)", best.trees, best.ndcg))
-        let all = rows(Array(users.indices))
-        let booster = try Booster.train(features: all.x, rows: all.y.count, cols: cols, labels: all.y, groups: all.groups,
-                                        params: params(config), rounds: best.trees) { _ in cancel?.isCancelled != true }
-        if cancel?.isCancelled == true { throw TrainingError.cancelled }
+        let all = rows([(primary, Array(users.indices))] + (extra.map { [($0, Array($0.users.indices))] } ?? []))
+        let bag = config.bag > 0 ? config.bag : (v.users.count < config.maxTrainingUsers ? 5 : 1)
+        progress(String(format: "rerank: %d trees chosen (cross-fitted validation NDCG@10 %.4f); a bag of %d on %d groups",
+                        best.trees, best.ndcg, bag, all.groups.count))
+        var boosters: [Booster] = []
         var importance: [String: Double] = [:]
-        for (i, gain) in try booster.gainByFeature() { importance[feats.names[i]] = gain }
-        // The sources again, on everything; the ranker serves on top of them.
-        let fullSources = try fitSources(config.sources, data: data, config: config, cancel: cancel, progress: progress)
+        for k in 0..<bag {
+            var c = config
+            c.seed = config.seed &+ UInt64(k)
+            boosters.append(try Booster.train(features: all.x, rows: all.y.count, cols: cols, labels: all.y, groups: all.groups,
+                                              params: params(c), rounds: best.trees) { _ in cancel?.isCancelled != true })
+            if cancel?.isCancelled == true { throw TrainingError.cancelled }
+            for (i, gain) in try boosters[k].gainByFeature() { importance[feats.names[i], default: 0] += gain / Double(bag) }
+        }
+        // The sources again, on everything (ALS continued from its validation fit); the ranker serves on top of them.
+        let fullSources = try fitSources(config.sources, data: data, config: config, warm: primary.sources, cancel: cancel, progress: progress)
         let serving = RerankFeatures(sources: config.sources, stats: ItemStats(data), itemTokens: feats.itemTokens)
-        let model = RerankModel(sources: fullSources, perSource: config.perSource, seen: data.matrix(), features: serving, booster: booster)
+        let model = RerankModel(sources: fullSources, perSource: config.perSource, seen: data.matrix(), features: serving, boosters: boosters)
         return Result(ranker: model, trees: best.trees, validationNDCG: best.ndcg, sourceValidation: sourceValidation, curve: curve,
-                      importance: importance, candidateRecall: candidateRecall, validationUsers: users.count)
+                      importance: importance, candidateRecall: candidateRecall, validationUsers: users.count,
+                      bag: bag, trainingGroups: all.groups.count)
     }
 }

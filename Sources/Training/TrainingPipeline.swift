@@ -101,6 +101,7 @@ public enum TrainingPipeline {
                 "max_trees": "\(c.maxTrees)", "learning_rate": "\(c.learningRate)", "max_depth": "\(c.maxDepth)",
                 "validation_ndcg": String(format: "%.5f", r.validationNDCG), "validation_users": "\(r.validationUsers)",
                 "candidate_recall": String(format: "%.4f", r.candidateRecall),
+                "bag": "\(r.bag)", "label_carves": "\(c.labelCarves)", "training_groups": "\(r.trainingGroups)",
                 "source_validation_ndcg": r.sourceValidation.sorted { $0.key < $1.key }.map { String(format: "%@:%.5f", $0.key, $0.value) }
                     .joined(separator: ","),
             ]) { $1 }

@@ -121,7 +121,7 @@ public enum SweepFamily: String, Sendable, Codable, CaseIterable {
     /// from early stopping on the same carve).
     public var defaultGrid: [(String, [String])] {
         switch self {
-        case .als: return [("factors", ["64", "128", "256"]), ("reg", ["0.05", "1", "10"]), ("alpha", ["1", "4", "16"]),
+        case .als: return [("factors", ["32", "64", "128", "256"]), ("reg", ["0.05", "1", "10"]), ("alpha", ["1", "4", "16"]),
                            ("confidence", ["log"])]
         case .ease: return [("lambda", ["50", "100", "200", "400", "800"])]
         case .twoTower: return [("dim", ["64"])]

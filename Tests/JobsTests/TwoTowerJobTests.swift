@@ -101,6 +101,12 @@ final class TwoTowerJobTests: XCTestCase {
         c.ease = EASEConfig(lambda: 5, threads: 2)
         let r = try RerankJob.fit(d, config: c, validation: ValidationCarve(scheme: .chrono, fraction: 0.25))
         XCTAssertFalse(r.importance.isEmpty)
+        // Few validation users: a second labelled carve adds groups, and the auto bag is 5 boosters.
+        XCTAssertEqual(r.bag, 5)
+        XCTAssertEqual((r.ranker as RerankModel).boosters.count, 5)
+        XCTAssertGreaterThan(r.trainingGroups, r.validationUsers, "the second carve's users add groups")
+        // The ALS source was continued from the validation fit: a third of its iterations, at least 3.
+        XCTAssertEqual((r.ranker.sources[0] as! ALSModel).config.iterations, 3)
         XCTAssertTrue(r.curve.allSatisfy { $0.ndcg >= 0 && $0.ndcg <= 1 })
         XCTAssertGreaterThan(r.validationNDCG, r.sourceValidation["popularity"]!, "the ranker beats popularity on planted groups")
         let model = r.ranker
@@ -126,7 +132,91 @@ final class TwoTowerJobTests: XCTestCase {
         let again = Matrix(rows: 5, cols: n)
         loaded.ranker.score(users: 0..<5, items: 0..<n, into: again.storage, ld: n)
         XCTAssertEqual(loaded.ranker.kind, "rerank")
+        XCTAssertEqual((loaded.ranker as! RerankModel).boosters.count, 5, "the whole bag is stored")
         for k in 0..<(5 * n) { XCTAssertEqual(s.storage[k], again.storage[k], "entry \(k)") }
+    }
+
+    /// A candidate's standardised score is (s - mean) / sd over the user's unseen items, each
+    /// source's score is carried for every candidate, and the union holds each source's top-C:
+    /// all against a brute-force computation.
+    func testCandidatesCarryEverySourcesScoreStandardisedOverUnseenItems() {
+        let d = data(times: false)
+        let seen = d.matrix()
+        let als = ALSModel(config: ALSConfig(factors: 6, regularization: 0.1, iterations: 3, solver: .cg, threads: 1),
+                           users: seen.rows, items: seen.cols)
+        _ = try? als.train(d.confidenceMatrix(Confidence(scheme: .linear, alpha: 1)))
+        let pop = PopularityModel(fit: seen)
+        let sources: [Ranker] = [als, pop]
+        let n = seen.cols
+        let lists = RerankModel.candidates(sources: sources, users: 3..<9, exclude: seen, perSource: 5)
+        for (r, u) in (3..<9).enumerated() {
+            let seenItems = Set(seen.columns(ofRow: u).map(Int.init))
+            for (s, source) in sources.enumerated() {
+                let row = Matrix(rows: 1, cols: n)
+                source.score(users: u..<(u + 1), items: 0..<n, into: row.storage, ld: n)
+                let unseen = (0..<n).filter { !seenItems.contains($0) }
+                let vals = unseen.map { Double(row.storage[$0]) }
+                let mu = vals.reduce(0, +) / Double(vals.count)
+                let sd = max((vals.map { ($0 - mu) * ($0 - mu) }.reduce(0, +) / Double(vals.count)).squareRoot(), 1e-12)
+                let order = unseen.sorted { row.storage[$0] != row.storage[$1] ? row.storage[$0] > row.storage[$1] : $0 < $1 }
+                let top = order.prefix(5)
+                let proposed = lists[r].filter { $0.ranks[s].map { $0 <= 5 } ?? false }
+                XCTAssertEqual(Set(proposed.map { Int($0.item) }).count, 5)
+                XCTAssertEqual(proposed.map { row.storage[Int($0.item)] }.sorted(), top.map { row.storage[$0] }.sorted(), "user \(u) source \(s)")
+                for c in lists[r] {
+                    // Past C, the rank is still the item's place in the source's list, up to 4 x C.
+                    let place = order.firstIndex(of: Int(c.item))! + 1
+                    if let k = c.ranks[s] {
+                        XCTAssertEqual(row.storage[order[k - 1]], row.storage[Int(c.item)], "user \(u) source \(s) rank \(k)")
+                    } else {
+                        XCTAssertGreaterThan(place, 5 * RerankModel.rankDepth - 1)
+                    }
+                    XCTAssertEqual(c.proposedBy, c.ranks.filter { $0.map { $0 <= 5 } ?? false }.count)
+                    XCTAssertEqual(c.scores[s], row.storage[Int(c.item)])
+                    XCTAssertEqual(Double(c.standardized[s]), (Double(row.storage[Int(c.item)]) - mu) / sd, accuracy: 1e-3 * max(1, abs(mu / sd)))
+                    XCTAssertFalse(seenItems.contains(Int(c.item)))
+                }
+            }
+        }
+    }
+
+    /// The ranker's training users past the limit: blocks of consecutive ids, sorted, distinct,
+    /// a subset, exactly the limit; all of them below it.
+    func testTrainingUsersAreSampledInBlocksOfConsecutiveIds() {
+        let users = (0..<1000).filter { $0 % 3 != 0 }.map(Int32.init)
+        var g = SeededGenerator(seed: 9)
+        let s = RerankJob.sample(users, limit: 200, using: &g)
+        XCTAssertEqual(s.count, 200)
+        XCTAssertEqual(s, s.sorted())
+        XCTAssertEqual(Set(s).count, 200)
+        XCTAssertTrue(Set(s).isSubset(of: Set(users)))
+        // Mostly runs: far fewer gaps (in positions of `users`) than a uniform sample would leave.
+        let pos = Dictionary(uniqueKeysWithValues: users.enumerated().map { ($1, $0) })
+        let gaps = zip(s, s.dropFirst()).filter { pos[$1]! != pos[$0]! + 1 }.count
+        XCTAssertLessThanOrEqual(gaps, 200 / 64 + 1)
+        var g2 = SeededGenerator(seed: 9)
+        XCTAssertEqual(RerankJob.sample(users, limit: 5000, using: &g2), users)
+    }
+
+    /// Refitting the ALS source on all of train continues the validation fit's factors (which it
+    /// copies, leaving them as they were) for `refitIterations`, and lands as close to a solution
+    /// as a fit from scratch.
+    func testTheALSSourceRefitContinuesFromTheValidationFit() throws {
+        let d = data(times: false)
+        var c = RerankConfig()
+        c.als = ALSConfig(factors: 6, regularization: 0.1, iterations: 9, solver: .cg, threads: 1)
+        let cui = d.confidenceMatrix(c.confidence)
+        let warm = ALSModel(config: c.als, users: cui.rows, items: cui.cols)
+        _ = try warm.train(cui)
+        let before = warm.itemFactors.values
+        let cold = try RerankJob.fitSources(["als"], data: d, config: c, cancel: nil) { _ in }[0].1 as! ALSModel
+        let hot = try RerankJob.fitSources(["als"], data: d, config: c, warm: [("als", warm)], cancel: nil) { _ in }[0].1 as! ALSModel
+        XCTAssertEqual(cold.config.iterations, 9)
+        XCTAssertEqual(hot.config.iterations, 3)
+        XCTAssertEqual(warm.itemFactors.values, before, "the validation fit's factors are copied, not moved")
+        XCTAssertNotEqual(hot.itemFactors.values, before)
+        let lossHot = hot.loss(cui), lossCold = cold.loss(cui)
+        XCTAssertLessThanOrEqual(lossHot, lossCold * 1.05, "warm-started loss \(lossHot) vs from scratch \(lossCold)")
     }
 
     func testRefitTrainsTheChosenEpochCountOnEverything() {

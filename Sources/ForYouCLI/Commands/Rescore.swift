@@ -20,6 +20,8 @@ struct Rescore: ParsableCommand {
     var sources: String?
     @Option(help: "Rerank: candidates each source proposes per user.") var candidates = 100
     @Option(help: "Rerank: most trees of the LambdaMART ranker (the count kept is chosen on a chronological validation carve).") var trees = 400
+    @Option(help: "Rerank: boosters in the final ranker's bag, summed (0 = 5 when the validation users are fewer than 20,000, else 1).") var bag = 0
+    @Option(help: "Rerank: labelled carves; 2 adds a second carve of the first one's train when the validation users are fewer than 20,000.") var labelCarves = 2
     @Option(name: .customLong("ease-max-memory"), help: "EASE: refuse catalogs whose items^2 x 4 B weights exceed this many GiB (default: two thirds of RAM).")
     var easeMaxMemory: Double?
     @Option(help: "Latent factors.") var factors = 64
@@ -39,6 +41,8 @@ struct Rescore: ParsableCommand {
             throw ValidationError("--factors, --iters, --top must be positive and --keep >= 1")
         }
         guard lambda > 0 else { throw ValidationError("--lambda must be positive") }
+        guard bag >= 0 else { throw ValidationError("--bag must be >= 0 (0 = auto)") }
+        guard (1...2).contains(labelCarves) else { throw ValidationError("--label-carves must be 1 or 2") }
     }
 
     func run() throws {
@@ -62,6 +66,8 @@ struct Rescore: ParsableCommand {
             var r = RerankConfig()
             r.perSource = candidates
             r.maxTrees = trees
+            r.bag = bag
+            r.labelCarves = labelCarves
             if let sources {
                 r.sources = sources.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
                 for n in r.sources where !RerankConfig.knownSources.contains(n) {

@@ -38,6 +38,8 @@ struct Train: ParsableCommand {
     var sources: String?
     @Option(help: "Rerank: candidates each source proposes per user.") var candidates = 100
     @Option(help: "Rerank: most trees of the LambdaMART ranker (the count kept is chosen on validation).") var trees = 400
+    @Option(help: "Rerank: boosters in the final ranker's bag, summed (0 = 5 when the validation users are fewer than 20,000, else 1).") var bag = 0
+    @Option(help: "Rerank: labelled carves; 2 adds a second carve of the first one's train when the validation users are fewer than 20,000.") var labelCarves = 2
     @Option(help: "EASE: L2 penalty lambda on the item x item weights.") var lambda: Float = 200
     @Option(name: .customLong("ease-max-memory"), help: "EASE: refuse catalogs whose items^2 x 4 B weight matrix exceeds this many GiB (default: two thirds of RAM).")
     var easeMaxMemory: Double?
@@ -65,6 +67,8 @@ struct Train: ParsableCommand {
         guard alpha >= 0 else { throw ValidationError("--alpha must be >= 0") }
         guard lambda > 0 else { throw ValidationError("--lambda must be positive") }
         guard candidates > 0, trees > 0 else { throw ValidationError("--candidates and --trees must be positive") }
+        guard bag >= 0 else { throw ValidationError("--bag must be >= 0 (0 = auto)") }
+        guard (1...2).contains(labelCarves) else { throw ValidationError("--label-carves must be 1 or 2") }
         if let m = easeMaxMemory, !(m > 0) { throw ValidationError("--ease-max-memory must be a positive number of GiB") }
     }
 
@@ -101,6 +105,8 @@ struct Train: ParsableCommand {
             } ?? RerankConfig.defaultSources(items: data.items.count, hasTimes: data.timestamps != nil)
             r.perSource = candidates
             r.maxTrees = trees
+            r.bag = bag
+            r.labelCarves = labelCarves
             spec.rerank = r
         }
         let runId = out.map { ($0 as NSString).lastPathComponent } ?? ModelStore.newRunId(model: model.rawValue)
