@@ -12,12 +12,15 @@ public enum RegistryError: Error, CustomStringConvertible, Equatable {
     case notFound(String)
     case ambiguous(String, [String])
     case badFilter(String)
+    case unknownField(String, [String])
 
     public var description: String {
         switch self {
         case .notFound(let s): return "no run '\(s)' (neither a model directory nor a run id under the registry)"
         case .ambiguous(let s, let ids): return "'\(s)' matches several runs: \(ids.joined(separator: ", "))"
         case .badFilter(let s): return "bad filter '\(s)': use KEY=VALUE, KEY>NUMBER or KEY<NUMBER"
+        case .unknownField(let s, let known):
+            return "no run records a field '\(s)'; known fields: \(known.joined(separator: ", "))"
         }
     }
 }
@@ -28,26 +31,57 @@ public struct RunsRegistry: Sendable {
     public let root: String
     public init(root: String) { self.root = root }
 
-    /// Every readable run, oldest first (unreadable directories are skipped).
-    public func all() -> [RunEntry] {
+    /// Every readable run, oldest first, and the directories whose run.json exists but cannot be
+    /// read (path, reason). Directories without a run.json are not runs and are left out.
+    public func scan() -> (runs: [RunEntry], unreadable: [(directory: String, reason: String)]) {
         let fm = FileManager.default
-        guard let names = try? fm.contentsOfDirectory(atPath: root) else { return [] }
-        return names.sorted().compactMap { name -> RunEntry? in
+        guard let names = try? fm.contentsOfDirectory(atPath: root) else { return ([], []) }
+        var runs: [RunEntry] = [], bad: [(String, String)] = []
+        for name in names.sorted() where !name.hasSuffix(".partial") {
             let dir = root + "/" + name
-            guard !name.hasSuffix(".partial"), let run = try? ModelStore.readRun(dir) else { return nil }
-            return RunEntry(directory: dir, run: run)
-        }.sorted { ($0.run.createdAt, $0.id) < ($1.run.createdAt, $1.id) }
+            guard fm.fileExists(atPath: dir + "/run.json") else { continue }
+            do { runs.append(RunEntry(directory: dir, run: try ModelStore.readRun(dir))) } catch { bad.append((dir, "\(error)")) }
+        }
+        return (runs.sorted { ($0.run.createdAt, $0.id) < ($1.run.createdAt, $1.id) }, bad)
     }
 
-    /// A model directory path, a run id, or a unique prefix of one.
-    public func resolve(_ s: String) throws -> RunEntry {
-        if let run = try? ModelStore.readRun(s) { return RunEntry(directory: s, run: run) }
+    /// Every readable run, oldest first.
+    public func all() -> [RunEntry] { scan().runs }
+
+    /// A run id, a model directory name under the registry, a model directory path, or a unique
+    /// prefix of a run id.
+    public func resolve(_ s: String) throws -> RunEntry { try resolveNoting(s).entry }
+
+    /// `resolve`, and a note when the name could have meant another run: a name without a "/" is
+    /// looked up in the registry first (a same-named folder in the working directory does not
+    /// shadow it); a path with a "/" is taken as a path first.
+    public func resolveNoting(_ s: String) throws -> (entry: RunEntry, note: String?) {
+        let asPath = try? ModelStore.readRun(s)
+        if s.contains("/"), let run = asPath { return (RunEntry(directory: s, run: run), nil) }
         let runs = all()
-        if let exact = runs.first(where: { $0.id == s || ($0.directory as NSString).lastPathComponent == s }) { return exact }
+        if let exact = runs.first(where: { $0.id == s || ($0.directory as NSString).lastPathComponent == s }) {
+            var note: String?
+            if asPath != nil, Self.canonical(s) != Self.canonical(exact.directory) {
+                note = "'\(s)' is both run \(exact.id) in \(root) and the directory ./\(s); using the run (give ./\(s) for the directory)"
+            }
+            return (exact, note)
+        }
+        if let run = asPath { return (RunEntry(directory: s, run: run), nil) }
         let matches = runs.filter { $0.id.hasPrefix(s) }
-        if matches.count == 1 { return matches[0] }
+        if matches.count == 1 { return (matches[0], nil) }
         if matches.isEmpty { throw RegistryError.notFound(s) }
         throw RegistryError.ambiguous(s, matches.map(\.id))
+    }
+
+    static func canonical(_ path: String) -> String {
+        URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
+    }
+
+    /// The fields `value` knows for these runs: the fixed ones, every metric and every parameter.
+    public static func fields(_ runs: [RunEntry]) -> Set<String> {
+        var f: Set<String> = ["id", "model", "created", "outcome", "code", "data", "rows", "users", "items", "fit_s", "test"]
+        for e in runs { f.formUnion(e.run.metrics.keys); f.formUnion(e.run.params.keys) }
+        return f
     }
 
     public func remove(_ s: String) throws -> RunEntry {
@@ -104,8 +138,16 @@ public struct RunsRegistry: Sendable {
 
     /// Runs matching every filter, sorted by `key` (numerically when both values are numbers;
     /// runs without the field last).
-    public func list(filters: [Filter] = [], sort key: String? = nil, descending: Bool = false) -> [RunEntry] {
-        var runs = all().filter { e in filters.allSatisfy { $0.matches(e.run) } }
+    /// A sort or filter field no run records is an error naming the known ones (when there are runs).
+    public func list(filters: [Filter] = [], sort key: String? = nil, descending: Bool = false) throws -> [RunEntry] {
+        let every = all()
+        if !every.isEmpty {
+            let known = Self.fields(every)
+            for f in filters.map(\.key) + (key.map { [$0] } ?? []) where !known.contains(f) {
+                throw RegistryError.unknownField(f, known.sorted())
+            }
+        }
+        var runs = every.filter { e in filters.allSatisfy { $0.matches(e.run) } }
         if let key {
             runs.sort { a, b in
                 let va = Self.value(a.run, key), vb = Self.value(b.run, key)

@@ -168,6 +168,16 @@ final class CLITests: XCTestCase {
                                          "--features", dir + "/features.tsv"])
         XCTAssertNotEqual(coldALS.status, 0)
         XCTAssertTrue(coldALS.stderr.contains("use a two-tower model"), coldALS.stderr)
+        // A test of items the model never saw, without --cold-items: an error saying what to do, not zeros.
+        Fixtures.write("0\t100000\t1\n1\t100001\t1\n", to: dir + "/cold.tsv")
+        let zeros = try CLIRunner.run(["evaluate", "--model", dir + "/pop", "--test", dir + "/cold.tsv"])
+        XCTAssertNotEqual(zeros.status, 0)
+        XCTAssertTrue(zeros.stderr.contains("none of the 2 test items") && zeros.stderr.contains("--cold-items"), zeros.stderr)
+        // A run id under --models works where a model directory does, and says what it resolved to.
+        let byId = try CLIRunner.run(["evaluate", "--model", "pop", "--models", dir, "--test", dir + "/test.tsv", "--json"])
+        XCTAssertEqual(byId.status, 0, byId.stderr)
+        XCTAssertEqual(try json(byId.stdout)["ndcg"] as? Double, ePop["ndcg"] as? Double)
+        XCTAssertTrue(byId.stderr.contains("pop -> \(dir)/pop"), byId.stderr)
         let noFeatures = try CLIRunner.run(["evaluate", "--model", dir + "/tt", "--test", dir + "/test.tsv", "--cold-items"])
         XCTAssertNotEqual(noFeatures.status, 0)
         XCTAssertTrue(noFeatures.stderr.contains("--features"), noFeatures.stderr)

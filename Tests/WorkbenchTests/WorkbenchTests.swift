@@ -76,9 +76,15 @@ final class WorkbenchTests: XCTestCase {
         try run("pop", s, factors: 0)
         let reg = RunsRegistry(root: dir + "/models")
         XCTAssertEqual(reg.all().count, 3)
-        XCTAssertEqual(reg.list(filters: [try .init("model=als")]).map(\.id).sorted(), ["als-16", "als-8"])
-        XCTAssertEqual(reg.list(filters: [try .init("factors>10")]).map(\.id), ["als-16"])
-        let byNDCG = reg.list(sort: "ndcg@10", descending: true)
+        XCTAssertEqual(try reg.list(filters: [try .init("model=als")]).map(\.id).sorted(), ["als-16", "als-8"])
+        XCTAssertEqual(try reg.list(filters: [try .init("factors>10")]).map(\.id), ["als-16"])
+        let byNDCG = try reg.list(sort: "ndcg@10", descending: true)
+        // A field no run records is an error naming the known ones, for sorting and filtering alike.
+        XCTAssertThrowsError(try reg.list(sort: "bogus")) { e in
+            guard case .unknownField("bogus", let known)? = e as? RegistryError else { return XCTFail("\(e)") }
+            XCTAssertTrue(known.contains("ndcg@10") && known.contains("factors") && known.contains("model"))
+        }
+        XCTAssertThrowsError(try reg.list(filters: [try .init("alpah=1")]))
         let values = byNDCG.map { $0.run.metrics["ndcg@10"]! }
         XCTAssertEqual(values, values.sorted(by: >))
         XCTAssertThrowsError(try RunsRegistry.Filter("factors")) { XCTAssertEqual($0 as? RegistryError, .badFilter("factors")) }
@@ -91,6 +97,35 @@ final class WorkbenchTests: XCTestCase {
         _ = try reg.remove("pop")
         XCTAssertEqual(reg.all().map(\.id).sorted(), ["als-16", "als-8"])
         XCTAssertThrowsError(try reg.resolve("pop"))
+        // A corrupt run.json is reported, not skipped; a directory without one is not a run.
+        try FileManager.default.createDirectory(atPath: dir + "/models/broken", withIntermediateDirectories: true)
+        try "{\"id\": ".write(toFile: dir + "/models/broken/run.json", atomically: true, encoding: .utf8)
+        try FileManager.default.createDirectory(atPath: dir + "/models/notes", withIntermediateDirectories: true)
+        let scan = reg.scan()
+        XCTAssertEqual(scan.runs.map(\.id).sorted(), ["als-16", "als-8"])
+        XCTAssertEqual(scan.unreadable.map(\.directory), [dir + "/models/broken"])
+    }
+
+    /// A bare name is a run id first: a same-named folder elsewhere (the working directory) does
+    /// not shadow it, and the clash is noted; a path with a "/" is the directory.
+    func testARunIdIsResolvedBeforeASameNamedFolder() throws {
+        let s = try split()
+        try run("ml-als", s, factors: 8)
+        try run("other", s, factors: 16)
+        let cwd = FileManager.default.currentDirectoryPath
+        FileManager.default.changeCurrentDirectoryPath(dir)
+        defer { FileManager.default.changeCurrentDirectoryPath(cwd) }
+        // ./ml-als in the working directory holds a copy of the other run.
+        try FileManager.default.copyItem(atPath: dir + "/models/other", toPath: dir + "/ml-als")
+        let reg = RunsRegistry(root: dir + "/models")
+        let (e, note) = try reg.resolveNoting("ml-als")
+        XCTAssertEqual(e.id, "ml-als")
+        XCTAssertEqual(e.directory, dir + "/models/ml-als")
+        XCTAssertTrue(note?.contains("both run ml-als") == true, note ?? "no note")
+        let (p, pathNote) = try reg.resolveNoting("./ml-als")
+        XCTAssertEqual(p.id, "other")
+        XCTAssertNil(pathNote)
+        XCTAssertNil(try reg.resolveNoting("other").note)
     }
 
     func testComparingSeedsFindsNothingAndABetterModelIsFound() throws {

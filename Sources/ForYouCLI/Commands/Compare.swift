@@ -40,7 +40,7 @@ struct Compare: ParsableCommand {
         func side(_ s: String) throws -> [RunEntry] {
             let ids = s.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
             guard !ids.isEmpty else { throw CLIError("compare: no run given in '\(s)'") }
-            do { return try ids.map { try reg.resolve($0) } } catch let e as RegistryError { throw CLIError("compare: \(e)") }
+            do { return try ids.map { try ModelLoading.resolve($0, in: reg, command: "compare") } } catch let e as RegistryError { throw CLIError("compare: \(e)") }
         }
         let x = try side(a), y = try side(b)
         let names = metric.split(separator: ",").map { String($0.split(separator: "@")[0]).trimmingCharacters(in: .whitespaces) }

@@ -11,7 +11,8 @@ struct Evaluate: ParsableCommand {
         uniformly over test users; test users unknown to the model count with an empty list.
         """)
 
-    @Option(help: "Model directory.") var model: String
+    @Option(help: "Model directory or run id (or unique prefix) under --models.") var model: String
+    @Option(help: "Models directory where run ids are looked up.") var models = "models"
     @Option(help: "Held-out interactions.") var test: String
     @OptionGroup var input: FormatOptions
     @Option(help: "Cutoff K.") var k = 10
@@ -30,9 +31,16 @@ struct Evaluate: ParsableCommand {
 
     func run() throws {
         common.announce()
+        let model = try ModelLoading.directory(self.model, models: models, command: "evaluate")
         let m = try ModelLoading.load(model)
         let (testData, _) = try input.read(test, verbose: common.verbose)
         if coldItems { return try cold(m, testData) }
+        // A cold-item test (every test item new to the model) would score all zeros: say so.
+        if testData.items.count > 0 && !testData.items.raw.contains(where: { m.items.index(of: $0) != nil }) {
+            throw CLIError("evaluate: none of the \(testData.items.count) test items is in the model's catalog (\(model)/items.tsv), "
+                           + "so every metric would be 0. A cold-item split (split --strategy cold-items)? Evaluate it with "
+                           + "--cold-items --features FILE and a two-tower model.")
+        }
         let report = Evaluator(k: k, threads: common.threads).evaluate(m.ranker, users: m.users, items: m.items,
                                                                        seen: m.seen, test: testData)
         if json {

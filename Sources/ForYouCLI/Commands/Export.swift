@@ -20,7 +20,7 @@ struct ExportCommand: ParsableCommand {
         let reg = RunsRegistry(root: models)
         for r in runs {
             let e: RunEntry
-            do { e = try reg.resolve(r) } catch let err as RegistryError { throw CLIError("export: \(err)") }
+            do { e = try ModelLoading.resolve(r, in: reg, command: "export") } catch let err as RegistryError { throw CLIError("export: \(err)") }
             let dir = out + "/" + e.id
             let files: [String]
             do { files = try Export.run(e, to: dir) } catch let err as ArtifactError { throw CLIError("export: \(err)") }

@@ -26,7 +26,7 @@ struct ReportCommand: ParsableCommand {
         let reg = RunsRegistry(root: models)
         var entries: [RunEntry] = []
         for r in runs {
-            do { entries.append(try reg.resolve(r)) } catch let e as RegistryError { throw CLIError("report: \(e)") }
+            do { entries.append(try ModelLoading.resolve(r, in: reg, command: "report")) } catch let e as RegistryError { throw CLIError("report: \(e)") }
         }
         var records: [SweepRecord] = []
         for d in sweeps {

@@ -18,7 +18,7 @@ struct Runs: ParsableCommand {
         var registry: RunsRegistry { RunsRegistry(root: models) }
 
         func resolve(_ s: String) throws -> RunEntry {
-            do { return try registry.resolve(s) } catch let e as RegistryError { throw CLIError("runs: \(e)") }
+            do { return try ModelLoading.resolve(s, in: registry, command: "runs") } catch let e as RegistryError { throw CLIError("runs: \(e)") }
         }
     }
 
@@ -33,7 +33,10 @@ struct Runs: ParsableCommand {
         func run() throws {
             let parsed: [RunsRegistry.Filter]
             do { parsed = try filters.map(RunsRegistry.Filter.init) } catch let e as RegistryError { throw CLIError("runs: \(e)") }
-            let runs = location.registry.list(filters: parsed, sort: sort, descending: desc)
+            let runs: [RunEntry]
+            do { runs = try location.registry.list(filters: parsed, sort: sort, descending: desc) } catch let e as RegistryError {
+                throw CLIError("runs: \(e)")
+            }
             let cols = metrics.split(separator: ",").map(String.init)
             var rows = [["id", "model", "created", "data", "params"] + cols]
             for e in runs {
@@ -44,6 +47,11 @@ struct Runs: ParsableCommand {
             }
             print(Table.render(rows))
             if runs.isEmpty { Console.err("runs: none under \(location.models)" + (filters.isEmpty ? "" : " matching the filters")) }
+            let bad = location.registry.scan().unreadable
+            if !bad.isEmpty {
+                throw CLIError("runs: \(bad.count) run.json unreadable (fix or remove the directory):\n"
+                               + bad.map { "  \($0.directory)/run.json: \($0.reason)" }.joined(separator: "\n"))
+            }
         }
     }
 

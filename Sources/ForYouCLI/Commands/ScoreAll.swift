@@ -18,7 +18,8 @@ struct ScoreAll: ParsableCommand {
         build find each other by --build (default: the model's run id, N and the list length).
         """)
 
-    @Option(help: "Model directory.") var model: String
+    @Option(help: "Model directory or run id (or unique prefix) under --models.") var model: String
+    @Option(help: "Models directory where run ids are looked up.") var models = "models"
     @Option(help: "List length N.") var top = 100
     @Option(help: "Output TSV.") var out: String?
     @Option(help: "Data directory: write the lists as a new candidate generation there and make it live.") var into: String?
@@ -60,6 +61,7 @@ struct ScoreAll: ParsableCommand {
 
     func run() throws {
         common.announce()
+        let model = try ModelLoading.directory(self.model, models: models, command: "score-all")
         let m = try ModelLoading.load(model)
         var subset: [Int32]?
         if let usersFile {
