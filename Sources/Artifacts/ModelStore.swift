@@ -103,7 +103,7 @@ public enum ModelStore {
     public static func writeRun(_ run: RunRecord, to path: String) throws {
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try AtomicFile.write(Array(try enc.encode(run)) + [10], to: path)
+        try AtomicFile.write(Array(try enc.encode(run.normalized)) + [10], to: path)
     }
 
     public static func readRun(_ directory: String) throws -> RunRecord {
@@ -111,7 +111,7 @@ public enum ModelStore {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ArtifactError.missing(path + " (is \(directory) a model directory?)")
         }
-        do { return try JSONDecoder().decode(RunRecord.self, from: data) } catch {
+        do { return try JSONDecoder().decode(RunRecord.self, from: data).normalized } catch {
             throw ArtifactError.badMetadata(path, "unreadable run record: \(error)")
         }
     }

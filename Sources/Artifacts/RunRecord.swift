@@ -96,3 +96,24 @@ public enum CodeVersion {
         return p.terminationStatus == 0 && !out.isEmpty ? "\(semantic)+\(out)" : semantic
     }
 }
+
+extension RunRecord {
+    /// A parameter value in its one normal form: a decimal whose fraction is all zeros loses it
+    /// ("1.0" -> "1", "-10.00" -> "-10"), so a value written from a Float and the same value typed
+    /// in a sweep grid are one string. Anything else is kept as it is.
+    public static func normalized(_ value: String) -> String {
+        guard let dot = value.firstIndex(of: "."), dot != value.startIndex else { return value }
+        let whole = value[..<dot], fraction = value[value.index(after: dot)...]
+        let digits = whole.first == "-" ? whole.dropFirst() : whole[...]
+        guard !digits.isEmpty, digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber),
+              !fraction.isEmpty, fraction.allSatisfy({ $0 == "0" }) else { return value }
+        return String(whole)
+    }
+
+    /// This record with every parameter in normal form.
+    public var normalized: RunRecord {
+        var r = self
+        r.params = params.mapValues(Self.normalized)
+        return r
+    }
+}

@@ -8,11 +8,11 @@ import Evaluation
 /// each decile of item popularity). Inline SVG and CSS only: no script, no network.
 public enum Report {
     public static func html(runs: [RunEntry], sweeps: [SweepRecord] = [], title: String = "foryou report",
-                            resamples: Int = 2_000) throws -> String {
+                            resamples: Int = 10_000, seed: UInt64 = 42) throws -> String {
         var body = "<h1>\(esc(title))</h1>\n<p class=note>Generated \(esc(ISO8601DateFormatter().string(from: Date()))) by foryou "
             + "\(esc(CodeVersion.semantic)); \(runs.count) run(s), \(sweeps.count) sweep(s).</p>\n"
         body += runTable(runs)
-        body += try metricTable(runs, resamples: resamples)
+        body += try metricTable(runs, resamples: resamples, seed: seed)
         body += curves(runs)
         body += featureImportance(runs)
         for s in sweeps { body += heatMap(s) }
@@ -52,11 +52,12 @@ public enum Report {
         return s + "</table>\n"
     }
 
-    static func metricTable(_ runs: [RunEntry], resamples: Int) throws -> String {
+    static func metricTable(_ runs: [RunEntry], resamples: Int, seed: UInt64) throws -> String {
         let evaluated = runs.filter { $0.run.evaluation != nil }
         guard !evaluated.isEmpty else { return "<h2>Metrics</h2>\n<p class=note>No run has a recorded evaluation.</p>\n" }
         var s = "<h2>Metrics on the test set</h2>\n<p class=note>Mean over test users with a bootstrap 95 % interval"
         if evaluated.count > 1 { s += "; &Delta; is each run minus \(esc(evaluated[0].id)), paired over users, with its interval and randomisation p" }
+        s += "; \(resamples) resamples, seed \(seed)" + (resamples == 10_000 && seed == 42 ? " (the same as <code>foryou compare</code>'s defaults)" : "")
         s += ".</p>\n<table><tr><th>run</th>"
         let names = EvaluationRecord.metricNames
         let k = evaluated[0].run.evaluation!.k
@@ -67,13 +68,13 @@ public enum Report {
             let rec = try EvaluationRecord.read(e.directory + "/" + e.run.evaluation!.perUserFile)
             s += "<tr><td>\(esc(e.id))</td>"
             for n in names {
-                let iv = Paired.bootstrap(rec.metrics[n]!, resamples: resamples)
+                let iv = Paired.bootstrap(rec.metrics[n]!, resamples: resamples, seed: seed)
                 s += String(format: "<td>%.4f <span class=note>[%.4f, %.4f]</span></td>", iv.mean, iv.low, iv.high)
             }
             if evaluated.count > 1 {
                 if i == 0 {
                     s += "<td>-</td><td>-</td>"
-                } else if let c = try? RunComparison.compare(evaluated[0], e, metrics: ["ndcg"], resamples: resamples),
+                } else if let c = try? RunComparison.compare(evaluated[0], e, metrics: ["ndcg"], resamples: resamples, seed: seed),
                           let d = c.metrics.first {
                     let cls = d.interval.low > 0 ? "pos" : d.interval.high < 0 ? "neg" : ""
                     s += String(format: "<td class=\"%@\">%+.4f [%+.4f, %+.4f]</td><td>%.4f</td>", cls, d.interval.mean, d.interval.low,

@@ -129,7 +129,7 @@ public struct RunsRegistry: Sendable {
         public func matches(_ run: RunRecord) -> Bool {
             guard let v = RunsRegistry.value(run, key) else { return false }
             switch op {
-            case .equal: return v == value
+            case .equal: return RunRecord.normalized(v) == RunRecord.normalized(value)
             case .greater: return (Double(v) ?? -.infinity) > Double(value)!
             case .less: return (Double(v) ?? .infinity) < Double(value)!
             }

@@ -97,6 +97,20 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(families.allSatisfy { ($0["test"] as? [String: Double])?["ndcg"] != nil }, "\(families)")
         XCTAssertNotNil((out["test"] as? [String: Double])?["ndcg"])
         XCTAssertFalse((rerank["importance"] as? [String: Double] ?? [:]).isEmpty)
+
+        // A rerun of a finished sweep reuses the run it recorded instead of adding a duplicate.
+        let args = ["sweep", "--model", "als", "--train", dir + "/train.tsv", "--test", dir + "/test.tsv", "--grid", "factors=4,8",
+                    "--out", dir + "/sweep-als", "--models", dir + "/models-als"]
+        let first = try CLIRunner.run(args), again = try CLIRunner.run(args)
+        XCTAssertEqual(first.status, 0, first.stderr)
+        XCTAssertEqual(again.status, 0, again.stderr)
+        XCTAssertTrue(again.stderr.contains("reusing it"), again.stderr)
+        let runs = try FileManager.default.contentsOfDirectory(atPath: dir + "/models-als")
+            .filter { FileManager.default.fileExists(atPath: dir + "/models-als/" + $0 + "/run.json") }
+        XCTAssertEqual(runs.count, 1, "\(runs)")
+        func line(_ s: String, _ prefix: String) -> String? { s.split(separator: "\n").first { $0.hasPrefix(prefix) }.map(String.init) }
+        XCTAssertEqual(line(first.stdout, "test (chosen"), line(again.stdout, "test (chosen"))
+        XCTAssertEqual(line(first.stdout, "best run:"), line(again.stdout, "best run:"))
     }
 
     func testCompareRunsAndReplicates() throws {
@@ -113,6 +127,18 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(one.status, 0, one.stderr)
         XCTAssertTrue(one.stdout.contains("ndcg@10") && one.stdout.contains("overlap@10"), one.stdout)
         XCTAssertTrue(one.stdout.contains("differ only in seed"), one.stdout)
+        // --json carries what the table shows: the same deltas, intervals and p-values, and the notes.
+        let oneJSON = try CLIRunner.run(["compare", dir + "/a1", dir + "/b1", "--resamples", "1000", "--json"])
+        XCTAssertEqual(oneJSON.status, 0, oneJSON.stderr)
+        let obj = try json(oneJSON.stdout)
+        let metrics = try XCTUnwrap(obj["metrics"] as? [[String: Any]])
+        let ndcg = try XCTUnwrap(metrics.first { $0["name"] as? String == "ndcg@10" })
+        let row = try XCTUnwrap(one.stdout.split(separator: "\n").first { $0.hasPrefix("ndcg@10") }).split(separator: " ").filter { !$0.isEmpty }
+        XCTAssertEqual(String(format: "%+.4f", ndcg["delta"] as! Double), String(row[3]))
+        XCTAssertEqual(String(format: "[%+.4f,", ndcg["low"] as! Double), String(row[4]))
+        XCTAssertEqual(String(format: "%.4f", ndcg["p"] as! Double), String(row[6]))
+        XCTAssertTrue((obj["notes"] as? [String])?.contains { $0.contains("differ only in seed") } == true, oneJSON.stdout)
+        XCTAssertEqual(((obj["a"] as? [String: Any])?["runs"] as? [[String: Any]])?.first?["directory"] as? String, dir + "/a1")
         let other = try CLIRunner.run(["compare", dir + "/a1", dir + "/c1", "--resamples", "1000"])
         XCTAssertEqual(other.status, 0, other.stderr)
         XCTAssertFalse(other.stdout.contains("differ only in seed") || other.stdout.contains("replicates"), other.stdout)

@@ -168,8 +168,8 @@ final class DataDirCommandsTests: XCTestCase {
                      "--event-weights", "like=5,hide=2", "--out", dir + "/m-drop"])
         let run2 = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/m-drop/run.json"))) as! [String: Any]
         XCTAssertEqual((run2["params"] as! [String: Any])["negatives"] as? String, "drop")
-        XCTAssertEqual((run2["params"] as! [String: Any])["half_life_days"] as? String, "3.0")
-        XCTAssertEqual((run2["params"] as! [String: Any])["w_like"] as? String, "5.0")
+        XCTAssertEqual((run2["params"] as! [String: Any])["half_life_days"] as? String, "3")
+        XCTAssertEqual((run2["params"] as! [String: Any])["w_like"] as? String, "5")
         let badWeights = try CLIRunner.run(["train", "--events", data, "--event-weights", "poke=1", "--out", dir + "/x"])
         XCTAssertNotEqual(badWeights.status, 0)
         XCTAssertTrue(badWeights.stderr.contains("'poke=1'"), badWeights.stderr)

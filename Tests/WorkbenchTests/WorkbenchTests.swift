@@ -106,6 +106,27 @@ final class WorkbenchTests: XCTestCase {
         XCTAssertEqual(scan.unreadable.map(\.directory), [dir + "/models/broken"])
     }
 
+    /// Parameters have one normal form: "1.0" and "1" are one value in run.json, filters and diffs.
+    func testParametersAreStoredInOneNormalForm() throws {
+        for (raw, norm) in [("1.0", "1"), ("10.00", "10"), ("-3.0", "-3"), ("0.05", "0.05"), ("1", "1"), ("1.", "1."), (".0", ".0"),
+                            ("log", "log"), ("0.3.0", "0.3.0"), ("1.0e5", "1.0e5"), ("als,ease", "als,ease")] {
+            XCTAssertEqual(RunRecord.normalized(raw), norm, raw)
+        }
+        let s = try split()
+        let a = try run("alpha-float", s, factors: 8)
+        var rec = a.run
+        rec.params["alpha"] = "1.0"
+        try ModelStore.writeRun(rec, to: a.directory + "/run.json")
+        let text = try String(contentsOfFile: a.directory + "/run.json", encoding: .utf8)
+        XCTAssertTrue(text.contains("\"alpha\" : \"1\""), text)
+        let reg = RunsRegistry(root: dir + "/models")
+        XCTAssertEqual(try reg.list(filters: [try .init("alpha=1.0")]).map(\.id), ["alpha-float"])
+        XCTAssertEqual(try reg.list(filters: [try .init("alpha=1")]).map(\.id), ["alpha-float"])
+        var other = rec
+        other.params["alpha"] = "1"
+        XCTAssertFalse(RunsRegistry.diff(try reg.resolve("alpha-float").run, other.normalized).contains { $0.field == "param alpha" })
+    }
+
     /// A bare name is a run id first: a same-named folder elsewhere (the working directory) does
     /// not shadow it, and the clash is noted; a path with a "/" is the directory.
     func testARunIdIsResolvedBeforeASameNamedFolder() throws {
@@ -358,7 +379,8 @@ final class WorkbenchTests: XCTestCase {
         XCTAssertFalse(html.contains("href="))
         XCTAssertTrue(html.contains("test &lt;report&gt;"), "titles are escaped")
         for needle in ["Metrics on the test set", "training loss by iteration", "Sweep sweep", "popularity decile", "als-r", "pop-r",
-                       "Second-stage feature importance", "<td>ease_rank</td><td>75.0 %</td>"] {
+                       "Second-stage feature importance", "<td>ease_rank</td><td>75.0 %</td>",
+                       "10000 resamples, seed 42 (the same as <code>foryou compare</code>"] {
             XCTAssertTrue(html.contains(needle), needle)
         }
         XCTAssertEqual(html.components(separatedBy: "<svg").count - 1, 3, "loss curve, heat map, decile bars")

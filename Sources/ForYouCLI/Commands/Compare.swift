@@ -34,6 +34,7 @@ struct Compare: ParsableCommand {
     var metric = "ndcg,recall,precision,ap"
     @Option(help: "Bootstrap and randomisation resamples.") var resamples = 10_000
     @Option(help: "Seed of the resampling.") var seed: UInt64 = 42
+    @Flag(help: "Print one JSON object (everything the table shows) instead of the tables.") var json = false
 
     func run() throws {
         let reg = RunsRegistry(root: models)
@@ -54,16 +55,35 @@ struct Compare: ParsableCommand {
         func label(_ s: [RunEntry]) -> String {
             s.count == 1 ? "\(s[0].id) (\(s[0].run.model))" : "\(s.count) replicates of \(s[0].run.model): \(s.map(\.id).joined(separator: ", "))"
         }
-        print("A = \(label(x)), B = \(label(y)); \(c.users) test users, K = \(c.k); \(resamples) resamples, seed \(seed)")
+        var notes: [String] = []
         if c.replicated {
-            print("intervals resample replicates and users, so they cover training randomness")
+            notes.append("intervals resample replicates and users, so they cover training randomness")
             if x.count == 1 || y.count == 1 {
-                print("note: side \(x.count == 1 ? "A" : "B") is a single run, so its own training randomness is not covered; give it replicates too")
+                notes.append("side \(x.count == 1 ? "A" : "B") is a single run, so its own training randomness is not covered; give it replicates too")
             }
         } else if RunComparison.areReplicates(x[0], y[0]) && x[0].run.params["seed"] != y[0].run.params["seed"] {
-            print("note: A and B differ only in seed, so any difference is training randomness, which these intervals (test users "
-                  + "resampled) do not cover; compare replicates, e.g. A_S1,A_S2,A_S3 B_S1,B_S2,B_S3")
+            notes.append("A and B differ only in seed, so any difference is training randomness, which these intervals (test users "
+                         + "resampled) do not cover; compare replicates, e.g. A_S1,A_S2,A_S3 B_S1,B_S2,B_S3")
         }
+        if json {
+            func side(_ e: [RunEntry], _ s: RunComparison.Side) -> [String: Any] {
+                ["runs": e.map { ["id": $0.id, "model": $0.run.model, "directory": $0.directory] },
+                 "coverage": s.coverage, "novelty_bits": s.novelty, "gini": s.gini]
+            }
+            let obj: [String: Any] = [
+                "a": side(x, c.sideA), "b": side(y, c.sideB), "users": c.users, "k": c.k, "resamples": resamples, "seed": seed,
+                "replicated": c.replicated, "notes": notes,
+                "metrics": c.metrics.map { m -> [String: Any] in
+                    ["name": m.name, "a": m.a, "b": m.b, "delta": m.interval.mean, "low": m.interval.low,
+                     "high": m.interval.high, "p": m.p, "level": 0.95]
+                },
+                "lists": ["overlap": c.overlap, "rbo": c.rbo, "rbo_p": 0.9],
+            ]
+            print(String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self))
+            return
+        }
+        print("A = \(label(x)), B = \(label(y)); \(c.users) test users, K = \(c.k); \(resamples) resamples, seed \(seed)")
+        for n in notes { print(n.hasPrefix("intervals") ? n : "note: " + n) }
         var rows = [["metric", "A", "B", "B - A", "95 % interval", "p"]]
         for m in c.metrics {
             rows.append([m.name, String(format: "%.4f", m.a), String(format: "%.4f", m.b), String(format: "%+.4f", m.interval.mean),

@@ -17,9 +17,12 @@ struct ReportCommand: ParsableCommand {
     @Option(name: .customLong("sweep"), help: "A sweep directory (sweep.json) to draw as a heat map (repeatable).") var sweeps: [String] = []
     @Option(help: "Output HTML file.") var out = "report.html"
     @Option(help: "Page title.") var title = "foryou report"
+    @Option(help: "Bootstrap resamples of the metric intervals (the default is compare's).") var resamples = 10_000
+    @Option(help: "Seed of the resampling (the default is compare's).") var seed: UInt64 = 42
 
     func validate() throws {
         guard !runs.isEmpty || !sweeps.isEmpty else { throw ValidationError("give at least one run or --sweep DIR") }
+        guard resamples > 0 else { throw ValidationError("--resamples must be positive") }
     }
 
     func run() throws {
@@ -36,7 +39,7 @@ struct ReportCommand: ParsableCommand {
             }
         }
         let html: String
-        do { html = try Report.html(runs: entries, sweeps: records, title: title) } catch let e as ArtifactError {
+        do { html = try Report.html(runs: entries, sweeps: records, title: title, resamples: resamples, seed: seed) } catch let e as ArtifactError {
             throw CLIError("report: \(e)")
         }
         try AtomicFile.write(html, to: out)

@@ -191,50 +191,75 @@ struct SweepCommand: ParsableCommand {
         }
         // The chosen configuration, on all of train; the only model that sees the test file (the
         // second stage already refit its sources on all of train).
-        var spec: TrainingSpec
-        let trained: TrainedModel
         var chosenName = chosen.family.rawValue
         var chosenParams = chosen.best.params
         var chosenValidation = chosen.best.metrics[metric] ?? 0
         if secondWins, let second {
-            (spec, trained) = (second.spec, second.trained)
             chosenName = "rerank"
             chosenParams = second.params
             chosenValidation = second.trained.rerank!.validationNDCG
-        } else {
-            spec = try Sweep.trainingSpec(chosen.family, chosen.best.params, threads: common.threads, seed: seed, features: featureSet, carve: carve)
-            spec.refit = true
-            spec.featuresSource = features
-            do { trained = try TrainingPipeline.fit(data, spec, cancel: CLIContext.cancel) { Console.err($0) } } catch TrainingError.cancelled {
-                throw CLIError("sweep: interrupted while training the chosen configuration")
-            }
         }
-        guard trained.completed else { throw CLIError("sweep: interrupted while training the chosen configuration") }
-        let runId = ModelStore.newRunId(model: chosenName)
-        let runDir = models + "/" + runId
-        let cui = data.confidenceMatrix(spec.confidence)
         var extra = chosenParams.merging(carve.params(for: data)) { $1 }
         if chosenName != "rerank" { extra["sweep"] = chosen.record.id }
         extra["validation_\(metric)"] = String(format: "%.5f", chosenValidation)
         extra["format"] = input.format.rawValue
-        let run = TrainingPipeline.record(
-            id: runId, spec: spec, trained: trained,
-            source: .init(paths: paths, format: input.format.rawValue, fingerprint: fingerprint, rows: data.count, users: data.users.count,
-                          items: data.items.count, nnz: cui.nnz),
-            importSeconds: 0, extraParams: extra)
-        try ModelStore.save(trained.ranker, users: data.users, items: data.items, seen: cui, run: run, to: runDir)
+        // A rerun of a finished sweep chooses the same configuration: reuse the run it recorded
+        // (same model, parameters, sweep, data, code and test file) instead of a duplicate.
+        let testFingerprint = try test.map { try ModelStore.fingerprint(paths: [$0]) }
+        let previous = RunsRegistry(root: models).all().last { e in
+            e.run.model == chosenName && e.run.data.fingerprint == fingerprint && e.run.codeVersion == CodeVersion.current
+                && e.run.outcome == "completed" && e.run.evaluation?.testFingerprint == testFingerprint && (test == nil || e.run.evaluation?.k == k)
+                && extra.allSatisfy { RunRecord.normalized($0.value) == e.run.params[$0.key] }
+        }
+        var runDir: String
+        var spec: TrainingSpec?
+        var trained: TrainedModel?
         var testSummary: [String: Double]?
-        if let test {
-            let (testData, _) = try input.read(test, verbose: common.verbose)
-            let report = Evaluator(k: k, threads: common.threads).evaluate(trained.ranker, users: data.users, items: data.items, seen: cui,
-                                                                           test: testData)
-            try EvaluationRecord.attach(report, test: [test], to: runDir)
-            let s = report.summary
-            testSummary = ["ndcg": s.ndcg, "recall": s.recall, "precision": s.precision, "map": s.map, "coverage": s.coverage]
-            if !json {
-                print(String(format: "test (chosen on validation): ndcg@%d %.4f  recall@%d %.4f  precision@%d %.4f  map@%d %.4f", k, s.ndcg, k,
-                             s.recall, k, s.precision, k, s.map))
+        if let previous {
+            runDir = previous.directory
+            Console.err("sweep: the chosen configuration is already run \(previous.id) (same sweep, data, code and test); reusing it")
+            if test != nil {
+                let m = previous.run.metrics
+                testSummary = ["ndcg": m["ndcg@\(k)"] ?? 0, "recall": m["recall@\(k)"] ?? 0, "precision": m["precision@\(k)"] ?? 0,
+                               "map": m["map@\(k)"] ?? 0, "coverage": m["coverage@\(k)"] ?? 0]
             }
+        } else {
+            // The chosen configuration, on all of train; the only model that sees the test file (the
+            // second stage already refit its sources on all of train).
+            if secondWins, let second {
+                (spec, trained) = (second.spec, second.trained)
+            } else {
+                var fs = try Sweep.trainingSpec(chosen.family, chosen.best.params, threads: common.threads, seed: seed, features: featureSet,
+                                                carve: carve)
+                fs.refit = true
+                fs.featuresSource = features
+                spec = fs
+                do { trained = try TrainingPipeline.fit(data, fs, cancel: CLIContext.cancel) { Console.err($0) } } catch TrainingError.cancelled {
+                    throw CLIError("sweep: interrupted while training the chosen configuration")
+                }
+            }
+            guard let spec, let trained, trained.completed else { throw CLIError("sweep: interrupted while training the chosen configuration") }
+            let runId = ModelStore.newRunId(model: chosenName)
+            runDir = models + "/" + runId
+            let cui = data.confidenceMatrix(spec.confidence)
+            let run = TrainingPipeline.record(
+                id: runId, spec: spec, trained: trained,
+                source: .init(paths: paths, format: input.format.rawValue, fingerprint: fingerprint, rows: data.count, users: data.users.count,
+                              items: data.items.count, nnz: cui.nnz),
+                importSeconds: 0, extraParams: extra)
+            try ModelStore.save(trained.ranker, users: data.users, items: data.items, seen: cui, run: run, to: runDir)
+            if let test {
+                let (testData, _) = try input.read(test, verbose: common.verbose)
+                let report = Evaluator(k: k, threads: common.threads).evaluate(trained.ranker, users: data.users, items: data.items, seen: cui,
+                                                                               test: testData)
+                try EvaluationRecord.attach(report, test: [test], to: runDir)
+                let s = report.summary
+                testSummary = ["ndcg": s.ndcg, "recall": s.recall, "precision": s.precision, "map": s.map, "coverage": s.coverage]
+            }
+        }
+        if let s = testSummary, !json {
+            print(String(format: "test (chosen on validation): ndcg@%d %.4f  recall@%d %.4f  precision@%d %.4f  map@%d %.4f", k, s["ndcg"]!, k,
+                         s["recall"]!, k, s["precision"]!, k, s["map"]!))
         }
         // Reported only (the choice above never saw the test file): every other family's best on test.
         var familyTests: [String: [String: Double]] = [:]
