@@ -94,7 +94,8 @@ public enum Report {
         let all = series.flatMap { $0.values.filter(\.isFinite) }
         guard let lo0 = all.min(), let hi0 = all.max(), let n = series.map(\.values.count).max(), n > 0 else { return "" }
         let pad = (hi0 - lo0) * 0.05 + (hi0 == lo0 ? max(abs(hi0) * 0.05, 1e-6) : 0)
-        let lo = lo0 - pad, hi = hi0 + pad
+        // Figures that cannot be negative (losses, metrics) get no negative tick.
+        let lo = lo0 >= 0 ? max(0, lo0 - pad) : lo0 - pad, hi = hi0 + pad
         func x(_ i: Int) -> Double { left + (n == 1 ? 0.5 : Double(i) / Double(n - 1)) * (w - left - right) }
         func y(_ v: Double) -> Double { top + (1 - (v - lo) / (hi - lo)) * (h - top - bottom) }
         var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(w))\" height=\"\(Int(h))\" role=\"img\" aria-label=\"\(esc(title))\">"
@@ -125,11 +126,17 @@ public enum Report {
     static func curves(_ runs: [RunEntry]) -> String {
         var s = "<h2>Training curves</h2>\n"
         let losses = runs.enumerated().filter { !$0.element.run.losses.isEmpty }
-            .map { (name: $0.element.id, color: palette[$0.offset % palette.count], values: $0.element.run.losses) }
+            .map { (model: $0.element.run.model, name: $0.element.id, color: palette[$0.offset % palette.count], values: $0.element.run.losses) }
         var names = Set<String>()
         for e in runs { if let c = e.run.curves { names.formUnion(c.keys) } }
         if losses.isEmpty && names.isEmpty { return s + "<p class=note>No run recorded per-iteration figures.</p>\n" }
-        if !losses.isEmpty { s += lineChart(losses, title: "training loss by iteration", yLabel: "loss") }
+        // One panel per model family: their losses are on different scales (ALS's weighted squared
+        // error per entry, the two-tower's softmax cross-entropy), and the two-tower counts epochs.
+        for model in Set(losses.map(\.model)).sorted() {
+            let step = model == "two-tower" || model == "blend" ? "epoch" : "iteration"
+            s += lineChart(losses.filter { $0.model == model }.map { ($0.name, $0.color, $0.values) },
+                           title: "\(model): training loss by \(step)", yLabel: "loss")
+        }
         for n in names.sorted() {
             let series = runs.enumerated().compactMap { i, e in
                 e.run.curves?[n].map { (name: e.id, color: palette[i % palette.count], values: $0) }
@@ -216,38 +223,50 @@ public enum Report {
         let evaluated = runs.filter { $0.run.evaluation != nil }
         guard !evaluated.isEmpty else { return "" }
         var s = "<h2>Coverage and popularity bias</h2>\n<p class=note>Share of recommended slots per decile of item popularity in "
-            + "the training data (1 = least popular tenth of the catalog, 10 = most popular). A uniform ranker would give 10 % each.</p>\n"
-        var series: [(name: String, color: String, shares: [Double], coverage: Double)] = []
+            + "the training data (1 = least popular tenth of the catalog, 10 = most popular), on a log scale so that models which all "
+            + "put most slots in the top decile still separate; the table adds the share to the top 1 % of items. A uniform ranker "
+            + "would give 10 % per decile.</p>\n"
+        var series: [(name: String, color: String, shares: [Double], coverage: Double, top1: Double)] = []
         for e in evaluated {
             let rec = try EvaluationRecord.read(e.directory + "/" + e.run.evaluation!.perUserFile)
             let pop = try ModelStore.trainingPopularity(e.directory)
             let ordered = pop.sorted { $0.value != $1.value ? $0.value < $1.value : $0.key < $1.key }.map(\.key)
             var decile: [String: Int] = [:]
             for (r, id) in ordered.enumerated() { decile[id] = min(9, r * 10 / max(1, ordered.count)) }
+            // The top 1 % of items by popularity (at least one).
+            let top1 = Set(ordered.suffix(max(1, ordered.count / 100)))
             var counts = [Double](repeating: 0, count: 10)
+            var inTop1 = 0.0
             var distinct = Set<String>()
-            for l in rec.lists { for id in l { if let d = decile[id] { counts[d] += 1 }; distinct.insert(id) } }
+            for l in rec.lists {
+                for id in l {
+                    if let d = decile[id] { counts[d] += 1 }
+                    if top1.contains(id) { inTop1 += 1 }
+                    distinct.insert(id)
+                }
+            }
             let total = max(1, counts.reduce(0, +))
             series.append((e.id, palette[runs.firstIndex { $0.id == e.id }! % palette.count], counts.map { $0 / total },
-                           Double(distinct.count) / Double(max(1, ordered.count))))
+                           Double(distinct.count) / Double(max(1, ordered.count)), inTop1 / total))
         }
-        s += "<table><tr><th>run</th><th>catalog coverage</th><th>share to the top decile</th><th>share to the bottom half</th></tr>\n"
+        s += "<table><tr><th>run</th><th>catalog coverage</th><th>share to the top 1 %</th><th>share to the top decile</th>"
+            + "<th>share to the bottom half</th></tr>\n"
         for x in series {
-            s += String(format: "<tr><td>%@</td><td>%.4f</td><td>%.3f</td><td>%.3f</td></tr>\n", esc(x.name), x.coverage, x.shares[9],
-                        x.shares[0..<5].reduce(0, +))
+            s += String(format: "<tr><td>%@</td><td>%.4f</td><td>%.3f</td><td>%.3f</td><td>%.4f</td></tr>\n", esc(x.name), x.coverage, x.top1,
+                        x.shares[9], x.shares[0..<5].reduce(0, +))
         }
         s += "</table>\n"
         // Grouped bars.
         let w = 700.0, h = 240.0, left = 50.0, top = 20.0, bottom = 36.0
         let groupW = (w - left - 20) / 10, barW = groupW * 0.8 / Double(max(1, series.count))
-        let maxShare = max(0.1, series.flatMap(\.shares).max() ?? 0.1)
-        func y(_ v: Double) -> Double { top + (1 - v / maxShare) * (h - top - bottom) }
+        // Log scale from 0.01 % to 100 % (an empty decile sits on the floor).
+        let floorShare = 1e-4
+        func y(_ v: Double) -> Double { top + (-log10(max(v, floorShare)) / -log10(floorShare)) * (h - top - bottom) }
         s += "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(w))\" height=\"\(Int(h))\" role=\"img\" aria-label=\"popularity deciles\">"
         s += "<rect x=\"0\" y=\"0\" width=\"\(Int(w))\" height=\"\(Int(h))\" fill=\"#fafafa\"/>"
-        for t in 0...4 {
-            let v = maxShare * Double(t) / 4
+        for (v, label) in [(1e-4, "0.01%"), (1e-3, "0.1%"), (1e-2, "1%"), (0.1, "10%"), (1.0, "100%")] {
             s += String(format: "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>", left, w - 20, y(v), y(v))
-            s += String(format: "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" text-anchor=\"end\">%.0f%%</text>", left - 4, y(v) + 3, v * 100)
+            s += String(format: "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" text-anchor=\"end\">%@</text>", left - 4, y(v) + 3, label)
         }
         for d in 0..<10 {
             let gx = left + groupW * Double(d)

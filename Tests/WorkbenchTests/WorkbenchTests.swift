@@ -372,7 +372,11 @@ final class WorkbenchTests: XCTestCase {
         let spec = SweepSpec(keys: ["factors", "reg"], values: [["4", "8"], ["0.01", "0.1"]], base: ["iters": "3"])
         let (sweep, _) = try Sweep.run(spec, data: s.train, dataPaths: [s.trainPath], fingerprint: try ModelStore.fingerprint(paths: [s.trainPath]),
                                        directory: dir + "/sweep", threads: 2)
-        let html = try Report.html(runs: [a, b], sweeps: [sweep], title: "test <report>")
+        // A two-tower's losses (cross-entropy, ~5) get their own panel, counted in epochs.
+        var tt = b
+        tt.run.id = "tt-r"; tt.run.model = "two-tower"; tt.run.losses = [5.2, 4.8, 4.7]
+        let html = try Report.html(runs: [a, b, tt], sweeps: [sweep], title: "test <report>")
+        XCTAssertTrue(html.contains("two-tower: training loss by epoch"))
         // Self-contained: no script, nothing fetched.
         XCTAssertFalse(html.contains("<script"))
         XCTAssertFalse(html.contains("src="))
@@ -380,10 +384,11 @@ final class WorkbenchTests: XCTestCase {
         XCTAssertTrue(html.contains("test &lt;report&gt;"), "titles are escaped")
         for needle in ["Metrics on the test set", "training loss by iteration", "Sweep sweep", "popularity decile", "als-r", "pop-r",
                        "Second-stage feature importance", "<td>ease_rank</td><td>75.0 %</td>",
-                       "10000 resamples, seed 42 (the same as <code>foryou compare</code>"] {
+                       "10000 resamples, seed 42 (the same as <code>foryou compare</code>",
+                       "als: training loss by iteration", "share to the top 1 %", ">0.01%</text>"] {
             XCTAssertTrue(html.contains(needle), needle)
         }
-        XCTAssertEqual(html.components(separatedBy: "<svg").count - 1, 3, "loss curve, heat map, decile bars")
+        XCTAssertEqual(html.components(separatedBy: "<svg").count - 1, 4, "ALS and two-tower loss panels, heat map, decile bars")
         let r = try render(html, name: "report")
         XCTAssertEqual(r.console, [], "console messages")
         XCTAssertGreaterThan(r.inked, 0.02, "the screenshot is blank")
