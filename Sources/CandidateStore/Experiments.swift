@@ -191,4 +191,14 @@ extension SQLiteFeedStore {
         }
         return try experiment(named: name)!
     }
+
+    public func deleteExperiment(_ name: String) throws {
+        try pool.write { db in
+            let e = try Self.stored(db, name)
+            guard e.status == .draft else {
+                throw ExperimentError.invalid("experiment '\(name)' is \(e.status.rawValue); only a draft (never started) can be deleted")
+            }
+            try db.execute(sql: "DELETE FROM experiments WHERE name = ?", arguments: [name])
+        }
+    }
 }

@@ -104,6 +104,8 @@ public protocol ExperimentStore: AnyObject, Sendable {
     /// Starts a draft; at most one experiment runs.
     @discardableResult func startExperiment(_ name: String, at time: Int64) throws -> Experiment
     @discardableResult func stopExperiment(_ name: String, at time: Int64) throws -> Experiment
+    /// Deletes a draft (one that never ran: a started experiment's assignments are in the event log).
+    func deleteExperiment(_ name: String) throws
 }
 
 /// The whole store: the catalog the feed reads, generations of per-user top-N lists of which

@@ -78,4 +78,17 @@ extension PostgresFeedStore {
         }
         return try experiment(named: name)!
     }
+
+    public func deleteExperiment(_ name: String) throws {
+        try transaction { c in
+            guard let row = try run(c, "SELECT \(unescaped: Self.experimentColumns) FROM experiments WHERE name = \(name) FOR UPDATE").first else {
+                throw ExperimentError.notFound(name)
+            }
+            let e = try Self.experiment(row)
+            guard e.status == .draft else {
+                throw ExperimentError.invalid("experiment '\(name)' is \(e.status.rawValue); only a draft (never started) can be deleted")
+            }
+            try run(c, "DELETE FROM experiments WHERE name = \(name)")
+        }
+    }
 }

@@ -37,6 +37,9 @@ public struct RescoreConfig: Sendable {
     public var top = 200
     /// Generations kept after the switch (the live one always is).
     public var keep = 3
+    /// Switch the new generation live (false: a challenger for an experiment, made live later
+    /// with `generations activate`).
+    public var activate = true
     /// The candidate store to write into (default: the data directory's SQLite file).
     public var store: (any FeedStore)? = nil
     /// Train on this Kafka topic (to its end when the job starts) instead of the data directory's file log.
@@ -130,10 +133,12 @@ public enum RescoreJob {
 
         let t3 = Date()
         let lists = recs.storeLists(users: data.users)
-        let gen = try store.writeGeneration(model: c.model.rawValue, runId: runId, items: itemIds, lists: lists, activate: true,
+        let gen = try store.writeGeneration(model: c.model.rawValue, runId: runId, items: itemIds, lists: lists, activate: c.activate,
                                             modelDir: URL(fileURLWithPath: modelDir).standardizedFileURL.path,
                                             eventsThrough: source.logPosition)
-        progress(String(format: "generation %lld written and live in %.1fs", gen, Date().timeIntervalSince(t3)))
+        progress(String(format: c.activate ? "generation %lld written and live in %.1fs"
+                                           : "generation %lld written in %.1fs, not live (a challenger: generations activate to switch)",
+                        gen, Date().timeIntervalSince(t3)))
         let pruned = try store.prune(keep: c.keep)
         let storeSeconds = Date().timeIntervalSince(t3)
         return RescoreResult(runId: runId, modelDirectory: modelDir, generation: gen, events: events,

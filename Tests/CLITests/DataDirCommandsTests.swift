@@ -206,6 +206,17 @@ final class DataDirCommandsTests: XCTestCase {
         XCTAssertTrue(ok.stdout.contains("generation 1 live"), ok.stdout)
         XCTAssertTrue(ok.stderr.contains("iteration 2/2"), ok.stderr)
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir + "/models").count, 1)
+        // A challenger: written and kept, generation 1 stays live until it is activated.
+        let challenger = try run(["rescore", "--data-dir", data, "--models", dir + "/models", "--factors", "4", "--iters", "2",
+                                  "--top", "10", "--no-activate"])
+        XCTAssertTrue(challenger.stdout.contains("generation 2 written, not live"), challenger.stdout)
+        let live = try run(["generations", "list", "--data-dir", data]).stdout.split(separator: "\n").filter { $0.hasPrefix("*") }
+        XCTAssertEqual(live.count, 1)
+        XCTAssertTrue(live[0].hasPrefix("* 1\t"), "\(live)")
+        _ = try run(["generations", "activate", "2", "--data-dir", data])
+        let now = try run(["generations", "list", "--data-dir", data]).stdout.split(separator: "\n").filter { $0.hasPrefix("*") }
+        XCTAssertEqual(now.count, 1)
+        XCTAssertTrue(now[0].hasPrefix("* 2\t"), "\(now)")
     }
 
     func testWorkerFoldsInRetrainsOnScheduleAndServesMetrics() async throws {

@@ -249,7 +249,20 @@ final class PipelineTests: XCTestCase {
         _ = try ok(["train", "--events", data, "--model", "popularity", "--out", dir + "/models/pop"])
         _ = try ok(["score-all", "--model", dir + "/models/pop", "--into", data, "--no-activate", "--top", "60"])
         _ = try ok(["experiment", "create", "pop-vs-als", "--data-dir", data, "--variant", "control=2:50", "--variant", "treatment=1:50"])
+        // Before any event: "no data", not nan and p = 1; JSON carries nulls (it cannot carry NaN).
+        XCTAssertTrue(try ok(["experiment", "report", "pop-vs-als", "--data-dir", data]).contains("no data: the experiment has not started"))
+        let none = try JSONSerialization.jsonObject(with: Data(try ok(["experiment", "report", "pop-vs-als", "--data-dir", data, "--json"]).utf8))
+            as! [String: Any]
+        XCTAssertEqual(none["status"] as? String, "no data")
+        XCTAssertTrue(none["srm_p"] is NSNull)
+        // A mistaken draft is deleted; a started experiment is not.
+        _ = try ok(["experiment", "create", "typo", "--data-dir", data, "--variant", "a=2:1", "--variant", "b=1:1"])
+        XCTAssertTrue(try ok(["experiment", "delete", "typo", "--data-dir", data]).contains("experiment typo deleted"))
+        XCTAssertFalse(try ok(["experiment", "list", "--data-dir", data]).contains("typo"))
         _ = try ok(["experiment", "start", "pop-vs-als", "--data-dir", data])
+        let notDraft = try CLIRunner.run(["experiment", "delete", "pop-vs-als", "--data-dir", data])
+        XCTAssertNotEqual(notDraft.status, 0)
+        XCTAssertTrue(notDraft.stderr.contains("only a draft"), notDraft.stderr)
         let (_, listening) = try start(["serve", "--data-dir", data, "--port", "0"], ready: #"listening on http://127\.0\.0\.1:\d+"#)
         let port = Int(listening.split(separator: ":").last!)!
         let sim = try ok(["simulate", "--data-dir", data, "--url", "http://127.0.0.1:\(port)", "--users", "400", "--seconds", "8",

@@ -281,7 +281,14 @@ final class StoreBehaviourTests: XCTestCase {
             XCTAssertNil(try store.runningExperiment())
             XCTAssertEqual(try store.experiment(named: "exp1")?.stoppedAt, 2_000)
             XCTAssertThrowsError(try store.startExperiment("exp1", at: 2_500))  // stopped stays stopped
+            // A draft can be deleted (and its generations are then no longer held); one that ran cannot.
+            _ = try store.createExperiment(name: "typo", variants: e.variants)
+            try store.deleteExperiment("typo")
+            XCTAssertNil(try store.experiment(named: "typo"))
+            XCTAssertThrowsError(try store.deleteExperiment("typo")) { XCTAssertEqual($0 as? ExperimentError, .notFound("typo")) }
+            XCTAssertThrowsError(try store.deleteExperiment("exp1")) { XCTAssertTrue("\($0)".contains("only a draft"), "\($0)") }
             try store.startExperiment("exp2", at: 3_000)
+            XCTAssertThrowsError(try store.deleteExperiment("exp2"))
             XCTAssertEqual(try store.experiments().map(\.name), ["exp1", "exp2"])
             XCTAssertEqual(Experiment.parseAnnotation(e.annotation(for: "u7"))?.experiment, "exp1")
             XCTAssertEqual(Experiment.parseAnnotation(e.annotation(for: "u7"))?.variant, e.variant(for: "u7").name)

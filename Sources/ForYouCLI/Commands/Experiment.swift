@@ -16,7 +16,7 @@ struct ExperimentCommand: ParsableCommand {
         sample-ratio-mismatch chi-square check. The server picks up start and stop within its \
         refresh period.
         """,
-        subcommands: [Create.self, Start.self, Stop.self, List.self, ReportSub.self])
+        subcommands: [Create.self, Start.self, Stop.self, Delete.self, List.self, ReportSub.self])
 
     static func store(_ d: DataDirOption, _ backend: StoreOption) throws -> any FeedStore { try backend.open(dataDir: d.dataDir) }
 
@@ -29,7 +29,7 @@ struct ExperimentCommand: ParsableCommand {
         @OptionGroup var data: DataDirOption
         @OptionGroup var backend: StoreOption
         @Argument(help: "Experiment name.") var name: String
-        @Option(name: .customLong("variant"), help: "NAME=GENERATION_OR_RUN:WEIGHT (repeatable; the first is the control).")
+        @Option(name: .customLong("variant"), help: "NAME=GENERATION_OR_RUN:WEIGHT (repeatable; the first is the control). Weights are relative: 1 and 1, or 50 and 50, split users evenly.")
         var variants: [String] = []
 
         func run() throws {
@@ -82,6 +82,18 @@ struct ExperimentCommand: ParsableCommand {
         }
     }
 
+    struct Delete: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete a draft experiment (one that never started).")
+        @OptionGroup var data: DataDirOption
+        @OptionGroup var backend: StoreOption
+        @Argument var name: String
+        func run() throws {
+            let store = try ExperimentCommand.store(data, backend)
+            try ExperimentCommand.run { try store.deleteExperiment(name) }
+            print("experiment \(name) deleted")
+        }
+    }
+
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Experiments and their variants.")
         @OptionGroup var data: DataDirOption
@@ -118,16 +130,26 @@ struct ExperimentCommand: ParsableCommand {
             }
             if json { print(try ExperimentCommand.json(r)); return }
             print("experiment \(e.name) (\(e.status.rawValue)); control: \(e.variants[0].name)\n")
+            guard r.arms.contains(where: { $0.users > 0 }) else {
+                print(e.status == .draft ? "no data: the experiment has not started"
+                                         : "no data: no user of this experiment has an event in the log yet")
+                return
+            }
+            let empty = Set(r.arms.filter { $0.users == 0 }.map(\.name))
             var rows = [["variant", "users", "impressions"] + ExperimentReport.metrics.map { $0 + " [95 %]" }]
             for a in r.arms {
                 rows.append([a.name, String(a.users), String(a.impressions)] + ExperimentReport.metrics.map {
-                    String(format: "%.4f ± %.4f", a.means[$0] ?? .nan, a.halfWidths[$0] ?? .nan)
+                    a.users == 0 ? "no data" : String(format: "%.4f ± %.4f", a.means[$0] ?? .nan, a.halfWidths[$0] ?? .nan)
                 })
             }
             print(Table.render(rows))
             print("")
             var eff = [["variant", "metric", "difference [95 %]", "lift [95 %]", "CUPED difference [95 %]", "variance cut"]]
             for x in r.effects {
+                if empty.contains(x.variant) || empty.contains(e.variants[0].name) {
+                    eff.append([x.variant, x.metric, "no data", "no data", "no data", "-"])
+                    continue
+                }
                 eff.append([x.variant, x.metric, String(format: "%+.4f [%+.4f, %+.4f]", x.difference, x.low, x.high),
                             String(format: "%+.1f%% [%+.1f%%, %+.1f%%]", 100 * x.lift, 100 * x.liftLow, 100 * x.liftHigh),
                             String(format: "%+.4f [%+.4f, %+.4f]", x.cupedDifference, x.cupedLow, x.cupedHigh),
@@ -141,16 +163,22 @@ struct ExperimentCommand: ParsableCommand {
         }
     }
 
+    /// JSON cannot hold NaN: a figure without data is null.
+    static func num(_ x: Double) -> Any { x.isFinite ? x : NSNull() }
+
     static func json(_ r: ExperimentReport) throws -> String {
+        let hasData = r.arms.contains { $0.users > 0 }
         let obj: [String: Any] = [
             "experiment": r.experiment.name,
-            "arms": r.arms.map { ["name": $0.name, "users": $0.users, "impressions": $0.impressions, "means": $0.means,
-                                  "half_widths": $0.halfWidths] as [String: Any] },
-            "effects": r.effects.map { ["variant": $0.variant, "metric": $0.metric, "difference": $0.difference, "low": $0.low,
-                                        "high": $0.high, "lift": $0.lift, "cuped_difference": $0.cupedDifference,
-                                        "cuped_low": $0.cupedLow, "cuped_high": $0.cupedHigh,
-                                        "variance_reduction": $0.varianceReduction] as [String: Any] },
-            "srm_chi_square": r.sampleRatio.chiSquare, "srm_p": r.sampleRatio.p, "srm_mismatch": r.sampleRatio.mismatch,
+            "status": hasData ? "ok" : "no data",
+            "arms": r.arms.map { ["name": $0.name, "users": $0.users, "impressions": $0.impressions,
+                                  "means": $0.means.mapValues(num), "half_widths": $0.halfWidths.mapValues(num)] as [String: Any] },
+            "effects": r.effects.map { ["variant": $0.variant, "metric": $0.metric, "difference": num($0.difference), "low": num($0.low),
+                                        "high": num($0.high), "lift": num($0.lift), "cuped_difference": num($0.cupedDifference),
+                                        "cuped_low": num($0.cupedLow), "cuped_high": num($0.cupedHigh),
+                                        "variance_reduction": num($0.varianceReduction)] as [String: Any] },
+            "srm_chi_square": hasData ? num(r.sampleRatio.chiSquare) : NSNull(), "srm_p": hasData ? num(r.sampleRatio.p) : NSNull(),
+            "srm_mismatch": hasData && r.sampleRatio.mismatch,
         ]
         return String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self)
     }

@@ -32,6 +32,7 @@ struct Rescore: ParsableCommand {
     @OptionGroup var mapping: MappingOptions
     @Option(help: "List length per user.") var top = 200
     @Option(help: "Generations to keep after the switch.") var keep = 3
+    @Flag(name: .customLong("no-activate"), help: "Write the generation without switching it live (a challenger for an experiment).") var noActivate = false
     @OptionGroup(title: "Two-tower") var tt: TwoTowerOptions
     @OptionGroup var events: EventsOption
     @OptionGroup var common: CommonOptions
@@ -59,6 +60,7 @@ struct Rescore: ParsableCommand {
         c.top = top
         c.mapping = mapping.mapping
         c.keep = keep
+        c.activate = !noActivate
         c.model = model
         c.ease = EASEConfig(lambda: lambda, maxBytes: easeMaxMemory.map { Int($0 * 1_073_741_824) } ?? EASEConfig.defaultMaxBytes,
                             threads: common.threads)
@@ -87,7 +89,7 @@ struct Rescore: ParsableCommand {
             let r = try RescoreJob.run(c, cancel: CLIContext.cancel) { Console.err("rescore: " + $0) }
             Console.err(String(format: "rescore: read %.1fs, fit %.1fs, score %.1fs, store %.1fs", r.seconds.read, r.seconds.fit,
                                r.seconds.score, r.seconds.store))
-            print("generation \(r.generation) live: \(r.users) users x top \(top) over \(r.videos) videos; model \(r.modelDirectory)"
+            print("generation \(r.generation) \(noActivate ? "written, not live (generations activate \(r.generation) switches to it)" : "live"): \(r.users) users x top \(top) over \(r.videos) videos; model \(r.modelDirectory)"
                   + (r.pruned.isEmpty ? "" : "; pruned \(r.pruned.map(String.init).joined(separator: ", "))"))
         } catch let e as TrainingError {
             throw CLIError("rescore failed: \(e)")

@@ -10,7 +10,9 @@ struct SimulateCommand: ParsableCommand {
         Needs a data directory made by `foryou world` (its world.json gives the users' tastes) and \
         the server's address. People fetch pages (a session scrolls --pages-per-session pages with \
         the cursor), react to each clip by the behaviour model in `Simulator` (matching topics are \
-        watched longer, completed, liked; others skipped) and post their events in one batch per page.
+        watched longer, completed, liked; others skipped) and post their events in one batch per page. \
+        Each session's person is drawn uniformly from the --users people with replacement: over a short \
+        run some people come back and others never do (the report counts distinct users per variant).
         """)
     @OptionGroup var data: DataDirOption
     @Option(help: "Server base URL.") var url = "http://127.0.0.1:8080"
