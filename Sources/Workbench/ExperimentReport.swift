@@ -13,10 +13,16 @@ import CandidateStore
 /// (the control): difference with a 95 % interval (Welch, normal), relative lift with a
 /// delta-method interval, and the same difference after CUPED (Deng et al. 2013), whose
 /// covariate is each user's same metric before the experiment started, from the same log
-/// (users without earlier activity get the mean, i.e. no adjustment). A chi-square test of the
+/// (users without earlier activity get the mean, i.e. no adjustment). CUPED's coefficient and
+/// its variance cut are computed within arms (pooled within-arm covariance over the two arms
+/// compared): pooled across arms, a real effect inflates var(y) and the cut is understated.
+/// Each effect has a two-sided p-value (normal, on the CUPED difference); one metric is the
+/// primary (`primary`, declared before reading), its p stands as it is, and the p-values of
+/// every other metric and variant are Holm-adjusted together. A chi-square test of the
 /// users per variant against the configured weights flags a sample ratio mismatch at p < 0.001.
 public struct ExperimentReport: Sendable {
     public static let metrics = ["like_rate", "completion_rate", "watch_s_per_impression"]
+    public static let defaultPrimary = "completion_rate"
 
     public struct Arm: Sendable {
         public var name: String
@@ -34,8 +40,18 @@ public struct ExperimentReport: Sendable {
         public var difference: Double, low: Double, high: Double
         public var lift: Double, liftLow: Double, liftHigh: Double
         public var cupedDifference: Double, cupedLow: Double, cupedHigh: Double
-        /// 1 - var(adjusted) / var(raw), pooled over both arms.
+        /// 1 - var(adjusted) / var(raw), both within arms (pooled over the two arms compared).
         public var varianceReduction: Double
+        /// Two-sided p of the raw and of the CUPED difference (normal approximation).
+        public var p: Double, cupedP: Double
+        /// The p a decision reads: the CUPED p for the primary metric, Holm-adjusted for the rest.
+        public var decisionP: Double
+        public var primary: Bool
+        /// Share of the two arms' users with a pre-period value of this metric.
+        public var preCoverage: Double
+        /// Why CUPED cut little, when it did (nil otherwise).
+        public var cupedNote: String?
+        public var significant: Bool { decisionP < 0.05 }
     }
 
     public struct SampleRatio: Sendable {
@@ -45,6 +61,7 @@ public struct ExperimentReport: Sendable {
     }
 
     public var experiment: Experiment
+    public var primary: String
     public var arms: [Arm]
     public var effects: [Effect]
     public var sampleRatio: SampleRatio
@@ -72,7 +89,7 @@ public struct ExperimentReport: Sendable {
         }
     }
 
-    public static func analyse(_ experiment: Experiment, log: EventSource) throws -> ExperimentReport {
+    public static func analyse(_ experiment: Experiment, log: EventSource, primary: String = defaultPrimary) throws -> ExperimentReport {
         var during: [String: (variant: String, stats: UserStats)] = [:]
         var before: [String: UserStats] = [:]
         let start = experiment.startedAt ?? .max
@@ -84,12 +101,12 @@ public struct ExperimentReport: Sendable {
             }
         }
         return analyse(experiment, during: during.mapValues { ($0.variant, $0.stats.values) },
-                       before: before.mapValues { $0.values })
+                       before: before.mapValues { $0.values }, primary: primary)
     }
 
     /// From per-user metric values: during the experiment (with the user's variant) and before it.
     public static func analyse(_ experiment: Experiment, during: [String: (variant: String, values: [String: Double])],
-                               before: [String: [String: Double]]) -> ExperimentReport {
+                               before: [String: [String: Double]], primary: String = defaultPrimary) -> ExperimentReport {
         let names = experiment.variants.map(\.name)
         var byArm: [String: [String]] = [:]
         for (user, d) in during { byArm[d.variant, default: []].append(user) }
@@ -108,7 +125,7 @@ public struct ExperimentReport: Sendable {
             arms.append(Arm(name: v.name, weight: v.weight, users: users.count, impressions: Int(impressions), means: means,
                             halfWidths: hw))
         }
-        // CUPED: theta pooled over all users of the experiment, per metric.
+        // CUPED per comparison: theta and the variance cut from within-arm (co)variances.
         var effects: [Effect] = []
         let control = names[0]
         for m in metrics {
@@ -117,26 +134,46 @@ public struct ExperimentReport: Sendable {
             let xMean = xsKnown.isEmpty ? 0 : xsKnown.reduce(0, +) / Double(xsKnown.count)
             let x = Dictionary(uniqueKeysWithValues: all.map { ($0, before[$0]?[m] ?? xMean) })
             let y = Dictionary(uniqueKeysWithValues: all.map { ($0, during[$0]!.values[m]!) })
-            let theta = slope(all.map { x[$0]! }, all.map { y[$0]! })
-            let xBar = all.isEmpty ? 0 : all.reduce(0) { $0 + x[$1]! } / Double(all.count)
-            func adjusted(_ u: String) -> Double { y[u]! - theta * (x[u]! - xBar) }
-            let rawVar = variance(all.map { y[$0]! }), adjVar = variance(all.map(adjusted))
             let cu = (byArm[control] ?? [])
             for v in names.dropFirst() {
                 let tr = byArm[v] ?? []
+                var sxy = 0.0, sxx = 0.0, syy = 0.0
+                for arm in [cu, tr] where !arm.isEmpty {
+                    let mx = arm.reduce(0) { $0 + x[$1]! } / Double(arm.count), my = arm.reduce(0) { $0 + y[$1]! } / Double(arm.count)
+                    for u in arm { sxy += (x[u]! - mx) * (y[u]! - my); sxx += (x[u]! - mx) * (x[u]! - mx); syy += (y[u]! - my) * (y[u]! - my) }
+                }
+                let theta = sxx > 0 ? sxy / sxx : 0
+                let pair = cu + tr
+                let xBar = pair.isEmpty ? 0 : pair.reduce(0) { $0 + x[$1]! } / Double(pair.count)
+                func adjusted(_ u: String) -> Double { y[u]! - theta * (x[u]! - xBar) }
+                // Within-arm residual sum of squares after the adjustment: syy - theta * sxy.
+                let cut = syy > 0 ? min(1, max(0, theta * sxy / syy)) : 0
+                let coverage = pair.isEmpty ? 0 : Double(pair.filter { before[$0]?[m] != nil }.count) / Double(pair.count)
                 let (mc, sc) = meanSE(cu.map { y[$0]! }), (mt, st) = meanSE(tr.map { y[$0]! })
                 let d = mt - mc, sd = (sc * sc + st * st).squareRoot()
                 let (ac, asc) = meanSE(cu.map(adjusted)), (at, ast) = meanSE(tr.map(adjusted))
                 let ad = at - ac, asd = (asc * asc + ast * ast).squareRoot()
                 let lift = mc != 0 ? d / mc : .nan
                 let liftSE = mc != 0 ? (st * st / (mc * mc) + mt * mt * sc * sc / (mc * mc * mc * mc)).squareRoot() : .nan
+                var note: String?
+                if cut < 0.05 {
+                    note = coverage < 0.2
+                        ? String(format: "only %.0f %% of these users were active before the start: little to adjust with", 100 * coverage)
+                        : String(format: "the pre-period %@ barely predicts the in-experiment one (within-arm r = %.2f)", m,
+                                 sxx > 0 && syy > 0 ? sxy / (sxx * syy).squareRoot() : 0)
+                }
+                let cp = twoSidedP(ad, asd)
                 effects.append(Effect(variant: v, metric: m, control: mc, treatment: mt, difference: d, low: d - 1.96 * sd,
                                       high: d + 1.96 * sd, lift: lift, liftLow: lift - 1.96 * liftSE, liftHigh: lift + 1.96 * liftSE,
                                       cupedDifference: ad, cupedLow: ad - 1.96 * asd, cupedHigh: ad + 1.96 * asd,
-                                      varianceReduction: rawVar > 0 ? 1 - adjVar / rawVar : 0))
+                                      varianceReduction: cut, p: twoSidedP(d, sd), cupedP: cp, decisionP: cp, primary: m == primary,
+                                      preCoverage: coverage, cupedNote: note))
             }
         }
-        return ExperimentReport(experiment: experiment, arms: arms, effects: effects,
+        // Holm over every effect but the primary metric's.
+        let rest = effects.indices.filter { !effects[$0].primary }
+        for (i, adjusted) in zip(rest, holm(rest.map { effects[$0].cupedP })) { effects[i].decisionP = adjusted }
+        return ExperimentReport(experiment: experiment, primary: primary, arms: arms, effects: effects,
                                 sampleRatio: sampleRatio(observed: arms.map(\.users), weights: arms.map(\.weight)))
     }
 
@@ -151,6 +188,25 @@ public struct ExperimentReport: Sendable {
         return SampleRatio(chiSquare: chi, p: chiSquareSurvival(chi, degrees: observed.count - 1))
     }
 
+    /// Two-sided p of a normal estimate d with standard error se (NaN without data).
+    public static func twoSidedP(_ d: Double, _ se: Double) -> Double {
+        guard d.isFinite, se.isFinite else { return .nan }
+        guard se > 0 else { return d == 0 ? 1 : 0 }
+        return erfc(abs(d) / se / 2.0.squareRoot())
+    }
+
+    /// Holm's step-down adjustment (family-wise error): p-values in the order given.
+    public static func holm(_ p: [Double]) -> [Double] {
+        let order = p.indices.sorted { (p[$0].isNaN ? 2 : p[$0]) < (p[$1].isNaN ? 2 : p[$1]) }
+        var out = [Double](repeating: .nan, count: p.count)
+        var running = 0.0
+        for (rank, i) in order.enumerated() where !p[i].isNaN {
+            running = max(running, min(1, Double(p.count - rank) * p[i]))
+            out[i] = running
+        }
+        return out
+    }
+
     static func meanSE(_ v: [Double]) -> (Double, Double) {
         guard !v.isEmpty else { return (.nan, .nan) }
         let n = Double(v.count), m = v.reduce(0, +) / n
@@ -161,15 +217,6 @@ public struct ExperimentReport: Sendable {
         guard v.count > 1 else { return 0 }
         let m = v.reduce(0, +) / Double(v.count)
         return v.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(v.count - 1)
-    }
-
-    /// cov(x, y) / var(x) (0 when x does not vary).
-    static func slope(_ x: [Double], _ y: [Double]) -> Double {
-        guard x.count > 1 else { return 0 }
-        let mx = x.reduce(0, +) / Double(x.count), my = y.reduce(0, +) / Double(y.count)
-        var cov = 0.0, vx = 0.0
-        for (a, b) in zip(x, y) { cov += (a - mx) * (b - my); vx += (a - mx) * (a - mx) }
-        return vx > 0 ? cov / vx : 0
     }
 
     /// P(X >= x) for a chi-square variable with `degrees` degrees of freedom: the regularised

@@ -68,5 +68,55 @@ final class ExperimentReportTests: XCTestCase {
         let none = ExperimentReport.analyse(exp, during: during, before: before).effects.first { $0.metric == "like_rate" }!
         XCTAssertEqual(none.cupedDifference, none.difference, accuracy: 1e-12)
         XCTAssertEqual(none.varianceReduction, 0, accuracy: 1e-12)
+        XCTAssertTrue(none.cupedNote?.contains("0 % of these users were active before the start") == true, none.cupedNote ?? "nil")
+        XCTAssertNil(e.cupedNote)
+    }
+
+    func testPValuesAndHolmAgainstHandComputedCases() {
+        XCTAssertEqual(ExperimentReport.twoSidedP(1.959964, 1), 0.05, accuracy: 1e-6)
+        XCTAssertEqual(ExperimentReport.twoSidedP(-2.575829, 1), 0.01, accuracy: 1e-6)
+        XCTAssertEqual(ExperimentReport.twoSidedP(0, 0.3), 1, accuracy: 1e-12)
+        XCTAssertTrue(ExperimentReport.twoSidedP(.nan, 1).isNaN)
+        // Holm: sorted 0.01, 0.03, 0.04 -> 3 x 0.01, max(0.03, 2 x 0.03), max(0.06, 1 x 0.04).
+        let h = ExperimentReport.holm([0.01, 0.04, 0.03])
+        for (a, b) in zip(h, [0.03, 0.06, 0.06]) { XCTAssertEqual(a, b, accuracy: 1e-12) }
+        XCTAssertEqual(ExperimentReport.holm([0.5, 0.9]), [1, 1])
+    }
+
+    /// A real effect must not shrink CUPED's variance cut (pooled across arms it would: the
+    /// effect inflates var(y)); the primary metric's p stands, the others are Holm-adjusted.
+    func testCUPEDIsWithinArmsAndOnlyThePrimaryMetricEscapesHolm() {
+        var g = SeededGenerator(seed: 11)
+        var during: [String: (variant: String, values: [String: Double])] = [:], before: [String: [String: Double]] = [:]
+        var ys: [Double] = [], xs: [Double] = []
+        for u in 0..<4_000 {
+            let user = "q\(u)"
+            let v = exp.variant(for: user).name
+            let x = 0.1 * g.unit()
+            let y = x + (v == "treatment" ? 0.3 : 0) + 0.005 * (g.unit() - 0.5)
+            during[user] = (v, ["like_rate": y, "completion_rate": 0.5 + 0.01 * g.unit(), "watch_s_per_impression": 10 * y, "impressions": 5])
+            before[user] = ["like_rate": x, "completion_rate": 0.5, "watch_s_per_impression": 10 * x]
+            ys.append(y); xs.append(x)
+        }
+        let r = ExperimentReport.analyse(exp, during: during, before: before, primary: "like_rate")
+        let like = r.effects.first { $0.metric == "like_rate" }!
+        // Within arms y - x is noise alone: the cut is nearly all of the within-arm variance.
+        XCTAssertGreaterThan(like.varianceReduction, 0.97)
+        // Pooled over both arms the same covariate explains little of var(y), which the effect dominates.
+        let mx = xs.reduce(0, +) / Double(xs.count), my = ys.reduce(0, +) / Double(ys.count)
+        let cov = zip(xs, ys).reduce(0) { $0 + ($1.0 - mx) * ($1.1 - my) }, vx = xs.reduce(0) { $0 + ($1 - mx) * ($1 - mx) }
+        let vy = ys.reduce(0) { $0 + ($1 - my) * ($1 - my) }
+        XCTAssertLessThan(cov * cov / (vx * vy), 0.2, "the pooled cut this replaces")
+        XCTAssertTrue(like.primary)
+        XCTAssertEqual(like.decisionP, like.cupedP)
+        XCTAssertTrue(like.significant)
+        let others = r.effects.filter { !$0.primary }
+        XCTAssertEqual(others.count, 2)
+        let adjusted = ExperimentReport.holm(others.map(\.cupedP))
+        for (o, a) in zip(others, adjusted) { XCTAssertEqual(o.decisionP, a, accuracy: 1e-12) }
+        // completion_rate does not move and its pre-period is constant: not significant, and the note says why CUPED cut nothing.
+        let completion = r.effects.first { $0.metric == "completion_rate" }!
+        XCTAssertFalse(completion.significant)
+        XCTAssertTrue(completion.cupedNote?.contains("barely predicts") == true, completion.cupedNote ?? "nil")
     }
 }

@@ -115,6 +115,14 @@ struct ExperimentCommand: ParsableCommand {
         @OptionGroup var events: EventsOption
         @Argument var name: String
         @Flag(help: "One JSON object instead of tables.") var json = false
+        @Option(help: "The primary metric (\(ExperimentReport.metrics.joined(separator: ", "))), declared before reading: its p stands, the other metrics' p are Holm-adjusted.")
+        var primary = ExperimentReport.defaultPrimary
+
+        func validate() throws {
+            guard ExperimentReport.metrics.contains(primary) else {
+                throw ValidationError("--primary: one of \(ExperimentReport.metrics.joined(separator: ", "))")
+            }
+        }
 
         func run() throws {
             let store = try ExperimentCommand.store(data, backend)
@@ -124,9 +132,9 @@ struct ExperimentCommand: ParsableCommand {
             case .file(let dir):
                 let log = try EventLog(directory: dir)
                 defer { log.close() }
-                r = try ExperimentReport.analyse(e, log: log)
+                r = try ExperimentReport.analyse(e, log: log, primary: primary)
             case .kafka(let k):
-                r = try ExperimentReport.analyse(e, log: KafkaTopicSource(location: k))
+                r = try ExperimentReport.analyse(e, log: KafkaTopicSource(location: k), primary: primary)
             }
             if json { print(try ExperimentCommand.json(r)); return }
             print("experiment \(e.name) (\(e.status.rawValue)); control: \(e.variants[0].name)\n")
@@ -144,18 +152,24 @@ struct ExperimentCommand: ParsableCommand {
             }
             print(Table.render(rows))
             print("")
-            var eff = [["variant", "metric", "difference [95 %]", "lift [95 %]", "CUPED difference [95 %]", "variance cut"]]
+            var eff = [["variant", "metric", "difference [95 %]", "lift [95 %]", "CUPED difference [95 %]", "variance cut", "p", "decision p", ""]]
             for x in r.effects {
                 if empty.contains(x.variant) || empty.contains(e.variants[0].name) {
-                    eff.append([x.variant, x.metric, "no data", "no data", "no data", "-"])
+                    eff.append([x.variant, x.metric, "no data", "no data", "no data", "-", "-", "-", ""])
                     continue
                 }
                 eff.append([x.variant, x.metric, String(format: "%+.4f [%+.4f, %+.4f]", x.difference, x.low, x.high),
                             String(format: "%+.1f%% [%+.1f%%, %+.1f%%]", 100 * x.lift, 100 * x.liftLow, 100 * x.liftHigh),
                             String(format: "%+.4f [%+.4f, %+.4f]", x.cupedDifference, x.cupedLow, x.cupedHigh),
-                            String(format: "%.0f%%", 100 * x.varianceReduction)])
+                            String(format: "%.0f%%", 100 * x.varianceReduction), String(format: "%.4f", x.cupedP),
+                            String(format: "%.4f", x.decisionP) + (x.primary ? " (primary)" : " (Holm)"), x.significant ? "significant" : ""])
             }
             print(Table.render(eff))
+            for x in r.effects where x.cupedNote != nil && !empty.contains(x.variant) {
+                print("CUPED on \(x.metric) (\(x.variant)) cut little: \(x.cupedNote!)")
+            }
+            print("primary metric: \(r.primary) (p as is); the other metrics' p are Holm-adjusted together; "
+                  + "read once at the planned end, not repeatedly while running")
             let s = r.sampleRatio
             print(String(format: "\nsample ratio: chi-square %.2f, p = %.4g: %@", s.chiSquare, s.p,
                          s.mismatch ? "MISMATCH (users per variant do not follow the weights; the split or the logging is broken)"
@@ -176,7 +190,10 @@ struct ExperimentCommand: ParsableCommand {
             "effects": r.effects.map { ["variant": $0.variant, "metric": $0.metric, "difference": num($0.difference), "low": num($0.low),
                                         "high": num($0.high), "lift": num($0.lift), "cuped_difference": num($0.cupedDifference),
                                         "cuped_low": num($0.cupedLow), "cuped_high": num($0.cupedHigh),
-                                        "variance_reduction": num($0.varianceReduction)] as [String: Any] },
+                                        "variance_reduction": num($0.varianceReduction), "p": num($0.p), "cuped_p": num($0.cupedP),
+                                        "decision_p": num($0.decisionP), "primary": $0.primary, "significant": $0.significant,
+                                        "pre_coverage": num($0.preCoverage), "cuped_note": $0.cupedNote ?? NSNull()] as [String: Any] },
+            "primary": r.primary,
             "srm_chi_square": hasData ? num(r.sampleRatio.chiSquare) : NSNull(), "srm_p": hasData ? num(r.sampleRatio.p) : NSNull(),
             "srm_mismatch": hasData && r.sampleRatio.mismatch,
         ]
