@@ -23,6 +23,8 @@ import CandidateStore
 public struct ExperimentReport: Sendable {
     public static let metrics = ["like_rate", "completion_rate", "watch_s_per_impression"]
     public static let defaultPrimary = "completion_rate"
+    /// Guardrail margin: a relative worsening of the control's value (0.05 = 5 %).
+    public static let defaultGuardrailMargin = 0.05
 
     public struct Arm: Sendable {
         public var name: String
@@ -54,6 +56,21 @@ public struct ExperimentReport: Sendable {
         public var significant: Bool { decisionP < 0.05 }
     }
 
+    /// Metrics that must not get worse (higher is worse): each variant against the control.
+    public static let guardrailMetrics = ["skip_rate", "hide_rate"]
+
+    /// A guardrail comparison: `failed` when the variant is worse beyond the margin (a relative
+    /// share of the control's value) and significantly so (the interval's lower end above 0);
+    /// `warning` when only the estimate is beyond the margin.
+    public struct Guardrail: Sendable {
+        public var variant: String
+        public var metric: String
+        public var control: Double, treatment: Double
+        public var difference: Double, low: Double, high: Double
+        public var margin: Double
+        public var status: String
+    }
+
     public struct SampleRatio: Sendable {
         public var chiSquare: Double
         public var p: Double
@@ -64,32 +81,38 @@ public struct ExperimentReport: Sendable {
     public var primary: String
     public var arms: [Arm]
     public var effects: [Effect]
+    public var guardrails: [Guardrail]
     public var sampleRatio: SampleRatio
 
     /// Per-user counts in one period.
     struct UserStats {
-        var videos: [String: (watch: UInt32, like: Bool, complete: Bool)] = [:]
+        var videos: [String: (watch: UInt32, like: Bool, complete: Bool, skip: Bool, hide: Bool)] = [:]
         var values: [String: Double] {
             let n = Double(max(1, videos.count))
-            var likes = 0.0, completes = 0.0, watch = 0.0
+            var likes = 0.0, completes = 0.0, watch = 0.0, skips = 0.0, hides = 0.0
             for v in videos.values {
                 if v.like { likes += 1 }
                 if v.complete { completes += 1 }
+                if v.skip { skips += 1 }
+                if v.hide { hides += 1 }
                 watch += Double(v.watch) / 1000
             }
             return ["like_rate": likes / n, "completion_rate": completes / n, "watch_s_per_impression": watch / n,
-                    "impressions": Double(videos.count)]
+                    "skip_rate": skips / n, "hide_rate": hides / n, "impressions": Double(videos.count)]
         }
         mutating func add(_ e: Event) {
-            var v = videos[e.video] ?? (0, false, false)
+            var v = videos[e.video] ?? (0, false, false, false, false)
             v.watch = max(v.watch, e.watchMs)
             if e.type == .like { v.like = true }
             if e.type == .complete { v.complete = true }
+            if e.type == .skip { v.skip = true }
+            if e.type == .hide { v.hide = true }
             videos[e.video] = v
         }
     }
 
-    public static func analyse(_ experiment: Experiment, log: EventSource, primary: String = defaultPrimary) throws -> ExperimentReport {
+    public static func analyse(_ experiment: Experiment, log: EventSource, primary: String = defaultPrimary,
+                               guardrailMargin: Double = defaultGuardrailMargin) throws -> ExperimentReport {
         var during: [String: (variant: String, stats: UserStats)] = [:]
         var before: [String: UserStats] = [:]
         let start = experiment.startedAt ?? .max
@@ -101,12 +124,13 @@ public struct ExperimentReport: Sendable {
             }
         }
         return analyse(experiment, during: during.mapValues { ($0.variant, $0.stats.values) },
-                       before: before.mapValues { $0.values }, primary: primary)
+                       before: before.mapValues { $0.values }, primary: primary, guardrailMargin: guardrailMargin)
     }
 
     /// From per-user metric values: during the experiment (with the user's variant) and before it.
     public static func analyse(_ experiment: Experiment, during: [String: (variant: String, values: [String: Double])],
-                               before: [String: [String: Double]], primary: String = defaultPrimary) -> ExperimentReport {
+                               before: [String: [String: Double]], primary: String = defaultPrimary,
+                               guardrailMargin: Double = defaultGuardrailMargin) -> ExperimentReport {
         let names = experiment.variants.map(\.name)
         var byArm: [String: [String]] = [:]
         for (user, d) in during { byArm[d.variant, default: []].append(user) }
@@ -170,10 +194,27 @@ public struct ExperimentReport: Sendable {
                                       preCoverage: coverage, cupedNote: note))
             }
         }
+        // Guardrails (users who reported the metric; higher is worse).
+        var guardrails: [Guardrail] = []
+        for m in guardrailMetrics {
+            let cu = (byArm[control] ?? []).compactMap { during[$0]!.values[m] }
+            guard !cu.isEmpty else { continue }
+            for v in names.dropFirst() {
+                let tr = (byArm[v] ?? []).compactMap { during[$0]!.values[m] }
+                guard !tr.isEmpty else { continue }
+                let (mc, sc) = meanSE(cu), (mt, st) = meanSE(tr)
+                let d = mt - mc, sd = (sc * sc + st * st).squareRoot()
+                let margin = guardrailMargin * mc
+                let low = d - 1.96 * sd, high = d + 1.96 * sd
+                let status = d > margin && low > 0 ? "failed" : d > margin ? "warning" : "ok"
+                guardrails.append(Guardrail(variant: v, metric: m, control: mc, treatment: mt, difference: d, low: low, high: high,
+                                            margin: margin, status: status))
+            }
+        }
         // Holm over every effect but the primary metric's.
         let rest = effects.indices.filter { !effects[$0].primary }
         for (i, adjusted) in zip(rest, holm(rest.map { effects[$0].cupedP })) { effects[i].decisionP = adjusted }
-        return ExperimentReport(experiment: experiment, primary: primary, arms: arms, effects: effects,
+        return ExperimentReport(experiment: experiment, primary: primary, arms: arms, effects: effects, guardrails: guardrails,
                                 sampleRatio: sampleRatio(observed: arms.map(\.users), weights: arms.map(\.weight)))
     }
 

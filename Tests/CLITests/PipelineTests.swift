@@ -277,6 +277,10 @@ final class PipelineTests: XCTestCase {
         XCTAssertEqual(arms.map { $0["name"] as! String }, ["control", "treatment"])
         XCTAssertTrue(arms.allSatisfy { ($0["users"] as! Int) > 10 }, "\(arms)")
         XCTAssertEqual(report["srm_mismatch"] as? Bool, false)
+        XCTAssertNotNil(ISO8601DateFormatter().date(from: ((report["started_at"] as? String) ?? "").replacingOccurrences(
+            of: #"\.\d+Z$"#, with: "Z", options: .regularExpression)), "\(report["started_at"] ?? "nil")")
+        XCTAssertEqual((report["guardrails"] as? [[String: Any]])?.map { $0["metric"] as! String }, ["skip_rate", "hide_rate"])
+        XCTAssertEqual(report["primary"] as? String, "completion_rate")
         let completion = (report["effects"] as! [[String: Any]]).first { $0["metric"] as? String == "completion_rate" }!
         XCTAssertGreaterThan(completion["low"] as! Double, 0, "ALS completion rate minus popularity's: \(completion)")
         // Stopped: pages carry no experiment any more (once the server refreshed).

@@ -72,6 +72,38 @@ final class ExperimentReportTests: XCTestCase {
         XCTAssertNil(e.cupedNote)
     }
 
+    /// Skip and hide rates are guardrails: a variant that skips far more fails, a same-rate one passes.
+    func testGuardrailsFlagAVariantThatIsWorseBeyondTheMargin() {
+        var g = SeededGenerator(seed: 5)
+        var during: [String: (variant: String, values: [String: Double])] = [:]
+        for u in 0..<6_000 {
+            let user = "g\(u)"
+            let v = exp.variant(for: user).name
+            let skip = (v == "treatment" ? 0.30 : 0.20) + 0.05 * (g.unit() - 0.5)
+            let hide = 0.02 + 0.01 * (g.unit() - 0.5)
+            during[user] = (v, ["like_rate": 0.1, "completion_rate": 0.3, "watch_s_per_impression": 8, "skip_rate": skip,
+                                "hide_rate": hide, "impressions": 10])
+        }
+        let r = ExperimentReport.analyse(exp, during: during, before: [:], guardrailMargin: 0.05)
+        let skip = r.guardrails.first { $0.metric == "skip_rate" }!, hide = r.guardrails.first { $0.metric == "hide_rate" }!
+        XCTAssertEqual(skip.difference, 0.10, accuracy: 0.005)
+        XCTAssertEqual(skip.margin, 0.05 * skip.control, accuracy: 1e-12)
+        XCTAssertEqual(skip.status, "failed")
+        XCTAssertEqual(hide.status, "ok")
+        // A worse estimate that is not significant only warns: control 0.1, 0.3, 0.1, 0.3 (mean 0.2),
+        // variant 0, 0.5, 0, 0.5 (mean 0.25): +0.05 is past the 0.01 margin, the interval spans 0.
+        let names = (0..<200).map { "w\($0)" }
+        let cu = names.filter { exp.variant(for: $0).name == "control" }.prefix(4)
+        let tr = names.filter { exp.variant(for: $0).name == "treatment" }.prefix(4)
+        var few: [String: (variant: String, values: [String: Double])] = [:]
+        for (k, u) in cu.enumerated() { few[u] = ("control", ["like_rate": 0, "completion_rate": 0, "watch_s_per_impression": 0, "skip_rate": k % 2 == 0 ? 0.1 : 0.3, "hide_rate": 0]) }
+        for (k, u) in tr.enumerated() { few[u] = ("treatment", ["like_rate": 0, "completion_rate": 0, "watch_s_per_impression": 0, "skip_rate": k % 2 == 0 ? 0 : 0.5, "hide_rate": 0]) }
+        let w = ExperimentReport.analyse(exp, during: few, before: [:]).guardrails.first { $0.metric == "skip_rate" }!
+        XCTAssertEqual(w.difference, 0.05, accuracy: 1e-12)
+        XCTAssertLessThan(w.low, 0)
+        XCTAssertEqual(w.status, "warning")
+    }
+
     func testPValuesAndHolmAgainstHandComputedCases() {
         XCTAssertEqual(ExperimentReport.twoSidedP(1.959964, 1), 0.05, accuracy: 1e-6)
         XCTAssertEqual(ExperimentReport.twoSidedP(-2.575829, 1), 0.01, accuracy: 1e-6)

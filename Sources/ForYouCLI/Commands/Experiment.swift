@@ -117,6 +117,8 @@ struct ExperimentCommand: ParsableCommand {
         @Flag(help: "One JSON object instead of tables.") var json = false
         @Option(help: "The primary metric (\(ExperimentReport.metrics.joined(separator: ", "))), declared before reading: its p stands, the other metrics' p are Holm-adjusted.")
         var primary = ExperimentReport.defaultPrimary
+        @Option(name: .customLong("guardrail-margin"), help: "Guardrails (skip rate, hide rate) fail past this relative worsening of the control's value.")
+        var guardrailMargin = ExperimentReport.defaultGuardrailMargin
 
         func validate() throws {
             guard ExperimentReport.metrics.contains(primary) else {
@@ -132,9 +134,9 @@ struct ExperimentCommand: ParsableCommand {
             case .file(let dir):
                 let log = try EventLog(directory: dir)
                 defer { log.close() }
-                r = try ExperimentReport.analyse(e, log: log, primary: primary)
+                r = try ExperimentReport.analyse(e, log: log, primary: primary, guardrailMargin: guardrailMargin)
             case .kafka(let k):
-                r = try ExperimentReport.analyse(e, log: KafkaTopicSource(location: k), primary: primary)
+                r = try ExperimentReport.analyse(e, log: KafkaTopicSource(location: k), primary: primary, guardrailMargin: guardrailMargin)
             }
             if json { print(try ExperimentCommand.json(r)); return }
             print("experiment \(e.name) (\(e.status.rawValue)); control: \(e.variants[0].name)\n")
@@ -168,6 +170,16 @@ struct ExperimentCommand: ParsableCommand {
             for x in r.effects where x.cupedNote != nil && !empty.contains(x.variant) {
                 print("CUPED on \(x.metric) (\(x.variant)) cut little: \(x.cupedNote!)")
             }
+            if !r.guardrails.isEmpty {
+                var g = [["guardrail", "variant", "control", "variant value", "difference [95 %]", "margin", "status"]]
+                for x in r.guardrails {
+                    g.append([x.metric, x.variant, String(format: "%.4f", x.control), String(format: "%.4f", x.treatment),
+                              String(format: "%+.4f [%+.4f, %+.4f]", x.difference, x.low, x.high), String(format: "+%.4f", x.margin),
+                              x.status == "ok" ? "ok" : x.status.uppercased()])
+                }
+                print("")
+                print(Table.render(g))
+            }
             print("primary metric: \(r.primary) (p as is); the other metrics' p are Holm-adjusted together; "
                   + "read once at the planned end, not repeatedly while running")
             let s = r.sampleRatio
@@ -175,6 +187,13 @@ struct ExperimentCommand: ParsableCommand {
                          s.mismatch ? "MISMATCH (users per variant do not follow the weights; the split or the logging is broken)"
                                     : "consistent with the weights"))
         }
+    }
+
+    /// Milliseconds since the epoch as ISO-8601.
+    static func iso(_ ms: Int64) -> String {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return f.string(from: Date(timeIntervalSince1970: Double(ms) / 1000))
     }
 
     /// JSON cannot hold NaN: a figure without data is null.
@@ -194,6 +213,11 @@ struct ExperimentCommand: ParsableCommand {
                                         "decision_p": num($0.decisionP), "primary": $0.primary, "significant": $0.significant,
                                         "pre_coverage": num($0.preCoverage), "cuped_note": $0.cupedNote ?? NSNull()] as [String: Any] },
             "primary": r.primary,
+            "guardrails": r.guardrails.map { ["variant": $0.variant, "metric": $0.metric, "control": num($0.control),
+                                              "treatment": num($0.treatment), "difference": num($0.difference), "low": num($0.low),
+                                              "high": num($0.high), "margin": num($0.margin), "status": $0.status] as [String: Any] },
+            "status_of_experiment": r.experiment.status.rawValue,
+            "started_at": r.experiment.startedAt.map(iso) ?? NSNull(), "stopped_at": r.experiment.stoppedAt.map(iso) ?? NSNull(),
             "srm_chi_square": hasData ? num(r.sampleRatio.chiSquare) : NSNull(), "srm_p": hasData ? num(r.sampleRatio.p) : NSNull(),
             "srm_mismatch": hasData && r.sampleRatio.mismatch,
         ]
