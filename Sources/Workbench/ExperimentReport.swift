@@ -71,6 +71,15 @@ public struct ExperimentReport: Sendable {
         public var status: String
     }
 
+    /// The effects over time: day `day` (0 = the start's first 24 hours) alone and from the
+    /// start through that day (novelty effects show as a daily effect that fades).
+    public struct Period: Sendable {
+        public var day: Int
+        public var cumulative: Bool
+        public var users: Int
+        public var effects: [Effect]
+    }
+
     public struct SampleRatio: Sendable {
         public var chiSquare: Double
         public var p: Double
@@ -83,6 +92,8 @@ public struct ExperimentReport: Sendable {
     public var effects: [Effect]
     public var guardrails: [Guardrail]
     public var sampleRatio: SampleRatio
+    /// Daily and cumulative effects (from the log; empty from `analyse(during:before:)`).
+    public var timeline: [Period] = []
 
     /// Per-user counts in one period.
     struct UserStats {
@@ -100,6 +111,14 @@ public struct ExperimentReport: Sendable {
             return ["like_rate": likes / n, "completion_rate": completes / n, "watch_s_per_impression": watch / n,
                     "skip_rate": skips / n, "hide_rate": hides / n, "impressions": Double(videos.count)]
         }
+        mutating func merge(_ o: UserStats) {
+            for (k, b) in o.videos {
+                var a = videos[k] ?? (0, false, false, false, false)
+                a.watch = max(a.watch, b.watch)
+                a.like = a.like || b.like; a.complete = a.complete || b.complete; a.skip = a.skip || b.skip; a.hide = a.hide || b.hide
+                videos[k] = a
+            }
+        }
         mutating func add(_ e: Event) {
             var v = videos[e.video] ?? (0, false, false, false, false)
             v.watch = max(v.watch, e.watchMs)
@@ -114,17 +133,32 @@ public struct ExperimentReport: Sendable {
     public static func analyse(_ experiment: Experiment, log: EventSource, primary: String = defaultPrimary,
                                guardrailMargin: Double = defaultGuardrailMargin) throws -> ExperimentReport {
         var during: [String: (variant: String, stats: UserStats)] = [:]
+        var byDay: [Int: [String: (variant: String, stats: UserStats)]] = [:]
         var before: [String: UserStats] = [:]
         let start = experiment.startedAt ?? .max
         try log.forEachEvent { e in
             if let a = Experiment.parseAnnotation(e.draft.extra), a.experiment == experiment.name {
                 during[e.user, default: (a.variant, UserStats())].stats.add(e)
+                let day = start == .max ? 0 : max(0, Int((e.timeMs - start) / 86_400_000))
+                byDay[day, default: [:]][e.user, default: (a.variant, UserStats())].stats.add(e)
             } else if e.timeMs < start {
                 before[e.user, default: UserStats()].add(e)
             }
         }
-        return analyse(experiment, during: during.mapValues { ($0.variant, $0.stats.values) },
-                       before: before.mapValues { $0.values }, primary: primary, guardrailMargin: guardrailMargin)
+        let pre = before.mapValues { $0.values }
+        var report = analyse(experiment, during: during.mapValues { ($0.variant, $0.stats.values) },
+                             before: pre, primary: primary, guardrailMargin: guardrailMargin)
+        var running: [String: (variant: String, stats: UserStats)] = [:]
+        for day in 0..<((byDay.keys.max() ?? -1) + 1) {
+            let today = byDay[day] ?? [:]
+            for (u, x) in today { running[u, default: (x.variant, UserStats())].stats.merge(x.stats) }
+            for (cumulative, set) in [(false, today), (true, running)] where !set.isEmpty {
+                let r = analyse(experiment, during: set.mapValues { ($0.variant, $0.stats.values) }, before: pre, primary: primary,
+                                guardrailMargin: guardrailMargin)
+                report.timeline.append(Period(day: day, cumulative: cumulative, users: set.count, effects: r.effects))
+            }
+        }
+        return report
     }
 
     /// From per-user metric values: during the experiment (with the user's variant) and before it.

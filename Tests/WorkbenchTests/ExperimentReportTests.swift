@@ -2,6 +2,8 @@ import XCTest
 import Foundation
 import CandidateStore
 import Interactions
+import EventLog
+import TestSupport
 @testable import Workbench
 
 final class ExperimentReportTests: XCTestCase {
@@ -102,6 +104,44 @@ final class ExperimentReportTests: XCTestCase {
         XCTAssertEqual(w.difference, 0.05, accuracy: 1e-12)
         XCTAssertLessThan(w.low, 0)
         XCTAssertEqual(w.status, "warning")
+    }
+
+    /// From a real event log over three days: a novelty effect (treatment completes twice as
+    /// often on day 1 only) shows in the daily rows and fades in the cumulative ones.
+    func testResultsOverTimeShowANoveltyEffectFading() throws {
+        let dir = Fixtures.tempDir("timeline")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let log = try EventLog(directory: dir, access: .append)
+        let start: Int64 = 1_000_000_000_000, day: Int64 = 86_400_000
+        var drafts: [EventDraft] = []
+        for u in 0..<400 {
+            let user = "t\(u)", note = exp.annotation(for: user)
+            let treated = exp.variant(for: user).name == "treatment"
+            for d in 0..<3 {
+                for k in 0..<10 {
+                    let video = "d\(d)v\(k)", t = start + Int64(d) * day + Int64(u * 10 + k)
+                    drafts.append(EventDraft(user: user, video: video, type: .view, watchMs: 1_000, timeMs: t, extra: note))
+                    let completes = d == 0 && treated ? k < 6 : k < 3
+                    if completes { drafts.append(EventDraft(user: user, video: video, type: .complete, watchMs: 5_000, timeMs: t, extra: note)) }
+                }
+            }
+        }
+        _ = try log.appendSync(drafts)
+        let started = Experiment(name: "e", salt: "s", status: .stopped, variants: exp.variants, createdAt: 0, startedAt: start,
+                                 stoppedAt: start + 3 * day)
+        let r = try ExperimentReport.analyse(started, log: log)
+        log.close()
+        func effect(_ day: Int, _ cumulative: Bool) -> ExperimentReport.Effect {
+            r.timeline.first { $0.day == day && $0.cumulative == cumulative }!.effects.first { $0.metric == "completion_rate" }!
+        }
+        XCTAssertEqual(r.timeline.count, 6)
+        XCTAssertEqual(effect(0, false).difference, 0.3, accuracy: 1e-9)
+        XCTAssertEqual(effect(1, false).difference, 0, accuracy: 1e-9)
+        XCTAssertEqual(effect(2, false).difference, 0, accuracy: 1e-9)
+        XCTAssertEqual(effect(0, true).difference, 0.3, accuracy: 1e-9)
+        XCTAssertEqual(effect(2, true).difference, 0.1, accuracy: 1e-9, "30 videos, 3 more completions in the first 10")
+        XCTAssertEqual(r.effects.first { $0.metric == "completion_rate" }!.difference, 0.1, accuracy: 1e-9)
+        XCTAssertTrue(r.timeline.allSatisfy { $0.users == 400 })
     }
 
     func testPValuesAndHolmAgainstHandComputedCases() {

@@ -180,6 +180,16 @@ struct ExperimentCommand: ParsableCommand {
                 print("")
                 print(Table.render(g))
             }
+            if r.timeline.contains(where: { $0.day > 0 }) {
+                var t = [["day", "", "users"] + r.effects.map { "\($0.metric) (\($0.variant))" }]
+                for p in r.timeline {
+                    t.append(["\(p.day + 1)", p.cumulative ? "through" : "alone", "\(p.users)"] + p.effects.map {
+                        String(format: "%+.4f [%+.4f, %+.4f]", $0.cupedDifference, $0.cupedLow, $0.cupedHigh)
+                    })
+                }
+                print("\nover time (CUPED difference per day alone, and from the start through the day):")
+                print(Table.render(t))
+            }
             print("primary metric: \(r.primary) (p as is); the other metrics' p are Holm-adjusted together; "
                   + "read once at the planned end, not repeatedly while running")
             let s = r.sampleRatio
@@ -217,6 +227,12 @@ struct ExperimentCommand: ParsableCommand {
                                               "treatment": num($0.treatment), "difference": num($0.difference), "low": num($0.low),
                                               "high": num($0.high), "margin": num($0.margin), "status": $0.status] as [String: Any] },
             "status_of_experiment": r.experiment.status.rawValue,
+            "timeline": r.timeline.map { p in
+                ["day": p.day + 1, "cumulative": p.cumulative, "users": p.users,
+                 "effects": p.effects.map { ["variant": $0.variant, "metric": $0.metric, "cuped_difference": num($0.cupedDifference),
+                                             "cuped_low": num($0.cupedLow), "cuped_high": num($0.cupedHigh),
+                                             "decision_p": num($0.decisionP)] as [String: Any] }] as [String: Any]
+            },
             "started_at": r.experiment.startedAt.map(iso) ?? NSNull(), "stopped_at": r.experiment.stoppedAt.map(iso) ?? NSNull(),
             "srm_chi_square": hasData ? num(r.sampleRatio.chiSquare) : NSNull(), "srm_p": hasData ? num(r.sampleRatio.p) : NSNull(),
             "srm_mismatch": hasData && r.sampleRatio.mismatch,
