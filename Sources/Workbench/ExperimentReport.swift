@@ -54,6 +54,10 @@ public struct ExperimentReport: Sendable {
         /// Why CUPED cut little, when it did (nil otherwise).
         public var cupedNote: String?
         public var significant: Bool { decisionP < 0.05 }
+        /// The smallest true difference this sample detects with 80 % power at a two-sided 5 %
+        /// level: (1.96 + 0.84) x the CUPED standard error. A fixed-horizon test is planned to run
+        /// until this is below the effect that matters, and read then, not before.
+        public var minimumDetectable: Double { (cupedHigh - cupedLow) / (2 * 1.959964) * (1.959964 + 0.841621) }
     }
 
     /// Metrics that must not get worse (higher is worse): each variant against the control.

@@ -270,6 +270,8 @@ final class PipelineTests: XCTestCase {
         XCTAssertTrue(sim.contains("0 errors"), sim)
         XCTAssertTrue(sim.contains("served under pop-vs-als/control"), sim)
         XCTAssertTrue(sim.contains("served under pop-vs-als/treatment"), sim)
+        let running = try ok(["experiment", "report", "pop-vs-als", "--data-dir", data])
+        XCTAssertTrue(running.contains("warning: the experiment is still running") && running.contains("MDE (80 %)"), running)
         _ = try ok(["experiment", "stop", "pop-vs-als", "--data-dir", data])
         let report = try JSONSerialization.jsonObject(with: Data(try ok(["experiment", "report", "pop-vs-als", "--data-dir", data, "--json"]).utf8))
             as! [String: Any]

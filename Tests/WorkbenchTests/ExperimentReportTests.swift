@@ -65,6 +65,9 @@ final class ExperimentReportTests: XCTestCase {
         XCTAssertLessThan(e.cupedHigh - e.cupedLow, (e.high - e.low) / 4)
         XCTAssertTrue(e.cupedLow > 0.018 && e.cupedHigh < 0.022)
         XCTAssertTrue(e.low < e.difference && e.difference < e.high)
+        // MDE at 80 % power: 2.80 CUPED standard errors (the interval is +-1.96 of them).
+        XCTAssertEqual(e.minimumDetectable, (e.cupedHigh - e.cupedLow) / 2 * 2.801585 / 1.959964, accuracy: 1e-9)
+        XCTAssertLessThan(e.minimumDetectable, 0.02, "the planted 0.02 is detectable")
         // Users without a pre-period get no adjustment rather than a wrong one.
         before = [:]
         let none = ExperimentReport.analyse(exp, during: during, before: before).effects.first { $0.metric == "like_rate" }!

@@ -154,16 +154,18 @@ struct ExperimentCommand: ParsableCommand {
             }
             print(Table.render(rows))
             print("")
-            var eff = [["variant", "metric", "difference [95 %]", "lift [95 %]", "CUPED difference [95 %]", "variance cut", "p", "decision p", ""]]
+            var eff = [["variant", "metric", "difference [95 %]", "lift [95 %]", "CUPED difference [95 %]", "variance cut", "MDE (80 %)", "p",
+                        "decision p", ""]]
             for x in r.effects {
                 if empty.contains(x.variant) || empty.contains(e.variants[0].name) {
-                    eff.append([x.variant, x.metric, "no data", "no data", "no data", "-", "-", "-", ""])
+                    eff.append([x.variant, x.metric, "no data", "no data", "no data", "-", "-", "-", "-", ""])
                     continue
                 }
                 eff.append([x.variant, x.metric, String(format: "%+.4f [%+.4f, %+.4f]", x.difference, x.low, x.high),
                             String(format: "%+.1f%% [%+.1f%%, %+.1f%%]", 100 * x.lift, 100 * x.liftLow, 100 * x.liftHigh),
                             String(format: "%+.4f [%+.4f, %+.4f]", x.cupedDifference, x.cupedLow, x.cupedHigh),
-                            String(format: "%.0f%%", 100 * x.varianceReduction), String(format: "%.4f", x.cupedP),
+                            String(format: "%.0f%%", 100 * x.varianceReduction), String(format: "%.4f", x.minimumDetectable),
+                            String(format: "%.4f", x.cupedP),
                             String(format: "%.4f", x.decisionP) + (x.primary ? " (primary)" : " (Holm)"), x.significant ? "significant" : ""])
             }
             print(Table.render(eff))
@@ -190,8 +192,12 @@ struct ExperimentCommand: ParsableCommand {
                 print("\nover time (CUPED difference per day alone, and from the start through the day):")
                 print(Table.render(t))
             }
-            print("primary metric: \(r.primary) (p as is); the other metrics' p are Holm-adjusted together; "
-                  + "read once at the planned end, not repeatedly while running")
+            print("primary metric: \(r.primary) (p as is); the other metrics' p are Holm-adjusted together")
+            if e.status == .running {
+                print("warning: the experiment is still running. These are fixed-horizon figures: read repeatedly before the planned "
+                      + "end, some metric will cross p < 0.05 by chance. Plan the end as the point where the MDE column falls below "
+                      + "the effect that matters, and decide then.")
+            }
             let s = r.sampleRatio
             print(String(format: "\nsample ratio: chi-square %.2f, p = %.4g: %@", s.chiSquare, s.p,
                          s.mismatch ? "MISMATCH (users per variant do not follow the weights; the split or the logging is broken)"
@@ -221,6 +227,7 @@ struct ExperimentCommand: ParsableCommand {
                                         "cuped_low": num($0.cupedLow), "cuped_high": num($0.cupedHigh),
                                         "variance_reduction": num($0.varianceReduction), "p": num($0.p), "cuped_p": num($0.cupedP),
                                         "decision_p": num($0.decisionP), "primary": $0.primary, "significant": $0.significant,
+                                        "mde_80": num($0.minimumDetectable),
                                         "pre_coverage": num($0.preCoverage), "cuped_note": $0.cupedNote ?? NSNull()] as [String: Any] },
             "primary": r.primary,
             "guardrails": r.guardrails.map { ["variant": $0.variant, "metric": $0.metric, "control": num($0.control),
