@@ -51,6 +51,21 @@ final class GenerationPruningTests: XCTestCase {
         XCTAssertEqual(doomed(g, keep: 1, [experiment(.stopped, 3, 5)]), [5, 4, 3, 2, 1])
     }
 
+    func testAStoppedExperimentProtectsItsGenerationsForTheRetentionPeriodOnly() {
+        // 1..4, 4 live, keep 0; a stopped experiment served 1 and 2.
+        let g = (1...3).map { gen(Int64($0)) } + [gen(4, live: true)]
+        func stopped(_ at: Int64) -> Experiment {
+            Experiment(name: "old", salt: "s", status: .stopped, variants: [.init(name: "a", generation: 1, weight: 1),
+                                                                             .init(name: "b", generation: 2, weight: 1)],
+                       createdAt: 0, startedAt: 0, stoppedAt: at)
+        }
+        let r = GenerationPruning.stoppedRetentionMs
+        XCTAssertEqual(doomed(g, keep: 0, [stopped(now - 86_400_000)]), [3], "stopped a day ago: 1 and 2 stay")
+        XCTAssertEqual(doomed(g, keep: 0, [stopped(now - r + 1)]), [3], "a millisecond inside the retention")
+        XCTAssertEqual(doomed(g, keep: 0, [stopped(now - r)]), [3, 2, 1], "exactly the retention: protects nothing")
+        XCTAssertEqual(doomed(g, keep: 0, [stopped(now - 8 * 86_400_000)]), [3, 2, 1])
+    }
+
     func testShardedBuildsInProgressStayUntilAbandoned() {
         // keep 0, nothing live:
         //   1 complete sharded (3 of 3)                    -> goes
