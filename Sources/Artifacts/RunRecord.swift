@@ -79,7 +79,7 @@ public struct RunRecord: Codable, Sendable {
 }
 
 public enum CodeVersion {
-    public static let semantic = "0.3.0"
+    public static let semantic = "0.4.0"
 
     /// The package version plus the git commit of the working directory when there is one.
     public static var current: String {

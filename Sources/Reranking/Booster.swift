@@ -75,6 +75,15 @@ public final class Booster: @unchecked Sendable {
         return Array(UnsafeBufferPointer(start: out, count: rows))
     }
 
+    /// A new booster of the first `trees` trees (boosting rounds) of this one.
+    public func prefix(_ trees: Int) throws -> Booster {
+        var h: BoosterHandle?
+        lock.lock()
+        defer { lock.unlock() }
+        try Booster.check(XGBoosterSlice(handle, 0, Int32(trees), 1, &h))
+        return Booster(handle: h!, featureCount: featureCount)
+    }
+
     /// Trees in the model.
     public var rounds: Int {
         var n: Int32 = 0

@@ -24,6 +24,8 @@ public final class RerankModel: WholeRowRanker, @unchecked Sendable {
     /// The ranker: a bag of boosted ensembles trained with different seeds; a candidate's score
     /// is the sum of their outputs (the same order as their mean).
     public let boosters: [Booster]
+    /// The constant sources, ranked once.
+    let prepared: [ConstantSource?]
 
     public init(sources: [(String, Ranker)], perSource: Int, seen: CSR, features: RerankFeatures, boosters: [Booster], history: CSR? = nil) {
         precondition(!sources.isEmpty && sources.allSatisfy { $0.1.itemCount == seen.cols && $0.1.userCount == seen.rows })
@@ -35,6 +37,7 @@ public final class RerankModel: WholeRowRanker, @unchecked Sendable {
         self.history = history ?? seen.positivePart()
         self.features = features
         self.boosters = boosters
+        self.prepared = Self.prepare(self.sources)
     }
 
     public var userCount: Int { seen.rows }
@@ -42,63 +45,103 @@ public final class RerankModel: WholeRowRanker, @unchecked Sendable {
 
     /// The union of the sources' top-C unseen items for each of `users`.
     public func candidates(users: Range<Int>) -> [[Candidate]] {
-        Self.candidates(sources: sources, users: users, exclude: seen, perSource: perSource)
+        Self.candidates(sources: sources, users: users, exclude: seen, perSource: perSource, prepared: prepared)
     }
 
-    /// Candidates from any rankers over the same items: `exclude`'s rows are the users' rows.
-    /// Each candidate carries every source's score of it (and that score standardised over the
-    /// user's whole row), not only the proposing sources'.
     /// How deep a source's ranks are known: a candidate carries each source's rank when it is
     /// within `rankDepth` x C of that source's list (the sources proposing it: within C).
     public static let rankDepth = 4
 
-    public static func candidates(sources: [Ranker], users: Range<Int>, exclude: CSR?, perSource: Int) -> [[Candidate]] {
+    /// A source that scores every user alike (popularity), ranked once: its items best first,
+    /// and the sum and sum of squares of its scores (for each user's row statistics, less the
+    /// user's seen items), so no user's row is materialised, summed or heaped.
+    public struct ConstantSource: Sendable {
+        public let scores: [Float]
+        let order: [Int32]
+        let sum: Double, squares: Double
+
+        public init(_ scores: [Float]) {
+            self.scores = scores
+            order = scores.indices.sorted { scores[$0] != scores[$1] ? scores[$0] > scores[$1] : $0 < $1 }.map(Int32.init)
+            sum = scores.reduce(0) { $0 + Double($1) }
+            squares = scores.reduce(0) { $0 + Double($1) * Double($1) }
+        }
+    }
+
+    /// The constant sources among `sources` (nil for the others).
+    public static func prepare(_ sources: [Ranker]) -> [ConstantSource?] {
+        sources.map { ($0 as? PopularityModel).map { ConstantSource($0.itemScores) } }
+    }
+
+    /// Candidates from any rankers over the same items: `exclude`'s rows are the users' rows.
+    /// Each candidate carries every source's score of it (and that score standardised over the
+    /// user's unseen items), not only the proposing sources'.
+    public static func candidates(sources: [Ranker], users: Range<Int>, exclude: CSR?, perSource: Int,
+                                  prepared: [ConstantSource?]? = nil) -> [[Candidate]] {
         let n = sources[0].itemCount
+        let constant = prepared ?? prepare(sources)
         var out: [[Candidate]] = []
         out.reserveCapacity(users.count)
         let chunk = 64
         var start = users.lowerBound
-        let bufs = sources.map { _ in Matrix(rows: min(chunk, max(1, users.count)), cols: n) }
+        let bufs = sources.indices.map { constant[$0] == nil ? Matrix(rows: min(chunk, max(1, users.count)), cols: n) : nil }
         let depth = perSource * rankDepth
         var items = [Int32](repeating: 0, count: depth), scores = [Float](repeating: 0, count: depth)
         let ones = [Float](repeating: 1, count: n)
+        func stats(_ sum: Double, _ sq: Double, _ m: Int) -> (Float, Float)? {
+            guard m > 1, sum.isFinite, sq.isFinite else { return nil }
+            let mu = sum / Double(m)
+            return (Float(mu), Float(max((max(sq / Double(m) - mu * mu, 0)).squareRoot(), 1e-12)))
+        }
         while start < users.upperBound {
             let block = start..<min(users.upperBound, start + chunk)
-            for (s, source) in sources.enumerated() { source.score(users: block, items: 0..<n, into: bufs[s].storage, ld: n) }
+            for (s, source) in sources.enumerated() {
+                if let buf = bufs[s] { source.score(users: block, items: 0..<n, into: buf.storage, ld: n) }
+            }
             for (r, u) in block.enumerated() {
                 var mean = [Float](repeating: 0, count: sources.count), sd = [Float](repeating: 1, count: sources.count)
                 var slot: [Int32: Int] = [:]
                 var deeper = [[Int32: Int]](repeating: [:], count: sources.count)
                 var list: [Candidate] = []
+                let seen = exclude.map { ex in ex.indptr[u]..<ex.indptr[u + 1] } ?? 0..<0
                 for s in 0..<sources.count {
-                    let row = bufs[s].row(r)
-                    // Mean and spread over the unseen items: the whole row by BLAS, less the seen.
-                    var sum = Double(BLAS.dot(n, row, ones))
-                    var sq = Double(BLAS.dot(n, row, row))
-                    var m = n
-                    if let ex = exclude {
-                        for p in ex.indptr[u]..<ex.indptr[u + 1] {
-                            let i = Int(ex.indices[p])
+                    var k = 0
+                    if let c = constant[s] {
+                        var sum = c.sum, sq = c.squares, m = n
+                        var skip = Set<Int32>()
+                        for p in seen {
+                            let i = exclude!.indices[p]
+                            guard skip.insert(i).inserted else { continue }
+                            let v = Double(c.scores[Int(i)]); sum -= v; sq -= v * v; m -= 1
+                        }
+                        if let (mu, sigma) = stats(sum, sq, m) { mean[s] = mu; sd[s] = sigma }
+                        for i in c.order where !skip.contains(i) {
+                            items[k] = i; scores[k] = c.scores[Int(i)]; k += 1
+                            if k == depth { break }
+                        }
+                    } else {
+                        let row = bufs[s]!.row(r)
+                        // Mean and spread over the unseen items: the whole row by BLAS, less the seen.
+                        var sum = Double(BLAS.dot(n, row, ones)), sq = Double(BLAS.dot(n, row, row))
+                        var m = n
+                        for p in seen {
+                            let i = Int(exclude!.indices[p])
                             if row[i] > -.infinity { let v = Double(row[i]); sum -= v; sq -= v * v; m -= 1 }
                             row[i] = -.infinity
                         }
-                    }
-                    if m > 1 && sum.isFinite && sq.isFinite {
-                        let mu = sum / Double(m)
-                        mean[s] = Float(mu); sd[s] = Float(max((max(sq / Double(m) - mu * mu, 0)).squareRoot(), 1e-12))
-                    } else if m > 1 {
-                        // A source with -inf entries of its own: the slow path over the finite ones.
-                        var sum = 0.0, sq = 0.0, m = 0
-                        for i in 0..<n where row[i] > -.infinity { let v = Double(row[i]); sum += v; sq += v * v; m += 1 }
-                        if m > 1 {
-                            let mu = sum / Double(m)
-                            mean[s] = Float(mu); sd[s] = Float(max((max(sq / Double(m) - mu * mu, 0)).squareRoot(), 1e-12))
+                        if let (mu, sigma) = stats(sum, sq, m) {
+                            mean[s] = mu; sd[s] = sigma
+                        } else if m > 1 {
+                            // A source with -inf entries of its own: the slow path over the finite ones.
+                            var sum = 0.0, sq = 0.0, m = 0
+                            for i in 0..<n where row[i] > -.infinity { let v = Double(row[i]); sum += v; sq += v * v; m += 1 }
+                            if let (mu, sigma) = stats(sum, sq, m) { mean[s] = mu; sd[s] = sigma }
                         }
-                    }
-                    var heap = TopK(k: depth)
-                    heap.feed(row, n, offset: 0)
-                    let k = items.withUnsafeMutableBufferPointer { it in
-                        scores.withUnsafeMutableBufferPointer { sc in heap.finish(items: it.baseAddress!, outScores: sc.baseAddress!) }
+                        var heap = TopK(k: depth)
+                        heap.feed(row, n, offset: 0)
+                        k = items.withUnsafeMutableBufferPointer { it in
+                            scores.withUnsafeMutableBufferPointer { sc in heap.finish(items: it.baseAddress!, outScores: sc.baseAddress!) }
+                        }
                     }
                     for q in 0..<k {
                         guard q < perSource else { deeper[s][items[q]] = q + 1; continue }
@@ -118,7 +161,8 @@ public final class RerankModel: WholeRowRanker, @unchecked Sendable {
                 }
                 for c in list.indices {
                     for s in 0..<sources.count {
-                        let v = bufs[s].row(r)[Int(list[c].item)]
+                        let i = Int(list[c].item)
+                        let v = constant[s]?.scores[i] ?? bufs[s]!.row(r)[i]
                         list[c].scores[s] = v
                         list[c].standardized[s] = (v - mean[s]) / sd[s]
                     }

@@ -32,7 +32,9 @@ public struct RerankConfig: Sendable {
     /// Boosters in the final ranker's bag, each trained on every group with its own seed and
     /// summed at prediction; 0 = auto: 5 when the validation users are fewer than
     /// `maxTrainingUsers` (small data: few groups, where one booster's seed moves the result
-    /// most, and boosters are cheap), else 1.
+    /// most, and boosters are cheap); else 1: the first cross-fitting booster itself, cut at the
+    /// chosen tree count (learnt from half of the sampled users: enough groups at that size, no
+    /// third fit, and exactly the model the cross-fitted validation NDCG measured).
     public var bag = 0
     /// ALS iterations when the ALS source is refit on all of train, warm-started from the
     /// validation fit's factors (nil = a third of `als.iterations`, at least 3).
@@ -158,11 +160,13 @@ public enum RerankJob {
         var out: [[Candidate]] = []
         out.reserveCapacity(users.count)
         var start = 0
+        let prepared = RerankModel.prepare(sources)
         while start < users.count {
             var end = start + 1
             while end < users.count && end - start < 256 && users[end] == users[end - 1] + 1 { end += 1 }
             let first = Int(users[start])
-            out += RerankModel.candidates(sources: sources, users: first..<(first + end - start), exclude: exclude, perSource: perSource)
+            out += RerankModel.candidates(sources: sources, users: first..<(first + end - start), exclude: exclude, perSource: perSource,
+                                          prepared: prepared)
             start = end
         }
         return out
@@ -289,6 +293,7 @@ public enum RerankJob {
         let checkpoints = Array(stride(from: step, through: config.maxTrees, by: step))
         var sums = [Double](repeating: 0, count: checkpoints.count)
         var scored = 0
+        var foldBoosters: [Booster] = []
         let t0 = Date()
         for f in 0..<2 {
             let train = rows([(primary, folds[f])] + (extra.map { [($0, extraFolds[f])] } ?? [])), other = folds[1 - f]
@@ -296,6 +301,7 @@ public enum RerankJob {
             let b = try Booster.train(features: train.x, rows: train.y.count, cols: cols, labels: train.y, groups: train.groups,
                                       params: params(config), rounds: config.maxTrees) { _ in cancel?.isCancelled != true }
             if cancel?.isCancelled == true { throw TrainingError.cancelled }
+            foldBoosters.append(b)
             var ox: [Float] = []
             for r in other { ox += primary.x[(primary.offsets[r] * cols)..<(primary.offsets[r + 1] * cols)] }
             let otherLists = other.map { primary.lists[$0] }, otherTruth = other.map { primary.truth[$0] }
@@ -310,19 +316,29 @@ public enum RerankJob {
         let curve = zip(checkpoints, sums).map { (trees: $0, ndcg: $1 / Double(max(1, scored))) }
         let best = curve.max { $0.ndcg < $1.ndcg }!
         let all = rows([(primary, Array(users.indices))] + (extra.map { [($0, Array($0.users.indices))] } ?? []))
-        let bag = config.bag > 0 ? config.bag : (v.users.count < config.maxTrainingUsers ? 5 : 1)
-        progress(String(format: "rerank: %d trees chosen (cross-fitted validation NDCG@10 %.4f); a bag of %d on %d groups",
-                        best.trees, best.ndcg, bag, all.groups.count))
+        let large = v.users.count >= config.maxTrainingUsers
         var boosters: [Booster] = []
-        var importance: [String: Double] = [:]
-        for k in 0..<bag {
-            var c = config
-            c.seed = config.seed &+ UInt64(k)
-            boosters.append(try Booster.train(features: all.x, rows: all.y.count, cols: cols, labels: all.y, groups: all.groups,
-                                              params: params(c), rounds: best.trees) { _ in cancel?.isCancelled != true })
-            if cancel?.isCancelled == true { throw TrainingError.cancelled }
-            for (i, gain) in try boosters[k].gainByFeature() { importance[feats.names[i], default: 0] += gain / Double(bag) }
+        if config.bag == 0 && large && !foldBoosters.isEmpty {
+            // Large data: the first fold's booster, cut at the chosen count, is the ranker: the very
+            // model the cross-fitted validation NDCG measures (half the training users, enough groups).
+            boosters = [try foldBoosters[0].prefix(best.trees)]
+            progress(String(format: "rerank: %d trees chosen (cross-fitted validation NDCG@10 %.4f); the first fold's booster serves",
+                            best.trees, best.ndcg))
+        } else {
+            let bag = config.bag > 0 ? config.bag : (large ? 1 : 5)
+            progress(String(format: "rerank: %d trees chosen (cross-fitted validation NDCG@10 %.4f); a bag of %d on %d groups",
+                            best.trees, best.ndcg, bag, all.groups.count))
+            for k in 0..<bag {
+                var c = config
+                c.seed = config.seed &+ UInt64(k)
+                boosters.append(try Booster.train(features: all.x, rows: all.y.count, cols: cols, labels: all.y, groups: all.groups,
+                                                  params: params(c), rounds: best.trees) { _ in cancel?.isCancelled != true })
+                if cancel?.isCancelled == true { throw TrainingError.cancelled }
+            }
         }
+        let bag = boosters.count
+        var importance: [String: Double] = [:]
+        for b in boosters { for (i, gain) in try b.gainByFeature() { importance[feats.names[i], default: 0] += gain / Double(bag) } }
         // The sources again, on everything (ALS continued from its validation fit); the ranker serves on top of them.
         let fullSources = try fitSources(config.sources, data: data, config: config, warm: primary.sources, cancel: cancel, progress: progress)
         let serving = RerankFeatures(sources: config.sources, stats: ItemStats(data), itemTokens: feats.itemTokens)

@@ -136,6 +136,29 @@ final class TwoTowerJobTests: XCTestCase {
         for k in 0..<(5 * n) { XCTAssertEqual(s.storage[k], again.storage[k], "entry \(k)") }
     }
 
+    /// Past `maxTrainingUsers` validation users (large data): no second carve, and the final
+    /// ranker is the first cross-fitting booster cut at the chosen tree count (no third fit).
+    func testOnLargeDataTheFirstFoldBoosterCutAtTheChosenTreesServes() throws {
+        let d = data(times: true)
+        var c = RerankConfig()
+        c.sources = ["als", "popularity"]
+        c.perSource = 8
+        c.maxTrees = 40
+        c.maxTrainingUsers = 20
+        c.als = ALSConfig(factors: 8, regularization: 0.1, iterations: 5, solver: .cg, threads: 2)
+        let r = try RerankJob.fit(d, config: c, validation: ValidationCarve(scheme: .chrono, fraction: 0.25))
+        XCTAssertEqual(r.validationUsers, 20)
+        XCTAssertEqual(r.bag, 1)
+        XCTAssertEqual(r.ranker.boosters.map(\.rounds), [r.trees])
+        XCTAssertLessThanOrEqual(r.trainingGroups, r.validationUsers, "one carve only: at most one group per sampled user")
+        // Cutting keeps the first trees: the cut booster predicts what the full one does at that limit.
+        let x = [Float](repeating: 0.5, count: 3 * r.ranker.features.count)
+        let full = try Booster.train(features: x, rows: 3, cols: r.ranker.features.count, labels: [1, 0, 0], groups: [3],
+                                     params: [("objective", "rank:ndcg"), ("max_depth", "2"), ("verbosity", "0")], rounds: 6)
+        XCTAssertEqual(try full.prefix(4).predict(x, rows: 3), try full.predict(x, rows: 3, trees: 4))
+        XCTAssertEqual(try full.prefix(4).rounds, 4)
+    }
+
     /// A candidate's standardised score is (s - mean) / sd over the user's unseen items, each
     /// source's score is carried for every candidate, and the union holds each source's top-C:
     /// all against a brute-force computation.
