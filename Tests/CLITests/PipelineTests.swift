@@ -74,6 +74,33 @@ final class PipelineTests: XCTestCase {
         try await likesOfOneTopicRaiseItsShare(data, client: client, minimumRise: 0.1)
     }
 
+    /// The A/B flow with a second-stage challenger: rescore --model rerank --no-activate keeps
+    /// ALS live, an experiment serves both, the simulator's people see both, the report has both.
+    func testASecondStageChallengerRunsInAnABTest() throws {
+        let data = try prepare()  // generation 1: ALS, live
+        func ok(_ args: [String]) throws -> String {
+            let r = try CLIRunner.run(args)
+            XCTAssertEqual(r.status, 0, "\(args): \(r.stderr)")
+            return r.stdout
+        }
+        let challenger = try ok(["rescore", "--data-dir", data, "--models", dir + "/models", "--factors", "16", "--iters", "6",
+                                 "--top", "60", "--model", "rerank", "--lambda", "20", "--trees", "60", "--no-activate"])
+        XCTAssertTrue(challenger.contains("generation 2 written, not live"), challenger)
+        XCTAssertEqual(try DataDirectory(data).openStore().liveGeneration()?.id, 1)
+        _ = try ok(["experiment", "create", "als-vs-rerank", "--data-dir", data, "--variant", "control=1:1", "--variant", "treatment=2:1"])
+        _ = try ok(["experiment", "start", "als-vs-rerank", "--data-dir", data])
+        let (_, listening) = try start(["serve", "--data-dir", data, "--port", "0"], ready: #"listening on http://127\.0\.0\.1:\d+"#)
+        let port = Int(listening.split(separator: ":").last!)!
+        let sim = try ok(["simulate", "--data-dir", data, "--url", "http://127.0.0.1:\(port)", "--users", "300", "--seconds", "5",
+                          "--rate", "30"])
+        XCTAssertTrue(sim.contains("0 errors") && sim.contains("served under als-vs-rerank/treatment"), sim)
+        let report = try JSONSerialization.jsonObject(with: Data(try ok(["experiment", "report", "als-vs-rerank", "--data-dir", data,
+                                                                          "--json"]).utf8)) as! [String: Any]
+        let arms = report["arms"] as! [[String: Any]]
+        XCTAssertEqual(arms.map { $0["name"] as! String }, ["control", "treatment"])
+        XCTAssertTrue(arms.allSatisfy { ($0["users"] as! Int) > 5 }, "\(arms)")
+    }
+
     func likesOfOneTopicRaiseItsShare(_ data: String, client existing: HTTPClient? = nil, minimumRise: Double = 0.2) async throws {
         let client: HTTPClient
         if let existing { client = existing } else {
