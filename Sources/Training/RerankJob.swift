@@ -271,10 +271,11 @@ public enum RerankJob {
                         primary.y.count + (extra?.y.count ?? 0), cols, 100 * candidateRecall,
                         config.sources.map { String(format: "%@ %.4f", $0, sourceValidation[$0]!) }.joined(separator: ", ")))
         // Rows of chosen users of a carve (users whose candidates hold no held-out item teach nothing).
+        func teaches(_ l: Labelled, _ r: Int) -> Bool { l.lists[r].count > 0 && l.y[l.offsets[r]..<l.offsets[r + 1]].contains(1) }
         func rows(_ parts: [(Labelled, [Int])]) -> (x: [Float], y: [Float], groups: [Int]) {
             var xs: [Float] = [], ys: [Float] = [], gs: [Int] = []
             for (l, idx) in parts {
-                for r in idx where l.lists[r].count > 0 && l.y[l.offsets[r]..<l.offsets[r + 1]].contains(1) {
+                for r in idx where teaches(l, r) {
                     xs += l.x[(l.offsets[r] * cols)..<(l.offsets[r + 1] * cols)]
                     ys += l.y[l.offsets[r]..<l.offsets[r + 1]]
                     gs.append(l.lists[r].count)
@@ -315,7 +316,9 @@ public enum RerankJob {
         }
         let curve = zip(checkpoints, sums).map { (trees: $0, ndcg: $1 / Double(max(1, scored))) }
         let best = curve.max { $0.ndcg < $1.ndcg }!
-        let all = rows([(primary, Array(users.indices))] + (extra.map { [($0, Array($0.users.indices))] } ?? []))
+        let everyone = [(primary, Array(users.indices))] + (extra.map { [($0, Array($0.users.indices))] } ?? [])
+        // The training groups, counted without copying their rows (the large-data path trains nothing more).
+        let groups = everyone.reduce(0) { n, part in n + part.1.filter { teaches(part.0, $0) }.count }
         let large = v.users.count >= config.maxTrainingUsers
         var boosters: [Booster] = []
         if config.bag == 0 && large && !foldBoosters.isEmpty {
@@ -327,7 +330,8 @@ public enum RerankJob {
         } else {
             let bag = config.bag > 0 ? config.bag : (large ? 1 : 5)
             progress(String(format: "rerank: %d trees chosen (cross-fitted validation NDCG@10 %.4f); a bag of %d on %d groups",
-                            best.trees, best.ndcg, bag, all.groups.count))
+                            best.trees, best.ndcg, bag, groups))
+            let all = rows(everyone)
             for k in 0..<bag {
                 var c = config
                 c.seed = config.seed &+ UInt64(k)
@@ -345,6 +349,6 @@ public enum RerankJob {
         let model = RerankModel(sources: fullSources, perSource: config.perSource, seen: data.matrix(), features: serving, boosters: boosters)
         return Result(ranker: model, trees: best.trees, validationNDCG: best.ndcg, sourceValidation: sourceValidation, curve: curve,
                       importance: importance, candidateRecall: candidateRecall, validationUsers: users.count,
-                      bag: bag, trainingGroups: all.groups.count)
+                      bag: bag, trainingGroups: groups)
     }
 }
