@@ -6,6 +6,7 @@ import Glibc
 /// The embedded default's layout under one data directory (`--data-dir`, default `./var`):
 ///   store.sqlite   catalog, candidate generations (SQLite, WAL, synchronous=FULL)
 ///   events/        the event log segments
+///   exposures/     what the server served under experiments (`Exposure`; the event log's format)
 ///   cursors/       committed read positions of the log's consumers
 ///   secret.key     the HMAC key that signs tokens and cursors (created on first use, 0600)
 public struct DataDirectory: Sendable {
@@ -15,6 +16,7 @@ public struct DataDirectory: Sendable {
 
     public var store: String { root + "/store.sqlite" }
     public var events: String { root + "/events" }
+    public var exposures: String { root + "/exposures" }
     public var cursors: String { root + "/cursors" }
     public var secretKey: String { root + "/secret.key" }
     /// Raw uploads (checked by ffprobe) and the transcoded ladders served under /media.

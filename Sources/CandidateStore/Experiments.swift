@@ -2,10 +2,13 @@ import Foundation
 import GRDB
 import Checksum
 
-/// An online experiment: users split between variants by a salted hash of their id, each
-/// variant served from its own candidate generation.
+/// An online experiment. An A/B test (`kind` `.ab`) splits users between variants by a salted
+/// hash of their id, each variant served from its own candidate generation. An interleaving test
+/// (`.interleave`, exactly two variants) serves every user pages that merge both variants' lists
+/// by team draft (`TeamDraft`), and credits each side with what its videos earned.
 public struct Experiment: Codable, Sendable, Equatable {
     public enum Status: String, Codable, Sendable { case draft, running, stopped }
+    public enum Kind: String, Codable, Sendable { case ab, interleave }
 
     public struct Variant: Codable, Sendable, Equatable {
         public var name: String
@@ -26,11 +29,14 @@ public struct Experiment: Codable, Sendable, Equatable {
     public var createdAt: Int64
     public var startedAt: Int64?
     public var stoppedAt: Int64?
+    public var kind: Kind
+    /// The primary metric declared when the experiment was created (nil: the report's default).
+    public var primary: String?
 
     public init(name: String, salt: String, status: Status = .draft, variants: [Variant], createdAt: Int64,
-                startedAt: Int64? = nil, stoppedAt: Int64? = nil) {
+                startedAt: Int64? = nil, stoppedAt: Int64? = nil, kind: Kind = .ab, primary: String? = nil) {
         self.name = name; self.salt = salt; self.status = status; self.variants = variants; self.createdAt = createdAt
-        self.startedAt = startedAt; self.stoppedAt = stoppedAt
+        self.startedAt = startedAt; self.stoppedAt = stoppedAt; self.kind = kind; self.primary = primary
     }
 
     /// A user's position in [0, 1): FNV-1a of salt and user id, then the SplitMix64 finaliser
@@ -60,22 +66,34 @@ public struct Experiment: Codable, Sendable, Equatable {
     /// The annotation events and served videos carry: {"exp":NAME,"var":VARIANT}.
     /// (Names are letters, digits, '-', '_', '.': nothing to escape.)
     public func annotation(for user: String) -> String {
-        "{\"exp\":\"\(name)\",\"var\":\"\(variant(for: user).name)\"}"
+        "{\"exp\":\"\(name)\",\"var\":\"\(kind == .interleave ? Self.interleaved : variant(for: user).name)\"}"
     }
+
+    /// The variant name events carry under an interleaving test (every user sees both sides).
+    public static let interleaved = "interleaved"
+
 
     /// A new draft with a random salt, after checking names, variant count and weights (every
     /// store's `createExperiment` starts here).
-    public static func draft(name: String, variants: [Variant], now: Int64) throws -> Experiment {
+    public static func draft(name: String, variants: [Variant], kind: Kind = .ab, primary: String? = nil,
+                             now: Int64) throws -> Experiment {
         guard validName(name), variants.allSatisfy({ validName($0.name) }) else {
             throw ExperimentError.invalid("experiment and variant names use letters, digits, '-', '_' and '.' (at most 64)")
         }
         guard variants.count >= 2 else { throw ExperimentError.invalid("an experiment needs at least two variants") }
         guard Set(variants.map(\.name)).count == variants.count else { throw ExperimentError.invalid("variant names must differ") }
         guard variants.allSatisfy({ $0.weight > 0 && $0.weight.isFinite }) else { throw ExperimentError.invalid("variant weights must be positive") }
+        if kind == .interleave {
+            guard variants.count == 2 else { throw ExperimentError.invalid("an interleaving test compares exactly two variants") }
+            guard variants[0].generation != variants[1].generation else {
+                throw ExperimentError.invalid("an interleaving test needs two different generations")
+            }
+        }
+        if let primary, !validName(primary) { throw ExperimentError.invalid("primary metric '\(primary)' is not a metric name") }
         var salt = ""
         var g = SystemRandomNumberGenerator()
         for _ in 0..<4 { salt += String(format: "%04x", UInt16.random(in: 0...UInt16.max, using: &g)) }
-        return Experiment(name: name, salt: salt, variants: variants, createdAt: now)
+        return Experiment(name: name, salt: salt, variants: variants, createdAt: now, kind: kind, primary: primary)
     }
 
     public static func validName(_ s: String) -> Bool {
@@ -115,18 +133,24 @@ extension SQLiteFeedStore {
                   created_at INTEGER NOT NULL, started_at INTEGER, stopped_at INTEGER)
                 """)
         }
+        m.registerMigration("v10-experiment-kind") { db in
+            try db.execute(sql: "ALTER TABLE experiments ADD COLUMN kind TEXT NOT NULL DEFAULT 'ab'")
+            try db.execute(sql: "ALTER TABLE experiments ADD COLUMN primary_metric TEXT")
+        }
     }
 
     static func experiment(_ r: Row) throws -> Experiment {
         let variants = try JSONDecoder().decode([Experiment.Variant].self, from: Data((r["variants"] as String).utf8))
         return Experiment(name: r["name"], salt: r["salt"], status: Experiment.Status(rawValue: r["status"]) ?? .stopped,
-                          variants: variants, createdAt: r["created_at"], startedAt: r["started_at"], stoppedAt: r["stopped_at"])
+                          variants: variants, createdAt: r["created_at"], startedAt: r["started_at"], stoppedAt: r["stopped_at"],
+                          kind: Experiment.Kind(rawValue: r["kind"]) ?? .ab, primary: r["primary_metric"])
     }
 
     /// Creates a draft experiment; every variant's generation must exist, names must be unique
     /// and weights positive.
-    public func createExperiment(name: String, variants: [Experiment.Variant]) throws -> Experiment {
-        let e = try Experiment.draft(name: name, variants: variants, now: Self.now())
+    public func createExperiment(name: String, variants: [Experiment.Variant], kind: Experiment.Kind,
+                                 primary: String?) throws -> Experiment {
+        let e = try Experiment.draft(name: name, variants: variants, kind: kind, primary: primary, now: Self.now())
         let salt = e.salt
         try pool.write { db in
             for v in variants where try Int64.fetchOne(db, sql: "SELECT id FROM generations WHERE id = ?", arguments: [v.generation]) == nil {
@@ -141,8 +165,9 @@ extension SQLiteFeedStore {
                 throw ExperimentError.exists(name)
             }
             let json = String(decoding: try JSONEncoder().encode(variants), as: UTF8.self)
-            try db.execute(sql: "INSERT INTO experiments(name, salt, status, variants, created_at) VALUES (?,?,?,?,?)",
-                           arguments: [name, salt, e.status.rawValue, json, e.createdAt])
+            try db.execute(sql: """
+                INSERT INTO experiments(name, salt, status, variants, created_at, kind, primary_metric) VALUES (?,?,?,?,?,?,?)
+                """, arguments: [name, salt, e.status.rawValue, json, e.createdAt, kind.rawValue, primary])
         }
         return e
     }

@@ -96,7 +96,9 @@ public protocol ConsumerCursorStore: AnyObject, Sendable {
 public protocol ExperimentStore: AnyObject, Sendable {
     /// Creates a draft; every variant's generation must exist and be complete, names unique,
     /// weights positive.
-    func createExperiment(name: String, variants: [Experiment.Variant]) throws -> Experiment
+    /// `kind`: an A/B split or an interleaving test; `primary`: the metric declared primary now,
+    /// before anything is read (nil: the report's default).
+    func createExperiment(name: String, variants: [Experiment.Variant], kind: Experiment.Kind, primary: String?) throws -> Experiment
     func experiments() throws -> [Experiment]
     func experiment(named name: String) throws -> Experiment?
     /// The experiment that decides the feed now, if any.
@@ -106,6 +108,13 @@ public protocol ExperimentStore: AnyObject, Sendable {
     @discardableResult func stopExperiment(_ name: String, at time: Int64) throws -> Experiment
     /// Deletes a draft (one that never ran: a started experiment's assignments are in the event log).
     func deleteExperiment(_ name: String) throws
+}
+
+extension ExperimentStore {
+    /// An A/B experiment with the report's default primary metric.
+    public func createExperiment(name: String, variants: [Experiment.Variant]) throws -> Experiment {
+        try createExperiment(name: name, variants: variants, kind: .ab, primary: nil)
+    }
 }
 
 /// The whole store: the catalog the feed reads, generations of per-user top-N lists of which

@@ -9,6 +9,13 @@ import CandidateStore
 /// already served in this session (the cursor's filter) and videos not `ready` are skipped; at most `maxPerTopic` of
 /// one topic and `maxPerCreator` of one creator appear in any `diversityWindow` consecutive
 /// slots (relaxed only when nothing else is left).
+///
+/// Under a running interleaving test a new session pages two lists at once (the variants'
+/// generations, the second as the cursor's `partner`): the list slots of every page are drafted
+/// from both by `TeamDraft` (coin seeded by session and page), each item labelled with its team.
+/// The diversity rule is not applied to drafted items (it would reorder one side's picks), and
+/// every drafted item enters the cursor's served filter, since either side may rank the other's
+/// pick further down.
 struct FeedBuilder {
     let config: FeedServerConfig
     let state: FeedState
@@ -21,12 +28,16 @@ struct FeedBuilder {
         var ranker: String
         var generation: Int64?
         var score: Float?
+        /// Under an interleaving test: the variant (0 or 1) whose list supplied the item.
+        var team: Int? = nil
     }
 
     /// The experiment and variant a page was served under.
     struct Assignment {
         var experiment: String
         var variant: String
+        /// An interleaving test's two variant names (indexed by `Item.team`).
+        var teams: [String]? = nil
     }
 
     struct Page {
@@ -56,11 +67,25 @@ struct FeedBuilder {
         var generation = cursor?.generation ?? variant?.generation ?? live?.id ?? -1
         var position = Int(cursor?.position ?? 0)
         var deferredIn = (cursor?.deferred ?? []).map(Int.init).sorted()
+        // An interleaving test: a new session drafts from both variants' lists; a session begun
+        // under it continues so while it runs (after a stop, on the first list alone).
+        var partner: Int64 = -1
+        if let e = experiment, e.kind == .interleave,
+           cursor == nil || (cursor!.generation == e.variants[0].generation && cursor!.partner == e.variants[1].generation) {
+            generation = e.variants[0].generation
+            partner = e.variants[1].generation
+        }
         var packed: PackedCandidates? = nil
         if generation >= 0 {
             guard let p = try list(generation) else { return nil }
             packed = p
         }
+        var packedB: PackedCandidates? = nil
+        if partner >= 0 {
+            guard let p = try list(partner) else { return nil }
+            packedB = p
+        }
+        var pB = Int(cursor?.partner == partner ? cursor?.partnerPosition ?? 0 : 0)
         if let c = cursor, packed == nil, let live, live.id != c.generation {
             // The pinned generation was pruned: continue on the live list (the cursor's served
             // filter keeps earlier pages from repeating).
@@ -71,6 +96,7 @@ struct FeedBuilder {
             packed = p
         }
         let model = state.generations.model(ofGeneration: generation) ?? live?.model ?? "model"
+        let modelB = partner >= 0 ? state.generations.model(ofGeneration: partner) ?? "model" : ""
         let snap = state.snapshot(user: user)
         let videos = snap.videos
         // Everything the session served, whichever server served it (carried by the cursor).
@@ -131,15 +157,44 @@ struct FeedBuilder {
             picked.append(Item(index: i, video: video(i), ranker: model, generation: generation, score: score))
             pickedSet.insert(i)
         }
-        while picked.count < mainTarget, let q = nextListPosition() {
-            let e = entries[q]
-            guard let i = global(e), ready(i), !excluded(i) else { continue }  // dropped for good
-            guard diverse(i) else { deferredOut.append(q); continue }
-            pickFromList(q, i, e.score)
+        // The partner's list under an interleaving test, and the draft over both.
+        let entriesB = packedB ?? PackedCandidates(generation: partner, itemTable: [], blob: Data())
+        pB = min(pB, entriesB.count)
+        let mapB = packedB.map { state.catalog.mapping(for: $0) } ?? []
+        var draft = TeamDraft(seed: SessionIds.mix(session ^ 0x5EED ^ (UInt64(cursor?.page ?? 0) &* 0xD1B5_4A32_D192_ED03)))
+        func draftFromLists(until target: Int) {
+            while picked.count < target, let (x, team) = draft.draft({ (team: Int) -> (Int32, Float)? in
+                while true {
+                    let e: (item: UInt32, score: Float)
+                    let i: Int32?
+                    if team == 0 {
+                        guard p < entries.count else { return nil }
+                        e = entries[p]; p += 1; i = global(e)
+                    } else {
+                        guard pB < entriesB.count else { return nil }
+                        e = entriesB[pB]; pB += 1; i = Int(e.item) < mapB.count ? mapB[Int(e.item)] : nil
+                    }
+                    if let i, ready(i), !excluded(i) { return (i, e.score) }
+                }
+            }) {
+                picked.append(Item(index: x.0, video: video(x.0), ranker: team == 0 ? model : modelB,
+                                   generation: team == 0 ? generation : partner, score: x.1, team: team))
+                pickedSet.insert(x.0)
+            }
+        }
+        if partner >= 0 {
+            draftFromLists(until: mainTarget)
+        } else {
+            while picked.count < mainTarget, let q = nextListPosition() {
+                let e = entries[q]
+                guard let i = global(e), ready(i), !excluded(i) else { continue }  // dropped for good
+                guard diverse(i) else { deferredOut.append(q); continue }
+                pickFromList(q, i, e.score)
+            }
         }
         deferredOut += revisit
         revisit = []
-        let listExhausted = p >= entries.count
+        let listExhausted = p >= entries.count && pB >= entriesB.count
 
         // Entries the session has passed (served, or dropped) cannot come back as fresh or trending.
         var consumedCache: Set<Int32>?
@@ -148,6 +203,7 @@ struct FeedBuilder {
                 let keep = Set(deferredOut)
                 var c = Set<Int32>(minimumCapacity: min(p, entries.count))
                 for q in 0..<min(p, entries.count) where !keep.contains(q) { if let g = global(entries[q]) { c.insert(g) } }
+                for q in 0..<pB { let e = entriesB[q]; if Int(e.item) < mapB.count { c.insert(mapB[Int(e.item)]) } }
                 consumedCache = c
             }
             return consumedCache!.contains(i)
@@ -187,7 +243,9 @@ struct FeedBuilder {
 
         // 4. Nothing diverse left: relax the diversity rule rather than return a short page
         // (the deferred entries first, then onward).
-        if picked.count + explore.count < limit {
+        if partner >= 0 && picked.count + explore.count < limit {
+            draftFromLists(until: limit - explore.count)
+        } else if picked.count + explore.count < limit {
             revisit = deferredOut[...]
             deferredOut = []
             while picked.count + explore.count < limit, let q = nextListPosition() {
@@ -207,14 +265,19 @@ struct FeedBuilder {
         }
         // List entries are kept from repeating by the position (and the deferred set); the filter
         // takes the rest, so it fills slowly (a couple of fresh uploads a page) and rarely errs.
-        for item in items where item.ranker == "fresh" || item.ranker == "trending" { served.insert(hash: item.video.idHash) }
+        for item in items where item.ranker == "fresh" || item.ranker == "trending" || item.team != nil {
+            served.insert(hash: item.video.idHash)
+        }
         let next: FeedCursor? = items.count < limit ? nil : FeedCursor(
             session: session, generation: generation, position: UInt32(p), trendingPosition: UInt32(tp),
             page: (cursor?.page ?? 0) + 1,
             deferred: Array(deferredOut.sorted().prefix(FeedCursor.maxDeferred)).map { UInt32($0) },
-            served: served.isEmpty ? nil : served)
-        return Page(items: items, next: next, eventsThrough: packed?.throughEvent,
-                    assignment: experiment.map { Assignment(experiment: $0.name, variant: variant!.name) })
+            served: served.isEmpty ? nil : served, partner: partner, partnerPosition: UInt32(pB))
+        let assignment = experiment.map { e in
+            partner >= 0 ? Assignment(experiment: e.name, variant: Experiment.interleaved, teams: e.variants.map(\.name))
+                : Assignment(experiment: e.name, variant: e.kind == .interleave ? Experiment.interleaved : variant!.name)
+        }
+        return Page(items: items, next: next, eventsThrough: packed?.throughEvent, assignment: assignment)
     }
 }
 

@@ -16,10 +16,12 @@ import Checksum
 ///   trending; `ServedFilter`, 2,048 bits, 3 probes), checked for every candidate, list entries
 ///   included. It has no false negatives, so those never come back; a false positive only passes
 ///   over a candidate (about 0.3 % after 100 such videos, 1.6 % after 200).
+/// - under an interleaving test, `partner` (the second generation, -1 when none) and
+///   `partnerPosition`, the next entry of the user's list in it.
 /// Known limit: when the pinned generation has been pruned mid-session, paging continues on the
 /// live list from its start, and a video the old list served may come again.
-/// Encoded size: 30 bytes + 4 per deferred position + 256 when `served` is set + 16 of MAC, at
-/// most 488 characters of base64url.
+/// Encoded size (version 3): 42 bytes + 4 per deferred position + 256 when `served` is set + 16 of
+/// MAC, at most 504 characters of base64url. Version 2 cursors (no partner) are still read.
 struct FeedCursor: Equatable {
     var session: UInt64
     var generation: Int64
@@ -28,11 +30,15 @@ struct FeedCursor: Equatable {
     var page: UInt32
     var deferred: [UInt32] = []
     var served: ServedFilter? = nil
+    var partner: Int64 = -1
+    var partnerPosition: UInt32 = 0
 
     static let domain = "foryou-cursor-v2"
-    static let version: UInt8 = 2
+    static let version: UInt8 = 3
     static let maxDeferred = 16
-    static let fixedSize = 1 + 8 + 8 + 4 + 4 + 4 + 1 + 1
+    /// Version 3's fixed part; version 2 lacks the partner's 12 bytes.
+    static let fixedSize = 1 + 8 + 8 + 4 + 4 + 4 + 8 + 4 + 1 + 1
+    static func fixedSize(version: UInt8) -> Int { version == 2 ? fixedSize - 12 : fixedSize }
     static let macSize = 16
     /// Longest encoded cursor accepted (base64url characters).
     static let maxEncoded = 600
@@ -47,6 +53,8 @@ struct FeedCursor: Equatable {
         withUnsafeBytes(of: position.littleEndian) { b.append(contentsOf: $0) }
         withUnsafeBytes(of: trendingPosition.littleEndian) { b.append(contentsOf: $0) }
         withUnsafeBytes(of: page.littleEndian) { b.append(contentsOf: $0) }
+        withUnsafeBytes(of: partner.littleEndian) { b.append(contentsOf: $0) }
+        withUnsafeBytes(of: partnerPosition.littleEndian) { b.append(contentsOf: $0) }
         b.append(UInt8(min(deferred.count, Self.maxDeferred)))
         b.append(served == nil ? 0 : 1)
         for d in deferred.prefix(Self.maxDeferred) { withUnsafeBytes(of: d.littleEndian) { b.append(contentsOf: $0) } }
@@ -64,7 +72,9 @@ struct FeedCursor: Equatable {
     }
 
     static func decode(_ s: String, user: String, signer: TokenSigner) -> FeedCursor? {
-        guard s.utf8.count <= maxEncoded, let b = Base64URL.decode(s), b.count >= fixedSize + macSize, b[0] == version else { return nil }
+        guard s.utf8.count <= maxEncoded, let b = Base64URL.decode(s), b.count >= 1, b[0] == version || b[0] == 2 else { return nil }
+        let fixedSize = Self.fixedSize(version: b[0])
+        guard b.count >= fixedSize + macSize else { return nil }
         let nDeferred = Int(b[fixedSize - 2]), hasFilter = b[fixedSize - 1]
         guard nDeferred <= maxDeferred, hasFilter <= 1 else { return nil }
         let bodySize = fixedSize + nDeferred * 4 + (hasFilter == 1 ? ServedFilter.bytes : 0)
@@ -82,6 +92,11 @@ struct FeedCursor: Equatable {
                                position: UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 17, as: UInt32.self)),
                                trendingPosition: UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 21, as: UInt32.self)),
                                page: UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 25, as: UInt32.self)))
+            if p[0] == version {
+                c.partner = Int64(littleEndian: p.loadUnaligned(fromByteOffset: 29, as: Int64.self))
+                c.partnerPosition = UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 37, as: UInt32.self))
+                guard c.partner >= -1 else { return nil }
+            }
             for k in 0..<nDeferred {
                 c.deferred.append(UInt32(littleEndian: p.loadUnaligned(fromByteOffset: fixedSize + 4 * k, as: UInt32.self)))
             }

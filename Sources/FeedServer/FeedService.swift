@@ -32,6 +32,12 @@ public final class FeedService: @unchecked Sendable {
     public let store: any FeedStore
     /// Where events are appended: the data directory's file log, or `config.kafka`.
     public let log: any EventAppender
+    /// Where what the server served under an experiment goes (`Exposure`): the data directory's
+    /// `exposures/` log, or the topic `<topic>.exposures` with Kafka. Opened on the first
+    /// exposure; nil after it failed to open (exposures are then counted as dropped).
+    private var exposureLog: (any EventAppender)?
+    private var exposureOpenFailed = false
+    private let exposureLock = NSLock()
     /// With a shared (Kafka) log: the reader that applies every server's events to this one's state.
     private var follower: KafkaFollower?
     public let signer: TokenSigner
@@ -108,6 +114,41 @@ public final class FeedService: @unchecked Sendable {
         refresher?.cancel()
         follower?.stop()
         log.close()
+        exposureLock.withLock { exposureLog?.close(); exposureLog = nil; exposureOpenFailed = true }
+    }
+
+    /// The exposure log, opened on first use (nil when it cannot be).
+    private func exposures() -> (any EventAppender)? {
+        exposureLock.withLock {
+            if exposureLog == nil && !exposureOpenFailed {
+                do {
+                    if let k = config.kafka {
+                        exposureLog = try KafkaProducer(location: KafkaLocation(brokers: k.brokers, topic: k.topic + ".exposures",
+                                                                                properties: k.properties))
+                    } else {
+                        exposureLog = try EventLog(directory: DataDirectory(config.dataDir).exposures, access: .append)
+                    }
+                } catch {
+                    exposureOpenFailed = true
+                    FileHandle.standardError.write(Data("foryou serve: exposures are not recorded: \(error)\n".utf8))
+                }
+            }
+            return exposureLog
+        }
+    }
+
+    /// Records what a page served (after the response is built; not awaited by the request).
+    func recordExposure(_ x: Exposure) {
+        guard let log = exposures() else { return metrics.add("foryou_exposures_dropped_total") }
+        let metrics = self.metrics
+        Task.detached {
+            do {
+                _ = try await log.append([x.draft])
+                metrics.add("foryou_exposures_total")
+            } catch {
+                metrics.add("foryou_exposures_dropped_total")
+            }
+        }
     }
 
     /// The file log, when events go to one (nil with Kafka).

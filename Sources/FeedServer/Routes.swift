@@ -7,6 +7,24 @@ import EventLog
 enum FeedRoutes {
     /// GET /api/v1/foryou?cursor=&limit=10
     static func foryou(_ s: FeedService, _ request: Request, _ context: FeedContext) async throws -> Response {
+        let started = DispatchTime.now().uptimeNanoseconds
+        do {
+            return try await foryouPage(s, request, context, started: started)
+        } catch let e as APIError {
+            throw e
+        } catch {
+            // A failed page under an experiment is an exposure too: the variant's error rate.
+            if let e = s.state.generations.experiment, let user = context.user {
+                s.recordExposure(Exposure(user: user, timeMs: Int64(Date().timeIntervalSince1970 * 1000), experiment: e.name,
+                                          variant: e.kind == .interleave ? Experiment.interleaved : e.variant(for: user).name,
+                                          videos: [], latencyUs: Int((DispatchTime.now().uptimeNanoseconds - started) / 1000),
+                                          error: true))
+            }
+            throw error
+        }
+    }
+
+    static func foryouPage(_ s: FeedService, _ request: Request, _ context: FeedContext, started: UInt64) async throws -> Response {
         let user = context.user!
         let q = request.uri.queryParameters
         var limit = 10
@@ -59,7 +77,11 @@ enum FeedRoutes {
                 out.writeString(#","experiment":"#)
                 out.writeBytes(e)
                 out.writeString(#","variant":"#)
-                out.writeBytes(v)
+                if let team = it.team, let teams = page.assignment?.teams {
+                    out.writeBytes(JSONWriter.quoted(teams[team]))
+                } else {
+                    out.writeBytes(v)
+                }
             }
             out.writeInteger(UInt8(125))
         }
@@ -72,6 +94,13 @@ enum FeedRoutes {
         out.writeString(#","events_through":"#)
         out.writeString(page.eventsThrough.map { String($0) } ?? "null")
         out.writeInteger(UInt8(125))
+        if let a = page.assignment {
+            s.recordExposure(Exposure(user: user, timeMs: Int64(Date().timeIntervalSince1970 * 1000), experiment: a.experiment,
+                                      variant: a.variant, videos: page.items.map(\.video.v.id),
+                                      teams: a.teams == nil ? nil : page.items.map { $0.team ?? -1 },
+                                      fallback: page.items.filter { $0.ranker == "trending" }.count,
+                                      latencyUs: Int((DispatchTime.now().uptimeNanoseconds - started) / 1000)))
+        }
         var h = HTTPFields()
         h[.contentType] = "application/json"
         return Response(status: .ok, headers: h, body: .init(byteBuffer: out))

@@ -5,18 +5,20 @@ import CandidateStore
 // Online experiments (`ExperimentStore`).
 
 extension PostgresFeedStore {
-    static let experimentColumns = "name, salt, status, variants, created_at, started_at, stopped_at"
+    static let experimentColumns = "name, salt, status, variants, created_at, started_at, stopped_at, kind, primary_metric"
 
     static func experiment(_ r: PostgresRow) throws -> Experiment {
-        let (name, salt, status, variants, created, started, stopped) =
-            try r.decode((String, String, String, String, Int64, Int64?, Int64?).self)
+        let (name, salt, status, variants, created, started, stopped, kind, primary) =
+            try r.decode((String, String, String, String, Int64, Int64?, Int64?, String, String?).self)
         return Experiment(name: name, salt: salt, status: Experiment.Status(rawValue: status) ?? .stopped,
                           variants: try JSONDecoder().decode([Experiment.Variant].self, from: Data(variants.utf8)),
-                          createdAt: created, startedAt: started, stoppedAt: stopped)
+                          createdAt: created, startedAt: started, stoppedAt: stopped, kind: Experiment.Kind(rawValue: kind) ?? .ab,
+                          primary: primary)
     }
 
-    public func createExperiment(name: String, variants: [Experiment.Variant]) throws -> Experiment {
-        let e = try Experiment.draft(name: name, variants: variants, now: Self.now())
+    public func createExperiment(name: String, variants: [Experiment.Variant], kind: Experiment.Kind,
+                                 primary: String?) throws -> Experiment {
+        let e = try Experiment.draft(name: name, variants: variants, kind: kind, primary: primary, now: Self.now())
         let json = String(decoding: try JSONEncoder().encode(variants), as: UTF8.self)
         try transaction { c in
             try run(c, "SELECT pg_advisory_xact_lock(727003)")  // not while a prune decides what to delete
@@ -28,8 +30,8 @@ extension PostgresFeedStore {
                 }
             }
             let inserted = try run(c, """
-                INSERT INTO experiments(name, salt, status, variants, created_at) VALUES (\(name), \(e.salt), \(e.status.rawValue), \(json),
-                  \(e.createdAt)) ON CONFLICT(name) DO NOTHING RETURNING name
+                INSERT INTO experiments(name, salt, status, variants, created_at, kind, primary_metric) VALUES (\(name), \(e.salt),
+                  \(e.status.rawValue), \(json), \(e.createdAt), \(kind.rawValue), \(primary)) ON CONFLICT(name) DO NOTHING RETURNING name
                 """)
             if inserted.isEmpty { throw ExperimentError.exists(name) }
         }

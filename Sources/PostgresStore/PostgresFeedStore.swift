@@ -244,6 +244,10 @@ public final class PostgresFeedStore: FeedStore, @unchecked Sendable {
           upload_id TEXT NOT NULL, status TEXT NOT NULL CHECK(status IN ('queued','running','done','failed')),
           attempts INTEGER NOT NULL DEFAULT 0, lease_until BIGINT, error TEXT, updated_at BIGINT NOT NULL);
         """,
+        """
+        ALTER TABLE experiments ADD COLUMN kind TEXT NOT NULL DEFAULT 'ab';
+        ALTER TABLE experiments ADD COLUMN primary_metric TEXT;
+        """,
     ]
 
     func migrate() throws {

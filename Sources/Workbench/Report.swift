@@ -21,17 +21,22 @@ public enum Report {
         <!DOCTYPE html>
         <html lang="en"><head><meta charset="utf-8"><title>\(esc(title))</title>
         <style>
-        body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #222; background: #fff; max-width: 1100px; }
-        h1 { font-size: 22px; } h2 { font-size: 17px; margin-top: 28px; border-bottom: 1px solid #ddd; }
-        table { border-collapse: collapse; margin: 8px 0; } td, th { padding: 3px 10px; border-bottom: 1px solid #eee; text-align: right; }
-        th:first-child, td:first-child { text-align: left; } .note { color: #666; } svg { display: block; margin: 8px 0; }
-        .pos { color: #1a7f37; } .neg { color: #b42318; }
+        \(style)
         </style></head><body>
         \(body)
         </body></html>
 
         """
     }
+
+    /// The pages' shared CSS.
+    static let style = """
+        body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #222; background: #fff; max-width: 1100px; }
+        h1 { font-size: 22px; } h2 { font-size: 17px; margin-top: 28px; border-bottom: 1px solid #ddd; }
+        table { border-collapse: collapse; margin: 8px 0; } td, th { padding: 3px 10px; border-bottom: 1px solid #eee; text-align: right; }
+        th:first-child, td:first-child { text-align: left; } .note { color: #666; } svg { display: block; margin: 8px 0; }
+        .pos { color: #1a7f37; } .neg { color: #b42318; }
+        """
 
     static func esc(_ s: String) -> String {
         s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")

@@ -308,13 +308,35 @@ final class PipelineTests: XCTestCase {
         XCTAssertEqual(report["srm_mismatch"] as? Bool, false)
         XCTAssertNotNil(ISO8601DateFormatter().date(from: ((report["started_at"] as? String) ?? "").replacingOccurrences(
             of: #"\.\d+Z$"#, with: "Z", options: .regularExpression)), "\(report["started_at"] ?? "nil")")
-        XCTAssertEqual((report["guardrails"] as? [[String: Any]])?.map { $0["metric"] as! String }, ["skip_rate", "hide_rate"])
+        // The server logged what it served: impressions are its exposures, and its own health is a guardrail.
+        XCTAssertEqual(report["from_exposures"] as? Bool, true)
+        XCTAssertTrue(arms.allSatisfy { ($0["pages"] as! Int) > 0 && ($0["latency_p99_ms"] as? Double ?? 0) > 0 }, "\(arms)")
+        XCTAssertEqual((report["guardrails"] as? [[String: Any]])?.map { $0["metric"] as! String },
+                       ["skip_rate", "hide_rate", "fallback_share", "error_rate", "latency_p99_ms"])
         XCTAssertEqual(report["primary"] as? String, "completion_rate")
         let completion = (report["effects"] as! [[String: Any]]).first { $0["metric"] as? String == "completion_rate" }!
         XCTAssertGreaterThan(completion["low"] as! Double, 0, "ALS completion rate minus popularity's: \(completion)")
         // Stopped: pages carry no experiment any more (once the server refreshed).
-        let human = try ok(["experiment", "report", "pop-vs-als", "--data-dir", data])
-        XCTAssertTrue(human.contains("consistent with the weights"), human)
+        let human = try ok(["experiment", "report", "pop-vs-als", "--data-dir", data, "--html", dir + "/ab.html"])
+        XCTAssertTrue(human.contains("consistent with the weights") && human.contains("always-valid"), human)
+        let page = try String(contentsOfFile: dir + "/ab.html", encoding: .utf8)
+        XCTAssertTrue(page.contains("<svg") && page.contains("completion_rate: treatment minus control"), page)
+
+        // The same pair interleaved: everyone gets pages drafted from both, and ALS (A) is preferred.
+        _ = try ok(["experiment", "create", "als-x-pop", "--data-dir", data, "--interleave", "als=1", "pop=2"])
+        _ = try ok(["experiment", "start", "als-x-pop", "--data-dir", data])
+        Thread.sleep(forTimeInterval: 3)  // the server's refresh picks it up
+        let sim2 = try ok(["simulate", "--data-dir", data, "--url", "http://127.0.0.1:\(port)", "--users", "400", "--seconds", "6",
+                           "--rate", "30"])
+        XCTAssertTrue(sim2.contains("0 errors") && sim2.contains("served under als-x-pop/als") && sim2.contains("served under als-x-pop/pop"), sim2)
+        _ = try ok(["experiment", "stop", "als-x-pop", "--data-dir", data])
+        let il = try JSONSerialization.jsonObject(with: Data(try ok(["experiment", "report", "als-x-pop", "--data-dir", data, "--json"]).utf8))
+            as! [String: Any]
+        let pref = il["interleaving"] as! [String: Any]
+        XCTAssertGreaterThan(pref["users"] as! Int, 10, "\(pref)")
+        XCTAssertLessThan(pref["high"] as! Double, 0, "popularity (B) minus ALS (A) preference: \(pref)")
+        XCTAssertGreaterThan(pref["credit_a"] as! Int, pref["credit_b"] as! Int)
+        XCTAssertTrue(try ok(["experiment", "report", "als-x-pop", "--data-dir", data]).contains("(A preferred)"))
     }
 
     /// The web client in headless Chromium (Playwright, Debian's chromium): the first clip plays,

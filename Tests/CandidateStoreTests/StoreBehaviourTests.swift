@@ -290,6 +290,19 @@ final class StoreBehaviourTests: XCTestCase {
             try store.startExperiment("exp2", at: 3_000)
             XCTAssertThrowsError(try store.deleteExperiment("exp2"))
             XCTAssertEqual(try store.experiments().map(\.name), ["exp1", "exp2"])
+            XCTAssertEqual(try store.experiment(named: "exp1")?.kind, .ab)
+            XCTAssertNil(try store.experiment(named: "exp1")?.primary)
+            // An interleaving test and a declared primary metric are stored with the experiment.
+            let il = try store.createExperiment(name: "il", variants: [.init(name: "a", generation: gens[0], weight: 1),
+                                                                        .init(name: "b", generation: gens[3], weight: 1)],
+                                                kind: .interleave, primary: "like_rate")
+            XCTAssertEqual(try store.experiment(named: "il"), il)
+            XCTAssertEqual(il.annotation(for: "u7"), #"{"exp":"il","var":"interleaved"}"#)
+            XCTAssertThrowsError(try store.createExperiment(name: "il3", variants: e.variants + [.init(name: "c", generation: gens[0], weight: 1)],
+                                                            kind: .interleave, primary: nil)) {
+                XCTAssertEqual($0 as? ExperimentError, .invalid("an interleaving test compares exactly two variants"))
+            }
+            try store.deleteExperiment("il")
             XCTAssertEqual(Experiment.parseAnnotation(e.annotation(for: "u7"))?.experiment, "exp1")
             XCTAssertEqual(Experiment.parseAnnotation(e.annotation(for: "u7"))?.variant, e.variant(for: "u7").name)
             XCTAssertNil(Experiment.parseAnnotation(""))

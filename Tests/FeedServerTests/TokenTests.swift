@@ -76,4 +76,25 @@ final class TokenTests: XCTestCase {
         bytes[9] ^= 1  // another generation, same MAC
         XCTAssertNil(FeedCursor.decode(Base64URL.encode(bytes), user: "gus", signer: signer))
     }
+
+    /// Version 3 carries an interleaving test's partner list; version 2 cursors (issued before)
+    /// still decode, with no partner.
+    func testCursorsCarryThePartnerListAndVersion2StillReads() {
+        let signer = TokenSigner(key: key)
+        var c = FeedCursor(session: 42, generation: 3, position: 17, trendingPosition: 0, page: 2, deferred: [5, 9])
+        c.partner = 4
+        c.partnerPosition = 21
+        let s = c.encode(user: "gus", signer: signer)
+        XCTAssertEqual(FeedCursor.decode(s, user: "gus", signer: signer), c)
+        // A version 2 body: the version 3 bytes without the partner's 12, signed the same way.
+        let v3 = Array(Base64URL.decode(FeedCursor(session: 42, generation: 3, position: 17, trendingPosition: 0, page: 2, deferred: [5, 9])
+            .encode(user: "gus", signer: signer))!.dropLast(FeedCursor.macSize))
+        var v2 = Array(v3[0..<29]) + Array(v3[41...])
+        v2[0] = 2
+        let mac = v2.withUnsafeBytes { signer.cursorMAC($0, user: "gus") }
+        mac.withUnsafeBytes { v2.append(contentsOf: $0.prefix(FeedCursor.macSize)) }
+        let old = FeedCursor.decode(Base64URL.encode(v2), user: "gus", signer: signer)
+        XCTAssertEqual(old, FeedCursor(session: 42, generation: 3, position: 17, trendingPosition: 0, page: 2, deferred: [5, 9]))
+        XCTAssertEqual(old?.partner, -1)
+    }
 }

@@ -194,4 +194,155 @@ final class ExperimentReportTests: XCTestCase {
         XCTAssertFalse(completion.significant)
         XCTAssertTrue(completion.cupedNote?.contains("barely predicts") == true, completion.cupedNote ?? "nil")
     }
+
+    /// The mSPRT interval and p against a hand computation (V = 1e-4, tau = 0.015, d = 0.02):
+    /// Lambda = sqrt(V / (V + tau^2)) exp(tau^2 d^2 / (2 V (V + tau^2))).
+    func testAlwaysValidIntervalAgainstHandComputation() {
+        let r = ExperimentReport.alwaysValid(0.02, se: 0.01, tau: 0.015)
+        XCTAssertEqual(r.p, 0.4514512495178554, accuracy: 1e-12)
+        XCTAssertEqual(r.low, -0.012182043658752233, accuracy: 1e-12)
+        XCTAssertEqual(r.high, 0.05218204365875223, accuracy: 1e-12)
+        XCTAssertTrue(ExperimentReport.alwaysValid(0.02, se: 0, tau: 0.015).p.isNaN)
+    }
+
+    /// Why it exists: under no effect, read at 20 looks, the fixed-horizon interval excludes 0 at
+    /// some look far more often than 5 %; the always-valid one at most 5 % of the time.
+    func testAlwaysValidIntervalsHoldAcrossRepeatedLooks() {
+        var g = SeededGenerator(seed: 3)
+        func normal() -> Double {
+            let u1 = max(1e-12, Double(g.next() >> 11) * 0x1.0p-53), u2 = Double(g.next() >> 11) * 0x1.0p-53
+            return (-2 * Foundation.log(u1)).squareRoot() * cos(2 * .pi * u2)
+        }
+        var fixedCross = 0, sequentialCross = 0
+        let streams = 1_000
+        for _ in 0..<streams {
+            var sum = 0.0, n = 0, fixed = false, sequential = false
+            for _ in 0..<20 {
+                for _ in 0..<50 { sum += normal(); n += 1 }
+                let d = sum / Double(n), se = 1 / Double(n).squareRoot()
+                if abs(d) > 1.959964 * se { fixed = true }
+                let a = ExperimentReport.alwaysValid(d, se: se, tau: 0.1)
+                if a.low > 0 || a.high < 0 { sequential = true }
+            }
+            if fixed { fixedCross += 1 }
+            if sequential { sequentialCross += 1 }
+        }
+        XCTAssertGreaterThan(Double(fixedCross) / Double(streams), 0.15, "peeking at fixed-horizon intervals")
+        XCTAssertLessThanOrEqual(Double(sequentialCross) / Double(streams), 0.05, "always-valid intervals")
+    }
+
+    /// The server's exposures are the denominator (not the videos with a client event), and its
+    /// own health per variant is a guardrail: hand-computed on four users.
+    func testExposuresAreTheDenominatorAndTheServersHealthAGuardrail() throws {
+        let dir = Fixtures.tempDir("exposures")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let log = try EventLog(directory: dir, access: .append)
+        let t: Int64 = 150
+        var users: [String: String] = [:]  // a control and a treatment user, twice
+        for u in 0..<200 where users.count < 4 {
+            let v = exp.variant(for: "u\(u)").name
+            if users.values.filter({ $0 == v }).count < 2 { users["u\(u)"] = v }
+        }
+        let control = users.filter { $0.value == "control" }.keys.sorted(), treated = users.filter { $0.value == "treatment" }.keys.sorted()
+        var drafts: [EventDraft] = [], exposures: [Exposure] = []
+        for u in control + treated {
+            let note = exp.annotation(for: u), arm = users[u]!
+            // Served 10 videos over two pages (the second has 2 from trending); the client reported 5, completed 3.
+            exposures.append(Exposure(user: u, timeMs: t, experiment: "e", variant: arm, videos: (0..<5).map { "a\($0)" },
+                                      latencyUs: arm == "control" ? 2_000 : 8_000))
+            exposures.append(Exposure(user: u, timeMs: t, experiment: "e", variant: arm, videos: (0..<5).map { "b\($0)" }, fallback: 2,
+                                      latencyUs: arm == "control" ? 3_000 : 9_000))
+            for k in 0..<5 { drafts.append(EventDraft(user: u, video: "a\(k)", type: .view, watchMs: 1_000, timeMs: t, extra: note)) }
+            for k in 0..<3 { drafts.append(EventDraft(user: u, video: "a\(k)", type: .complete, watchMs: 1_000, timeMs: t, extra: note)) }
+        }
+        // One treatment user's third request failed.
+        exposures.append(Exposure(user: treated[0], timeMs: t, experiment: "e", variant: "treatment", videos: [], latencyUs: 50_000,
+                                  error: true))
+        exposures.append(Exposure(user: "other", timeMs: t, experiment: "another", variant: "x", videos: ["z"]))
+        _ = try log.appendSync(drafts)
+        let r = try ExperimentReport.analyse(exp, log: log, exposures: exposures)
+        let without = try ExperimentReport.analyse(exp, log: log)
+        log.close()
+        XCTAssertTrue(r.fromExposures)
+        XCTAssertFalse(without.fromExposures)
+        for a in r.arms {
+            XCTAssertEqual(a.users, 2)
+            XCTAssertEqual(a.impressions, 20)
+            XCTAssertEqual(a.means["completion_rate"]!, 0.3, accuracy: 1e-12, "3 completions of 10 served")
+            XCTAssertEqual(a.pages, a.name == "control" ? 4 : 5)
+        }
+        XCTAssertEqual(without.arms[0].means["completion_rate"]!, 0.6, accuracy: 1e-12, "3 of the 5 with a client event")
+        XCTAssertEqual(r.arms[0].latencyP99Ms, 3, accuracy: 1e-12)
+        XCTAssertEqual(r.arms[1].latencyP99Ms, 50, accuracy: 1e-12)
+        func guardrail(_ m: String) -> ExperimentReport.Guardrail { r.guardrails.first { $0.metric == m }! }
+        XCTAssertEqual(guardrail("fallback_share").control, 0.2, accuracy: 1e-12)
+        XCTAssertEqual(guardrail("error_rate").treatment, (1.0 / 3 + 0) / 2, accuracy: 1e-12)
+        XCTAssertEqual(guardrail("latency_p99_ms").difference, 47, accuracy: 1e-12)
+        XCTAssertNotEqual(guardrail("latency_p99_ms").status, "ok")
+        XCTAssertFalse(without.guardrails.contains { $0.metric == "error_rate" || $0.metric == "latency_p99_ms" })
+        // Users needed: the sample at which the observed difference is the minimum detectable one.
+        for x in r.effects where x.usersNeeded.isFinite {
+            XCTAssertEqual(x.minimumDetectable * (4 / x.usersNeeded).squareRoot(), abs(x.cupedDifference), accuracy: 1e-9)
+        }
+    }
+
+    /// An interleaving test's preference, hand-computed: per user with credit,
+    /// (credit B - credit A) / (credit A + credit B), averaged.
+    func testInterleavingPreferenceAgainstHandComputation() throws {
+        let dir = Fixtures.tempDir("interleaving")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let il = Experiment(name: "il", salt: "s", status: .stopped, variants: exp.variants, createdAt: 0, startedAt: 100,
+                            stoppedAt: 200, kind: .interleave)
+        let log = try EventLog(directory: dir, access: .append)
+        let note = il.annotation(for: "any")
+        XCTAssertEqual(note, #"{"exp":"il","var":"interleaved"}"#)
+        func ev(_ u: String, _ v: String, _ t: EventType) -> EventDraft { EventDraft(user: u, video: v, type: t, timeMs: 150, extra: note) }
+        _ = try log.appendSync([ev("u1", "v1", .complete), ev("u1", "v1", .like), ev("u1", "v2", .complete), ev("u1", "v9", .like),
+                                ev("u2", "v4", .complete), ev("u3", "v5", .view), ev("u4", "v6", .like), ev("u4", "v7", .complete)])
+        func x(_ u: String, _ v: [String], _ t: [Int]) -> Exposure {
+            Exposure(user: u, timeMs: 150, experiment: "il", variant: Experiment.interleaved, videos: v, teams: t)
+        }
+        let r = try ExperimentReport.analyse(il, log: log, exposures: [x("u1", ["v1", "v2", "v3", "v9"], [0, 1, 0, -1]),
+                                                                      x("u2", ["v4"], [1]), x("u3", ["v5"], [0]),
+                                                                      x("u4", ["v6", "v7"], [0, 1])])
+        log.close()
+        let p = try XCTUnwrap(r.interleaving)
+        XCTAssertEqual([p.users, p.credited, p.creditA, p.creditB, p.winsA, p.winsB, p.ties], [4, 3, 3, 3, 1, 1, 1])
+        XCTAssertEqual(p.preference, 0.22222222222222224, accuracy: 1e-12)
+        XCTAssertEqual(p.low, -0.5629867222121577, accuracy: 1e-9)
+        XCTAssertEqual(p.high, 1.0074311666566023, accuracy: 1e-9)
+        XCTAssertEqual(p.usersNeeded, 102.03542065892502, accuracy: 1e-6)
+    }
+
+    /// The HTML page: tables and one over-time panel per metric, with a band and a point per day.
+    func testTheHTMLPageHasOverTimePanels() throws {
+        let dir = Fixtures.tempDir("page")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let log = try EventLog(directory: dir, access: .append)
+        let start: Int64 = 1_000_000_000_000, day: Int64 = 86_400_000
+        var drafts: [EventDraft] = []
+        for u in 0..<200 {
+            let user = "t\(u)", note = exp.annotation(for: user), treated = exp.variant(for: user).name == "treatment"
+            for d in 0..<4 {
+                for k in 0..<5 {
+                    let v = "d\(d)v\(k)", t = start + Int64(d) * day + Int64(u)
+                    drafts.append(EventDraft(user: user, video: v, type: .view, watchMs: 1_000, timeMs: t, extra: note))
+                    if k < (treated && d < 2 ? 3 : 2) || (u + k) % 7 == 0 {
+                        drafts.append(EventDraft(user: user, video: v, type: .complete, watchMs: 1_000, timeMs: t, extra: note))
+                    }
+                }
+            }
+        }
+        _ = try log.appendSync(drafts)
+        let e = Experiment(name: "e", salt: "s", status: .stopped, variants: exp.variants, createdAt: 0, startedAt: start,
+                           stoppedAt: start + 4 * day)
+        let page = ExperimentPage.render(try ExperimentReport.analyse(e, log: log))
+        log.close()
+        XCTAssertEqual(page.components(separatedBy: "<svg").count - 1, ExperimentReport.metrics.count)
+        XCTAssertTrue(page.contains("completion_rate: treatment minus control"))
+        XCTAssertEqual(page.components(separatedBy: "<polygon").count - 1, ExperimentReport.metrics.count, "one band per panel")
+        XCTAssertTrue(page.contains(">day 4<"))
+        XCTAssertFalse(page.contains("nan"))
+        if let out = ProcessInfo.processInfo.environment["FORYOU_PAGE_OUT"] { try page.write(toFile: out, atomically: true, encoding: .utf8) }
+    }
 }
