@@ -68,6 +68,10 @@ public struct RunRecord: Codable, Sendable {
     public var curves: [String: [Double]]?
     /// A learned second stage's feature importances (total split gain by feature name).
     public var featureImportance: [String: Double]?
+    /// What training measured or decided, as opposed to what it was given (`params`): validation
+    /// figures, throughput, the chosen tree count or blend weight, how an early-stopped run ended.
+    /// Runs recorded before 0.5 have these among their parameters.
+    public var results: [String: String]?
 
     public init(id: String, model: String, createdAt: String, codeVersion: String, params: [String: String],
                 data: DataInfo, losses: [Double], timings: Timings, outcome: String, environment: [String: String],

@@ -47,6 +47,8 @@ public struct TrainedModel {
     public var losses: [Double] = []
     public var iterationSeconds: [Double] = []
     public var curves: [String: [Double]]?
+    /// What training measured or decided (validation figures, throughput, chosen trees or weight).
+    public var results: [String: String] = [:]
     /// "completed", or why training stopped early and what was kept.
     public var outcome = "completed"
     /// False when training was interrupted: `ranker` holds what was trained so far.
@@ -97,17 +99,20 @@ public enum TrainingPipeline {
             params.merge(alsParams(spec.als)) { $1 }
             params.merge(spec.validation.params(for: data)) { $1 }
             params.merge([
-                "sources": c.sources.joined(separator: ","), "per_source": "\(c.perSource)", "trees": "\(r.trees)",
+                "sources": c.sources.joined(separator: ","), "per_source": "\(c.perSource)",
                 "max_trees": "\(c.maxTrees)", "learning_rate": "\(c.learningRate)", "max_depth": "\(c.maxDepth)",
-                "validation_ndcg": String(format: "%.5f", r.validationNDCG), "validation_users": "\(r.validationUsers)",
-                "candidate_recall": String(format: "%.4f", r.candidateRecall),
-                "bag": "\(r.bag)", "label_carves": "\(c.labelCarves)", "training_groups": "\(r.trainingGroups)",
-                "source_validation_ndcg": r.sourceValidation.sorted { $0.key < $1.key }.map { String(format: "%@:%.5f", $0.key, $0.value) }
-                    .joined(separator: ","),
+                "bag": "\(c.bag)", "label_carves": "\(c.labelCarves)",
             ]) { $1 }
             if c.sources.contains("ease") { params["lambda"] = "\(spec.ease.lambda)" }
             if let f = spec.featuresSource { params["features"] = f }
             trained = TrainedModel(ranker: r.ranker, params: params)
+            trained.results = [
+                "trees": "\(r.trees)", "bag": "\(r.bag)", "training_groups": "\(r.trainingGroups)",
+                "validation_ndcg": String(format: "%.5f", r.validationNDCG), "validation_users": "\(r.validationUsers)",
+                "candidate_recall": String(format: "%.4f", r.candidateRecall),
+                "source_validation_ndcg": r.sourceValidation.sorted { $0.key < $1.key }.map { String(format: "%@:%.5f", $0.key, $0.value) }
+                    .joined(separator: ","),
+            ]
             trained.curves = ["validation_ndcg@10_by_trees": r.curve.map(\.ndcg)]
             trained.rerank = r
         case .als:
@@ -123,14 +128,15 @@ public enum TrainingPipeline {
         case .twoTower:
             let r = try TwoTowerJob.fit(data, features: spec.features, config: spec.twoTower, validation: carve,
                                         refit: spec.refit, cancel: cancel) { progress($0.line) }
-            params.merge(twoTowerParams(spec, r, data: data)) { $1 }
+            params.merge(twoTowerParams(spec, data: data)) { $1 }
             trained = TrainedModel(ranker: r.ranker, params: params, losses: r.reports.map(\.loss))
+            trained.results = twoTowerResults(r)
             // Without a validation split no epoch has a value (and JSON has no NaN): no curve.
             let ndcgs = r.reports.compactMap(\.validationNDCG)
             trained.curves = ndcgs.isEmpty ? nil : ["validation_ndcg@10": ndcgs]
             // Stopping early is a normal end (recorded in the parameters); only an interruption is not.
             if case .cancelled = r.outcome {
-                trained.outcome = params["outcome"]!
+                trained.outcome = trained.results["outcome"]!
                 trained.completed = false
             }
             trained.twoTower = r
@@ -139,11 +145,12 @@ public enum TrainingPipeline {
                                      confidence: spec.confidence, validation: carve, refit: spec.refit,
                                      cancel: cancel, progress: progress)
             params.merge(alsParams(spec.als)) { $1 }
-            params.merge(["lambda": "\(r.lambda)", "als_validation_ndcg": String(format: "%.5f", r.alsValidation),
-                          "two_tower_validation_ndcg": String(format: "%.5f", r.twoTowerValidation),
-                          "blend_grid": r.grid.map { String(format: "%.1f:%.5f", $0.lambda, $0.ndcg) }.joined(separator: ",")]) { $1 }
-            params.merge(twoTowerParams(spec, r.twoTower, data: data)) { a, _ in a }
+            params.merge(twoTowerParams(spec, data: data)) { a, _ in a }
             trained = TrainedModel(ranker: r.ranker, params: params)
+            trained.results = twoTowerResults(r.twoTower).merging([
+                "lambda": "\(r.lambda)", "als_validation_ndcg": String(format: "%.5f", r.alsValidation),
+                "two_tower_validation_ndcg": String(format: "%.5f", r.twoTowerValidation),
+                "blend_grid": r.grid.map { String(format: "%.1f:%.5f", $0.lambda, $0.ndcg) }.joined(separator: ",")]) { $1 }
             trained.twoTower = r.twoTower
             trained.blend = r
         }
@@ -156,25 +163,34 @@ public enum TrainingPipeline {
          "cg_steps": "\(c.cgSteps)", "seed": "\(c.seed)", "threads": "\(c.threads)"]
     }
 
-    static func twoTowerParams(_ spec: TrainingSpec, _ r: TwoTowerJob.Result, data: Interactions) -> [String: String] {
+    static func twoTowerParams(_ spec: TrainingSpec, data: Interactions) -> [String: String] {
         let t = spec.twoTower
         var params: [String: String] = [
             "dim": "\(t.dim)", "hidden": "\(t.hidden)", "epochs": "\(t.epochs)", "batch": "\(t.batch)", "lr": "\(t.learningRate)",
             "weight_decay": "\(t.weightDecay)", "temperature": "\(t.temperature)", "feature_buckets": "\(t.featureBuckets)",
             "uniform_negatives": "\(t.uniformNegatives)", "log_q": "\(t.logQ)", "history": "\(t.history)",
             "history_gradient": "\(t.historyGradient)", "patience": "\(t.patience)",
-            "seed": "\(t.seed)", "refit_epochs": "\(r.refitEpochs)",
-            "validation_ndcg": r.reports.map { $0.validationNDCG.map { String(format: "%.5f", $0) } ?? "-" }.joined(separator: ","),
-            "examples_per_s": String(format: "%.0f", r.reports.map(\.examplesPerSecond).reduce(0, +) / Double(max(1, r.reports.count))),
+            "seed": "\(t.seed)",
         ]
         if let f = spec.featuresSource { params["features"] = f }
         params.merge(spec.validation.params(for: data)) { $1 }
-        switch r.outcome {
-        case .completed: params["outcome"] = "completed"
-        case .stoppedEarly(let e): params["outcome"] = "stopped early; best epoch \(e)"
-        case .cancelled(let e): params["outcome"] = "interrupted; best epoch \(e) kept"
-        }
         return params
+    }
+
+    /// What a two-tower fit measured and decided: validation NDCG per epoch, throughput, the
+    /// epochs of the refit on all of train, and how it ended.
+    static func twoTowerResults(_ r: TwoTowerJob.Result) -> [String: String] {
+        var out = [
+            "refit_epochs": "\(r.refitEpochs)",
+            "validation_ndcg": r.reports.map { $0.validationNDCG.map { String(format: "%.5f", $0) } ?? "-" }.joined(separator: ","),
+            "examples_per_s": String(format: "%.0f", r.reports.map(\.examplesPerSecond).reduce(0, +) / Double(max(1, r.reports.count))),
+        ]
+        switch r.outcome {
+        case .completed: out["outcome"] = "completed"
+        case .stoppedEarly(let e): out["outcome"] = "stopped early; best epoch \(e)"
+        case .cancelled(let e): out["outcome"] = "interrupted; best epoch \(e) kept"
+        }
+        return out
     }
 
     /// The run record of a trained model: one builder for every command that trains.
@@ -190,6 +206,7 @@ public enum TrainingPipeline {
             environment: ["blas_core": BLASRuntime.coreName, "cores": "\(BLASRuntime.availableCores)"],
             metrics: [:], files: [:])
         if let c = trained.curves { run.curves = c }
+        if !trained.results.isEmpty { run.results = trained.results }
         if let r = trained.rerank { run.featureImportance = r.importance }
         return run
     }

@@ -160,8 +160,10 @@ public struct RunComparison: Sendable {
     /// count (which does not change what is computed) and what training measured or fitted.
     static func checkReplicates(_ x: RunEntry, _ y: RunEntry) throws {
         guard x.run.model == y.run.model else { throw CompareError.notReplicates(x.id, y.id, "model: \(x.run.model) vs \(y.run.model)") }
-        let ignored: Set<String> = ["seed", "threads", "outcome", "validation_ndcg", "examples_per_s", "lambda",
-                                    "als_validation_ndcg", "two_tower_validation_ndcg", "blend_grid"]
+        // Runs recorded before training results had their own field kept them among the parameters.
+        var ignored: Set<String> = ["seed", "threads", "outcome", "validation_ndcg", "examples_per_s", "als_validation_ndcg",
+                                    "two_tower_validation_ndcg", "blend_grid", "refit_epochs"]
+        if x.run.model == "blend" && x.run.results == nil { ignored.insert("lambda") }
         for key in Set(x.run.params.keys).union(y.run.params.keys).subtracting(ignored).sorted()
         where x.run.params[key] != y.run.params[key] {
             throw CompareError.notReplicates(x.id, y.id, "\(key): \(x.run.params[key] ?? "unset") vs \(y.run.params[key] ?? "unset")")

@@ -80,7 +80,7 @@ public struct RunsRegistry: Sendable {
     /// The fields `value` knows for these runs: the fixed ones, every metric and every parameter.
     public static func fields(_ runs: [RunEntry]) -> Set<String> {
         var f: Set<String> = ["id", "model", "created", "outcome", "code", "data", "rows", "users", "items", "fit_s", "test"]
-        for e in runs { f.formUnion(e.run.metrics.keys); f.formUnion(e.run.params.keys) }
+        for e in runs { f.formUnion(e.run.metrics.keys); f.formUnion(e.run.params.keys); f.formUnion((e.run.results ?? [:]).keys) }
         return f
     }
 
@@ -91,7 +91,8 @@ public struct RunsRegistry: Sendable {
     }
 
     /// A recorded field by name: id, model, created, outcome, code, data (fingerprint), rows,
-    /// users, items, fit_s, a metric ("ndcg@10"), or a parameter ("factors").
+    /// users, items, fit_s, a metric ("ndcg@10"), a parameter ("factors"), or a training result
+    /// ("validation_ndcg").
     public static func value(_ run: RunRecord, _ key: String) -> String? {
         switch key {
         case "id": return run.id
@@ -107,7 +108,7 @@ public struct RunsRegistry: Sendable {
         case "test": return run.evaluation?.testFingerprint
         default:
             if let m = run.metrics[key] { return String(format: "%.6g", m) }
-            return run.params[key]
+            return run.params[key] ?? run.results?[key]
         }
     }
 
@@ -171,6 +172,8 @@ public struct RunsRegistry: Sendable {
         add("test", a.evaluation?.testFingerprint, b.evaluation?.testFingerprint)
         add("outcome", a.outcome, b.outcome)
         for k in Set(a.params.keys).union(b.params.keys).sorted() { add("param " + k, a.params[k], b.params[k]) }
+        let (ra, rb) = (a.results ?? [:], b.results ?? [:])
+        for k in Set(ra.keys).union(rb.keys).sorted() { add("result " + k, ra[k], rb[k]) }
         for k in Set(a.metrics.keys).union(b.metrics.keys).sorted() {
             add("metric " + k, a.metrics[k].map { String(format: "%.6g", $0) }, b.metrics[k].map { String(format: "%.6g", $0) })
         }

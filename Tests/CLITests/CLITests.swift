@@ -171,9 +171,14 @@ final class CLITests: XCTestCase {
         let ePop = try json(CLIRunner.run(["evaluate", "--model", dir + "/pop", "--test", dir + "/test.tsv", "--json"]).stdout)
         XCTAssertGreaterThan(eTT["ndcg"] as! Double, 1.2 * (ePop["ndcg"] as! Double))
         let run = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/tt/run.json"))) as? [String: Any]
-        XCTAssertNotNil((run?["params"] as? [String: Any])?["validation_ndcg"])
+        // What training measured is kept apart from what it was given.
+        XCTAssertNotNil((run?["results"] as? [String: Any])?["validation_ndcg"])
+        XCTAssertNotNil((run?["results"] as? [String: Any])?["examples_per_s"])
+        XCTAssertNil((run?["params"] as? [String: Any])?["validation_ndcg"])
+        XCTAssertNil((run?["params"] as? [String: Any])?["examples_per_s"])
+        XCTAssertEqual((run?["params"] as? [String: Any])?["dim"] as? String, "16")
         // The served model was refit on all of train for the epoch count validation chose.
-        let refitEpochs = Int((run?["params"] as? [String: Any])?["refit_epochs"] as? String ?? "") ?? 0
+        let refitEpochs = Int((run?["results"] as? [String: Any])?["refit_epochs"] as? String ?? "") ?? 0
         XCTAssertTrue((1...5).contains(refitEpochs), "\(String(describing: run))")
         XCTAssertTrue(tt.stderr.contains("refit epoch \(refitEpochs)/\(refitEpochs)"), tt.stderr)
         // No validation split (the throughput benchmark's setting): one epoch, no curve, a run record.
@@ -182,7 +187,7 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(plain.status, 0, plain.stderr)
         XCTAssertTrue(plain.stderr.contains("epoch 1/1") && !plain.stderr.contains("refit"), plain.stderr)
         let run0 = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/tt0/run.json"))) as? [String: Any]
-        XCTAssertEqual((run0?["params"] as? [String: Any])?["refit_epochs"] as? String, "0")
+        XCTAssertEqual((run0?["results"] as? [String: Any])?["refit_epochs"] as? String, "0")
 
         let blend = try CLIRunner.run(["train", "--model", "blend", "--train", dir + "/train.tsv", "--dim", "16", "--hidden", "16",
                                        "--batch", "256", "--epochs", "3", "--history", "10", "--factors", "16", "--iters", "6", "--out", dir + "/blend"])

@@ -125,6 +125,15 @@ final class WorkbenchTests: XCTestCase {
         var other = rec
         other.params["alpha"] = "1"
         XCTAssertFalse(RunsRegistry.diff(try reg.resolve("alpha-float").run, other.normalized).contains { $0.field == "param alpha" })
+        // Training results are not parameters: diffed, filtered and sorted on, but apart.
+        var measured = other
+        measured.results = ["examples_per_s": "1200"]
+        var faster = measured
+        faster.results = ["examples_per_s": "1500"]
+        XCTAssertEqual(RunsRegistry.diff(measured, faster).map(\.field), ["result examples_per_s"])
+        XCTAssertEqual(RunsRegistry.value(faster, "examples_per_s"), "1500")
+        try ModelStore.writeRun(faster, to: a.directory + "/run.json")
+        XCTAssertEqual(try reg.list(filters: [try .init("examples_per_s>1300")]).map(\.id), ["alpha-float"])
     }
 
     /// A bare name is a run id first: a same-named folder elsewhere (the working directory) does

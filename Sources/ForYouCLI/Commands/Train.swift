@@ -127,7 +127,7 @@ struct Train: ParsableCommand {
             Console.err(String(format: "train: blend lambda %.1f (validation NDCG@10: ALS %.4f, two-tower %.4f, blend %.4f)", r.lambda,
                                r.alsValidation, r.twoTowerValidation, r.grid.map(\.ndcg).max()!))
         } else if let r = trained.twoTower {
-            Console.err("train: two-tower \(trained.params["outcome"]!) (validation users \(r.validationUsers), training pairs \(r.trainPairs))")
+            Console.err("train: two-tower \(trained.results["outcome"]!) (validation users \(r.validationUsers), training pairs \(r.trainPairs))")
         }
         var extra = ["format": input.format.rawValue]
         if events != nil { extra.merge(mapping.mapping.params) { $1 } }
