@@ -109,7 +109,8 @@ public enum ExperimentPage {
         let daily = series(false), cumulative = series(true)
         let values = (daily.flatMap { [$0.d] } + cumulative.flatMap { [$0.lo, $0.hi, $0.d] }).filter(\.isFinite) + [0]
         guard let lo0 = values.min(), let hi0 = values.max() else { return "" }
-        let pad = max((hi0 - lo0) * 0.08, 1e-6)
+        // A flat series (no effect, a metric nobody moved) still gets a readable axis.
+        let pad = hi0 - lo0 < 1e-9 ? max(0.01, abs(hi0) * 0.1) : (hi0 - lo0) * 0.08
         let lo = lo0 - pad, hi = hi0 + pad
         let w = 640.0, h = 220.0, left = 64.0, right = 20.0, top = 24.0, bottom = 34.0
         let first = days.first!, last = days.last!

@@ -344,5 +344,10 @@ final class ExperimentReportTests: XCTestCase {
         XCTAssertTrue(page.contains(">day 4<"))
         XCTAssertFalse(page.contains("nan"))
         if let out = ProcessInfo.processInfo.environment["FORYOU_PAGE_OUT"] { try page.write(toFile: out, atomically: true, encoding: .utf8) }
+        // Checked in headless Chromium: it renders (inked, in colour) and logs nothing.
+        let shot = try WorkbenchTests.render(page, dir: dir, name: "experiment")
+        XCTAssertEqual(shot.console, [], "console messages")
+        XCTAssertGreaterThan(shot.inked, 0.02, "the screenshot is blank")
+        XCTAssertGreaterThan(shot.colours, 10)
     }
 }

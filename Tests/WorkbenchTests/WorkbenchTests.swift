@@ -325,6 +325,11 @@ final class WorkbenchTests: XCTestCase {
     /// Renders `html` in headless Chromium: the console messages it logged and the screenshot's
     /// share of non-white pixels and number of distinct colours (decoded with zlib in Python).
     func render(_ html: String, name: String, size: String = "1100,2200") throws -> (console: [String], inked: Double, colours: Int) {
+        try Self.render(html, dir: dir, name: name, size: size)
+    }
+
+    static func render(_ html: String, dir: String, name: String, size: String = "1100,2200") throws
+        -> (console: [String], inked: Double, colours: Int) {
         let page = dir + "/\(name).html", shot = dir + "/\(name).png"
         try html.write(toFile: page, atomically: true, encoding: .utf8)
         guard let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first(where: { FileManager.default.isExecutableFile(atPath: $0) })
