@@ -181,4 +181,44 @@ final class KafkaFeedTests: XCTestCase {
         XCTAssertEqual(r.status, 200, r.text)
         await s.stop()
     }
+
+    /// With a Kafka log, what a server served under an experiment goes to `<topic>.exposures`
+    /// (shared by every server, like the events), never to the events topic.
+    func testExposuresGoToTheirOwnTopic() async throws {
+        guard let topic = try Fixtures.kafkaTopic() else { throw XCTSkip("no Kafka broker (scripts/test starts one)") }
+        let store = try World.make(dir, lists: ["hal": Array(0..<30)])
+        let live = try store.generations().first!.id
+        let other = try store.writeGeneration(model: "pop", runId: "r2", items: (0..<60).map { "v\($0)" },
+                                              lists: [(user: "hal", items: (30..<60).map(Int32.init), scores: (0..<30).map { Float(60 - $0) })],
+                                              activate: false)
+        _ = try store.createExperiment(name: "k", variants: [.init(name: "a", generation: live, weight: 1),
+                                                              .init(name: "b", generation: other, weight: 1)])
+        try store.startExperiment("k", at: Int64(Date().timeIntervalSince1970 * 1000))
+        var c = FeedServerConfig()
+        c.dataDir = dir
+        c.explorationShare = 0
+        c.kafka = try KafkaLocation(url: topic, environment: [:])
+        let s = try await LiveServer(config: c)
+        let t = s.token("hal")
+        let p1 = try await s.client.get("/api/v1/foryou?limit=5", token: t)
+        let p2 = try await s.client.get("/api/v1/foryou?limit=5&cursor=\(p1.json["next_cursor"] as! String)", token: t)
+        let posted = try await s.client.post("/api/v1/events", token: t, #"{"video_id":"v1","type":"like","watch_ms":0}"#)
+        XCTAssertEqual(posted.status, 202)
+        let k = try KafkaLocation(url: topic, environment: [:])
+        let exposuresTopic = KafkaLocation(brokers: k.brokers, topic: k.topic + ".exposures")
+        var got: [Exposure] = []
+        let deadline = Date().addingTimeInterval(20)
+        while got.count < 2 && Date() < deadline {
+            got = (try? Exposure.read(KafkaTopicSource(location: exposuresTopic), experiment: "k")) ?? []
+            if got.count < 2 { try await Task.sleep(nanoseconds: 200_000_000) }
+        }
+        await s.stop()
+        let variant = got.first?.variant ?? "?"
+        XCTAssertEqual(got.map(\.videos), [ids(p1), ids(p2)])
+        XCTAssertTrue(["a", "b"].contains(variant) && got.allSatisfy { $0.user == "hal" && $0.variant == variant })
+        // The events topic holds the like only.
+        var events: [Event] = []
+        try KafkaTopicSource(location: k).forEachEvent { events.append($0) }
+        XCTAssertEqual(events.map(\.video), ["v1"])
+    }
 }
