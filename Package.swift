@@ -59,7 +59,7 @@ let package = Package(
         .target(name: "Reranking", dependencies: ["LinearAlgebra", "Interactions", "Rankers", "Scoring", "CXGBoost"]),
         .target(name: "Scoring", dependencies: ["LinearAlgebra", "Interactions", "Rankers"]),
         .target(name: "Evaluation", dependencies: ["LinearAlgebra", "Interactions", "Rankers", "Scoring"]),
-        .target(name: "Artifacts", dependencies: ["Checksum", "LinearAlgebra", "Interactions", "Rankers", "Reranking"]),
+        .target(name: "Artifacts", dependencies: ["Checksum", "EventLog", "LinearAlgebra", "Interactions", "Rankers", "Reranking"]),
         .target(name: "Training", dependencies: ["LinearAlgebra", "Interactions", "Rankers", "Scoring", "Evaluation", "Artifacts", "Reranking"]),
         .target(name: "ForYouEngine", dependencies: ["Checksum", "LinearAlgebra", "Platform", "EventLog", "Interactions", "Rankers",
                                                      "Reranking", "Scoring", "Evaluation", "Artifacts", "Training"]),

@@ -2,6 +2,7 @@ import Foundation
 import Checksum
 import LinearAlgebra
 import Interactions
+import EventLog
 
 /// Versioned binary files for model artifacts. Layout (little-endian):
 ///   magic (4 bytes) | version u32 | kind-specific header | payload | CRC-32C u32 of all before it
@@ -149,41 +150,6 @@ enum BinaryFormat {
     }
 }
 
-/// Whole-file writes that never leave a half-written file under the final name: write to a
-/// temporary file beside it, fsync, rename, fsync the directory.
-public enum AtomicFile {
-    public static func write(_ bytes: [UInt8], to path: String) throws {
-        let tmp = path + ".tmp-\(getpid())"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else { throw posixError("open \(tmp)") }
-        var off = 0
-        while off < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + off, bytes.count - off) }
-            if n < 0 { if errno == EINTR { continue }; close(fd); throw posixError("write \(tmp)") }
-            off += n
-        }
-        if fsync(fd) != 0 { close(fd); throw posixError("fsync \(tmp)") }
-        close(fd)
-        if rename(tmp, path) != 0 { throw posixError("rename \(tmp)") }
-        try syncDirectory((path as NSString).deletingLastPathComponent)
-    }
-
-    public static func write(_ string: String, to path: String) throws {
-        try write(Array(string.utf8), to: path)
-    }
-
-    public static func syncDirectory(_ dir: String) throws {
-        let fd = open(dir.isEmpty ? "." : dir, O_RDONLY)
-        guard fd >= 0 else { throw posixError("open \(dir)") }
-        defer { close(fd) }
-        if fsync(fd) != 0 { throw posixError("fsync \(dir)") }
-    }
-
-    static func posixError(_ what: String) -> NSError {
-        NSError(domain: "foryou", code: Int(errno),
-                userInfo: [NSLocalizedDescriptionKey: "\(what): \(String(cString: strerror(errno)))"])
-    }
-}
 
 #if canImport(Glibc)
 import Glibc

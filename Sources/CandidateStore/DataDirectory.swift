@@ -7,6 +7,7 @@ import Glibc
 ///   store.sqlite   catalog, candidate generations (SQLite, WAL, synchronous=FULL)
 ///   events/        the event log segments
 ///   exposures/     what the server served under experiments (`Exposure`; the event log's format)
+///   snapshots/     checkpoints of the feed server's replayed state (`ServingSnapshot`)
 ///   cursors/       committed read positions of the log's consumers
 ///   secret.key     the HMAC key that signs tokens and cursors (created on first use, 0600)
 public struct DataDirectory: Sendable {
@@ -17,6 +18,8 @@ public struct DataDirectory: Sendable {
     public var store: String { root + "/store.sqlite" }
     public var events: String { root + "/events" }
     public var exposures: String { root + "/exposures" }
+    /// Checkpoints of the feed server's replayed state.
+    public var snapshots: String { root + "/snapshots" }
     public var cursors: String { root + "/cursors" }
     public var secretKey: String { root + "/secret.key" }
     /// Raw uploads (checked by ffprobe) and the transcoded ladders served under /media.

@@ -16,6 +16,8 @@ final class CatalogView: @unchecked Sendable {
     private var catalog: [String: Video] = [:]
     private var catalogVersion: Int64 = -1
     private var videoIndex: [String: Int32] = [:]
+    /// Video id by global index.
+    private var ids: [String] = []
     /// Catalog entries by global video index (nil: not in the catalog).
     private var byIndex: [VideoBox?] = []
     /// What a page's filters read, by global video index, in one compact array (the candidate
@@ -67,6 +69,12 @@ final class CatalogView: @unchecked Sendable {
         return videos.map { indexLocked($0) }
     }
 
+    /// Video ids by global index (a copy-on-write copy).
+    var idTable: [String] {
+        lock.lock(); defer { lock.unlock() }
+        return ids
+    }
+
     /// Global video indices of a generation's item table (computed once per generation).
     func mapping(for packed: PackedCandidates) -> [Int32] {
         lock.lock(); defer { lock.unlock() }
@@ -88,6 +96,7 @@ final class CatalogView: @unchecked Sendable {
         if let i = videoIndex[id] { return i }
         let i = Int32(byIndex.count)
         videoIndex[id] = i
+        ids.append(id)
         byIndex.append(nil)
         meta.append(VideoMeta())
         if let v = catalog[id] { setLocked(Int(i), v) }

@@ -32,6 +32,11 @@ public struct FeedServerConfig: Sendable {
     public var maxWatchMs = 6 * 3600 * 1000
     /// Catalog reload interval (picks up `foryou videos import` and new generations).
     public var refreshSeconds: Double = 2
+    /// With a file log: a snapshot of the replayed state (`DATA/snapshots`) is written once this
+    /// many events were applied since the last one, and a start loads the newest valid one and
+    /// replays only the log after it (0: snapshots off, neither written nor read). Checked every
+    /// refresh, and once after the start-up replay.
+    public var snapshotEvery: UInt64 = 1_000_000
     /// Base of stream and thumbnail URLs when a video has a relative one (e.g. a CDN).
     public var publicBaseURL = ""
     /// Largest upload (413 past it) and longest video accepted (422 past it).

@@ -46,7 +46,11 @@ public final class FeedService: @unchecked Sendable {
     let metrics: MetricsRegistry
     let mediaCache: MediaCache
     private var refresher: Task<Void, Never>?
-    public let startupNotes: [String]
+    /// The log position of the newest snapshot written or loaded, and whether one is being written.
+    private let snapshotLock = NSLock()
+    private var lastSnapshot: UInt64 = 0
+    private var writingSnapshot = false
+    public private(set) var startupNotes: [String]
 
     /// `store`: the candidate store to serve from (default: the data directory's SQLite file);
     /// the event log is the data directory's unless `config.kafka` names a topic; media and the
@@ -79,18 +83,36 @@ public final class FeedService: @unchecked Sendable {
             let log = try EventLog(directory: config.eventsDir ?? dir.events, config: logConfig, access: .append)
             self.log = log
             if let m = log.recovery.message { notes.append(m) }
-            // Replay the log into the in-memory indexes (seen sets, trending, idempotency keys).
+            // The newest valid snapshot, then the log's tail into the in-memory indexes (seen
+            // sets, trending, idempotency keys); the whole log without one.
+            var from: UInt64 = 0
+            if config.snapshotEvery > 0 {
+                let (snap, passed) = SnapshotStore(directory: Self.snapshotDirectory(config)).newest(logEnd: log.endId,
+                                                                                   halfLifeSeconds: config.trendingHalfLifeSeconds)
+                notes += passed
+                if let snap {
+                    state.restore(snap)
+                    from = snap.position
+                    lastSnapshot = snap.position
+                }
+            }
             var batch: [Event] = []
-            try log.forEach(from: 0) { e in
+            try log.forEach(from: from) { e in
                 batch.append(e)
                 if batch.count == 10_000 { state.apply(batch); batch.removeAll(keepingCapacity: true) }
             }
             state.apply(batch)
-            notes.append("replayed \(log.endId) events")
+            notes.append("replayed \(log.endId - from) events" + (from > 0 ? " after the snapshot at event \(from)" : ""))
         }
         state.rebuildTrending()
         notes.append("live generation: \(state.generations.live.map { "\($0.id) (\($0.model), \($0.users) users)" } ?? "none")")
         startupNotes = notes
+        // A long tail replayed: checkpoint now, so the next start does not replay it again.
+        do {
+            if let m = try snapshotIfDue() { startupNotes.append(m) }
+        } catch {
+            startupNotes.append("snapshot not written: \(error)")
+        }
     }
 
     /// Periodic refresh of the catalog, the live generation and trending.
@@ -105,6 +127,7 @@ public final class FeedService: @unchecked Sendable {
                 let (state, store) = (self.state, self.store)
                 _ = try? await self.storeCall { try state.refresh(store: store) }
                 self.state.expire()
+                if self.snapshotDue { Task.detached { [weak self] in _ = try? self?.snapshotIfDue() } }
                 self.follower?.expire()
             }
         }
@@ -150,6 +173,47 @@ public final class FeedService: @unchecked Sendable {
             }
         }
     }
+
+    /// Where snapshots of this log's replayed state go: `DATA/snapshots` for the data directory's
+    /// own log, `<events dir>-snapshots` beside another one (a snapshot belongs to one log).
+    static func snapshotDirectory(_ config: FeedServerConfig) -> String {
+        let dir = DataDirectory(config.dataDir)
+        guard let events = config.eventsDir else { return dir.snapshots }
+        func canonical(_ p: String) -> String { URL(fileURLWithPath: p).standardizedFileURL.resolvingSymlinksInPath().path }
+        return canonical(events) == canonical(dir.events) ? dir.snapshots : events + "-snapshots"
+    }
+
+    /// Whether enough events were applied since the last snapshot (file log only).
+    var snapshotDue: Bool {
+        guard fileLog != nil, config.snapshotEvery > 0 else { return false }
+        return snapshotLock.withLock { !writingSnapshot && state.appliedThrough >= lastSnapshot + config.snapshotEvery }
+    }
+
+    /// Writes a snapshot of the replayed state when one is due; returns what it did.
+    @discardableResult
+    func snapshotIfDue(force: Bool = false) throws -> String? {
+        guard fileLog != nil, config.snapshotEvery > 0 || force else { return nil }
+        let go = snapshotLock.withLock { () -> Bool in
+            guard !writingSnapshot, force || state.appliedThrough >= lastSnapshot + config.snapshotEvery else { return false }
+            writingSnapshot = true
+            return true
+        }
+        guard go else { return nil }
+        defer { snapshotLock.withLock { writingSnapshot = false } }
+        guard let snap = state.capture(halfLifeSeconds: config.trendingHalfLifeSeconds) else { return nil }
+        let t = Date()
+        try SnapshotStore(directory: Self.snapshotDirectory(config)).write(snap)
+        snapshotLock.withLock { lastSnapshot = snap.position }
+        metrics.add("foryou_snapshots_written_total")
+        return String(format: "snapshot at event %llu written (%d users) in %.2f s", snap.position, snap.seen.count,
+                      Date().timeIntervalSince(t))
+    }
+
+    /// Writes a snapshot now (tests, and a graceful shutdown that wants a quick next start).
+    public func writeSnapshotNow() throws -> String? { try snapshotIfDue(force: true) }
+
+    /// The in-memory state (tests).
+    var stateForTests: FeedState { state }
 
     /// The file log, when events go to one (nil with Kafka).
     public var fileLog: EventLog? { log as? EventLog }

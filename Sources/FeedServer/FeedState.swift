@@ -20,6 +20,8 @@ import EventLog
 /// - `rebuildTrending` reads the catalog and then trending's scores, not at one instant: an event
 ///   or upload racing a rebuild is counted by it or by the next one (every refresh rebuilds).
 /// - `counts` (metrics) reads two parts one after the other.
+/// - `capture` (a snapshot) excludes every `apply` while it copies the parts (`gate`: applies
+///   share it, a capture takes it alone), so the copies hold exactly the applied events.
 final class FeedState: Sendable {
     let catalog: CatalogView
     let generations: GenerationView
@@ -29,6 +31,12 @@ final class FeedState: Sendable {
     let rateLimiter: RateLimiter
     /// Events applied (replayed, appended here, or followed from a shared log).
     private let applied = Atomic<UInt64>(0)
+    /// Applies share it; a snapshot's capture takes it alone.
+    private let gate = SharedGate()
+    /// Which log positions are applied (a file log's ids; meaningless with a shared log).
+    private let positions = AppliedPositions()
+    /// Positions are tracked (and snapshots possible) with a file log only.
+    private let tracksPositions: Bool
 
     init(config: FeedServerConfig) {
         catalog = CatalogView(publicBaseURL: config.publicBaseURL)
@@ -37,6 +45,7 @@ final class FeedState: Sendable {
                             freshMaxEvents: config.freshMaxEvents)
         keys = IdempotencyKeys(windowSeconds: config.idempotencyWindowSeconds)
         rateLimiter = RateLimiter(perSecond: config.ratePerSecond, burst: config.rateBurst)
+        tracksPositions = config.kafka == nil
     }
 
     // MARK: loading
@@ -58,12 +67,78 @@ final class FeedState: Sendable {
     /// Applies events appended by this or an earlier run (start-up replay, then each append).
     func apply(_ events: [Event]) {
         guard !events.isEmpty else { return }
-        let videos = catalog.indices(of: events.lazy.map(\.video))
-        seen.insert(events, videos: videos)
-        trending.record(events, videos: videos)
-        // Last: a key reads `.done` only once its event is in the seen sets and trending.
-        keys.record(events)
-        applied.add(UInt64(events.count), ordering: .relaxed)
+        gate.shared {
+            let videos = catalog.indices(of: events.lazy.map(\.video))
+            seen.insert(events, videos: videos)
+            trending.record(events, videos: videos)
+            // Last: a key reads `.done` only once its event is in the seen sets and trending.
+            keys.record(events)
+            applied.add(UInt64(events.count), ordering: .relaxed)
+            if tracksPositions { positions.add(events.lazy.map(\.id)) }
+        }
+    }
+
+    // MARK: snapshots
+
+    /// Every event below this log position is applied (a file log, whose batches are contiguous).
+    var appliedThrough: UInt64 { positions.contiguous }
+
+    /// The state as a snapshot at `appliedThrough`; nil while a batch above it is applied out of
+    /// order (appends complete concurrently; the next try will find the gap closed).
+    func capture(halfLifeSeconds: Double) -> ServingSnapshot? {
+        let parts: (position: UInt64, applied: UInt64, seen: [String: Set<Int32>], trend: (score: [Float], stamp: [Double], counts: [Int32: Int]),
+                    keys: [(entry: String, id: UInt64, fingerprint: UInt64, timeMs: Int64)], ids: [String])? = gate.exclusive {
+            guard positions.isContiguous else { return nil }
+            return (positions.contiguous, applied.load(ordering: .relaxed), seen.export(), trending.export(), keys.export(),
+                    catalog.idTable)
+        }
+        guard let p = parts else { return nil }
+        // Only the videos the snapshot names, numbered in order of first use.
+        var table: [String] = [], number: [Int32: UInt32] = [:]
+        func id(_ i: Int32) -> UInt32 {
+            if let n = number[i] { return n }
+            let n = UInt32(table.count)
+            table.append(p.ids[Int(i)])
+            number[i] = n
+            return n
+        }
+        let seenOut = p.seen.sorted { $0.key < $1.key }.map { (user: $0.key, videos: $0.value.sorted().map(id)) }
+        var trends: [ServingSnapshot.Trend] = []
+        let top = max(p.trend.score.count, Int((p.trend.counts.keys.max() ?? -1) + 1))
+        for i in 0..<top {
+            let score = i < p.trend.score.count ? p.trend.score[i] : 0, stamp = i < p.trend.stamp.count ? p.trend.stamp[i] : 0
+            let count = p.trend.counts[Int32(i)] ?? 0
+            guard score != 0 || stamp != 0 || count != 0 else { continue }
+            trends.append(.init(video: id(Int32(i)), score: score, stamp: stamp, count: UInt32(count)))
+        }
+        return ServingSnapshot(position: p.position, eventsApplied: p.applied, halfLifeSeconds: halfLifeSeconds, videos: table,
+                               seen: seenOut, trending: trends,
+                               keys: p.keys.map { .init(entry: $0.entry, id: $0.id, fingerprint: $0.fingerprint, timeMs: $0.timeMs) })
+    }
+
+    /// Loads a snapshot into a state nothing has been applied to yet (start-up, after the
+    /// catalog's first load); the log's tail from `s.position` is applied after it.
+    func restore(_ s: ServingSnapshot) {
+        gate.exclusive {
+            let index = catalog.indices(of: s.videos)
+            var sets: [String: Set<Int32>] = [:]
+            sets.reserveCapacity(s.seen.count)
+            for (user, vs) in s.seen { sets[user] = Set(vs.map { index[Int($0)] }) }
+            seen.load(sets)
+            let n = Int((index.max() ?? -1) + 1)
+            var score = [Float](repeating: 0, count: n), stamp = [Double](repeating: 0, count: n)
+            var counts: [Int32: Int] = [:]
+            for t in s.trending {
+                let i = index[Int(t.video)]
+                score[Int(i)] = t.score
+                stamp[Int(i)] = t.stamp
+                if t.count > 0 { counts[i] = Int(t.count) }
+            }
+            trending.load(score: score, stamp: stamp, counts: counts)
+            keys.load(s.keys.map { ($0.entry, $0.id, $0.fingerprint, $0.timeMs) })
+            applied.store(s.eventsApplied, ordering: .relaxed)
+            positions.reset(to: s.position)
+        }
     }
 
     /// Recomputes the trending order and the fresh-upload pool (`Trending.rebuild`).
@@ -103,4 +178,58 @@ final class FeedState: Sendable {
     var eventsApplied: UInt64 { applied.load(ordering: .relaxed) }
 
     var counts: (users: Int, videos: Int) { (seen.userCount, catalog.count) }
+}
+
+/// A readers-writer gate: many `shared` sections at once, an `exclusive` one alone.
+final class SharedGate: @unchecked Sendable {
+    private var lock = pthread_rwlock_t()
+    init() { pthread_rwlock_init(&lock, nil) }
+    deinit { pthread_rwlock_destroy(&lock) }
+    func shared<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_rwlock_rdlock(&lock); defer { pthread_rwlock_unlock(&lock) }
+        return try body()
+    }
+    func exclusive<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_rwlock_wrlock(&lock); defer { pthread_rwlock_unlock(&lock) }
+        return try body()
+    }
+}
+
+/// The applied log positions: everything below `contiguous`, and batches applied ahead of a gap
+/// (concurrent appends complete in any order).
+final class AppliedPositions: @unchecked Sendable {
+    private let lock = NSLock()
+    private var next: UInt64 = 0
+    /// Applied ranges above `next`: start -> end (exclusive).
+    private var ahead: [UInt64: UInt64] = [:]
+
+    func add<S: Sequence<UInt64>>(_ ids: S) {
+        var lo = UInt64.max, hi: UInt64 = 0
+        for id in ids { lo = min(lo, id); hi = max(hi, id + 1) }
+        guard lo < hi else { return }
+        lock.lock(); defer { lock.unlock() }
+        if hi <= next { return }
+        if lo <= next {
+            next = hi
+            while let end = ahead.removeValue(forKey: next) { next = max(next, end) }
+        } else {
+            ahead[lo] = max(ahead[lo] ?? 0, hi)
+        }
+    }
+
+    var contiguous: UInt64 {
+        lock.lock(); defer { lock.unlock() }
+        return next
+    }
+
+    var isContiguous: Bool {
+        lock.lock(); defer { lock.unlock() }
+        return ahead.isEmpty
+    }
+
+    func reset(to position: UInt64) {
+        lock.lock(); defer { lock.unlock() }
+        next = position
+        ahead = [:]
+    }
 }

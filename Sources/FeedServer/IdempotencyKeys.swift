@@ -70,6 +70,25 @@ final class IdempotencyKeys: @unchecked Sendable {
         }
     }
 
+    /// The done keys in the order they were recorded: (user and key, event id, fingerprint, event
+    /// time), for a snapshot. In-flight claims belong to this process's requests and are left out.
+    func export() -> [(entry: String, id: UInt64, fingerprint: UInt64, timeMs: Int64)] {
+        lock.lock(); defer { lock.unlock() }
+        return keyTimes[keyTimesHead...].compactMap { t, k in keys[k].flatMap { e in e.id.map { (k, $0, e.fingerprint, t) } } }
+    }
+
+    /// Replaces the keys (a snapshot being restored).
+    func load(_ done: [(entry: String, id: UInt64, fingerprint: UInt64, timeMs: Int64)]) {
+        lock.lock(); defer { lock.unlock() }
+        keys = [:]
+        keyTimes = []
+        keyTimesHead = 0
+        for d in done {
+            keys[d.entry] = (d.id, d.fingerprint)
+            keyTimes.append((d.timeMs, d.entry))
+        }
+    }
+
     var count: Int {
         lock.lock(); defer { lock.unlock() }
         return keys.count

@@ -20,6 +20,18 @@ final class SeenSets: @unchecked Sendable {
         return seen[user] ?? []
     }
 
+    /// Every user's set (a copy-on-write copy), for a snapshot.
+    func export() -> [String: Set<Int32>] {
+        lock.lock(); defer { lock.unlock() }
+        return seen
+    }
+
+    /// Replaces the sets (a snapshot being restored before anything else is applied).
+    func load(_ sets: [String: Set<Int32>]) {
+        lock.lock(); defer { lock.unlock() }
+        seen = sets
+    }
+
     /// Users with at least one event.
     var userCount: Int {
         lock.lock(); defer { lock.unlock() }

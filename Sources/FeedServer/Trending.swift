@@ -52,6 +52,20 @@ final class Trending: @unchecked Sendable {
         }
     }
 
+    /// Scores, their stamps and event counts by global index (copy-on-write copies), for a snapshot.
+    func export() -> (score: [Float], stamp: [Double], counts: [Int32: Int]) {
+        lock.lock(); defer { lock.unlock() }
+        return (score, stamp, eventCounts)
+    }
+
+    /// Replaces scores, stamps and counts (a snapshot being restored).
+    func load(score: [Float], stamp: [Double], counts: [Int32: Int]) {
+        lock.lock(); defer { lock.unlock() }
+        self.score = score
+        self.stamp = stamp
+        eventCounts = counts
+    }
+
     /// Recomputes the trending order and the fresh-upload pool of the catalog `videos` (by global
     /// index, `CatalogView.entries`) from copies taken under the lock (copy-on-write makes that
     /// O(1)), so requests are not held up while it sorts. Every index in the lists is below

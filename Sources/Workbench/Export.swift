@@ -1,4 +1,5 @@
 import Foundation
+import EventLog
 import LinearAlgebra
 import Rankers
 import Artifacts

@@ -1,4 +1,5 @@
 import Foundation
+import EventLog
 import Checksum
 import LinearAlgebra
 import Interactions

@@ -40,6 +40,8 @@ struct Serve: ParsableCommand {
     var explorationShare = 0.2
     @Option(name: .customLong("list-cache"), help: "Candidate lists kept in memory (dropped when a worker replaces them; 0 = off).")
     var listCache = 50_000
+    @Option(name: .customLong("snapshot-every"), help: "With a file log: snapshot the replayed state (seen sets, trending, idempotency keys) into DATA/snapshots every this many events, so a restart replays only the log's tail (0 = off: neither written nor read).")
+    var snapshotEvery: UInt64 = 1_000_000
 
     func validate() throws {
         guard maxPerTopic >= 1, maxPerCreator >= 1 else { throw ValidationError("--max-per-topic and --max-per-creator must be >= 1") }
@@ -66,6 +68,7 @@ struct Serve: ParsableCommand {
         c.maxPerTopic = maxPerTopic
         c.maxPerCreator = maxPerCreator
         c.explorationShare = explorationShare
+        c.snapshotEvery = snapshotEvery
         switch try events.location(dataDir: data.dataDir) {
         case .file(let dir): c.eventsDir = dir
         case .kafka(let k): c.kafka = k

@@ -1,0 +1,167 @@
+import Foundation
+import Checksum
+import EventLog
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A checkpoint of what the server rebuilds from the event log (seen sets, trending scores and
+/// event counts, done idempotency keys), with the log position it covers: every event with an id
+/// below `position` is in it, none above. A start loads the newest valid snapshot and replays only
+/// the log's tail from `position`, instead of the whole log.
+///
+/// Videos are named by id (global indices are this process's). Binary, little-endian:
+///   magic "FYSNAP01" | u32 version | u64 position | u64 events applied | f64 trending half-life |
+///   u32 videos, each a string | u32 users, each a string + u32 count + count x u32 video |
+///   u32 trending entries, each u32 video + f32 score + f64 stamp + u32 event count |
+///   u32 keys, each a string + u64 event id + u64 fingerprint + i64 time ms | u32 CRC-32C of all before
+/// (a string is u32 length + UTF-8). Written to a temporary file, fsynced, renamed, the directory
+/// fsynced (`AtomicFile`): a crash mid-write leaves the previous snapshots as they were.
+struct ServingSnapshot: Equatable {
+    static let magic = Array("FYSNAP01".utf8)
+    static let version: UInt32 = 1
+
+    struct Trend: Equatable {
+        var video: UInt32
+        var score: Float
+        var stamp: Double
+        var count: UInt32
+    }
+
+    struct Key: Equatable {
+        var entry: String
+        var id: UInt64
+        var fingerprint: UInt64
+        var timeMs: Int64
+    }
+
+    var position: UInt64
+    var eventsApplied: UInt64
+    var halfLifeSeconds: Double
+    var videos: [String]
+    var seen: [(user: String, videos: [UInt32])]
+    var trending: [Trend]
+    var keys: [Key]
+
+    static func == (a: ServingSnapshot, b: ServingSnapshot) -> Bool {
+        a.position == b.position && a.eventsApplied == b.eventsApplied && a.halfLifeSeconds == b.halfLifeSeconds
+            && a.videos == b.videos && a.seen.count == b.seen.count
+            && zip(a.seen, b.seen).allSatisfy { $0.user == $1.user && $0.videos == $1.videos }
+            && a.trending == b.trending && a.keys == b.keys
+    }
+
+    func encoded() -> [UInt8] {
+        var out: [UInt8] = Self.magic
+        func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
+        func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
+        func string(_ s: String) { let b = Array(s.utf8); u32(UInt32(b.count)); out.append(contentsOf: b) }
+        u32(Self.version); u64(position); u64(eventsApplied); u64(halfLifeSeconds.bitPattern)
+        u32(UInt32(videos.count)); for v in videos { string(v) }
+        u32(UInt32(seen.count))
+        for (user, vs) in seen { string(user); u32(UInt32(vs.count)); for v in vs { u32(v) } }
+        u32(UInt32(trending.count))
+        for t in trending { u32(t.video); u32(t.score.bitPattern); u64(t.stamp.bitPattern); u32(t.count) }
+        u32(UInt32(keys.count))
+        for k in keys { string(k.entry); u64(k.id); u64(k.fingerprint); u64(UInt64(bitPattern: k.timeMs)) }
+        u32(out.withUnsafeBytes { CRC32C.checksum($0) })
+        return out
+    }
+
+    enum DecodeError: Error, CustomStringConvertible {
+        case bad(String)
+        var description: String { if case .bad(let s) = self { return s }; return "" }
+    }
+
+    /// Checks the magic, version, checksum and every length before trusting a value.
+    static func decode(_ bytes: [UInt8]) throws -> ServingSnapshot {
+        guard bytes.count >= magic.count + 8, Array(bytes[0..<magic.count]) == magic else { throw DecodeError.bad("not a snapshot") }
+        let body = bytes.count - 4
+        let stored = bytes[body...].withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) }
+        guard bytes[..<body].withUnsafeBytes({ CRC32C.checksum($0) }) == stored else { throw DecodeError.bad("checksum mismatch") }
+        var pos = magic.count
+        func take(_ n: Int) throws -> ArraySlice<UInt8> {
+            guard n >= 0, pos + n <= body else { throw DecodeError.bad("truncated at byte \(pos)") }
+            defer { pos += n }
+            return bytes[pos..<(pos + n)]
+        }
+        func u32() throws -> UInt32 { try take(4).withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) } }
+        func u64() throws -> UInt64 { try take(8).withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) } }
+        func string() throws -> String { String(decoding: try take(Int(try u32())), as: UTF8.self) }
+        func count(_ minBytes: Int) throws -> Int {
+            let n = Int(try u32())
+            guard n * minBytes <= body - pos else { throw DecodeError.bad("count \(n) past the end at byte \(pos)") }
+            return n
+        }
+        guard try u32() == version else { throw DecodeError.bad("format version is not \(version)") }
+        let position = try u64(), applied = try u64(), halfLife = Double(bitPattern: try u64())
+        let videos = try (0..<count(4)).map { _ in try string() }
+        var seen: [(String, [UInt32])] = []
+        for _ in 0..<(try count(8)) {
+            let user = try string()
+            let vs = try (0..<count(4)).map { _ in try u32() }
+            guard vs.allSatisfy({ Int($0) < videos.count }) else { throw DecodeError.bad("video index out of range") }
+            seen.append((user, vs))
+        }
+        let trending = try (0..<count(20)).map { _ in
+            Trend(video: try u32(), score: Float(bitPattern: try u32()), stamp: Double(bitPattern: try u64()), count: try u32())
+        }
+        guard trending.allSatisfy({ Int($0.video) < videos.count }) else { throw DecodeError.bad("video index out of range") }
+        let keys = try (0..<count(28)).map { _ in
+            Key(entry: try string(), id: try u64(), fingerprint: try u64(), timeMs: Int64(bitPattern: try u64()))
+        }
+        guard pos == body else { throw DecodeError.bad("\(body - pos) bytes left over") }
+        return ServingSnapshot(position: position, eventsApplied: applied, halfLifeSeconds: halfLife, videos: videos, seen: seen,
+                               trending: trending, keys: keys)
+    }
+}
+
+/// The snapshot files of a data directory (`DATA/snapshots/serving-<position>.snap`): the newest
+/// `keep` are kept.
+struct SnapshotStore {
+    let directory: String
+    var keep = 2
+
+    static func name(_ position: UInt64) -> String { String(format: "serving-%020llu.snap", position) }
+
+    /// Snapshot files, newest (highest position) first.
+    func files() -> [(position: UInt64, path: String)] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        return names.compactMap { n -> (UInt64, String)? in
+            guard n.hasPrefix("serving-"), n.hasSuffix(".snap"), let p = UInt64(n.dropFirst(8).dropLast(5)) else { return nil }
+            return (p, directory + "/" + n)
+        }.sorted { $0.0 > $1.0 }
+    }
+
+    func write(_ s: ServingSnapshot) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try AtomicFile.write(s.encoded(), to: directory + "/" + Self.name(s.position))
+        for old in files().dropFirst(keep) { unlink(old.path) }
+        // Temporary files a crash left behind.
+        for n in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where n.contains(".snap.tmp-") {
+            unlink(directory + "/" + n)
+        }
+    }
+
+    /// The newest snapshot that decodes, covers no more than the log holds (`logEnd`) and was
+    /// taken with the same trending half-life; a note for each one passed over.
+    func newest(logEnd: UInt64, halfLifeSeconds: Double) -> (ServingSnapshot?, [String]) {
+        var notes: [String] = []
+        for f in files() {
+            do {
+                guard let bytes = FileManager.default.contents(atPath: f.path) else { throw ServingSnapshot.DecodeError.bad("unreadable") }
+                let s = try ServingSnapshot.decode(Array(bytes))
+                guard s.position == f.position else { throw ServingSnapshot.DecodeError.bad("position \(s.position) differs from its name") }
+                guard s.position <= logEnd else {
+                    throw ServingSnapshot.DecodeError.bad("covers events up to \(s.position) but the log ends at \(logEnd)")
+                }
+                guard s.halfLifeSeconds == halfLifeSeconds else {
+                    throw ServingSnapshot.DecodeError.bad("taken with trending half-life \(s.halfLifeSeconds) s, not \(halfLifeSeconds) s")
+                }
+                return (s, notes)
+            } catch {
+                notes.append("snapshot \(f.path) passed over: \(error)")
+            }
+        }
+        return (nil, notes)
+    }
+}

@@ -1,0 +1,157 @@
+import XCTest
+import Foundation
+@testable import FeedServer
+import CandidateStore
+import EventLog
+import TestSupport
+
+/// Issue 21: a start loads the newest valid snapshot of the replayed state and replays the log's
+/// tail; the result is the state a full replay builds, and a damaged snapshot is passed over.
+final class SnapshotTests: XCTestCase {
+    var dir = ""
+    override func setUp() { dir = Fixtures.tempDir("snapshots") }
+    override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
+
+    /// `n` events over 40 users and 70 videos (10 not in the catalog), every type, some with an
+    /// idempotency key, times spread over two days and not in order.
+    func appendEvents(_ n: Int, seed: UInt64) throws {
+        let log = try EventLog(directory: DataDirectory(dir).events, access: .append)
+        defer { log.close() }
+        var x = seed
+        func next() -> UInt64 { x = x &* 6364136223846793005 &+ 1442695040888963407; return x >> 33 }
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        var drafts: [EventDraft] = []
+        for k in 0..<n {
+            let type = EventType.allCases[Int(next() % UInt64(EventType.allCases.count))]
+            drafts.append(EventDraft(user: "u\(next() % 40)", video: "v\(next() % 70)", type: type, watchMs: UInt32(next() % 20_000),
+                                     timeMs: now - Int64(next() % 172_800_000), idempotencyKey: k % 7 == 0 ? "key-\(seed)-\(k)" : ""))
+            if drafts.count == 500 { _ = try log.appendSync(drafts); drafts.removeAll() }
+        }
+        _ = try log.appendSync(drafts)
+    }
+
+    func config(every: UInt64) -> FeedServerConfig {
+        var c = FeedServerConfig()
+        c.dataDir = dir
+        c.snapshotEvery = every
+        return c
+    }
+
+    /// The state in a form that does not depend on the process's video indices.
+    struct Canonical: Equatable {
+        var position: UInt64, applied: UInt64
+        var seen: [String: Set<String>]
+        var trending: [String: [Double]]
+        var keys: [String]
+        init(_ s: ServingSnapshot) {
+            position = s.position; applied = s.eventsApplied
+            seen = Dictionary(uniqueKeysWithValues: s.seen.map { ($0.user, Set($0.videos.map { s.videos[Int($0)] })) })
+            trending = Dictionary(uniqueKeysWithValues: s.trending.map { (s.videos[Int($0.video)], [Double($0.score), $0.stamp, Double($0.count)]) })
+            keys = s.keys.map { "\($0.entry) \($0.id) \($0.fingerprint) \($0.timeMs)" }.sorted()
+        }
+    }
+
+    func state(every: UInt64) throws -> (Canonical, [String]) {
+        let s = try FeedService(config: config(every: every))
+        defer { s.stop() }
+        let snap = try XCTUnwrap(s.stateForTests.capture(halfLifeSeconds: s.config.trendingHalfLifeSeconds))
+        return (Canonical(snap), s.startupNotes)
+    }
+
+    func testASnapshotPlusTheTailIsWhatAFullReplayBuilds() throws {
+        _ = try World.make(dir, lists: ["u1": Array(0..<30)])
+        try appendEvents(5_000, seed: 1)
+        // The first start replays everything and, 5,000 >= 1,000 events in, checkpoints.
+        let (first, notes1) = try state(every: 1_000)
+        XCTAssertTrue(notes1.contains("replayed 5000 events"), "\(notes1)")
+        XCTAssertTrue(notes1.contains { $0.hasPrefix("snapshot at event 5000 written") }, "\(notes1)")
+        XCTAssertEqual(first.position, 5_000)
+        try appendEvents(1_500, seed: 2)
+        // The next replays only the tail after it.
+        let (fromSnapshot, notes2) = try state(every: 1_000)
+        XCTAssertTrue(notes2.contains("replayed 1500 events after the snapshot at event 5000"), "\(notes2)")
+        // Snapshots off: the whole log.
+        let (full, notes3) = try state(every: 0)
+        XCTAssertTrue(notes3.contains("replayed 6500 events"), "\(notes3)")
+        XCTAssertEqual(fromSnapshot, full)
+        XCTAssertEqual(full.position, 6_500)
+        XCTAssertEqual(full.seen.count, 40)
+        XCTAssertFalse(full.keys.isEmpty)
+        XCTAssertTrue(full.trending.values.contains { $0[0] > 0 })
+
+        // The second start checkpointed at 6,500 too. Damage it: the start passes it over, says
+        // why, and takes the one at 5,000; a temporary file a crash left is ignored.
+        let snaps = DataDirectory(dir).snapshots
+        let newest = snaps + "/" + SnapshotStore.name(6_500)
+        var bytes = try XCTUnwrap(FileManager.default.contents(atPath: newest))
+        bytes[bytes.count / 2] ^= 0x40
+        try bytes.write(to: URL(fileURLWithPath: newest))
+        try Data(repeating: 7, count: 100).write(to: URL(fileURLWithPath: snaps + "/" + SnapshotStore.name(6_500) + ".tmp-999"))
+        let (older, notes4) = try state(every: 1_000_000)
+        XCTAssertTrue(notes4.contains { $0.contains("serving-00000000000000006500.snap passed over: checksum mismatch") }, "\(notes4)")
+        XCTAssertTrue(notes4.contains("replayed 1500 events after the snapshot at event 5000"), "\(notes4)")
+        XCTAssertEqual(older, full)
+        // Every snapshot damaged (one cut short): a full replay, never a wrong state.
+        let other = snaps + "/" + SnapshotStore.name(5_000)
+        let whole = try XCTUnwrap(FileManager.default.contents(atPath: other))
+        try whole.prefix(whole.count - 9).write(to: URL(fileURLWithPath: other))
+        let (replayed, notes5) = try state(every: 1_000_000)
+        XCTAssertTrue(notes5.contains("replayed 6500 events"), "\(notes5)")
+        XCTAssertEqual(notes5.filter { $0.contains("passed over") }.count, 2, "\(notes5)")
+        XCTAssertEqual(replayed, full)
+    }
+
+    /// A snapshot covering more than the log holds (a log restored from an older backup) or taken
+    /// with another trending half-life is passed over.
+    func testASnapshotThatDoesNotFitTheLogIsPassedOver() throws {
+        _ = try World.make(dir, lists: [:])
+        try appendEvents(300, seed: 3)
+        let store = SnapshotStore(directory: DataDirectory(dir).snapshots)
+        let s = ServingSnapshot(position: 400, eventsApplied: 400, halfLifeSeconds: 6 * 3600, videos: ["v1"], seen: [("u1", [0])],
+                                trending: [], keys: [])
+        try store.write(s)
+        var odd = s
+        odd.position = 200
+        odd.halfLifeSeconds = 60
+        try store.write(odd)
+        let (snap, notes) = store.newest(logEnd: 300, halfLifeSeconds: 6 * 3600)
+        XCTAssertNil(snap)
+        XCTAssertTrue(notes[0].contains("covers events up to 400 but the log ends at 300"), "\(notes)")
+        XCTAssertTrue(notes[1].contains("trending half-life 60.0 s"), "\(notes)")
+        XCTAssertEqual(try state(every: 1_000_000).0.position, 300)
+    }
+
+    /// The format: a round trip, and every shorter prefix (a torn write) fails to decode.
+    func testTheSnapshotFormatRoundTripsAndRejectsEveryTruncation() throws {
+        let s = ServingSnapshot(position: 12, eventsApplied: 12, halfLifeSeconds: 3600, videos: ["a", "bé"],
+                                seen: [("u", [0, 1]), ("w", [1])], trending: [.init(video: 1, score: 2.5, stamp: 1e9, count: 3)],
+                                keys: [.init(entry: "u\u{0}k", id: 4, fingerprint: 99, timeMs: -5)])
+        let bytes = s.encoded()
+        XCTAssertEqual(try ServingSnapshot.decode(bytes), s)
+        for n in 0..<bytes.count { XCTAssertThrowsError(try ServingSnapshot.decode(Array(bytes.prefix(n))), "prefix \(n)") }
+        var flipped = bytes
+        flipped[20] ^= 1
+        XCTAssertThrowsError(try ServingSnapshot.decode(flipped))
+    }
+
+    /// Appends complete in any order: the snapshot position is the end of the applied prefix, and
+    /// no snapshot is taken while a batch above a gap is applied.
+    func testAppliedPositionsFollowOutOfOrderBatches() {
+        let p = AppliedPositions()
+        p.add([0, 1, 2] as [UInt64])
+        p.add([5, 6] as [UInt64])
+        XCTAssertEqual(p.contiguous, 3)
+        XCTAssertFalse(p.isContiguous)
+        p.add([3, 4] as [UInt64])
+        XCTAssertEqual(p.contiguous, 7)
+        XCTAssertTrue(p.isContiguous)
+        p.add([1] as [UInt64])
+        XCTAssertEqual(p.contiguous, 7)
+        let state = FeedState(config: config(every: 1))
+        state.apply([Event(id: 2, draft: EventDraft(user: "u", video: "v", type: .view, timeMs: 1))])
+        XCTAssertNil(state.capture(halfLifeSeconds: 1), "a gap below an applied batch")
+        state.apply([Event(id: 0, draft: EventDraft(user: "u", video: "w", type: .like, timeMs: 1)),
+                     Event(id: 1, draft: EventDraft(user: "x", video: "v", type: .view, timeMs: 1))])
+        XCTAssertEqual(state.capture(halfLifeSeconds: 1)?.position, 3)
+    }
+}
