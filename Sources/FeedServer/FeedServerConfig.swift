@@ -32,6 +32,8 @@ public struct FeedServerConfig: Sendable {
     public var maxWatchMs = 6 * 3600 * 1000
     /// Catalog reload interval (picks up `foryou videos import` and new generations).
     public var refreshSeconds: Double = 2
+    /// Each user's seen set keeps the videos they touched last, this many (`SeenSets`).
+    public var seenPerUser = 2_000
     /// With a file log: a snapshot of the replayed state (`DATA/snapshots`) is written once this
     /// many events were applied since the last one, and a start loads the newest valid one and
     /// replays only the log after it (0: snapshots off, neither written nor read). Checked every

@@ -25,7 +25,7 @@ import EventLog
 final class FeedState: Sendable {
     let catalog: CatalogView
     let generations: GenerationView
-    let seen = SeenSets()
+    let seen: SeenSets
     let trending: Trending
     let keys: IdempotencyKeys
     let rateLimiter: RateLimiter
@@ -40,6 +40,7 @@ final class FeedState: Sendable {
 
     init(config: FeedServerConfig) {
         catalog = CatalogView(publicBaseURL: config.publicBaseURL)
+        seen = SeenSets(perUser: config.seenPerUser)
         generations = GenerationView()
         trending = Trending(halfLifeSeconds: config.trendingHalfLifeSeconds, freshSeconds: config.freshSeconds,
                             freshMaxEvents: config.freshMaxEvents)
@@ -86,7 +87,7 @@ final class FeedState: Sendable {
     /// The state as a snapshot at `appliedThrough`; nil while a batch above it is applied out of
     /// order (appends complete concurrently; the next try will find the gap closed).
     func capture(halfLifeSeconds: Double) -> ServingSnapshot? {
-        let parts: (position: UInt64, applied: UInt64, seen: [String: Set<Int32>], trend: (score: [Float], stamp: [Double], counts: [Int32: Int]),
+        let parts: (position: UInt64, applied: UInt64, seen: [String: SeenSets.User], trend: (score: [Float], stamp: [Double], counts: [Int32: Int]),
                     keys: [(entry: String, id: UInt64, fingerprint: UInt64, timeMs: Int64)], ids: [String])? = gate.exclusive {
             guard positions.isContiguous else { return nil }
             return (positions.contiguous, applied.load(ordering: .relaxed), seen.export(), trending.export(), keys.export(),
@@ -102,7 +103,8 @@ final class FeedState: Sendable {
             number[i] = n
             return n
         }
-        let seenOut = p.seen.sorted { $0.key < $1.key }.map { (user: $0.key, videos: $0.value.sorted().map(id)) }
+        // Each user's videos oldest first: a restore forgets the same ones a replay would.
+        let seenOut = p.seen.sorted { $0.key < $1.key }.map { (user: $0.key, videos: $0.value.videos.map(id)) }
         var trends: [ServingSnapshot.Trend] = []
         let top = max(p.trend.score.count, Int((p.trend.counts.keys.max() ?? -1) + 1))
         for i in 0..<top {
@@ -121,10 +123,10 @@ final class FeedState: Sendable {
     func restore(_ s: ServingSnapshot) {
         gate.exclusive {
             let index = catalog.indices(of: s.videos)
-            var sets: [String: Set<Int32>] = [:]
-            sets.reserveCapacity(s.seen.count)
-            for (user, vs) in s.seen { sets[user] = Set(vs.map { index[Int($0)] }) }
-            seen.load(sets)
+            var users: [String: [Int32]] = [:]
+            users.reserveCapacity(s.seen.count)
+            for (user, vs) in s.seen { users[user] = vs.map { index[Int($0)] } }
+            seen.load(users)
             let n = Int((index.max() ?? -1) + 1)
             var score = [Float](repeating: 0, count: n), stamp = [Double](repeating: 0, count: n)
             var counts: [Int32: Int] = [:]

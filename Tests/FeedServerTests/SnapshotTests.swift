@@ -34,6 +34,9 @@ final class SnapshotTests: XCTestCase {
         var c = FeedServerConfig()
         c.dataDir = dir
         c.snapshotEvery = every
+        // Bounded seen sets (about 160 events per user here): a snapshot keeps their order, so
+        // after a restore the same videos are forgotten as in a full replay.
+        c.seenPerUser = 30
         return c
     }
 
@@ -76,6 +79,7 @@ final class SnapshotTests: XCTestCase {
         XCTAssertEqual(fromSnapshot, full)
         XCTAssertEqual(full.position, 6_500)
         XCTAssertEqual(full.seen.count, 40)
+        XCTAssertTrue(full.seen.values.allSatisfy { $0.count == 30 }, "every user at the bound")
         XCTAssertFalse(full.keys.isEmpty)
         XCTAssertTrue(full.trending.values.contains { $0[0] > 0 })
 
@@ -153,5 +157,32 @@ final class SnapshotTests: XCTestCase {
         state.apply([Event(id: 0, draft: EventDraft(user: "u", video: "w", type: .like, timeMs: 1)),
                      Event(id: 1, draft: EventDraft(user: "x", video: "v", type: .view, timeMs: 1))])
         XCTAssertEqual(state.capture(halfLifeSeconds: 1)?.position, 3)
+    }
+
+    /// The seen-set policy against a brute-force model: the last N distinct videos touched, a
+    /// video touched again moving to the newest end.
+    func testSeenSetsKeepTheLastNVideosTouched() {
+        var x: UInt64 = 5
+        func next() -> UInt64 { x = x &* 6364136223846793005 &+ 1442695040888963407; return x >> 33 }
+        for limit in [1, 3, 7] {
+            let s = SeenSets(perUser: limit)
+            var model: [Int32] = []  // oldest first
+            for k in 0..<3_000 {
+                let v = Int32(next() % 12)
+                s.insert([Event(id: UInt64(k), draft: EventDraft(user: "u", video: "v", type: .view, timeMs: 0))], videos: [v])
+                model.removeAll { $0 == v }
+                model.append(v)
+                if model.count > limit { model.removeFirst() }
+                XCTAssertEqual(s.seen(by: "u"), Set(model), "limit \(limit), step \(k)")
+            }
+            XCTAssertEqual(s.export()["u"]?.videos, model)
+            // Restored from its export, it forgets in the same order.
+            let r = SeenSets(perUser: limit)
+            r.load(["u": s.export()["u"]!.videos])
+            for v: Int32 in [20, 21] {
+                for t in [s, r] { t.insert([Event(id: 0, draft: EventDraft(user: "u", video: "v", type: .view, timeMs: 0))], videos: [v]) }
+            }
+            XCTAssertEqual(r.seen(by: "u"), s.seen(by: "u"))
+        }
     }
 }

@@ -42,11 +42,14 @@ struct Serve: ParsableCommand {
     var listCache = 50_000
     @Option(name: .customLong("snapshot-every"), help: "With a file log: snapshot the replayed state (seen sets, trending, idempotency keys) into DATA/snapshots every this many events, so a restart replays only the log's tail (0 = off: neither written nor read).")
     var snapshotEvery: UInt64 = 1_000_000
+    @Option(name: .customLong("seen-per-user"), help: "Each user's seen set (videos a page leaves out) keeps the videos they touched last, this many.")
+    var seenPerUser = 2_000
 
     func validate() throws {
         guard maxPerTopic >= 1, maxPerCreator >= 1 else { throw ValidationError("--max-per-topic and --max-per-creator must be >= 1") }
         guard explorationShare >= 0, explorationShare <= 0.5 else { throw ValidationError("--exploration-share must be in [0, 0.5]") }
         guard rate > 0, burst >= 1 else { throw ValidationError("--rate must be > 0 and --burst >= 1") }
+        guard seenPerUser >= 1 else { throw ValidationError("--seen-per-user must be >= 1") }
         guard listCache >= 0 else { throw ValidationError("--list-cache must be >= 0") }
         guard idleTimeout > 0, idleTimeout <= 3600 else { throw ValidationError("--idle-timeout must be in (0, 3600] seconds") }
         guard maxUploadBytes > 0 else { throw ValidationError("--max-upload-bytes must be positive") }
@@ -69,6 +72,7 @@ struct Serve: ParsableCommand {
         c.maxPerCreator = maxPerCreator
         c.explorationShare = explorationShare
         c.snapshotEvery = snapshotEvery
+        c.seenPerUser = seenPerUser
         switch try events.location(dataDir: data.dataDir) {
         case .file(let dir): c.eventsDir = dir
         case .kafka(let k): c.kafka = k
