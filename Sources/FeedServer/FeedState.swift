@@ -103,7 +103,7 @@ final class FeedState: Sendable {
             number[i] = n
             return n
         }
-        // Each user's videos oldest first: a restore forgets the same ones a replay would.
+        // Each user's videos oldest first: after a restore the same ones are forgotten as after a replay.
         let seenOut = p.seen.sorted { $0.key < $1.key }.map { (user: $0.key, videos: $0.value.videos.map(id)) }
         var trends: [ServingSnapshot.Trend] = []
         let top = max(p.trend.score.count, Int((p.trend.counts.keys.max() ?? -1) + 1))

@@ -3,37 +3,31 @@ import EventLog
 
 /// Per user: the videos (global indices, `CatalogView`) already watched or skipped; any event
 /// counts. A page leaves them out. Bounded by policy: each user keeps the `perUser` videos they
-/// touched last (in the order events were applied; a video touched again moves to the newest
-/// end), so memory does not grow with a user's history. Older ones may come back in a feed only
-/// if a list ranks them, and a retrained model's lists leave out everything its training saw.
-/// One lock; every operation under it is short.
+/// touched most recently for the first time (first-in, first-out by the order events were
+/// applied), so memory does not grow with a user's history. A forgotten video may come back in a
+/// feed only if a list ranks it, and a retrained model's lists leave out everything its training
+/// saw. One lock; every operation under it is short.
 final class SeenSets: @unchecked Sendable {
-    /// One user's videos: membership, and the order to forget them in (oldest first from `head`;
-    /// an entry is stale when the video was touched again later, `last[v]` naming its newest slot).
+    /// One user's videos: membership, and the order they were first touched in (`order[head...]`,
+    /// oldest first).
     struct User {
         var set = Set<Int32>()
         var order: [Int32] = []
-        var last: [Int32: Int] = [:]
         var head = 0
 
         /// Oldest first.
-        var videos: [Int32] { order.indices.dropFirst(head).compactMap { last[order[$0]] == $0 ? order[$0] : nil } }
+        var videos: ArraySlice<Int32> { order[head...] }
 
         mutating func touch(_ v: Int32, limit: Int) {
-            set.insert(v)
-            last[v] = order.count
+            guard set.insert(v).inserted else { return }
             order.append(v)
-            while set.count > limit, head < order.count {
-                let old = order[head]
-                if last[old] == head { set.remove(old); last[old] = nil }
+            while set.count > limit {
+                set.remove(order[head])
                 head += 1
             }
-            // Compact once the forgotten and stale slots outnumber the live ones.
-            if order.count - head > 2 * set.count + 16 || head > 1024 && head * 2 > order.count {
-                let live = videos
-                order = live
+            if head > 64 && head * 2 > order.count {
+                order.removeFirst(head)
                 head = 0
-                last = Dictionary(uniqueKeysWithValues: live.enumerated().map { ($1, $0) })
             }
         }
     }

@@ -18,10 +18,7 @@ struct TeamDraft {
     private mutating func coin() -> Int {
         if bitsLeft == 0 {
             state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            bits = z ^ (z >> 31)
+            bits = SessionIds.mix(state)
             bitsLeft = 64
         }
         defer { bits >>= 1; bitsLeft -= 1 }

@@ -42,7 +42,7 @@ struct Serve: ParsableCommand {
     var listCache = 50_000
     @Option(name: .customLong("snapshot-every"), help: "With a file log: snapshot the replayed state (seen sets, trending, idempotency keys) into DATA/snapshots every this many events, so a restart replays only the log's tail (0 = off: neither written nor read).")
     var snapshotEvery: UInt64 = 1_000_000
-    @Option(name: .customLong("seen-per-user"), help: "Each user's seen set (videos a page leaves out) keeps the videos they touched last, this many.")
+    @Option(name: .customLong("seen-per-user"), help: "Each user's seen set (videos a page leaves out) keeps this many, the ones most recently touched for the first time.")
     var seenPerUser = 2_000
 
     func validate() throws {
