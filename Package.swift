@@ -51,7 +51,7 @@ let package = Package(
         .target(name: "Platform", dependencies: ["LinearAlgebra"]),
         .target(name: "Checksum"),
         .target(name: "EventLog", dependencies: ["Checksum"]),
-        .target(name: "Interactions", dependencies: ["EventLog"]),
+        .target(name: "Interactions", dependencies: ["Checksum", "EventLog"]),
         .target(name: "Rankers", dependencies: ["LinearAlgebra", "Interactions"]),
         .systemLibrary(name: "CXGBoost", path: "Sources/CXGBoost",
                        providers: [.apt(["libxgboost-dev"])]),

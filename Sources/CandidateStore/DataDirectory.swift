@@ -8,6 +8,7 @@ import Glibc
 ///   events/        the event log segments
 ///   exposures/     what the server served under experiments (`Exposure`; the event log's format)
 ///   snapshots/     checkpoints of the feed server's replayed state (`ServingSnapshot`)
+///   interactions/  compacted interaction tables with the log position they cover (`InteractionTable`)
 ///   cursors/       committed read positions of the log's consumers
 ///   secret.key     the HMAC key that signs tokens and cursors (created on first use, 0600)
 public struct DataDirectory: Sendable {
@@ -20,6 +21,17 @@ public struct DataDirectory: Sendable {
     public var exposures: String { root + "/exposures" }
     /// Checkpoints of the feed server's replayed state.
     public var snapshots: String { root + "/snapshots" }
+    /// Compacted interaction tables (`InteractionTable`) training reads instead of the whole log.
+    public var interactions: String { root + "/interactions" }
+
+    /// Where a checkpoint of the log in `events` goes: `ownPath` for the data directory's own log
+    /// (nil or the same folder), `<events>-<name>` beside another one (a checkpoint belongs to
+    /// one log).
+    public func companion(ofLog events: String?, ownPath: String, name: String) -> String {
+        guard let events else { return ownPath }
+        func canonical(_ p: String) -> String { URL(fileURLWithPath: p).standardizedFileURL.resolvingSymlinksInPath().path }
+        return canonical(events) == canonical(self.events) ? ownPath : events + "-" + name
+    }
     public var cursors: String { root + "/cursors" }
     public var secretKey: String { root + "/secret.key" }
     /// Raw uploads (checked by ffprobe) and the transcoded ladders served under /media.

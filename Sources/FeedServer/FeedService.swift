@@ -178,9 +178,7 @@ public final class FeedService: @unchecked Sendable {
     /// own log, `<events dir>-snapshots` beside another one (a snapshot belongs to one log).
     static func snapshotDirectory(_ config: FeedServerConfig) -> String {
         let dir = DataDirectory(config.dataDir)
-        guard let events = config.eventsDir else { return dir.snapshots }
-        func canonical(_ p: String) -> String { URL(fileURLWithPath: p).standardizedFileURL.resolvingSymlinksInPath().path }
-        return canonical(events) == canonical(dir.events) ? dir.snapshots : events + "-snapshots"
+        return dir.companion(ofLog: config.eventsDir, ownPath: dir.snapshots, name: "snapshots")
     }
 
     /// Whether enough events were applied since the last snapshot (file log only).

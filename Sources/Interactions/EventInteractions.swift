@@ -83,6 +83,9 @@ public struct EventHistory: Sendable {
         public var weight: Double
         public var lastTimeMs: Int64
         public var negative: Bool
+        public init(weight: Double, lastTimeMs: Int64, negative: Bool) {
+            self.weight = weight; self.lastTimeMs = lastTimeMs; self.negative = negative
+        }
     }
 
     public let mapping: EventMapping
@@ -91,6 +94,13 @@ public struct EventHistory: Sendable {
     public private(set) var newestTimeMs: Int64 = .min
 
     public init(mapping: EventMapping = EventMapping()) { self.mapping = mapping }
+
+    /// A history as stored (`InteractionTable`).
+    public init(mapping: EventMapping, pairs: [String: [String: Pair]], newestTimeMs: Int64) {
+        self.mapping = mapping
+        self.pairs = pairs
+        self.newestTimeMs = newestTimeMs
+    }
 
     private func decay(_ ms: Int64) -> Double {
         guard let h = mapping.halfLifeDays, h > 0, ms > 0 else { return 1 }

@@ -13,17 +13,46 @@ public struct EventTrainingData {
     /// The catalog at read time.
     public var videos: [Video]
     public var seconds: Double
+    /// Events covered by the interaction table the read started from (0: the whole log was read).
+    public var fromTable: UInt64 = 0
 
     /// Reads `source` to its end; throws `TrainingError.noData` when nothing positive is there.
-    public static func read(_ source: EventSource, store: any FeedStore, mapping: EventMapping) throws -> EventTrainingData {
+    /// With `tables` (a file log's `InteractionTable` folder): starts from the newest table built
+    /// with `mapping`, reads only the log after it, and writes the table at the log's end.
+    public static func read(_ source: EventSource, store: any FeedStore, mapping: EventMapping, tables: String? = nil,
+                            progress: (String) -> Void = { _ in }) throws -> EventTrainingData {
         let t0 = Date()
         let videos = try store.videos()
         let durations = Dictionary(videos.map { ($0.id, $0.durationMs) }, uniquingKeysWith: { $1 })
-        let (data, events) = try EventMapping.counted(source, durations: durations, mapping: mapping)
+        var history: EventHistory
+        let events: UInt64
+        var from: UInt64 = 0
+        if let tables, let log = source as? EventLog {
+            let end = log.endId
+            let (table, notes) = InteractionTable.newest(in: tables, mapping: mapping, logEnd: end)
+            notes.forEach(progress)
+            history = table?.history ?? EventHistory(mapping: mapping)
+            from = table?.position ?? 0
+            try log.forEach(from: from, limit: Int(end - from)) { e in history.add(e, duration: durations[e.video] ?? 0) }
+            events = end
+            if end > from {
+                do { try InteractionTable.write(history, position: end, to: tables) } catch {
+                    progress("interaction table not written: \(error)")
+                }
+            }
+            if from > 0 { progress("events: the interaction table covers \(from) events; read \(end - from) after it") }
+        } else {
+            history = EventHistory(mapping: mapping)
+            var h = history
+            events = try source.forEachEvent { e in h.add(e, duration: durations[e.video] ?? 0) }
+            history = h
+        }
+        let data = history.interactions()
         guard data.weights.contains(where: { $0 > 0 }) else {
             throw TrainingError.noData("\(source.sourceName) holds no positive interactions (\(events) events); nothing to train on")
         }
-        return EventTrainingData(interactions: data, events: events, videos: videos, seconds: Date().timeIntervalSince(t0))
+        return EventTrainingData(interactions: data, events: events, videos: videos, seconds: Date().timeIntervalSince(t0),
+                                 fromTable: from)
     }
 
     /// Reads a data directory's file log and catalog.
@@ -31,6 +60,6 @@ public struct EventTrainingData {
         let dir = DataDirectory(dataDir)
         let log = try EventLog(directory: dir.events)
         defer { log.close() }
-        return try read(log, store: try dir.openStore(), mapping: mapping)
+        return try read(log, store: try dir.openStore(), mapping: mapping, tables: dir.interactions)
     }
 }

@@ -3,6 +3,7 @@ import Foundation
 import LinearAlgebra
 import CandidateStore
 import EventLog
+import Interactions
 import Rankers
 import Training
 import Rescoring
@@ -67,6 +68,92 @@ final class RescoreJobTests: XCTestCase {
     func testNoEventsIsAClearError() {
         XCTAssertThrowsError(try RescoreJob.run(config())) { e in
             XCTAssertTrue("\(e)".contains("no positive interactions"), "\(e)")
+        }
+    }
+
+    /// Issue 21: training reads the newest compacted interaction table and the log after it, and
+    /// gets what a read of the whole log gives; a damaged table, or one built with another
+    /// mapping, is passed over.
+    func testTheInteractionTablePlusTheTailIsAFullRead() throws {
+        try makeWorld()
+        let d = DataDirectory(dir + "/data")
+        var mapping = EventMapping()
+        mapping.halfLifeDays = 3  // decay makes the order of additions matter
+        let store = try d.openStore()
+        func read(tables: String?, notes: inout [String]) throws -> EventTrainingData {
+            let log = try EventLog(directory: d.events)
+            defer { log.close() }
+            var got: [String] = []
+            let r = try EventTrainingData.read(log, store: store, mapping: mapping, tables: tables) { got.append($0) }
+            notes = got
+            return r
+        }
+        func same(_ a: Interactions, _ b: Interactions, _ what: String) {
+            XCTAssertEqual(a.users.raw, b.users.raw, what)
+            XCTAssertEqual(a.items.raw, b.items.raw, what)
+            XCTAssertEqual(a.userIndex, b.userIndex, what)
+            XCTAssertEqual(a.itemIndex, b.itemIndex, what)
+            XCTAssertEqual(a.weights, b.weights, what)
+            XCTAssertEqual(a.timestamps, b.timestamps, what)
+        }
+        var notes: [String] = []
+        let first = try read(tables: d.interactions, notes: &notes)
+        XCTAssertEqual(first.fromTable, 0)
+        XCTAssertEqual(InteractionTable.files(d.interactions).map(\.position), [first.events])
+        // More events (some on pairs the table holds, older and newer), then a read from the table.
+        let log = try EventLog(directory: d.events, access: .append)
+        let users = first.interactions.users.raw, items = first.interactions.items.raw
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        _ = try log.appendSync((0..<600).map { k in
+            EventDraft(user: users[k % users.count], video: items[(k * 7) % items.count],
+                       type: EventType.allCases[k % EventType.allCases.count], watchMs: UInt32(k * 37 % 20_000),
+                       timeMs: now - Int64((k * 7919) % 400_000_000))
+        })
+        log.close()
+        let second = try read(tables: d.interactions, notes: &notes)
+        XCTAssertEqual(second.fromTable, first.events)
+        XCTAssertEqual(second.events, first.events + 600)
+        XCTAssertTrue(notes.contains { $0.contains("read 600 after it") }, "\(notes)")
+        let full = try read(tables: nil, notes: &notes)
+        XCTAssertEqual(full.fromTable, 0)
+        same(second.interactions, full.interactions, "table + tail vs the whole log")
+        XCTAssertEqual(InteractionTable.files(d.interactions).map(\.position), [second.events, first.events])
+        // The newest table damaged: passed over, the older one and a longer tail give the same.
+        let newest = InteractionTable.files(d.interactions)[0].path
+        var bytes = try XCTUnwrap(FileManager.default.contents(atPath: newest))
+        bytes[bytes.count / 3] ^= 0x10
+        try bytes.write(to: URL(fileURLWithPath: newest))
+        let third = try read(tables: d.interactions, notes: &notes)
+        XCTAssertTrue(notes.contains { $0.contains("passed over: checksum mismatch") }, "\(notes)")
+        XCTAssertEqual(third.fromTable, first.events)
+        same(third.interactions, full.interactions, "older table + tail")
+        // Another mapping: no table fits, the whole log is read.
+        mapping.halfLifeDays = nil
+        let other = try read(tables: d.interactions, notes: &notes)
+        XCTAssertEqual(other.fromTable, 0)
+        XCTAssertTrue(notes.contains { $0.contains("another event mapping") }, "\(notes)")
+        // Rescore reads through the table too.
+        var c = config()
+        c.mapping = mapping
+        var lines: [String] = []
+        _ = try RescoreJob.run(c) { lines.append($0) }
+        XCTAssertTrue(lines.contains { $0.contains("the interaction table covers") }, "\(lines)")
+    }
+
+    /// The table's format: a round trip, every truncation rejected.
+    func testTheInteractionTableFormat() throws {
+        var h = EventHistory(mapping: EventMapping())
+        for (k, t) in [EventType.view, .like, .skip, .complete].enumerated() {
+            h.add(Event(id: UInt64(k), draft: EventDraft(user: "u\(k % 2)", video: "v\(k % 3)", type: t, watchMs: 500, timeMs: Int64(k))),
+                  duration: 1_000)
+        }
+        let bytes = InteractionTable.encode(h, position: 4)
+        let back = try InteractionTable.decode(bytes, mapping: EventMapping())
+        XCTAssertEqual(back.position, 4)
+        XCTAssertEqual(back.history.pairs, h.pairs)
+        XCTAssertEqual(back.history.newestTimeMs, h.newestTimeMs)
+        for n in stride(from: 0, to: bytes.count, by: 3) {
+            XCTAssertThrowsError(try InteractionTable.decode(Array(bytes.prefix(n)), mapping: EventMapping()), "prefix \(n)")
         }
     }
 }

@@ -1,0 +1,130 @@
+import Foundation
+import Checksum
+import EventLog
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The compacted interaction table: an `EventHistory` (per user and video, the summed signed event
+/// weight, the newest event time, whether a skip or hide was seen) with the log position it
+/// covers (every event with a smaller id is in it) and the mapping it was built with. Training
+/// from a file log loads the newest table built with the same mapping and reads only the log after
+/// it; the result is what a read of the whole log gives, added in the same order.
+///
+/// Binary, little-endian: magic "FYITAB01" | u32 version | u64 position | i64 newest event time |
+/// string mapping (sorted key=value pairs) | u32 videos, each a string | u32 users, each a string +
+/// u32 pairs, each u32 video + f64 weight + i64 time + u8 negative | u32 CRC-32C of all before.
+/// Written through a temporary file, fsync and rename (`AtomicFile`); the two newest are kept in
+/// `DATA/interactions/table-<position>.bin`.
+public enum InteractionTable {
+    static let magic = Array("FYITAB01".utf8)
+    static let version: UInt32 = 1
+
+    /// The mapping as one string (a table built with another mapping is not used).
+    static func key(_ m: EventMapping) -> String {
+        m.params.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ";")
+    }
+
+    public static func encode(_ h: EventHistory, position: UInt64) -> [UInt8] {
+        var out = magic
+        func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
+        func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
+        func string(_ s: String) { let b = Array(s.utf8); u32(UInt32(b.count)); out.append(contentsOf: b) }
+        u32(version); u64(position); u64(UInt64(bitPattern: h.newestTimeMs)); string(key(h.mapping))
+        var videoIds: [String: UInt32] = [:], videos: [String] = []
+        for (_, row) in h.pairs { for v in row.keys where videoIds[v] == nil { videoIds[v] = UInt32(videos.count); videos.append(v) } }
+        u32(UInt32(videos.count)); for v in videos { string(v) }
+        u32(UInt32(h.pairs.count))
+        for (user, row) in h.pairs.sorted(by: { $0.key < $1.key }) {
+            string(user); u32(UInt32(row.count))
+            for (v, p) in row.sorted(by: { $0.key < $1.key }) {
+                u32(videoIds[v]!); u64(p.weight.bitPattern); u64(UInt64(bitPattern: p.lastTimeMs)); out.append(p.negative ? 1 : 0)
+            }
+        }
+        u32(out.withUnsafeBytes { CRC32C.checksum($0) })
+        return out
+    }
+
+    public struct DecodeError: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Checks magic, version, checksum, every length and the mapping before trusting a value.
+    public static func decode(_ bytes: [UInt8], mapping: EventMapping) throws -> (history: EventHistory, position: UInt64) {
+        func bad(_ s: String) -> DecodeError { DecodeError(description: s) }
+        guard bytes.count >= magic.count + 8, Array(bytes[0..<magic.count]) == magic else { throw bad("not an interaction table") }
+        let body = bytes.count - 4
+        let stored = bytes[body...].withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) }
+        guard bytes[..<body].withUnsafeBytes({ CRC32C.checksum($0) }) == stored else { throw bad("checksum mismatch") }
+        var pos = magic.count
+        func take(_ n: Int) throws -> ArraySlice<UInt8> {
+            guard n >= 0, pos + n <= body else { throw bad("truncated at byte \(pos)") }
+            defer { pos += n }
+            return bytes[pos..<(pos + n)]
+        }
+        func u32() throws -> UInt32 { try take(4).withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) } }
+        func u64() throws -> UInt64 { try take(8).withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) } }
+        func string() throws -> String { String(decoding: try take(Int(try u32())), as: UTF8.self) }
+        func count(_ minBytes: Int) throws -> Int {
+            let n = Int(try u32())
+            guard n * minBytes <= body - pos else { throw bad("count \(n) past the end at byte \(pos)") }
+            return n
+        }
+        guard try u32() == version else { throw bad("format version is not \(version)") }
+        let position = try u64(), newest = Int64(bitPattern: try u64())
+        let stored_key = try string()
+        guard stored_key == key(mapping) else { throw bad("built with another event mapping (\(stored_key))") }
+        let videos = try (0..<count(4)).map { _ in try string() }
+        var pairs: [String: [String: EventHistory.Pair]] = [:]
+        pairs.reserveCapacity(videos.count)
+        for _ in 0..<(try count(8)) {
+            let user = try string()
+            var row: [String: EventHistory.Pair] = [:]
+            for _ in 0..<(try count(21)) {
+                let v = Int(try u32())
+                guard v < videos.count else { throw bad("video index out of range") }
+                row[videos[v]] = EventHistory.Pair(weight: Double(bitPattern: try u64()), lastTimeMs: Int64(bitPattern: try u64()),
+                                                   negative: try take(1).first! != 0)
+            }
+            pairs[user] = row
+        }
+        guard pos == body else { throw bad("\(body - pos) bytes left over") }
+        return (EventHistory(mapping: mapping, pairs: pairs, newestTimeMs: newest), position)
+    }
+
+    /// The tables in `directory`, newest first.
+    public static func files(_ directory: String) -> [(position: UInt64, path: String)] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).compactMap { n -> (UInt64, String)? in
+            guard n.hasPrefix("table-"), n.hasSuffix(".bin"), let p = UInt64(n.dropFirst(6).dropLast(4)) else { return nil }
+            return (p, directory + "/" + n)
+        }.sorted { $0.0 > $1.0 }
+    }
+
+    /// The newest table that decodes, was built with `mapping` and covers no more than the log
+    /// holds; a note for each one passed over.
+    public static func newest(in directory: String, mapping: EventMapping, logEnd: UInt64)
+        -> (table: (history: EventHistory, position: UInt64)?, notes: [String]) {
+        var notes: [String] = []
+        for f in files(directory) {
+            do {
+                guard let data = FileManager.default.contents(atPath: f.path) else { throw DecodeError(description: "unreadable") }
+                let t = try decode(Array(data), mapping: mapping)
+                guard t.position == f.position else { throw DecodeError(description: "position \(t.position) differs from its name") }
+                guard t.position <= logEnd else {
+                    throw DecodeError(description: "covers events up to \(t.position) but the log ends at \(logEnd)")
+                }
+                return (t, notes)
+            } catch {
+                notes.append("interaction table \(f.path) passed over: \(error)")
+            }
+        }
+        return (nil, notes)
+    }
+
+    /// Writes the table at `position`; keeps the two newest.
+    public static func write(_ h: EventHistory, position: UInt64, to directory: String) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try AtomicFile.write(encode(h, position: position), to: directory + "/" + String(format: "table-%020llu.bin", position))
+        for old in files(directory).dropFirst(2) { unlink(old.path) }
+    }
+}
