@@ -127,7 +127,14 @@ public final class FeedService: @unchecked Sendable {
                 let (state, store) = (self.state, self.store)
                 _ = try? await self.storeCall { try state.refresh(store: store) }
                 self.state.expire()
-                if self.snapshotDue { Task.detached { [weak self] in _ = try? self?.snapshotIfDue() } }
+                if self.snapshotDue {
+                    Task.detached { [weak self] in
+                        do { try self?.snapshotIfDue() } catch {
+                            self?.metrics.add("foryou_snapshot_failures_total")
+                            FileHandle.standardError.write(Data("foryou serve: snapshot not written: \(error)\n".utf8))
+                        }
+                    }
+                }
                 self.follower?.expire()
             }
         }
