@@ -123,6 +123,20 @@ enum EventCodec {
         }
     }
 
+    /// The record's id when `decode` would accept it, without building the event (no strings):
+    /// what opening a log checks for every record.
+    static func validatedId(_ p: UnsafeRawBufferPointer) -> UInt64? {
+        let fixed = 1 + 8 + 8 + 1 + 4
+        guard p.count >= fixed + 8, p[0] == version, EventType(rawValue: p[17]) != nil else { return nil }
+        var pos = fixed
+        for _ in 0..<4 {
+            guard pos + 2 <= p.count else { return nil }
+            pos += 2 + Int(UInt16(littleEndian: p.loadUnaligned(fromByteOffset: pos, as: UInt16.self)))
+        }
+        guard pos == p.count else { return nil }
+        return UInt64(littleEndian: p.loadUnaligned(fromByteOffset: 1, as: UInt64.self))
+    }
+
     static func decode(_ p: UnsafeRawBufferPointer) -> Event? {
         var pos = 0
         func take(_ n: Int) -> UnsafeRawBufferPointer? {

@@ -542,16 +542,17 @@ final class EventLogCore: @unchecked Sendable {
                 guard end <= b.count else { try fail("record runs past the end of the file", recordEnd: end); break }
                 let payload = UnsafeRawBufferPointer(rebasing: b[(pos + 8)..<end])
                 guard CRC32C.checksum(payload) == crc else { try fail("checksum mismatch", recordEnd: end); break }
-                guard let e = EventCodec.decode(payload) else { try fail("undecodable record", recordEnd: end); break }
-                guard e.id == base + count else {
-                    throw EventLogError.corrupt(file: path, offset: pos, reason: "record id \(e.id), expected \(base + count)")
+                // The record's structure and id, checked without building the event (its strings).
+                guard let id = EventCodec.validatedId(payload) else { try fail("undecodable record", recordEnd: end); break }
+                guard id == base + count else {
+                    throw EventLogError.corrupt(file: path, offset: pos, reason: "record id \(id), expected \(base + count)")
                 }
-                if let bound, e.id >= bound {  // written, not yet known durable: a reader stops here
+                if let bound, id >= bound {  // written, not yet known durable: a reader stops here
                     truncateTo = pos
                     reachedBound = true
                     break
                 }
-                if sinceIndexed == 0 { index.append(IndexEntry(id: e.id, segment: segmentNumber, offset: pos)) }
+                if sinceIndexed == 0 { index.append(IndexEntry(id: id, segment: segmentNumber, offset: pos)) }
                 sinceIndexed = (sinceIndexed + 1) % indexEvery
                 count += 1
                 pos = end
@@ -598,8 +599,8 @@ final class EventLogCore: @unchecked Sendable {
                     let crc = UInt32(littleEndian: b.loadUnaligned(fromByteOffset: p + 4, as: UInt32.self))
                     guard len > 0, len <= EventLogCore.maxRecord, p + 8 + len <= b.count else { break }
                     let payload = UnsafeRawBufferPointer(rebasing: b[(p + 8)..<(p + 8 + len)])
-                    guard CRC32C.checksum(payload) == crc, let e = EventCodec.decode(payload), e.id == next, e.id < bound else { break }
-                    if sinceIdx == 0 { newIndex.append(IndexEntry(id: e.id, segment: segNo, offset: pos + p)) }
+                    guard CRC32C.checksum(payload) == crc, let id = EventCodec.validatedId(payload), id == next, id < bound else { break }
+                    if sinceIdx == 0 { newIndex.append(IndexEntry(id: id, segment: segNo, offset: pos + p)) }
                     sinceIdx = (sinceIdx + 1) % config.indexEvery
                     next += 1
                     p += 8 + len

@@ -1,5 +1,5 @@
 import XCTest
-import EventLog
+@testable import EventLog
 import TestSupport
 
 final class EventLogTests: XCTestCase {
@@ -110,6 +110,26 @@ final class EventLogTests: XCTestCase {
         XCTAssertThrowsError(try EventLog(directory: dir, access: .append)) { e in
             XCTAssertEqual(e as? EventLogError, .corrupt(file: seg, offset: 16, reason: "checksum mismatch"))
             XCTAssertTrue("\(e)".contains("offset 16"))
+        }
+    }
+
+    /// Opening checks each record's structure without building the event: the light check
+    /// accepts exactly what the decoder accepts, on valid records and on thousands of damaged ones.
+    func testTheOpeningCheckAcceptsExactlyWhatTheDecoderAccepts() {
+        var x: UInt64 = 9
+        func next() -> Int { x = x &* 6364136223846793005 &+ 1442695040888963407; return Int(x >> 33) }
+        for n in 0..<400 {
+            var bytes: [UInt8] = []
+            EventCodec.encode(id: UInt64(n * 31), draft(n, key: n % 3 == 0 ? "k\(n)" : ""), into: &bytes)
+            var cases = [bytes, Array(bytes.prefix(next() % bytes.count)), bytes + [0]]
+            for _ in 0..<8 {
+                var b = bytes
+                b[next() % b.count] = UInt8(next() % 256)
+                cases.append(b)
+            }
+            for c in cases {
+                c.withUnsafeBytes { p in XCTAssertEqual(EventCodec.validatedId(p), EventCodec.decode(p)?.id, "record \(n): \(c)") }
+            }
         }
     }
 
