@@ -10,15 +10,17 @@ public enum AtomicFile {
         let tmp = path + ".tmp-\(getpid())"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         guard fd >= 0 else { throw posixError("open \(tmp)") }
+        // A failed write leaves nothing behind (a full disk is not made fuller by retries).
+        func fail(_ what: String) -> NSError { let e = posixError(what); close(fd); unlink(tmp); return e }
         var off = 0
         while off < bytes.count {
             let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + off, bytes.count - off) }
-            if n < 0 { if errno == EINTR { continue }; close(fd); throw posixError("write \(tmp)") }
+            if n < 0 { if errno == EINTR { continue }; throw fail("write \(tmp)") }
             off += n
         }
-        if fsync(fd) != 0 { close(fd); throw posixError("fsync \(tmp)") }
+        if fsync(fd) != 0 { throw fail("fsync \(tmp)") }
         close(fd)
-        if rename(tmp, path) != 0 { throw posixError("rename \(tmp)") }
+        if rename(tmp, path) != 0 { let e = posixError("rename \(tmp)"); unlink(tmp); throw e }
         try syncDirectory((path as NSString).deletingLastPathComponent)
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Checksum
 
 /// What a person did with a video, as the feed reports it.
 public enum EventType: UInt8, Sendable, CaseIterable, Codable {
@@ -94,6 +95,15 @@ public struct Event: Sendable, Equatable {
     public init(id: UInt64, draft: EventDraft) {
         self.id = id
         self.draft = draft
+    }
+
+    /// A digest of the whole record (id and every field): what checkpoints of a log (serving
+    /// snapshots, interaction tables) store of the last event they cover, so a checkpoint is
+    /// never applied to another log (one reset, or restored from an older backup).
+    public var fingerprint: UInt64 {
+        var out: [UInt8] = []
+        EventCodec.encode(id: id, draft, into: &out)
+        return out.withUnsafeBytes { FNV64.digest($0) }
     }
 
     public var user: String { draft.user }

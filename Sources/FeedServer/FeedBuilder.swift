@@ -86,7 +86,8 @@ struct FeedBuilder {
             packedB = p
         }
         var pB = Int(cursor?.partner == partner ? cursor?.partnerPosition ?? 0 : 0)
-        if let c = cursor, packed == nil, let live, live.id != c.generation {
+        // (Not under interleaving: there a missing list is an empty side, never the live list.)
+        if let c = cursor, partner < 0, packed == nil, let live, live.id != c.generation {
             // The pinned generation was pruned: continue on the live list (the cursor's served
             // filter keeps earlier pages from repeating).
             generation = live.id
@@ -265,7 +266,15 @@ struct FeedBuilder {
         }
         // List entries are kept from repeating by the position (and the deferred set); the filter
         // takes the rest, so it fills slowly (a couple of fresh uploads a page) and rarely errs.
-        for item in items where item.ranker == "fresh" || item.ranker == "trending" || item.team != nil {
+        // Under interleaving, a drafted item goes in only when the other side's list holds it further
+        // on (each list's position already keeps its own picks from coming back).
+        var aheadIn: [Set<Int32>] = [[], []]
+        if partner >= 0 {
+            for q in p..<entries.count { if let g = global(entries[q]) { aheadIn[0].insert(g) } }
+            for q in pB..<entriesB.count where Int(entriesB[q].item) < mapB.count { aheadIn[1].insert(mapB[Int(entriesB[q].item)]) }
+        }
+        for item in items where item.ranker == "fresh" || item.ranker == "trending"
+            || item.team.map({ aheadIn[1 - $0].contains(item.index) }) == true {
             served.insert(hash: item.video.idHash)
         }
         let next: FeedCursor? = items.count < limit ? nil : FeedCursor(

@@ -50,6 +50,8 @@ public final class FeedService: @unchecked Sendable {
     private let snapshotLock = NSLock()
     private var lastSnapshot: UInt64 = 0
     private var writingSnapshot = false
+    /// After a failed write, none is tried before this time (s since 1970).
+    private var snapshotRetryAt = 0.0
     public private(set) var startupNotes: [String]
 
     /// `store`: the candidate store to serve from (default: the data directory's SQLite file);
@@ -87,8 +89,9 @@ public final class FeedService: @unchecked Sendable {
             // sets, trending, idempotency keys); the whole log without one.
             var from: UInt64 = 0
             if config.snapshotEvery > 0 {
-                let (snap, passed) = SnapshotStore(directory: Self.snapshotDirectory(config)).newest(logEnd: log.endId,
-                                                                                   halfLifeSeconds: config.trendingHalfLifeSeconds)
+                let (snap, passed) = SnapshotStore(directory: Self.snapshotDirectory(config)).newest(
+                    logEnd: log.endId, halfLifeSeconds: config.trendingHalfLifeSeconds, seenPerUser: config.seenPerUser,
+                    fingerprint: { id in (try? log.read(from: id, limit: 1))?.first.map(\.fingerprint) })
                 notes += passed
                 if let snap {
                     state.restore(snap)
@@ -128,10 +131,11 @@ public final class FeedService: @unchecked Sendable {
                 _ = try? await self.storeCall { try state.refresh(store: store) }
                 self.state.expire()
                 if self.snapshotDue {
-                    Task.detached { [weak self] in
+                    // Encoding and fsync block: on the blocking pool, off the cooperative threads.
+                    _ = try? await Blocking.run { [weak self] in
                         do { try self?.snapshotIfDue() } catch {
                             self?.metrics.add("foryou_snapshot_failures_total")
-                            FileHandle.standardError.write(Data("foryou serve: snapshot not written: \(error)\n".utf8))
+                            FileHandle.standardError.write(Data("foryou serve: snapshot not written (next try in 60 s): \(error)\n".utf8))
                         }
                     }
                 }
@@ -156,7 +160,9 @@ public final class FeedService: @unchecked Sendable {
                         exposureLog = try KafkaProducer(location: KafkaLocation(brokers: k.brokers, topic: k.topic + ".exposures",
                                                                                 properties: k.properties))
                     } else {
-                        exposureLog = try EventLog(directory: DataDirectory(config.dataDir).exposures, access: .append)
+                        let dir = DataDirectory(config.dataDir)
+                        exposureLog = try EventLog(directory: dir.companion(ofLog: config.eventsDir, ownPath: dir.exposures, name: "exposures"),
+                                                   access: .append)
                     }
                 } catch {
                     exposureOpenFailed = true
@@ -191,7 +197,10 @@ public final class FeedService: @unchecked Sendable {
     /// Whether enough events were applied since the last snapshot (file log only).
     var snapshotDue: Bool {
         guard fileLog != nil, config.snapshotEvery > 0 else { return false }
-        return snapshotLock.withLock { !writingSnapshot && state.appliedThrough >= lastSnapshot + config.snapshotEvery }
+        return snapshotLock.withLock {
+            !writingSnapshot && Date().timeIntervalSince1970 >= snapshotRetryAt
+                && state.appliedThrough >= lastSnapshot && state.appliedThrough - lastSnapshot >= config.snapshotEvery
+        }
     }
 
     /// Writes a snapshot of the replayed state when one is due; returns what it did.
@@ -199,22 +208,34 @@ public final class FeedService: @unchecked Sendable {
     func snapshotIfDue(force: Bool = false) throws -> String? {
         guard fileLog != nil, config.snapshotEvery > 0 || force else { return nil }
         let go = snapshotLock.withLock { () -> Bool in
-            guard !writingSnapshot, force || state.appliedThrough >= lastSnapshot + config.snapshotEvery else { return false }
+            let through = state.appliedThrough
+            guard !writingSnapshot, force || (through >= lastSnapshot && through - lastSnapshot >= config.snapshotEvery) else { return false }
             writingSnapshot = true
             return true
         }
         guard go else { return nil }
         defer { snapshotLock.withLock { writingSnapshot = false } }
-        guard let snap = state.capture(halfLifeSeconds: config.trendingHalfLifeSeconds) else { return nil }
+        guard var snap = state.capture(halfLifeSeconds: config.trendingHalfLifeSeconds), let log = fileLog else { return nil }
         let t = Date()
-        try SnapshotStore(directory: Self.snapshotDirectory(config)).write(snap)
+        do {
+            if snap.position > 0 {
+                guard let last = try log.read(from: snap.position - 1, limit: 1).first, last.id == snap.position - 1 else {
+                    throw EventLogError.io("snapshot: event \(snap.position - 1) cannot be read back")
+                }
+                snap.logFingerprint = last.fingerprint
+            }
+            try SnapshotStore(directory: Self.snapshotDirectory(config)).write(snap)
+        } catch {
+            snapshotLock.withLock { snapshotRetryAt = Date().timeIntervalSince1970 + 60 }
+            throw error
+        }
         snapshotLock.withLock { lastSnapshot = snap.position }
         metrics.add("foryou_snapshots_written_total")
         return String(format: "snapshot at event %llu written (%d users) in %.2f s", snap.position, snap.seen.count,
                       Date().timeIntervalSince(t))
     }
 
-    /// Writes a snapshot now (tests, and a graceful shutdown that wants a quick next start).
+    /// Writes a snapshot now, whatever `snapshotEvery` says (tests; an operator's tool could too).
     public func writeSnapshotNow() throws -> String? { try snapshotIfDue(force: true) }
 
     /// The in-memory state (tests).

@@ -88,7 +88,7 @@ final class FeedState: Sendable {
     /// order (appends complete concurrently; the next try will find the gap closed).
     func capture(halfLifeSeconds: Double) -> ServingSnapshot? {
         let parts: (position: UInt64, applied: UInt64, seen: [String: SeenSets.User], trend: (score: [Float], stamp: [Double], counts: [Int32: Int]),
-                    keys: [(entry: String, id: UInt64, fingerprint: UInt64, timeMs: Int64)], ids: [String])? = gate.exclusive {
+                    keys: IdempotencyKeys.Export, ids: [String])? = gate.exclusive {
             guard positions.isContiguous else { return nil }
             return (positions.contiguous, applied.load(ordering: .relaxed), seen.export(), trending.export(), keys.export(),
                     catalog.idTable)
@@ -104,18 +104,20 @@ final class FeedState: Sendable {
             return n
         }
         // Each user's videos oldest first: after a restore the same ones are forgotten as after a replay.
-        let seenOut = p.seen.sorted { $0.key < $1.key }.map { (user: $0.key, videos: $0.value.videos.map(id)) }
+        let seenOut = p.seen.sorted { $0.key < $1.key }.map {
+            (user: $0.key, videos: $0.value.videos.map(id), hidden: $0.value.hidden.sorted().map(id))
+        }
         var trends: [ServingSnapshot.Trend] = []
         let top = max(p.trend.score.count, Int((p.trend.counts.keys.max() ?? -1) + 1))
         for i in 0..<top {
             let score = i < p.trend.score.count ? p.trend.score[i] : 0, stamp = i < p.trend.stamp.count ? p.trend.stamp[i] : 0
             let count = p.trend.counts[Int32(i)] ?? 0
             guard score != 0 || stamp != 0 || count != 0 else { continue }
-            trends.append(.init(video: id(Int32(i)), score: score, stamp: stamp, count: UInt32(count)))
+            trends.append(.init(video: id(Int32(i)), score: score, stamp: stamp, count: UInt32(min(count, Int(UInt32.max)))))
         }
-        return ServingSnapshot(position: p.position, eventsApplied: p.applied, halfLifeSeconds: halfLifeSeconds, videos: table,
-                               seen: seenOut, trending: trends,
-                               keys: p.keys.map { .init(entry: $0.entry, id: $0.id, fingerprint: $0.fingerprint, timeMs: $0.timeMs) })
+        return ServingSnapshot(position: p.position, eventsApplied: p.applied, halfLifeSeconds: halfLifeSeconds,
+                               seenPerUser: UInt32(min(seen.perUser, Int(UInt32.max))), videos: table, seen: seenOut, trending: trends,
+                               keys: p.keys.done.map { .init(entry: $0.entry, id: $0.id, fingerprint: $0.fingerprint, timeMs: $0.timeMs) })
     }
 
     /// Loads a snapshot into a state nothing has been applied to yet (start-up, after the
@@ -123,9 +125,9 @@ final class FeedState: Sendable {
     func restore(_ s: ServingSnapshot) {
         gate.exclusive {
             let index = catalog.indices(of: s.videos)
-            var users: [String: [Int32]] = [:]
+            var users: [String: (videos: [Int32], hidden: [Int32])] = [:]
             users.reserveCapacity(s.seen.count)
-            for (user, vs) in s.seen { users[user] = vs.map { index[Int($0)] } }
+            for (user, vs, hidden) in s.seen { users[user] = (vs.map { index[Int($0)] }, hidden.map { index[Int($0)] }) }
             seen.load(users)
             let n = Int((index.max() ?? -1) + 1)
             var score = [Float](repeating: 0, count: n), stamp = [Double](repeating: 0, count: n)
@@ -185,7 +187,14 @@ final class FeedState: Sendable {
 /// A readers-writer gate: many `shared` sections at once, an `exclusive` one alone.
 final class SharedGate: @unchecked Sendable {
     private var lock = pthread_rwlock_t()
-    init() { pthread_rwlock_init(&lock, nil) }
+    init() {
+        // Writer-preferring: a capture waiting behind a steady stream of applies still gets in.
+        var attr = pthread_rwlockattr_t()
+        pthread_rwlockattr_init(&attr)
+        pthread_rwlockattr_setkind_np(&attr, Int32(PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP))
+        pthread_rwlock_init(&lock, &attr)
+        pthread_rwlockattr_destroy(&attr)
+    }
     deinit { pthread_rwlock_destroy(&lock) }
     func shared<T>(_ body: () throws -> T) rethrows -> T {
         pthread_rwlock_rdlock(&lock); defer { pthread_rwlock_unlock(&lock) }

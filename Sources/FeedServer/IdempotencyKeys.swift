@@ -12,7 +12,9 @@ final class IdempotencyKeys: @unchecked Sendable {
 
     let windowSeconds: Double
     private let lock = NSLock()
-    private var keys: [String: (id: UInt64?, fingerprint: UInt64)] = [:]
+    /// Per (user, key): the event id once stored, the request's fingerprint, and the event's time
+    /// (what `keyTimes` holds for it; an older entry there for a key used again is stale).
+    private var keys: [String: (id: UInt64?, fingerprint: UInt64, timeMs: Int64)] = [:]
     /// (event time ms, key) in arrival order, for expiring keys after `windowSeconds`.
     private var keyTimes: [(Int64, String)] = []
     private var keyTimesHead = 0
@@ -32,7 +34,7 @@ final class IdempotencyKeys: @unchecked Sendable {
         let k = IdempotencyKeys.entry(user, key)
         lock.lock(); defer { lock.unlock() }
         guard let entry = keys[k] else {
-            keys[k] = (nil, fingerprint)
+            keys[k] = (nil, fingerprint, 0)
             return .new
         }
         guard entry.fingerprint == fingerprint else { return .mismatch }
@@ -50,7 +52,7 @@ final class IdempotencyKeys: @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         for e in events where !e.draft.idempotencyKey.isEmpty {
             let k = IdempotencyKeys.entry(e.user, e.draft.idempotencyKey)
-            keys[k] = (e.id, IdempotencyKeys.fingerprint(e.draft))
+            keys[k] = (e.id, IdempotencyKeys.fingerprint(e.draft), e.timeMs)
             keyTimes.append((e.timeMs, k))
         }
     }
@@ -61,7 +63,8 @@ final class IdempotencyKeys: @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         while keyTimesHead < keyTimes.count && keyTimes[keyTimesHead].0 < cutoff {
             let k = keyTimes[keyTimesHead].1
-            if keys[k]?.id != nil { keys[k] = nil }
+            // Only the entry this time was recorded for (a key used again has a newer one).
+            if let entry = keys[k], entry.id != nil, entry.timeMs == keyTimes[keyTimesHead].0 { keys[k] = nil }
             keyTimesHead += 1
         }
         if keyTimesHead > 4096 && keyTimesHead * 2 > keyTimes.count {
@@ -70,11 +73,24 @@ final class IdempotencyKeys: @unchecked Sendable {
         }
     }
 
-    /// The done keys in the order they were recorded: (user and key, event id, fingerprint, event
-    /// time), for a snapshot. In-flight claims belong to this process's requests and are left out.
-    func export() -> [(entry: String, id: UInt64, fingerprint: UInt64, timeMs: Int64)] {
+    /// The keys as they stand (copy-on-write copies: O(1)), for a snapshot; `done` lists them.
+    struct Export {
+        var keys: [String: (id: UInt64?, fingerprint: UInt64, timeMs: Int64)]
+        var times: ArraySlice<(Int64, String)>
+
+        /// The done keys in the order they were recorded: (user and key, event id, fingerprint,
+        /// event time). In-flight claims belong to this process's requests and are left out.
+        var done: [(entry: String, id: UInt64, fingerprint: UInt64, timeMs: Int64)] {
+            times.compactMap { t, k in
+                guard let e = keys[k], let id = e.id, e.timeMs == t else { return nil }
+                return (k, id, e.fingerprint, t)
+            }
+        }
+    }
+
+    func export() -> Export {
         lock.lock(); defer { lock.unlock() }
-        return keyTimes[keyTimesHead...].compactMap { t, k in keys[k].flatMap { e in e.id.map { (k, $0, e.fingerprint, t) } } }
+        return Export(keys: keys, times: keyTimes[keyTimesHead...])
     }
 
     /// Replaces the keys (a snapshot being restored).
@@ -84,7 +100,7 @@ final class IdempotencyKeys: @unchecked Sendable {
         keyTimes = []
         keyTimesHead = 0
         for d in done {
-            keys[d.entry] = (d.id, d.fingerprint)
+            keys[d.entry] = (d.id, d.fingerprint, d.timeMs)
             keyTimes.append((d.timeMs, d.entry))
         }
     }

@@ -4,9 +4,10 @@ import EventLog
 /// Per user: the videos (global indices, `CatalogView`) already watched or skipped; any event
 /// counts. A page leaves them out. Bounded by policy: each user keeps the `perUser` videos they
 /// touched most recently for the first time (first-in, first-out by the order events were
-/// applied), so memory does not grow with a user's history. A forgotten video may come back in a
-/// feed only if a list ranks it, and a retrained model's lists leave out everything its training
-/// saw. One lock; every operation under it is short.
+/// applied), so memory does not grow with a user's history. Videos the user hid are never
+/// forgotten (hides are rare; they are kept apart, unbounded). A forgotten video may come back in
+/// a feed (from a list, trending or the fresh pool); a retrained model's lists leave out
+/// everything its training saw. One lock; every operation under it is short.
 final class SeenSets: @unchecked Sendable {
     /// One user's videos: membership, and the order they were first touched in (`order[head...]`,
     /// oldest first).
@@ -14,6 +15,11 @@ final class SeenSets: @unchecked Sendable {
         var set = Set<Int32>()
         var order: [Int32] = []
         var head = 0
+        /// Hidden videos: never forgotten.
+        var hidden = Set<Int32>()
+
+        /// What a page leaves out.
+        var all: Set<Int32> { hidden.isEmpty ? set : set.union(hidden) }
 
         /// Oldest first.
         var videos: ArraySlice<Int32> { order[head...] }
@@ -42,13 +48,16 @@ final class SeenSets: @unchecked Sendable {
     /// `events[k]`'s video, under one lock (a page sees all of a batch or none of it).
     func insert(_ events: [Event], videos: [Int32]) {
         lock.lock(); defer { lock.unlock() }
-        for (e, v) in zip(events, videos) { seen[e.user, default: User()].touch(v, limit: perUser) }
+        for (e, v) in zip(events, videos) {
+            seen[e.user, default: User()].touch(v, limit: perUser)
+            if e.type == .hide { seen[e.user]!.hidden.insert(v) }
+        }
     }
 
     /// The user's seen set (a copy-on-write copy: O(1)).
     func seen(by user: String) -> Set<Int32> {
         lock.lock(); defer { lock.unlock() }
-        return seen[user]?.set ?? []
+        return seen[user]?.all ?? []
     }
 
     /// Every user's entry (a copy-on-write copy: O(1)), for a snapshot (`User.videos`: oldest first).
@@ -58,13 +67,14 @@ final class SeenSets: @unchecked Sendable {
     }
 
     /// Replaces the sets (a snapshot being restored before anything else is applied): each
-    /// user's videos oldest first.
-    func load(_ users: [String: [Int32]]) {
+    /// user's videos oldest first, and the hidden ones.
+    func load(_ users: [String: (videos: [Int32], hidden: [Int32])]) {
         var out: [String: User] = [:]
         out.reserveCapacity(users.count)
-        for (u, vs) in users {
+        for (u, x) in users {
             var s = User()
-            for v in vs { s.touch(v, limit: perUser) }
+            for v in x.videos { s.touch(v, limit: perUser) }
+            s.hidden = Set(x.hidden)
             out[u] = s
         }
         lock.lock(); defer { lock.unlock() }

@@ -11,8 +11,10 @@ import Glibc
 /// the log's tail from `position`, instead of the whole log.
 ///
 /// Videos are named by id (global indices are this process's). Binary, little-endian:
-///   magic "FYSNAP01" | u32 version | u64 position | u64 events applied | f64 trending half-life |
-///   u32 videos, each a string | u32 users, each a string + u32 count + count x u32 video |
+///   magic "FYSNAP01" | u32 version | u64 position | u64 fingerprint of the event at position - 1
+///   (`Event.fingerprint`; 0 at position 0) | u64 events applied | f64 trending half-life |
+///   u32 seen-set bound per user | u32 videos, each a string |
+///   u32 users, each a string + u32 count + count x u32 video (oldest first) + u32 hidden + hidden x u32 video |
 ///   u32 trending entries, each u32 video + f32 score + f64 stamp + u32 event count |
 ///   u32 keys, each a string + u64 event id + u64 fingerprint + i64 time ms | u32 CRC-32C of all before
 /// (a string is u32 length + UTF-8). Written to a temporary file, fsynced, renamed, the directory
@@ -36,17 +38,21 @@ struct ServingSnapshot: Equatable {
     }
 
     var position: UInt64
+    /// `Event.fingerprint` of the last event covered (0 when none): ties the snapshot to its log.
+    var logFingerprint: UInt64 = 0
     var eventsApplied: UInt64
     var halfLifeSeconds: Double
+    var seenPerUser: UInt32 = UInt32(FeedServerConfig().seenPerUser)
     var videos: [String]
-    var seen: [(user: String, videos: [UInt32])]
+    var seen: [(user: String, videos: [UInt32], hidden: [UInt32])]
     var trending: [Trend]
     var keys: [Key]
 
     static func == (a: ServingSnapshot, b: ServingSnapshot) -> Bool {
-        a.position == b.position && a.eventsApplied == b.eventsApplied && a.halfLifeSeconds == b.halfLifeSeconds
+        a.position == b.position && a.logFingerprint == b.logFingerprint && a.eventsApplied == b.eventsApplied
+            && a.halfLifeSeconds == b.halfLifeSeconds && a.seenPerUser == b.seenPerUser
             && a.videos == b.videos && a.seen.count == b.seen.count
-            && zip(a.seen, b.seen).allSatisfy { $0.user == $1.user && $0.videos == $1.videos }
+            && zip(a.seen, b.seen).allSatisfy { $0.user == $1.user && $0.videos == $1.videos && $0.hidden == $1.hidden }
             && a.trending == b.trending && a.keys == b.keys
     }
 
@@ -55,10 +61,14 @@ struct ServingSnapshot: Equatable {
         func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
         func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
         func string(_ s: String) { let b = Array(s.utf8); u32(UInt32(b.count)); out.append(contentsOf: b) }
-        u32(Self.version); u64(position); u64(eventsApplied); u64(halfLifeSeconds.bitPattern)
+        u32(Self.version); u64(position); u64(logFingerprint); u64(eventsApplied); u64(halfLifeSeconds.bitPattern); u32(seenPerUser)
         u32(UInt32(videos.count)); for v in videos { string(v) }
         u32(UInt32(seen.count))
-        for (user, vs) in seen { string(user); u32(UInt32(vs.count)); for v in vs { u32(v) } }
+        for (user, vs, hidden) in seen {
+            string(user)
+            u32(UInt32(vs.count)); for v in vs { u32(v) }
+            u32(UInt32(hidden.count)); for v in hidden { u32(v) }
+        }
         u32(UInt32(trending.count))
         for t in trending { u32(t.video); u32(t.score.bitPattern); u64(t.stamp.bitPattern); u32(t.count) }
         u32(UInt32(keys.count))
@@ -93,14 +103,16 @@ struct ServingSnapshot: Equatable {
             return n
         }
         guard try u32() == version else { throw DecodeError.bad("format version is not \(version)") }
-        let position = try u64(), applied = try u64(), halfLife = Double(bitPattern: try u64())
+        let position = try u64(), fingerprint = try u64(), applied = try u64(), halfLife = Double(bitPattern: try u64())
+        let perUser = try u32()
         let videos = try (0..<count(4)).map { _ in try string() }
-        var seen: [(String, [UInt32])] = []
-        for _ in 0..<(try count(8)) {
+        var seen: [(String, [UInt32], [UInt32])] = []
+        for _ in 0..<(try count(12)) {
             let user = try string()
             let vs = try (0..<count(4)).map { _ in try u32() }
-            guard vs.allSatisfy({ Int($0) < videos.count }) else { throw DecodeError.bad("video index out of range") }
-            seen.append((user, vs))
+            let hidden = try (0..<count(4)).map { _ in try u32() }
+            guard (vs + hidden).allSatisfy({ Int($0) < videos.count }) else { throw DecodeError.bad("video index out of range") }
+            seen.append((user, vs, hidden))
         }
         let trending = try (0..<count(20)).map { _ in
             Trend(video: try u32(), score: Float(bitPattern: try u32()), stamp: Double(bitPattern: try u64()), count: try u32())
@@ -110,8 +122,8 @@ struct ServingSnapshot: Equatable {
             Key(entry: try string(), id: try u64(), fingerprint: try u64(), timeMs: Int64(bitPattern: try u64()))
         }
         guard pos == body else { throw DecodeError.bad("\(body - pos) bytes left over") }
-        return ServingSnapshot(position: position, eventsApplied: applied, halfLifeSeconds: halfLife, videos: videos, seen: seen,
-                               trending: trending, keys: keys)
+        return ServingSnapshot(position: position, logFingerprint: fingerprint, eventsApplied: applied, halfLifeSeconds: halfLife,
+                               seenPerUser: perUser, videos: videos, seen: seen, trending: trending, keys: keys)
     }
 }
 
@@ -142,9 +154,12 @@ struct SnapshotStore {
         }
     }
 
-    /// The newest snapshot that decodes, covers no more than the log holds (`logEnd`) and was
-    /// taken with the same trending half-life; a note for each one passed over.
-    func newest(logEnd: UInt64, halfLifeSeconds: Double) -> (ServingSnapshot?, [String]) {
+    /// The newest snapshot that decodes, covers no more than the log holds (`logEnd`), belongs to
+    /// this log (`fingerprint(id)`: the log's event `id`'s fingerprint, nil when it cannot be read),
+    /// was taken with the same trending half-life and a seen-set bound no smaller than `seenPerUser`;
+    /// a note for each one passed over.
+    func newest(logEnd: UInt64, halfLifeSeconds: Double, seenPerUser: Int,
+                fingerprint: (UInt64) -> UInt64?) -> (ServingSnapshot?, [String]) {
         var notes: [String] = []
         for f in files() {
             do {
@@ -153,6 +168,12 @@ struct SnapshotStore {
                 guard s.position == f.position else { throw ServingSnapshot.DecodeError.bad("position \(s.position) differs from its name") }
                 guard s.position <= logEnd else {
                     throw ServingSnapshot.DecodeError.bad("covers events up to \(s.position) but the log ends at \(logEnd)")
+                }
+                guard s.position == 0 || fingerprint(s.position - 1) == s.logFingerprint else {
+                    throw ServingSnapshot.DecodeError.bad("belongs to another log (event \(s.position - 1) differs)")
+                }
+                guard Int(s.seenPerUser) >= seenPerUser else {
+                    throw ServingSnapshot.DecodeError.bad("taken with seen sets bounded at \(s.seenPerUser), fewer than \(seenPerUser)")
                 }
                 guard s.halfLifeSeconds == halfLifeSeconds else {
                     throw ServingSnapshot.DecodeError.bad("taken with trending half-life \(s.halfLifeSeconds) s, not \(halfLifeSeconds) s")

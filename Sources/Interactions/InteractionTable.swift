@@ -11,11 +11,17 @@ import Glibc
 /// from a file log loads the newest table built with the same mapping and reads only the log after
 /// it; the result is what a read of the whole log gives, added in the same order.
 ///
-/// Binary, little-endian: magic "FYITAB01" | u32 version | u64 position | i64 newest event time |
-/// string mapping (sorted key=value pairs) | u32 videos, each a string | u32 users, each a string +
-/// u32 pairs, each u32 video + f64 weight + i64 time + u8 negative | u32 CRC-32C of all before.
-/// Written through a temporary file, fsync and rename (`AtomicFile`); the two newest are kept in
-/// `DATA/interactions/table-<position>.bin`.
+/// A view's weight depends on the video's duration, so the table records the duration each video
+/// was read with, and is used only while the catalog still says the same (a video re-imported with
+/// another duration, or removed, sends the next read back to the whole log); and it records the
+/// fingerprint of the last event it covers, so it is never applied to another log.
+///
+/// Binary, little-endian: magic "FYITAB01" | u32 version | u64 position | u64 fingerprint of event
+/// position - 1 (0 at 0) | i64 newest event time | string mapping (sorted key=value pairs) |
+/// u32 videos, each a string + i64 duration ms | u32 users, each a string + u32 pairs, each u32 video
+/// + f64 weight + i64 time + u8 negative | u32 CRC-32C of all before. Written through a temporary
+/// file, fsync and rename (`AtomicFile`); the two newest per mapping are kept in
+/// `DATA/interactions/table-<position>-<mapping digest>.bin`.
 public enum InteractionTable {
     static let magic = Array("FYITAB01".utf8)
     static let version: UInt32 = 1
@@ -25,15 +31,20 @@ public enum InteractionTable {
         m.params.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ";")
     }
 
-    public static func encode(_ h: EventHistory, position: UInt64) -> [UInt8] {
+    /// The mapping's digest in file names.
+    static func tag(_ m: EventMapping) -> String {
+        String(format: "%016llx", Array(key(m).utf8).withUnsafeBytes { FNV64.digest($0) })
+    }
+
+    public static func encode(_ h: EventHistory, position: UInt64, logFingerprint: UInt64, durations: [String: Int]) -> [UInt8] {
         var out = magic
         func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
         func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
         func string(_ s: String) { let b = Array(s.utf8); u32(UInt32(b.count)); out.append(contentsOf: b) }
-        u32(version); u64(position); u64(UInt64(bitPattern: h.newestTimeMs)); string(key(h.mapping))
+        u32(version); u64(position); u64(logFingerprint); u64(UInt64(bitPattern: h.newestTimeMs)); string(key(h.mapping))
         var videoIds: [String: UInt32] = [:], videos: [String] = []
         for (_, row) in h.pairs { for v in row.keys where videoIds[v] == nil { videoIds[v] = UInt32(videos.count); videos.append(v) } }
-        u32(UInt32(videos.count)); for v in videos { string(v) }
+        u32(UInt32(videos.count)); for v in videos { string(v); u64(UInt64(bitPattern: Int64(durations[v] ?? 0))) }
         u32(UInt32(h.pairs.count))
         for (user, row) in h.pairs.sorted(by: { $0.key < $1.key }) {
             string(user); u32(UInt32(row.count))
@@ -50,7 +61,15 @@ public enum InteractionTable {
     }
 
     /// Checks magic, version, checksum, every length and the mapping before trusting a value.
-    public static func decode(_ bytes: [UInt8], mapping: EventMapping) throws -> (history: EventHistory, position: UInt64) {
+    public struct Table {
+        public var history: EventHistory
+        public var position: UInt64
+        public var logFingerprint: UInt64
+        /// The duration each video was read with.
+        public var durations: [String: Int]
+    }
+
+    public static func decode(_ bytes: [UInt8], mapping: EventMapping) throws -> Table {
         func bad(_ s: String) -> DecodeError { DecodeError(description: s) }
         guard bytes.count >= magic.count + 8, Array(bytes[0..<magic.count]) == magic else { throw bad("not an interaction table") }
         let body = bytes.count - 4
@@ -71,10 +90,15 @@ public enum InteractionTable {
             return n
         }
         guard try u32() == version else { throw bad("format version is not \(version)") }
-        let position = try u64(), newest = Int64(bitPattern: try u64())
+        let position = try u64(), fingerprint = try u64(), newest = Int64(bitPattern: try u64())
         let stored_key = try string()
         guard stored_key == key(mapping) else { throw bad("built with another event mapping (\(stored_key))") }
-        let videos = try (0..<count(4)).map { _ in try string() }
+        var durations: [String: Int] = [:]
+        let videos = try (0..<count(12)).map { _ in
+            let v = try string()
+            durations[v] = Int(Int64(bitPattern: try u64()))
+            return v
+        }
         var pairs: [String: [String: EventHistory.Pair]] = [:]
         pairs.reserveCapacity(videos.count)
         for _ in 0..<(try count(8)) {
@@ -89,29 +113,39 @@ public enum InteractionTable {
             pairs[user] = row
         }
         guard pos == body else { throw bad("\(body - pos) bytes left over") }
-        return (EventHistory(mapping: mapping, pairs: pairs, newestTimeMs: newest), position)
+        return Table(history: EventHistory(mapping: mapping, pairs: pairs, newestTimeMs: newest), position: position,
+                     logFingerprint: fingerprint, durations: durations)
     }
 
     /// The tables in `directory`, newest first.
-    public static func files(_ directory: String) -> [(position: UInt64, path: String)] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).compactMap { n -> (UInt64, String)? in
-            guard n.hasPrefix("table-"), n.hasSuffix(".bin"), let p = UInt64(n.dropFirst(6).dropLast(4)) else { return nil }
+    public static func files(_ directory: String, mapping: EventMapping) -> [(position: UInt64, path: String)] {
+        let suffix = "-" + tag(mapping) + ".bin"
+        return ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).compactMap { n -> (UInt64, String)? in
+            guard n.hasPrefix("table-"), n.hasSuffix(suffix), let p = UInt64(n.dropFirst(6).dropLast(suffix.count)) else { return nil }
             return (p, directory + "/" + n)
         }.sorted { $0.0 > $1.0 }
     }
 
-    /// The newest table that decodes, was built with `mapping` and covers no more than the log
-    /// holds; a note for each one passed over.
-    public static func newest(in directory: String, mapping: EventMapping, logEnd: UInt64)
-        -> (table: (history: EventHistory, position: UInt64)?, notes: [String]) {
+    /// The newest table that decodes, was built with `mapping`, covers no more than the log holds,
+    /// belongs to this log (`fingerprint(id)`: the log's event `id`'s fingerprint) and read every
+    /// video with the duration `durations` gives it now; a note for each one passed over.
+    public static func newest(in directory: String, mapping: EventMapping, logEnd: UInt64, durations: [String: Int],
+                              fingerprint: (UInt64) -> UInt64?) -> (table: Table?, notes: [String]) {
         var notes: [String] = []
-        for f in files(directory) {
+        for f in files(directory, mapping: mapping) {
             do {
                 guard let data = FileManager.default.contents(atPath: f.path) else { throw DecodeError(description: "unreadable") }
                 let t = try decode(Array(data), mapping: mapping)
                 guard t.position == f.position else { throw DecodeError(description: "position \(t.position) differs from its name") }
                 guard t.position <= logEnd else {
                     throw DecodeError(description: "covers events up to \(t.position) but the log ends at \(logEnd)")
+                }
+                guard t.position == 0 || fingerprint(t.position - 1) == t.logFingerprint else {
+                    throw DecodeError(description: "belongs to another log (event \(t.position - 1) differs)")
+                }
+                let changed = t.durations.filter { (durations[$0.key] ?? 0) != $0.value }
+                guard changed.isEmpty else {
+                    throw DecodeError(description: "\(changed.count) video(s) changed duration since (e.g. \(changed.keys.sorted()[0]))")
                 }
                 return (t, notes)
             } catch {
@@ -122,9 +156,11 @@ public enum InteractionTable {
     }
 
     /// Writes the table at `position`; keeps the two newest.
-    public static func write(_ h: EventHistory, position: UInt64, to directory: String) throws {
+    public static func write(_ h: EventHistory, position: UInt64, logFingerprint: UInt64, durations: [String: Int],
+                             to directory: String) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        try AtomicFile.write(encode(h, position: position), to: directory + "/" + String(format: "table-%020llu.bin", position))
-        for old in files(directory).dropFirst(2) { unlink(old.path) }
+        let name = String(format: "table-%020llu-", position) + tag(h.mapping) + ".bin"
+        try AtomicFile.write(encode(h, position: position, logFingerprint: logFingerprint, durations: durations), to: directory + "/" + name)
+        for old in files(directory, mapping: h.mapping).dropFirst(2) { unlink(old.path) }
     }
 }

@@ -29,14 +29,18 @@ public struct EventTrainingData {
         var from: UInt64 = 0
         if let tables, let log = source as? EventLog {
             let end = log.endId
-            let (table, notes) = InteractionTable.newest(in: tables, mapping: mapping, logEnd: end)
+            let print = { (id: UInt64) in (try? log.read(from: id, limit: 1))?.first.map(\.fingerprint) }
+            let (table, notes) = InteractionTable.newest(in: tables, mapping: mapping, logEnd: end, durations: durations, fingerprint: print)
             notes.forEach(progress)
             history = table?.history ?? EventHistory(mapping: mapping)
             from = table?.position ?? 0
             try log.forEach(from: from, limit: Int(end - from)) { e in history.add(e, duration: durations[e.video] ?? 0) }
             events = end
             if end > from {
-                do { try InteractionTable.write(history, position: end, to: tables) } catch {
+                do {
+                    guard let last = print(end - 1) else { throw EventLogError.io("event \(end - 1) cannot be read back") }
+                    try InteractionTable.write(history, position: end, logFingerprint: last, durations: durations, to: tables)
+                } catch {
                     progress("interaction table not written: \(error)")
                 }
             }

@@ -33,7 +33,7 @@ import Interactions
 ///
 /// An interleaving test (`Experiment.Kind.interleave`) is read differently: each user's
 /// completions and likes on videos their pages drafted from one side credit that side; per
-/// user with any credit, the preference is (credit A - credit B) / (credit A + credit B), and the
+/// user with any credit, the preference is (credit B - credit A) / (credit A + credit B), and the
 /// report gives its mean over users with a 95 % interval (negative: the first variant, A, wins).
 public struct ExperimentReport: Sendable {
     public static let metrics = ["like_rate", "completion_rate", "watch_s_per_impression"]
@@ -158,7 +158,9 @@ public struct ExperimentReport: Sendable {
         var values: [String: Double] {
             let n = Double(max(1, served.isEmpty ? videos.count : served.count))
             var likes = 0.0, completes = 0.0, watch = 0.0, skips = 0.0, hides = 0.0
-            for v in videos.values {
+            // With exposures, numerators count only videos the server served (same set as the
+            // denominator; a rate cannot pass 1 when an exposure was lost or a video came from elsewhere).
+            for (id, v) in videos where served.isEmpty || served.contains(id) {
                 if v.like { likes += 1 }
                 if v.complete { completes += 1 }
                 if v.skip { skips += 1 }

@@ -101,4 +101,34 @@ final class InterleavingTests: XCTestCase {
         }
         XCTAssertEqual(Set(exposures.flatMap(\.videos)), Set(served))
     }
+
+    /// A user with no list in one side's generation: that side is empty (the other drafts
+    /// alone), never the live list relabelled.
+    func testASideWithoutTheUsersListStaysEmpty() async throws {
+        let dir = Fixtures.tempDir("interleave-missing")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try World.make(dir, videos: 80, lists: ["kim": Array(0..<40)])  // live: kim has a list
+        let live = try store.generations().first!.id
+        let other = try store.writeGeneration(model: "pop", runId: "r2", items: (0..<80).map { "v\($0)" },
+                                              lists: [(user: "zoe", items: [1, 2], scores: [2, 1])], activate: false)
+        _ = try store.createExperiment(name: "x", variants: [.init(name: "old", generation: other, weight: 1),
+                                                              .init(name: "new", generation: live, weight: 1)], kind: .interleave, primary: nil)
+        try store.startExperiment("x", at: Int64(Date().timeIntervalSince1970 * 1000))
+        var c = FeedServerConfig()
+        c.dataDir = dir
+        c.explorationShare = 0
+        let s = try await LiveServer(config: c)
+        let t = s.token("kim")
+        var cursor: String? = nil
+        var served: [String] = []
+        for _ in 0..<3 {
+            let r = try await s.client.get("/api/v1/foryou?limit=10" + (cursor.map { "&cursor=" + $0 } ?? ""), token: t)
+            let videos = r.json["videos"] as! [[String: Any]]
+            XCTAssertEqual(Set(videos.map { $0["variant"] as! String }), ["new"], "only the side with kim's list drafts")
+            served += videos.map { $0["id"] as! String }
+            cursor = r.json["next_cursor"] as? String
+        }
+        await s.stop()
+        XCTAssertEqual(served, (0..<30).map { "v\($0)" })
+    }
 }

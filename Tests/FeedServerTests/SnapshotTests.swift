@@ -48,7 +48,7 @@ final class SnapshotTests: XCTestCase {
         var keys: [String]
         init(_ s: ServingSnapshot) {
             position = s.position; applied = s.eventsApplied
-            seen = Dictionary(uniqueKeysWithValues: s.seen.map { ($0.user, Set($0.videos.map { s.videos[Int($0)] })) })
+            seen = Dictionary(uniqueKeysWithValues: s.seen.map { ($0.user, Set(($0.videos + $0.hidden).map { s.videos[Int($0)] })) })
             trending = Dictionary(uniqueKeysWithValues: s.trending.map { (s.videos[Int($0.video)], [Double($0.score), $0.stamp, Double($0.count)]) })
             keys = s.keys.map { "\($0.entry) \($0.id) \($0.fingerprint) \($0.timeMs)" }.sorted()
         }
@@ -79,7 +79,8 @@ final class SnapshotTests: XCTestCase {
         XCTAssertEqual(fromSnapshot, full)
         XCTAssertEqual(full.position, 6_500)
         XCTAssertEqual(full.seen.count, 40)
-        XCTAssertTrue(full.seen.values.allSatisfy { $0.count == 30 }, "every user at the bound")
+        XCTAssertTrue(full.seen.values.allSatisfy { $0.count >= 30 }, "every user at the bound (plus what they hid)")
+        XCTAssertTrue(full.seen.values.contains { $0.count > 30 }, "hidden videos kept past the bound")
         XCTAssertFalse(full.keys.isEmpty)
         XCTAssertTrue(full.trending.values.contains { $0[0] > 0 })
 
@@ -110,25 +111,44 @@ final class SnapshotTests: XCTestCase {
     func testASnapshotThatDoesNotFitTheLogIsPassedOver() throws {
         _ = try World.make(dir, lists: [:])
         try appendEvents(300, seed: 3)
-        let store = SnapshotStore(directory: DataDirectory(dir).snapshots)
-        let s = ServingSnapshot(position: 400, eventsApplied: 400, halfLifeSeconds: 6 * 3600, videos: ["v1"], seen: [("u1", [0])],
-                                trending: [], keys: [])
+        var store = SnapshotStore(directory: DataDirectory(dir).snapshots)
+        store.keep = 9
+        let log = try EventLog(directory: DataDirectory(dir).events)
+        let print = { (id: UInt64) in (try? log.read(from: id, limit: 1))?.first?.fingerprint }
+        let s = ServingSnapshot(position: 400, eventsApplied: 400, halfLifeSeconds: 6 * 3600, seenPerUser: 30, videos: ["v1"],
+                                seen: [("u1", [0], [])], trending: [], keys: [])
         try store.write(s)
         var odd = s
         odd.position = 200
+        odd.logFingerprint = try XCTUnwrap(print(199))
         odd.halfLifeSeconds = 60
         try store.write(odd)
-        let (snap, notes) = store.newest(logEnd: 300, halfLifeSeconds: 6 * 3600)
+        var small = odd
+        small.position = 150
+        small.logFingerprint = try XCTUnwrap(print(149))
+        small.halfLifeSeconds = 6 * 3600
+        small.seenPerUser = 10
+        var stranger = small
+        stranger.position = 100
+        stranger.seenPerUser = 30  // the log's event 99 is not the one it names
+        try store.write(small)
+        try store.write(stranger)
+        let (snap, notes) = store.newest(logEnd: 300, halfLifeSeconds: 6 * 3600, seenPerUser: 30, fingerprint: print)
+        log.close()
         XCTAssertNil(snap)
+        XCTAssertEqual(notes.count, 4, "\(notes)")
         XCTAssertTrue(notes[0].contains("covers events up to 400 but the log ends at 300"), "\(notes)")
         XCTAssertTrue(notes[1].contains("trending half-life 60.0 s"), "\(notes)")
+        XCTAssertTrue(notes[2].contains("seen sets bounded at 10, fewer than 30"), "\(notes)")
+        XCTAssertTrue(notes[3].contains("belongs to another log (event 99 differs)"), "\(notes)")
         XCTAssertEqual(try state(every: 1_000_000).0.position, 300)
     }
 
     /// The format: a round trip, and every shorter prefix (a torn write) fails to decode.
     func testTheSnapshotFormatRoundTripsAndRejectsEveryTruncation() throws {
-        let s = ServingSnapshot(position: 12, eventsApplied: 12, halfLifeSeconds: 3600, videos: ["a", "bé"],
-                                seen: [("u", [0, 1]), ("w", [1])], trending: [.init(video: 1, score: 2.5, stamp: 1e9, count: 3)],
+        let s = ServingSnapshot(position: 12, logFingerprint: 0xABCD, eventsApplied: 12, halfLifeSeconds: 3600, seenPerUser: 7,
+                                videos: ["a", "bé"],
+                                seen: [("u", [0, 1], [1]), ("w", [1], [])], trending: [.init(video: 1, score: 2.5, stamp: 1e9, count: 3)],
                                 keys: [.init(entry: "u\u{0}k", id: 4, fingerprint: 99, timeMs: -5)])
         let bytes = s.encoded()
         XCTAssertEqual(try ServingSnapshot.decode(bytes), s)
@@ -177,11 +197,16 @@ final class SnapshotTests: XCTestCase {
             XCTAssertEqual(s.export()["u"].map { Array($0.videos) }, model)
             // Restored from its export, it forgets in the same order.
             let r = SeenSets(perUser: limit)
-            r.load(["u": Array(s.export()["u"]!.videos)])
+            r.load(["u": (Array(s.export()["u"]!.videos), [])])
             for v: Int32 in [20, 21] {
                 for t in [s, r] { t.insert([Event(id: 0, draft: EventDraft(user: "u", video: "v", type: .view, timeMs: 0))], videos: [v]) }
             }
             XCTAssertEqual(r.seen(by: "u"), s.seen(by: "u"))
         }
+        // A hidden video is never forgotten, however many come after it.
+        let h = SeenSets(perUser: 2)
+        h.insert([Event(id: 0, draft: EventDraft(user: "u", video: "v", type: .hide, timeMs: 0))], videos: [99])
+        for v: Int32 in 0..<10 { h.insert([Event(id: 0, draft: EventDraft(user: "u", video: "v", type: .view, timeMs: 0))], videos: [v]) }
+        XCTAssertEqual(h.seen(by: "u"), [8, 9, 99])
     }
 }

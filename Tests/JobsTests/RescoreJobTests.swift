@@ -99,7 +99,7 @@ final class RescoreJobTests: XCTestCase {
         var notes: [String] = []
         let first = try read(tables: d.interactions, notes: &notes)
         XCTAssertEqual(first.fromTable, 0)
-        XCTAssertEqual(InteractionTable.files(d.interactions).map(\.position), [first.events])
+        XCTAssertEqual(InteractionTable.files(d.interactions, mapping: mapping).map(\.position), [first.events])
         // More events (some on pairs the table holds, older and newer), then a read from the table.
         let log = try EventLog(directory: d.events, access: .append)
         let users = first.interactions.users.raw, items = first.interactions.items.raw
@@ -117,9 +117,9 @@ final class RescoreJobTests: XCTestCase {
         let full = try read(tables: nil, notes: &notes)
         XCTAssertEqual(full.fromTable, 0)
         same(second.interactions, full.interactions, "table + tail vs the whole log")
-        XCTAssertEqual(InteractionTable.files(d.interactions).map(\.position), [second.events, first.events])
+        XCTAssertEqual(InteractionTable.files(d.interactions, mapping: mapping).map(\.position), [second.events, first.events])
         // The newest table damaged: passed over, the older one and a longer tail give the same.
-        let newest = InteractionTable.files(d.interactions)[0].path
+        let newest = InteractionTable.files(d.interactions, mapping: mapping)[0].path
         var bytes = try XCTUnwrap(FileManager.default.contents(atPath: newest))
         bytes[bytes.count / 3] ^= 0x10
         try bytes.write(to: URL(fileURLWithPath: newest))
@@ -127,11 +127,36 @@ final class RescoreJobTests: XCTestCase {
         XCTAssertTrue(notes.contains { $0.contains("passed over: checksum mismatch") }, "\(notes)")
         XCTAssertEqual(third.fromTable, first.events)
         same(third.interactions, full.interactions, "older table + tail")
-        // Another mapping: no table fits, the whole log is read.
+        // A video whose duration changed in the catalog: the tables read it otherwise, so they are passed over.
+        let changedVideo = try XCTUnwrap(try store.videos().first { v in first.interactions.items.raw.contains(v.id) })
+        var edited = changedVideo
+        edited.durationMs += 1_000
+        try store.upsertVideos([edited])
+        let afterEdit = try read(tables: d.interactions, notes: &notes)
+        XCTAssertEqual(afterEdit.fromTable, 0)
+        XCTAssertTrue(notes.contains { $0.contains("changed duration since") }, "\(notes)")
+        // The whole log was read and a table written with the new durations; a reset log (another
+        // log that has reached the same length) does not take it.
+        let newestNow = InteractionTable.files(d.interactions, mapping: mapping)[0]
+        XCTAssertEqual(newestNow.position, afterEdit.events)
+        let other = Fixtures.tempDir("other-log")
+        defer { try? FileManager.default.removeItem(atPath: other) }
+        let otherLog = try EventLog(directory: other, access: .append)
+        _ = try otherLog.appendSync((0..<Int(afterEdit.events)).map { k in
+            EventDraft(user: "x\(k % 5)", video: items[k % items.count], type: .view, watchMs: 1_000, timeMs: now + Int64(k))
+        })
+        let (none, why) = InteractionTable.newest(in: d.interactions, mapping: mapping, logEnd: otherLog.endId,
+                                                  durations: Dictionary(try store.videos().map { ($0.id, $0.durationMs) },
+                                                                        uniquingKeysWith: { $1 }),
+                                                  fingerprint: { id in (try? otherLog.read(from: id, limit: 1))?.first?.fingerprint })
+        otherLog.close()
+        XCTAssertNil(none)
+        XCTAssertTrue(why.contains { $0.contains("belongs to another log") }, "\(why)")
+        // Another mapping: its tables are separate (none yet), the whole log is read.
         mapping.halfLifeDays = nil
-        let other = try read(tables: d.interactions, notes: &notes)
-        XCTAssertEqual(other.fromTable, 0)
-        XCTAssertTrue(notes.contains { $0.contains("another event mapping") }, "\(notes)")
+        let otherMapping = try read(tables: d.interactions, notes: &notes)
+        XCTAssertEqual(otherMapping.fromTable, 0)
+        XCTAssertEqual(InteractionTable.files(d.interactions, mapping: mapping).count, 1, "a table of its own")
         // Rescore reads through the table too.
         var c = config()
         c.mapping = mapping
@@ -147,9 +172,11 @@ final class RescoreJobTests: XCTestCase {
             h.add(Event(id: UInt64(k), draft: EventDraft(user: "u\(k % 2)", video: "v\(k % 3)", type: t, watchMs: 500, timeMs: Int64(k))),
                   duration: 1_000)
         }
-        let bytes = InteractionTable.encode(h, position: 4)
+        let bytes = InteractionTable.encode(h, position: 4, logFingerprint: 77, durations: ["v0": 1_000, "v1": 1_000, "v2": 1_000])
         let back = try InteractionTable.decode(bytes, mapping: EventMapping())
         XCTAssertEqual(back.position, 4)
+        XCTAssertEqual(back.logFingerprint, 77)
+        XCTAssertEqual(back.durations, ["v0": 1_000, "v1": 1_000, "v2": 1_000])
         XCTAssertEqual(back.history.pairs, h.pairs)
         XCTAssertEqual(back.history.newestTimeMs, h.newestTimeMs)
         for n in stride(from: 0, to: bytes.count, by: 3) {

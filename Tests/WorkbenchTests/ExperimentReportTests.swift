@@ -255,6 +255,9 @@ final class ExperimentReportTests: XCTestCase {
             for k in 0..<5 { drafts.append(EventDraft(user: u, video: "a\(k)", type: .view, watchMs: 1_000, timeMs: t, extra: note)) }
             for k in 0..<3 { drafts.append(EventDraft(user: u, video: "a\(k)", type: .complete, watchMs: 1_000, timeMs: t, extra: note)) }
         }
+        // A completion on a video the server never served them (reached outside the feed) is not counted.
+        drafts.append(EventDraft(user: control[0], video: "elsewhere", type: .complete, watchMs: 1_000, timeMs: t,
+                                 extra: exp.annotation(for: control[0])))
         // One treatment user's third request failed.
         exposures.append(Exposure(user: treated[0], timeMs: t, experiment: "e", variant: "treatment", videos: [], latencyUs: 50_000,
                                   error: true))
@@ -271,7 +274,9 @@ final class ExperimentReportTests: XCTestCase {
             XCTAssertEqual(a.means["completion_rate"]!, 0.3, accuracy: 1e-12, "3 completions of 10 served")
             XCTAssertEqual(a.pages, a.name == "control" ? 4 : 5)
         }
-        XCTAssertEqual(without.arms[0].means["completion_rate"]!, 0.6, accuracy: 1e-12, "3 of the 5 with a client event")
+        // Without exposures: the videos with a client event (the first control user's 6 include the
+        // one from elsewhere, 4 completed).
+        XCTAssertEqual(without.arms[0].means["completion_rate"]!, (4.0 / 6 + 3.0 / 5) / 2, accuracy: 1e-12)
         XCTAssertEqual(r.arms[0].latencyP99Ms, 3, accuracy: 1e-12)
         XCTAssertEqual(r.arms[1].latencyP99Ms, 50, accuracy: 1e-12)
         func guardrail(_ m: String) -> ExperimentReport.Guardrail { r.guardrails.first { $0.metric == m }! }

@@ -174,7 +174,8 @@ struct ExperimentCommand: ParsableCommand {
                 let log = try EventLog(directory: dir)
                 defer { log.close() }
                 var exposures: [Exposure] = []
-                let xdir = DataDirectory(data.dataDir).exposures
+                let d = DataDirectory(data.dataDir)
+                let xdir = d.companion(ofLog: dir, ownPath: d.exposures, name: "exposures")
                 if FileManager.default.fileExists(atPath: xdir) {
                     let x = try EventLog(directory: xdir)
                     defer { x.close() }
