@@ -73,7 +73,9 @@ public enum TrainingPipeline {
     /// Trains `spec.model` on `data`. An interrupted ALS or two-tower run returns what was
     /// trained with `completed == false` (the caller decides whether to keep it); an
     /// interrupted blend throws `TrainingError.cancelled` (no half blend exists).
-    public static func fit(_ data: Interactions, _ spec: TrainingSpec, cancel: CancellationToken? = nil,
+    /// `confidence`: ALS's confidence matrix when the caller already built it (it may then have
+    /// dropped `data`'s rows to save their memory; ALS needs only the matrix).
+    public static func fit(_ data: Interactions, _ spec: TrainingSpec, confidence given: CSR? = nil, cancel: CancellationToken? = nil,
                            progress: @escaping (String) -> Void = { _ in }) throws -> TrainedModel {
         let t0 = Date()
         var params = ["confidence": spec.confidence.scheme.rawValue, "alpha": "\(spec.confidence.alpha)"]
@@ -116,7 +118,7 @@ public enum TrainingPipeline {
             trained.curves = ["validation_ndcg@10_by_trees": r.curve.map(\.ndcg)]
             trained.rerank = r
         case .als:
-            let cui = data.confidenceMatrix(spec.confidence)
+            let cui = given ?? data.confidenceMatrix(spec.confidence)
             params.merge(alsParams(spec.als)) { $1 }
             let m = ALSModel(config: spec.als, users: cui.rows, items: cui.cols)
             let result = try m.train(cui, cancel: cancel) { progress($0.line) }
