@@ -49,6 +49,9 @@ public final class KafkaReader {
         rd_kafka_poll_set_consumer(rk)
         partitionCount = 0
         do { partitionCount = try KafkaLog.partitionCount(rk, topic: location.topic) } catch {
+            // Every stored property is set, so deinit runs after this throw: release the client
+            // here once and mark it closed (deinit's close would otherwise destroy it again).
+            closed = true
             rd_kafka_destroy(rk)
             throw error
         }
@@ -210,7 +213,8 @@ public final class KafkaGroupConsumer {
         rd_kafka_topic_partition_list_add(list, location.topic, foryou_rdkafka_partition_ua)
         let r = rd_kafka_subscribe(rk, list)
         guard r == RD_KAFKA_RESP_ERR_NO_ERROR else {
-            rd_kafka_destroy(rk)
+            // Fully initialised: deinit closes and destroys the client (destroying it here too
+            // freed it twice).
             throw KafkaError.client("subscribe to \(location.topic): \(errorText(r))")
         }
     }
