@@ -57,24 +57,21 @@ struct ServingSnapshot: Equatable {
     }
 
     func encoded() -> [UInt8] {
-        var out: [UInt8] = Self.magic
-        func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
-        func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
-        func string(_ s: String) { let b = Array(s.utf8); u32(UInt32(b.count)); out.append(contentsOf: b) }
-        u32(Self.version); u64(position); u64(logFingerprint); u64(eventsApplied); u64(halfLifeSeconds.bitPattern); u32(seenPerUser)
-        u32(UInt32(videos.count)); for v in videos { string(v) }
-        u32(UInt32(seen.count))
+        var w = ByteWriter(magic: Self.magic)
+        w.u32(Self.version); w.u64(position); w.u64(logFingerprint); w.u64(eventsApplied); w.u64(halfLifeSeconds.bitPattern)
+        w.u32(seenPerUser)
+        w.u32(UInt32(videos.count)); for v in videos { w.string(v) }
+        w.u32(UInt32(seen.count))
         for (user, vs, hidden) in seen {
-            string(user)
-            u32(UInt32(vs.count)); for v in vs { u32(v) }
-            u32(UInt32(hidden.count)); for v in hidden { u32(v) }
+            w.string(user)
+            w.u32(UInt32(vs.count)); for v in vs { w.u32(v) }
+            w.u32(UInt32(hidden.count)); for v in hidden { w.u32(v) }
         }
-        u32(UInt32(trending.count))
-        for t in trending { u32(t.video); u32(t.score.bitPattern); u64(t.stamp.bitPattern); u32(t.count) }
-        u32(UInt32(keys.count))
-        for k in keys { string(k.entry); u64(k.id); u64(k.fingerprint); u64(UInt64(bitPattern: k.timeMs)) }
-        u32(out.withUnsafeBytes { CRC32C.checksum($0) })
-        return out
+        w.u32(UInt32(trending.count))
+        for t in trending { w.u32(t.video); w.u32(t.score.bitPattern); w.u64(t.stamp.bitPattern); w.u32(t.count) }
+        w.u32(UInt32(keys.count))
+        for k in keys { w.string(k.entry); w.u64(k.id); w.u64(k.fingerprint); w.u64(UInt64(bitPattern: k.timeMs)) }
+        return w.finished()
     }
 
     enum DecodeError: Error, CustomStringConvertible {
@@ -84,44 +81,27 @@ struct ServingSnapshot: Equatable {
 
     /// Checks the magic, version, checksum and every length before trusting a value.
     static func decode(_ bytes: [UInt8]) throws -> ServingSnapshot {
-        guard bytes.count >= magic.count + 8, Array(bytes[0..<magic.count]) == magic else { throw DecodeError.bad("not a snapshot") }
-        let body = bytes.count - 4
-        let stored = bytes[body...].withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) }
-        guard bytes[..<body].withUnsafeBytes({ CRC32C.checksum($0) }) == stored else { throw DecodeError.bad("checksum mismatch") }
-        var pos = magic.count
-        func take(_ n: Int) throws -> ArraySlice<UInt8> {
-            guard n >= 0, pos + n <= body else { throw DecodeError.bad("truncated at byte \(pos)") }
-            defer { pos += n }
-            return bytes[pos..<(pos + n)]
-        }
-        func u32() throws -> UInt32 { try take(4).withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) } }
-        func u64() throws -> UInt64 { try take(8).withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) } }
-        func string() throws -> String { String(decoding: try take(Int(try u32())), as: UTF8.self) }
-        func count(_ minBytes: Int) throws -> Int {
-            let n = Int(try u32())
-            guard n * minBytes <= body - pos else { throw DecodeError.bad("count \(n) past the end at byte \(pos)") }
-            return n
-        }
-        guard try u32() == version else { throw DecodeError.bad("format version is not \(version)") }
-        let position = try u64(), fingerprint = try u64(), applied = try u64(), halfLife = Double(bitPattern: try u64())
-        let perUser = try u32()
-        let videos = try (0..<count(4)).map { _ in try string() }
+        var r = try ByteReader(bytes, magic: magic, what: "a snapshot")
+        guard try r.u32() == version else { throw DecodeError.bad("format version is not \(version)") }
+        let position = try r.u64(), fingerprint = try r.u64(), applied = try r.u64(), halfLife = Double(bitPattern: try r.u64())
+        let perUser = try r.u32()
+        let videos = try (0..<r.count(4)).map { _ in try r.string() }
         var seen: [(String, [UInt32], [UInt32])] = []
-        for _ in 0..<(try count(12)) {
-            let user = try string()
-            let vs = try (0..<count(4)).map { _ in try u32() }
-            let hidden = try (0..<count(4)).map { _ in try u32() }
+        for _ in 0..<(try r.count(12)) {
+            let user = try r.string()
+            let vs = try (0..<r.count(4)).map { _ in try r.u32() }
+            let hidden = try (0..<r.count(4)).map { _ in try r.u32() }
             guard (vs + hidden).allSatisfy({ Int($0) < videos.count }) else { throw DecodeError.bad("video index out of range") }
             seen.append((user, vs, hidden))
         }
-        let trending = try (0..<count(20)).map { _ in
-            Trend(video: try u32(), score: Float(bitPattern: try u32()), stamp: Double(bitPattern: try u64()), count: try u32())
+        let trending = try (0..<r.count(20)).map { _ in
+            Trend(video: try r.u32(), score: Float(bitPattern: try r.u32()), stamp: Double(bitPattern: try r.u64()), count: try r.u32())
         }
         guard trending.allSatisfy({ Int($0.video) < videos.count }) else { throw DecodeError.bad("video index out of range") }
-        let keys = try (0..<count(28)).map { _ in
-            Key(entry: try string(), id: try u64(), fingerprint: try u64(), timeMs: Int64(bitPattern: try u64()))
+        let keys = try (0..<r.count(28)).map { _ in
+            Key(entry: try r.string(), id: try r.u64(), fingerprint: try r.u64(), timeMs: Int64(bitPattern: try r.u64()))
         }
-        guard pos == body else { throw DecodeError.bad("\(body - pos) bytes left over") }
+        try r.end()
         return ServingSnapshot(position: position, logFingerprint: fingerprint, eventsApplied: applied, halfLifeSeconds: halfLife,
                                seenPerUser: perUser, videos: videos, seen: seen, trending: trending, keys: keys)
     }

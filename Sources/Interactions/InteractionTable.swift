@@ -37,23 +37,19 @@ public enum InteractionTable {
     }
 
     public static func encode(_ h: EventHistory, position: UInt64, logFingerprint: UInt64, durations: [String: Int]) -> [UInt8] {
-        var out = magic
-        func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
-        func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
-        func string(_ s: String) { let b = Array(s.utf8); u32(UInt32(b.count)); out.append(contentsOf: b) }
-        u32(version); u64(position); u64(logFingerprint); u64(UInt64(bitPattern: h.newestTimeMs)); string(key(h.mapping))
+        var w = ByteWriter(magic: magic)
+        w.u32(version); w.u64(position); w.u64(logFingerprint); w.u64(UInt64(bitPattern: h.newestTimeMs)); w.string(key(h.mapping))
         var videoIds: [String: UInt32] = [:], videos: [String] = []
         for (_, row) in h.pairs { for v in row.keys where videoIds[v] == nil { videoIds[v] = UInt32(videos.count); videos.append(v) } }
-        u32(UInt32(videos.count)); for v in videos { string(v); u64(UInt64(bitPattern: Int64(durations[v] ?? 0))) }
-        u32(UInt32(h.pairs.count))
+        w.u32(UInt32(videos.count)); for v in videos { w.string(v); w.u64(UInt64(bitPattern: Int64(durations[v] ?? 0))) }
+        w.u32(UInt32(h.pairs.count))
         for (user, row) in h.pairs.sorted(by: { $0.key < $1.key }) {
-            string(user); u32(UInt32(row.count))
+            w.string(user); w.u32(UInt32(row.count))
             for (v, p) in row.sorted(by: { $0.key < $1.key }) {
-                u32(videoIds[v]!); u64(p.weight.bitPattern); u64(UInt64(bitPattern: p.lastTimeMs)); out.append(p.negative ? 1 : 0)
+                w.u32(videoIds[v]!); w.u64(p.weight.bitPattern); w.u64(UInt64(bitPattern: p.lastTimeMs)); w.u8(p.negative ? 1 : 0)
             }
         }
-        u32(out.withUnsafeBytes { CRC32C.checksum($0) })
-        return out
+        return w.finished()
     }
 
     public struct DecodeError: Error, CustomStringConvertible {
@@ -71,48 +67,31 @@ public enum InteractionTable {
 
     public static func decode(_ bytes: [UInt8], mapping: EventMapping) throws -> Table {
         func bad(_ s: String) -> DecodeError { DecodeError(description: s) }
-        guard bytes.count >= magic.count + 8, Array(bytes[0..<magic.count]) == magic else { throw bad("not an interaction table") }
-        let body = bytes.count - 4
-        let stored = bytes[body...].withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) }
-        guard bytes[..<body].withUnsafeBytes({ CRC32C.checksum($0) }) == stored else { throw bad("checksum mismatch") }
-        var pos = magic.count
-        func take(_ n: Int) throws -> ArraySlice<UInt8> {
-            guard n >= 0, pos + n <= body else { throw bad("truncated at byte \(pos)") }
-            defer { pos += n }
-            return bytes[pos..<(pos + n)]
-        }
-        func u32() throws -> UInt32 { try take(4).withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) } }
-        func u64() throws -> UInt64 { try take(8).withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) } }
-        func string() throws -> String { String(decoding: try take(Int(try u32())), as: UTF8.self) }
-        func count(_ minBytes: Int) throws -> Int {
-            let n = Int(try u32())
-            guard n * minBytes <= body - pos else { throw bad("count \(n) past the end at byte \(pos)") }
-            return n
-        }
-        guard try u32() == version else { throw bad("format version is not \(version)") }
-        let position = try u64(), fingerprint = try u64(), newest = Int64(bitPattern: try u64())
-        let stored_key = try string()
+        var r = try ByteReader(bytes, magic: magic, what: "an interaction table")
+        guard try r.u32() == version else { throw bad("format version is not \(version)") }
+        let position = try r.u64(), fingerprint = try r.u64(), newest = Int64(bitPattern: try r.u64())
+        let stored_key = try r.string()
         guard stored_key == key(mapping) else { throw bad("built with another event mapping (\(stored_key))") }
         var durations: [String: Int] = [:]
-        let videos = try (0..<count(12)).map { _ in
-            let v = try string()
-            durations[v] = Int(Int64(bitPattern: try u64()))
+        let videos = try (0..<r.count(12)).map { _ in
+            let v = try r.string()
+            durations[v] = Int(Int64(bitPattern: try r.u64()))
             return v
         }
         var pairs: [String: [String: EventHistory.Pair]] = [:]
         pairs.reserveCapacity(videos.count)
-        for _ in 0..<(try count(8)) {
-            let user = try string()
+        for _ in 0..<(try r.count(8)) {
+            let user = try r.string()
             var row: [String: EventHistory.Pair] = [:]
-            for _ in 0..<(try count(21)) {
-                let v = Int(try u32())
+            for _ in 0..<(try r.count(21)) {
+                let v = Int(try r.u32())
                 guard v < videos.count else { throw bad("video index out of range") }
-                row[videos[v]] = EventHistory.Pair(weight: Double(bitPattern: try u64()), lastTimeMs: Int64(bitPattern: try u64()),
-                                                   negative: try take(1).first! != 0)
+                row[videos[v]] = EventHistory.Pair(weight: Double(bitPattern: try r.u64()), lastTimeMs: Int64(bitPattern: try r.u64()),
+                                                   negative: try r.take(1).first! != 0)
             }
             pairs[user] = row
         }
-        guard pos == body else { throw bad("\(body - pos) bytes left over") }
+        try r.end()
         return Table(history: EventHistory(mapping: mapping, pairs: pairs, newestTimeMs: newest), position: position,
                      logFingerprint: fingerprint, durations: durations)
     }
