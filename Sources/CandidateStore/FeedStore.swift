@@ -90,6 +90,8 @@ public protocol ConsumerCursorStore: AnyObject, Sendable {
                       nextEvent: UInt64, expecting: UInt64?, fence: String?) throws -> Bool
     /// A consumer's committed position: the generation it wrote into and the next event to read.
     func consumerCursor(_ name: String) throws -> (generation: Int64?, nextEvent: UInt64)?
+    /// Every consumer's committed position, by name (what a prune of the log must not pass).
+    func consumerCursors() throws -> [(name: String, generation: Int64?, nextEvent: UInt64)]
 }
 
 /// Online experiments.

@@ -341,6 +341,13 @@ public final class SQLiteFeedStore: FeedStore, @unchecked Sendable {
         }
     }
 
+    public func consumerCursors() throws -> [(name: String, generation: Int64?, nextEvent: UInt64)] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT name, generation, next_event FROM consumer_cursors ORDER BY name")
+                .map { (name: $0["name"], generation: $0["generation"], nextEvent: UInt64(($0["next_event"] as Int64))) }
+        }
+    }
+
     public func prune(keep: Int) throws -> [Int64] {
         let removed: [Int64] = try pool.write { db in
             let live = try Int64.fetchOne(db, sql: "SELECT generation FROM live WHERE singleton = 1")

@@ -206,15 +206,32 @@ public protocol EventSource: AnyObject {
     func forEachEvent(_ body: (Event) throws -> Void) throws -> UInt64
     /// The file log's end (`events_through` of a generation trained on it); nil for others.
     var logPosition: UInt64? { get }
+    /// Calls `body` for each event the source still holds (a pruned file log: from its first;
+    /// a Kafka topic: what its retention kept), for readers that want what is there, not all
+    /// there ever was (experiment reports, statistics); returns how many.
+    @discardableResult
+    func forEachRetainedEvent(_ body: (Event) throws -> Void) throws -> UInt64
+}
+
+extension EventSource {
+    @discardableResult
+    public func forEachRetainedEvent(_ body: (Event) throws -> Void) throws -> UInt64 { try forEachEvent(body) }
 }
 
 extension EventLog: EventSource {
     public var sourceName: String { directory }
     @discardableResult
     public func forEachEvent(_ body: (Event) throws -> Void) throws -> UInt64 {
+        // A pruned log cannot be read whole: `forEach` says so (training reads the interaction table).
         let end = endId
         try forEach(from: 0, limit: Int(end), body)
         return end
     }
     public var logPosition: UInt64? { endId }
+    @discardableResult
+    public func forEachRetainedEvent(_ body: (Event) throws -> Void) throws -> UInt64 {
+        let end = endId, first = firstId
+        try forEach(from: first, limit: Int(end - first), body)
+        return end - first
+    }
 }

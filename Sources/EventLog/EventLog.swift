@@ -13,6 +13,8 @@ public enum EventLogError: Error, CustomStringConvertible, Equatable {
     case locked(directory: String, pid: Int32?)
     /// An append on a log opened for reading only.
     case readOnly(String)
+    /// A read from before the first event a pruned log still holds.
+    case pruned(directory: String, first: UInt64, requested: UInt64)
 
     public var description: String {
         switch self {
@@ -26,6 +28,9 @@ public enum EventLogError: Error, CustomStringConvertible, Equatable {
                 + (pid.map { "process \($0)" } ?? "another process")
                 + " (one writer per file log; stop it first, or use the Kafka log for several servers)"
         case .readOnly(let d): return "event log \(d) was opened for reading only"
+        case .pruned(let d, let first, let requested):
+            return "event log \(d) was pruned: it starts at event \(first), and event \(requested) is gone "
+                + "(what covers the removed events: the serving snapshots and the interaction tables)"
         }
     }
 }
@@ -100,12 +105,12 @@ final class EventLogCore: @unchecked Sendable {
     public let config: Config
     public let recovery: Recovery
 
-    private let cond = NSCondition()
+    let cond = NSCondition()
     // Guarded by cond:
     private var pending: [(drafts: [EventDraft], done: Completion)] = []
     private var closing = false
     private var failure: String?
-    private var segments: [Segment]
+    private(set) var segments: [Segment]
     private var index: [IndexEntry]
     private var durableNext: UInt64
     private var batchSizes: [Int] = []
@@ -116,6 +121,10 @@ final class EventLogCore: @unchecked Sendable {
     private var writer: Thread?
 
     public let access: EventLogAccess
+    /// The first event the log holds (0 unless pruned; see `PruneMarker`).
+    public let firstId: UInt64
+    /// Where a pruned log was cut, and the fingerprint of the last event removed.
+    public let pruneMarker: PruneMarker?
     /// The writer lock's descriptor (append access), held until `close`.
     private var lockFd: Int32 = -1
 
@@ -153,11 +162,37 @@ final class EventLogCore: @unchecked Sendable {
         var lock: Int32 = -1
         if access == .append { lock = try EventLogCore.lockWriter(directory) }
         do {
-            let names = try FileManager.default.contentsOfDirectory(atPath: directory)
+            var names = try FileManager.default.contentsOfDirectory(atPath: directory)
                 .filter { $0.hasSuffix(".log") && $0.count == 24 }.sorted()
+            let bases = try names.map { n -> UInt64 in
+                guard let b = UInt64(n.prefix(20)) else {
+                    throw EventLogError.corrupt(file: directory + "/" + n, offset: 0, reason: "not a segment name")
+                }
+                return b
+            }
+            // A pruned log starts at its marker; segments wholly below it are what an interrupted
+            // prune had not yet removed: not part of the log (the writer finishes removing them).
+            let marker = try PruneMarker.load(directory)
+            let cut = marker?.first ?? 0
+            var drop = 0
+            while drop + 1 < names.count && bases[drop + 1] <= cut { drop += 1 }
+            if drop > 0 && access == .append {
+                for b in bases[..<drop] {
+                    unlink(directory + "/" + String(format: "%020llu.log", b))
+                    unlink(SegmentSummary.path(directory, base: b))
+                }
+                try EventLogCore.fsyncDirectory(directory)
+            }
+            names.removeFirst(drop)
+            if names.isEmpty && cut > 0 {
+                throw EventLogError.corrupt(file: directory, offset: 0, reason: "pruned to event \(cut) but no segment is left")
+            }
             var segs: [Segment] = []
             var idx: [IndexEntry] = []
-            var expected: UInt64 = 0
+            // The first segment must start at or before the marker (at 0 for a log never pruned):
+            // a later start means segments were lost, and the scan below says so.
+            var expected: UInt64 = names.isEmpty ? 0 : min(bases[drop], cut)
+            let first = expected
             var rec = Recovery(segments: names.count, events: 0, truncatedBytes: 0)
             var sinceIdx = 0
             // A reader sees what the writer has published as fsynced, nothing written after it.
@@ -165,9 +200,24 @@ final class EventLogCore: @unchecked Sendable {
             for (n, name) in names.enumerated() {
                 let path = directory + "/" + name
                 let isLast = n == names.count - 1
+                sinceIdx = 0
+                // A sealed segment with a summary that still matches it: no scan.
+                if !isLast, bases[drop + n] == expected,
+                   let s = SegmentSummary.load(directory, base: expected, segmentPath: path),
+                   bound.map({ $0 >= s.base + s.count }) ?? true {
+                    idx += s.entries.map { IndexEntry(id: $0.id, segment: segs.count, offset: $0.offset) }
+                    segs.append(Segment(base: s.base, path: path, size: s.fileSize))
+                    expected = s.base + s.count
+                    continue
+                }
                 let scan = try EventLogCore.scan(path: path, expectedFirst: expected, isLast: isLast,
                                                  indexEvery: config.indexEvery, segmentNumber: segs.count, sinceIndexed: &sinceIdx,
                                                  bound: bound)
+                if !isLast && access == .append && scan.truncateTo == nil {
+                    // Written for the next open (an optimisation: a failure only means a scan then).
+                    try? SegmentSummary(base: scan.base, count: scan.count, fileSize: scan.fileSize,
+                                        entries: scan.index.map { ($0.id, $0.offset) }).write(directory)
+                }
                 if let cut = scan.truncateTo, access == .append {
                     let fdT = open(path, O_WRONLY | O_CLOEXEC)
                     guard fdT >= 0, ftruncate(fdT, off_t(cut)) == 0, fsync(fdT) == 0 else {
@@ -193,6 +243,8 @@ final class EventLogCore: @unchecked Sendable {
                 if scan.reachedBound { break }
             }
             rec.events = expected
+            firstId = first
+            pruneMarker = marker
             segments = segs
             index = idx
             next = expected
@@ -483,6 +535,13 @@ final class EventLogCore: @unchecked Sendable {
     }
 
     private func roll() throws {
+        // The segment being sealed gets its summary, so the next open need not scan it (best
+        // effort: without one, the open scans).
+        cond.lock()
+        let sealed = segments.count - 1, last = segments[sealed], entries = index.filter { $0.segment == sealed }
+        cond.unlock()
+        try? SegmentSummary(base: last.base, count: next - last.base, fileSize: last.size,
+                            entries: entries.map { ($0.id, $0.offset) }).write(directory)
         try createSegment(base: next)
     }
 
@@ -637,6 +696,7 @@ final class EventLogCore: @unchecked Sendable {
     /// be read, or a record that no longer checks out, is an error naming the file and offset:
     /// never a quiet end of the log.
     public func forEach(from: UInt64, limit: Int = Int.max, _ body: (Event) throws -> Void) throws {
+        guard from >= firstId || limit <= 0 else { throw EventLogError.pruned(directory: directory, first: firstId, requested: from) }
         cond.lock()
         let segs = segments
         let end = durableNext
@@ -697,8 +757,8 @@ final class EventLogCore: @unchecked Sendable {
 
     public var stats: Stats {
         cond.lock(); defer { cond.unlock() }
-        return Stats(events: durableNext, segments: segments.count, bytes: segments.reduce(0) { $0 + $1.size },
-                     firstId: durableNext > 0 ? 0 : nil, lastId: durableNext > 0 ? durableNext - 1 : nil)
+        return Stats(events: durableNext - firstId, segments: segments.count, bytes: segments.reduce(0) { $0 + $1.size },
+                     firstId: durableNext > firstId ? firstId : nil, lastId: durableNext > firstId ? durableNext - 1 : nil)
     }
 
     /// Events per fsync of recent group commits (for metrics).
@@ -757,6 +817,17 @@ public final class EventLog: @unchecked Sendable {
         try core.forEach(from: from, limit: limit, body)
     }
     public var stats: Stats { core.stats }
+    /// The first event the log holds: 0, or where it was pruned (`foryou events prune`).
+    public var firstId: UInt64 { core.firstId }
+    /// Where the log was pruned, if it was.
+    public var pruneMarker: PruneMarker? { core.pruneMarker }
+    /// `Event.fingerprint` of event `id` (nil when the log does not hold it); for the last event a
+    /// prune removed, the one its marker recorded.
+    public func fingerprint(of id: UInt64) -> UInt64? {
+        if let m = core.pruneMarker, m.first > 0, id == m.first - 1 { return m.fingerprint }
+        guard id >= core.firstId, let e = try? core.read(from: id, limit: 1).first, e.id == id else { return nil }
+        return e.fingerprint
+    }
     /// Events per fsync of recent group commits (for metrics).
     public var recentBatchSizes: [Int] { core.recentBatchSizes }
     /// Set when the writer stopped after a failed write or fsync.

@@ -62,7 +62,7 @@ public struct Exposure: Codable, Sendable, Equatable {
     /// Every exposure of `experiment` in a source (an exposure log).
     public static func read(_ source: EventSource, experiment: String) throws -> [Exposure] {
         var out: [Exposure] = []
-        try source.forEachEvent { e in
+        try source.forEachRetainedEvent { e in
             if let x = Exposure(record: e), x.experiment == experiment { out.append(x) }
         }
         return out

@@ -91,13 +91,19 @@ public final class FeedService: @unchecked Sendable {
             if config.snapshotEvery > 0 {
                 let (snap, passed) = SnapshotStore(directory: Self.snapshotDirectory(config)).newest(
                     logEnd: log.endId, halfLifeSeconds: config.trendingHalfLifeSeconds, seenPerUser: config.seenPerUser,
-                    fingerprint: { id in (try? log.read(from: id, limit: 1))?.first.map(\.fingerprint) })
+                    fingerprint: log.fingerprint(of:))
                 notes += passed
                 if let snap {
                     state.restore(snap)
                     from = snap.position
                     lastSnapshot = snap.position
                 }
+            }
+            if from < log.firstId {
+                // Pruned, and no snapshot covers the cut: what was removed is not in the state.
+                notes.append("the event log was pruned before event \(log.firstId) and no usable snapshot covers it: "
+                             + "seen sets and trending start from event \(log.firstId)")
+                from = log.firstId
             }
             var batch: [Event] = []
             try log.forEach(from: from) { e in

@@ -109,6 +109,20 @@ struct ServingSnapshot: Equatable {
 
 /// The snapshot files of a data directory (`DATA/snapshots/serving-<position>.snap`): the newest
 /// `keep` are kept.
+/// Serving snapshots seen from outside the server (`foryou events prune`).
+public enum ServingSnapshots {
+    /// The position of the newest snapshot of `log` that a start could use (any trending half-life
+    /// or seen-set bound), with a note for each one passed over; nil when there is none.
+    public static func newest(dataDir: String, eventsDir: String?, log: EventLog) -> (position: UInt64?, notes: [String]) {
+        var config = FeedServerConfig()
+        config.dataDir = dataDir
+        config.eventsDir = eventsDir
+        let (s, notes) = SnapshotStore(directory: FeedService.snapshotDirectory(config)).newest(
+            logEnd: log.endId, halfLifeSeconds: nil, seenPerUser: nil, fingerprint: log.fingerprint(of:))
+        return (s?.position, notes)
+    }
+}
+
 struct SnapshotStore {
     let directory: String
     var keep = 2
@@ -138,7 +152,7 @@ struct SnapshotStore {
     /// this log (`fingerprint(id)`: the log's event `id`'s fingerprint, nil when it cannot be read),
     /// was taken with the same trending half-life and a seen-set bound no smaller than `seenPerUser`;
     /// a note for each one passed over.
-    func newest(logEnd: UInt64, halfLifeSeconds: Double, seenPerUser: Int,
+    func newest(logEnd: UInt64, halfLifeSeconds: Double?, seenPerUser: Int?,
                 fingerprint: (UInt64) -> UInt64?) -> (ServingSnapshot?, [String]) {
         var notes: [String] = []
         for f in files() {
@@ -152,10 +166,10 @@ struct SnapshotStore {
                 guard s.position == 0 || fingerprint(s.position - 1) == s.logFingerprint else {
                     throw ServingSnapshot.DecodeError.bad("belongs to another log (event \(s.position - 1) differs)")
                 }
-                guard Int(s.seenPerUser) >= seenPerUser else {
+                if let seenPerUser, Int(s.seenPerUser) < seenPerUser {
                     throw ServingSnapshot.DecodeError.bad("taken with seen sets bounded at \(s.seenPerUser), fewer than \(seenPerUser)")
                 }
-                guard s.halfLifeSeconds == halfLifeSeconds else {
+                if let halfLifeSeconds, s.halfLifeSeconds != halfLifeSeconds {
                     throw ServingSnapshot.DecodeError.bad("taken with trending half-life \(s.halfLifeSeconds) s, not \(halfLifeSeconds) s")
                 }
                 return (s, notes)

@@ -96,6 +96,36 @@ public enum InteractionTable {
                      logFingerprint: fingerprint, durations: durations)
     }
 
+    /// What a table file says of itself after its checksum checked out: the position it covers, the
+    /// fingerprint of its last event and the mapping it was built with (`key`).
+    public struct Summary {
+        public var path: String
+        public var position: UInt64
+        public var logFingerprint: UInt64
+        public var mapping: String
+    }
+
+    /// Every table in `directory` whose checksum and header check out, newest first; a note for each
+    /// other one.
+    public static func summaries(in directory: String) -> (tables: [Summary], notes: [String]) {
+        var out: [Summary] = [], notes: [String] = []
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasPrefix("table-") && $0.hasSuffix(".bin") }
+        for n in names {
+            let path = directory + "/" + n
+            do {
+                guard let data = FileManager.default.contents(atPath: path) else { throw DecodeError(description: "unreadable") }
+                var r = try ByteReader(Array(data), magic: magic, what: "an interaction table")
+                guard try r.u32() == version else { throw DecodeError(description: "format version is not \(version)") }
+                let position = try r.u64(), fingerprint = try r.u64()
+                _ = try r.u64()
+                out.append(Summary(path: path, position: position, logFingerprint: fingerprint, mapping: try r.string()))
+            } catch {
+                notes.append("interaction table \(path): \(error)")
+            }
+        }
+        return (out.sorted { $0.position > $1.position }, notes)
+    }
+
     /// The tables in `directory`, newest first.
     public static func files(_ directory: String, mapping: EventMapping) -> [(position: UInt64, path: String)] {
         let suffix = "-" + tag(mapping) + ".bin"
@@ -108,7 +138,8 @@ public enum InteractionTable {
     /// The newest table that decodes, was built with `mapping`, covers no more than the log holds,
     /// belongs to this log (`fingerprint(id)`: the log's event `id`'s fingerprint) and read every
     /// video with the duration `durations` gives it now; a note for each one passed over.
-    public static func newest(in directory: String, mapping: EventMapping, logEnd: UInt64, durations: [String: Int],
+    /// (`durations` nil: whatever the catalog says now.)
+    public static func newest(in directory: String, mapping: EventMapping, logEnd: UInt64, durations: [String: Int]?,
                               fingerprint: (UInt64) -> UInt64?) -> (table: Table?, notes: [String]) {
         var notes: [String] = []
         for f in files(directory, mapping: mapping) {
@@ -122,7 +153,7 @@ public enum InteractionTable {
                 guard t.position == 0 || fingerprint(t.position - 1) == t.logFingerprint else {
                     throw DecodeError(description: "belongs to another log (event \(t.position - 1) differs)")
                 }
-                let changed = t.durations.filter { (durations[$0.key] ?? 0) != $0.value }
+                let changed = durations.map { d in t.durations.filter { (d[$0.key] ?? 0) != $0.value } } ?? [:]
                 guard changed.isEmpty else {
                     throw DecodeError(description: "\(changed.count) video(s) changed duration since (e.g. \(changed.keys.sorted()[0]))")
                 }
@@ -132,6 +163,39 @@ public enum InteractionTable {
             }
         }
         return (nil, notes)
+    }
+
+    /// The history of `log`'s events below `end`, read the cheap way: the newest usable table at or
+    /// below `end` (`newest`) and the log from its position to `end`. With `ahead`, a table past
+    /// `end` is used as it is (the ranking worker: its history may run ahead of its cursor, and it
+    /// then skips adding the events below `position` again). `position`: every event below it is
+    /// in the history; `fromTable`: what the table covered (0: read from the log's start).
+    /// A pruned log with no table reaching its first event is an error naming both.
+    public static func history(log: EventLog, directory: String, mapping: EventMapping, durations: [String: Int],
+                               through end: UInt64, ahead: Bool = false,
+                               progress: (String) -> Void = { _ in }) throws -> (history: EventHistory, position: UInt64, fromTable: UInt64) {
+        let logEnd = ahead ? log.endId : end
+        var (table, notes) = newest(in: directory, mapping: mapping, logEnd: logEnd, durations: durations, fingerprint: log.fingerprint(of:))
+        if log.firstId > 0 && (table?.position ?? 0) < log.firstId {
+            // The log was pruned: a table whose videos changed duration since is still the only
+            // record of the removed events (they keep the weights they were read with).
+            if let t = newest(in: directory, mapping: mapping, logEnd: logEnd, durations: nil, fingerprint: log.fingerprint(of:)).table,
+               t.position >= log.firstId {
+                notes.append("interaction table at \(t.position) used although videos changed duration since: the log before "
+                             + "\(log.firstId) was pruned, and its events keep the weights they were read with")
+                table = t
+            }
+        }
+        notes.forEach(progress)
+        if let t = table, t.position >= end { return (t.history, t.position, t.position) }
+        let from = table?.position ?? 0
+        guard from >= log.firstId else {
+            throw DecodeError(description: "the event log \(log.directory) was pruned before event \(log.firstId) and no interaction "
+                              + "table built with this event mapping covers it (in \(directory)); the events before it are gone")
+        }
+        var h = table?.history ?? EventHistory(mapping: mapping)
+        try log.forEach(from: from, limit: Int(end - from)) { e in h.add(e, duration: durations[e.video] ?? 0) }
+        return (h, end, from)
     }
 
     /// Writes the table at `position`; keeps the two newest.

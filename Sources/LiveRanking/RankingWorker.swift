@@ -82,6 +82,9 @@ public final class RankingWorker {
     private var needsAdopt = false
     /// Batches dropped because another writer had moved a cursor (the compare-and-set failed).
     public private(set) var fenced = 0
+    /// Per partition, the position the history already covers when it runs ahead of the cursor
+    /// (built from an interaction table newer than the cursor): events below it are not added again.
+    private var historyThrough: [Int32: UInt64] = [:]
     /// Users of each video the live model has no factors for (placing one reads only these).
     private var usersOfUnplaced: [String: Set<String>] = [:]
     /// Why the last step could not fold anything in (nil when it could).
@@ -101,7 +104,8 @@ public final class RankingWorker {
             let consumer = config.consumer
             k.position = { [unowned k] p in try Self.position(p, store: store, source: k, consumer: consumer) }
         } else {
-            input = FileWorkerEvents(log: try EventLog(directory: config.eventsDir ?? dir.events))
+            input = FileWorkerEvents(log: try EventLog(directory: config.eventsDir ?? dir.events),
+                                     tables: dir.companion(ofLog: config.eventsDir, ownPath: dir.interactions, name: "interactions"))
         }
         try reloadCatalog()
         if let fixed = input.fixedPartitions { try adopt(fixed) }
@@ -138,10 +142,19 @@ public final class RankingWorker {
 
     private func duration(_ video: String) -> Int { catalog[video]?.durationMs ?? 0 }
 
-    /// Histories of everything below the cursors, read the way the live model's training did.
+    /// Histories of everything below the cursors, read the way the live model's training did: for
+    /// the file log from the newest interaction table and the log after it.
     private func rebuildHistory() throws {
         var h = EventHistory(mapping: history.mapping)
+        historyThrough = [:]
+        let durations = catalog.mapValues(\.durationMs)
         for (p, to) in next.sorted(by: { $0.key < $1.key }) {
+            if let (table, position) = try input.history(p, to: to, mapping: h.mapping, durations: durations,
+                                                         progress: { FileHandle.standardError.write(Data("foryou worker: \($0)\n".utf8)) }) {
+                h = table  // the file log is the only partition
+                historyThrough[p] = position
+                continue
+            }
             try input.scan(from: input.trained(p, through: nil), to: to) { h.add($0, duration: duration($0.video)) }
         }
         history = h
@@ -265,7 +278,7 @@ public final class RankingWorker {
         var touched: [Int32: [String]] = [:], seenUsers = Set<String>()
         for e in events {
             let p = input.partition(of: e.id)
-            history.add(e, duration: duration(e.video))
+            if e.id >= historyThrough[p] ?? 0 { history.add(e, duration: duration(e.video)) }
             through[p] = e.id + 1
             if seenUsers.insert(e.user).inserted { touched[p, default: []].append(e.user) }
             if config.foldInVideos && !l.placesFromCatalog && !l.isModelItem(e.video) {

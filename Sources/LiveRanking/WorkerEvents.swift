@@ -1,5 +1,6 @@
 import Foundation
 import EventLog
+import Interactions
 import KafkaLog
 
 /// Where the ranking worker reads events. Positions are event ids (the next one to apply), one
@@ -30,19 +31,41 @@ protocol WorkerEvents: AnyObject {
     func lag(next: [Int32: UInt64]) -> UInt64
     /// True when every event the log holds for the owned partitions was polled (and `next` is past it).
     func caughtUp(next: [Int32: UInt64]) -> Bool
+    /// The history of a partition below `to` from a compacted interaction table and the log after it
+    /// (nil: no table for this source; read the partition from its start). The history may run past
+    /// `to` (`position`): the events below `position` are in it already.
+    func history(_ partition: Int32, to: UInt64, mapping: EventMapping, durations: [String: Int],
+                 progress: (String) -> Void) throws -> (history: EventHistory, position: UInt64)?
+}
+
+extension WorkerEvents {
+    func history(_ partition: Int32, to: UInt64, mapping: EventMapping, durations: [String: Int],
+                 progress: (String) -> Void) throws -> (history: EventHistory, position: UInt64)? { nil }
 }
 
 /// The data directory's file log: one partition, the consumer's cursor under its own name.
+/// Its start reads the newest interaction table (`tables`) and the log after it, not the whole log.
 final class FileWorkerEvents: WorkerEvents {
     let log: EventLog
-    init(log: EventLog) { self.log = log }
+    let tables: String?
+    init(log: EventLog, tables: String?) { self.log = log; self.tables = tables }
     deinit { log.close() }
 
     var fixedPartitions: [Int32]? { [0] }
     func cursorName(_ consumer: String, _ partition: Int32) -> String { consumer }
     func partition(of id: UInt64) -> Int32 { 0 }
-    func initial(_ partition: Int32, trainedThrough: UInt64?) -> UInt64 { min(trainedThrough ?? 0, log.endId) }
-    func trained(_ partition: Int32, through: UInt64?) -> UInt64 { through ?? 0 }
+    // A pruned log holds nothing below its first event: positions start there at the earliest.
+    func initial(_ partition: Int32, trainedThrough: UInt64?) -> UInt64 { min(max(trainedThrough ?? 0, log.firstId), log.endId) }
+    func trained(_ partition: Int32, through: UInt64?) -> UInt64 { max(through ?? 0, log.firstId) }
+
+    func history(_ partition: Int32, to: UInt64, mapping: EventMapping, durations: [String: Int],
+                 progress: (String) -> Void) throws -> (history: EventHistory, position: UInt64)? {
+        guard let tables else { return nil }
+        try log.refresh()
+        let h = try InteractionTable.history(log: log, directory: tables, mapping: mapping, durations: durations, through: to,
+                                             ahead: true, progress: progress)
+        return (h.history, h.position)
+    }
 
     func poll(next: [Int32: UInt64], max: Int) throws -> (events: [Event], reassigned: [Int32]?) {
         try log.refresh()  // the server appends in another process

@@ -55,6 +55,13 @@ extension PostgresFeedStore {
         return wrote
     }
 
+    public func consumerCursors() throws -> [(name: String, generation: Int64?, nextEvent: UInt64)] {
+        try read("SELECT name, generation, next_event FROM consumer_cursors ORDER BY name").map { r in
+            let (name, g, next) = try r.decode((String, Int64?, Int64).self)
+            return (name: name, generation: g, nextEvent: UInt64(next))
+        }
+    }
+
     public func consumerCursor(_ name: String) throws -> (generation: Int64?, nextEvent: UInt64)? {
         try read("SELECT generation, next_event FROM consumer_cursors WHERE name = \(name)").first.map { r in
             let (g, next) = try r.decode((Int64?, Int64).self)

@@ -29,16 +29,12 @@ public struct EventTrainingData {
         var from: UInt64 = 0
         if let tables, let log = source as? EventLog {
             let end = log.endId
-            let print = { (id: UInt64) in (try? log.read(from: id, limit: 1))?.first.map(\.fingerprint) }
-            let (table, notes) = InteractionTable.newest(in: tables, mapping: mapping, logEnd: end, durations: durations, fingerprint: print)
-            notes.forEach(progress)
-            history = table?.history ?? EventHistory(mapping: mapping)
-            from = table?.position ?? 0
-            try log.forEach(from: from, limit: Int(end - from)) { e in history.add(e, duration: durations[e.video] ?? 0) }
+            (history, _, from) = try InteractionTable.history(log: log, directory: tables, mapping: mapping, durations: durations,
+                                                              through: end, progress: progress)
             events = end
             if end > from {
                 do {
-                    guard let last = print(end - 1) else { throw EventLogError.io("event \(end - 1) cannot be read back") }
+                    guard let last = log.fingerprint(of: end - 1) else { throw EventLogError.io("event \(end - 1) cannot be read back") }
                     try InteractionTable.write(history, position: end, logFingerprint: last, durations: durations, to: tables)
                 } catch {
                     progress("interaction table not written: \(error)")

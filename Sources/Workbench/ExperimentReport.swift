@@ -217,7 +217,7 @@ public struct ExperimentReport: Sendable {
         var before: [String: UserStats] = [:]
         let start = experiment.startedAt ?? .max
         func day(_ ms: Int64) -> Int { start == .max ? 0 : max(0, Int((ms - start) / 86_400_000)) }
-        try log.forEachEvent { e in
+        try log.forEachRetainedEvent { e in
             if let a = Experiment.parseAnnotation(e.draft.extra), a.experiment == experiment.name {
                 during[e.user, default: (a.variant, UserStats())].stats.add(e)
                 byDay[day(e.timeMs), default: [:]][e.user, default: (a.variant, UserStats())].stats.add(e)

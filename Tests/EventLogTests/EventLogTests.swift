@@ -143,9 +143,152 @@ final class EventLogTests: XCTestCase {
         var bytes = try Data(contentsOf: URL(fileURLWithPath: first))
         bytes[bytes.count - 2] ^= 0x01  // its last record: a tail, but not of the last segment
         try bytes.write(to: URL(fileURLWithPath: first))
+        // A sealed segment with its summary is not scanned at open: the damage stops the first
+        // read that reaches it, naming the file.
+        let opened = try EventLog(directory: dir, config: cfg)
+        XCTAssertThrowsError(try opened.read(from: 0, limit: 100)) { e in
+            guard case .corrupt(let f, _, _)? = e as? EventLogError else { return XCTFail("\(e)") }
+            XCTAssertEqual(f, first)
+        }
+        opened.close()
+        // Without the summary the open scans it and stops there, as before.
+        let summary = String(first.dropLast(4)) + ".idx"
+        XCTAssertTrue(FileManager.default.fileExists(atPath: summary))
+        try FileManager.default.removeItem(atPath: summary)
         XCTAssertThrowsError(try EventLog(directory: dir, config: cfg, access: .append)) { e in
             guard case .corrupt(let f, _, _)? = e as? EventLogError else { return XCTFail("\(e)") }
             XCTAssertEqual(f, first)
+        }
+    }
+
+    // MARK: sealed-segment summaries and pruning (issue 21)
+
+    func testSealedSegmentSummariesOpenToTheSameLogWithoutAScan() throws {
+        var cfg = EventLog.Config()
+        cfg.segmentBytes = 500
+        cfg.indexEvery = 3
+        var log: EventLog? = try EventLog(directory: dir, config: cfg, access: .append)
+        for n in 0..<80 { _ = try log!.appendSync([draft(n)]) }
+        log = nil
+        let segs = segmentFiles()
+        XCTAssertGreaterThan(segs.count, 4)
+        // Every sealed segment has a summary, the segment being written none.
+        for s in segs.dropLast() { XCTAssertTrue(FileManager.default.fileExists(atPath: String(s.dropLast(4)) + ".idx"), s) }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: String(segs.last!.dropLast(4)) + ".idx"))
+        // The summary of a scanned segment equals the one the writer wrote when it sealed it.
+        let base = UInt64((segs[1] as NSString).lastPathComponent.prefix(20))!
+        let written = SegmentSummary.load(dir, base: base, segmentPath: segs[1])
+        XCTAssertNotNil(written)
+        var since = 0
+        let scan = try EventLogCore.scan(path: segs[1], expectedFirst: base, isLast: false, indexEvery: 3, segmentNumber: 0,
+                                         sinceIndexed: &since)
+        XCTAssertEqual(written, SegmentSummary(base: base, count: scan.count, fileSize: scan.fileSize,
+                                               entries: scan.index.map { ($0.id, $0.offset) }))
+        let withSummaries = try EventLog(directory: dir, config: cfg)
+        let all = try withSummaries.read(from: 0, limit: 1000)
+        let reads = try (0..<80).map { try withSummaries.read(from: UInt64($0), limit: 2).map(\.id) }
+        withSummaries.close()
+        XCTAssertEqual(all.map(\.draft), (0..<80).map { draft($0) })
+        // A summary that no longer matches its segment (another size, a damaged file) is ignored:
+        // the segment is scanned, and the writer writes the summary again.
+        let idx1 = String(segs[1].dropLast(4)) + ".idx"
+        var damaged = try Data(contentsOf: URL(fileURLWithPath: idx1))
+        damaged[20] ^= 0xff
+        try damaged.write(to: URL(fileURLWithPath: idx1))
+        try FileManager.default.removeItem(atPath: String(segs[2].dropLast(4)) + ".idx")
+        let rescanned = try EventLog(directory: dir, config: cfg, access: .append)
+        XCTAssertEqual(try rescanned.read(from: 0, limit: 1000).map(\.draft), all.map(\.draft))
+        XCTAssertEqual(try (0..<80).map { try rescanned.read(from: UInt64($0), limit: 2).map(\.id) }, reads)
+        XCTAssertEqual(rescanned.endId, 80)
+        rescanned.close()
+        XCTAssertEqual(SegmentSummary.load(dir, base: base, segmentPath: segs[1]), written)
+        XCTAssertNotNil(SegmentSummary.load(dir, base: UInt64((segs[2] as NSString).lastPathComponent.prefix(20))!, segmentPath: segs[2]))
+        // Every truncation of a summary is rejected.
+        let bytes = written!.encoded()
+        for cut in 0..<bytes.count { XCTAssertThrowsError(try SegmentSummary.decode(Array(bytes[..<cut]))) }
+    }
+
+    func testPruneRemovesWholeSegmentsAndTheLogStartsAtTheCut() throws {
+        var cfg = EventLog.Config()
+        cfg.segmentBytes = 400
+        var log: EventLog? = try EventLog(directory: dir, config: cfg, access: .append)
+        for n in 0..<60 { _ = try log!.appendSync([draft(n)]) }
+        let bases = log!.segmentBases
+        XCTAssertGreaterThan(bases.count, 4)
+        let fingerprints = try log!.read(from: 0, limit: 100).map(\.fingerprint)
+        // A cut falls on the start of the segment holding the requested id.
+        XCTAssertEqual(log!.pruneCut(before: bases[2] + 1), bases[2])
+        XCTAssertEqual(log!.pruneCut(before: 0), 0)
+        XCTAssertEqual(log!.pruneCut(before: 1_000), bases.last!)
+        XCTAssertThrowsError(try EventLog.prune(directory: dir, to: bases[2] + 1))  // not a segment start
+        // Beside the running writer.
+        let r = try EventLog.prune(directory: dir, to: bases[2])
+        XCTAssertEqual(r.first, bases[2])
+        XCTAssertEqual(r.segments, 2)
+        XCTAssertEqual(segmentFiles().count, bases.count - 2)
+        XCTAssertEqual(try log!.appendSync([draft(60)]), [60])
+        log = nil
+        // Reopened: starts at the cut, reads below it are refused, the rest is intact.
+        let after = try EventLog(directory: dir, config: cfg, access: .append)
+        XCTAssertEqual(after.firstId, bases[2])
+        XCTAssertEqual(after.endId, 61)
+        XCTAssertEqual(after.stats.events, 61 - bases[2])
+        XCTAssertThrowsError(try after.read(from: 0)) { e in
+            guard case .pruned(_, let first, let asked)? = e as? EventLogError else { return XCTFail("\(e)") }
+            XCTAssertEqual(first, bases[2]); XCTAssertEqual(asked, 0)
+        }
+        XCTAssertThrowsError(try after.forEachEvent { _ in })
+        XCTAssertEqual(try after.forEachRetainedEvent { _ in }, 61 - bases[2])
+        XCTAssertEqual(try after.read(from: bases[2], limit: 100).map(\.draft), (Int(bases[2])...60).map { draft($0) })
+        // The last removed event's fingerprint comes from the marker; the kept ones from the log.
+        XCTAssertEqual(after.fingerprint(of: bases[2] - 1), fingerprints[Int(bases[2]) - 1])
+        XCTAssertEqual(after.fingerprint(of: bases[2]), fingerprints[Int(bases[2])])
+        XCTAssertNil(after.fingerprint(of: bases[2] - 2))
+        XCTAssertEqual(try after.appendSync([draft(61)]), [61])
+        after.close()
+        // Pruning to where it starts already does nothing; the last segment is never removed.
+        XCTAssertEqual(try EventLog.prune(directory: dir, to: bases[2]).segments, 0)
+        let end = try EventLog(directory: dir, config: cfg)
+        let lastBase = end.segmentBases.last!
+        end.close()
+        XCTAssertEqual(try EventLog.prune(directory: dir, to: lastBase).first, lastBase)
+        let tail = try EventLog(directory: dir, config: cfg, access: .append)
+        XCTAssertEqual(tail.segmentBases, [lastBase])
+        XCTAssertEqual(try tail.read(from: lastBase, limit: 100).last?.id, 61)
+        tail.close()
+    }
+
+    func testAnInterruptedPruneIsFinishedAndLostSegmentsAreNotMistakenForAPrune() throws {
+        var cfg = EventLog.Config()
+        cfg.segmentBytes = 400
+        var log: EventLog? = try EventLog(directory: dir, config: cfg, access: .append)
+        for n in 0..<60 { _ = try log!.appendSync([draft(n)]) }
+        let bases = log!.segmentBases
+        let fp = log!.fingerprint(of: bases[3] - 1)!
+        log = nil
+        // A crash after the marker and the first removal: the rest are still there.
+        try PruneMarker(first: bases[3], fingerprint: fp).write(dir)
+        try FileManager.default.removeItem(atPath: segmentFiles()[0])
+        let reader = try EventLog(directory: dir, config: cfg)  // a reader changes nothing
+        XCTAssertEqual(reader.firstId, bases[3])
+        XCTAssertEqual(try reader.read(from: bases[3], limit: 1).first?.id, bases[3])
+        reader.close()
+        XCTAssertEqual(segmentFiles().count, bases.count - 1)
+        let writer = try EventLog(directory: dir, config: cfg, access: .append)  // the writer finishes the prune
+        XCTAssertEqual(writer.firstId, bases[3])
+        writer.close()
+        XCTAssertEqual(segmentFiles().count, bases.count - 3)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/" + String(format: "%020llu.idx", bases[1])))
+        // A segment missing after the marker is damage, not a prune.
+        try FileManager.default.removeItem(atPath: segmentFiles()[0])
+        XCTAssertThrowsError(try EventLog(directory: dir, config: cfg)) { e in
+            guard case .corrupt? = e as? EventLogError else { return XCTFail("\(e)") }
+        }
+        // And a damaged marker stops the open rather than guess where the log starts.
+        try Data([1, 2, 3]).write(to: URL(fileURLWithPath: dir + "/pruned"))
+        XCTAssertThrowsError(try EventLog(directory: dir, config: cfg)) { e in
+            guard case .corrupt(let f, _, _)? = e as? EventLogError else { return XCTFail("\(e)") }
+            XCTAssertTrue(f.hasSuffix("/pruned"))
         }
     }
 

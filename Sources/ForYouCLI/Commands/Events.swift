@@ -4,7 +4,7 @@ import Foundation
 
 struct Events: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Inspect the event log, or load interactions into it.",
-                                                    subcommands: [Tail.self, Stats.self, Import.self])
+                                                    subcommands: [Tail.self, Stats.self, Import.self, Compact.self, Prune.self])
 
     struct Import: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -76,7 +76,7 @@ struct Events: ParsableCommand {
             case .file(let dir):
                 let log = try EventLog(directory: dir)
                 if let m = log.recovery.message { Console.err(m) }
-                let start = from ?? (log.endId > UInt64(n) ? log.endId - UInt64(n) : 0)
+                let start = from ?? max(log.firstId, log.endId > UInt64(n) ? log.endId - UInt64(n) : 0)
                 try log.forEach(from: start, limit: n, show)
             case .kafka(let k):
                 // Ids are partition << 40 | offset: --from ID reads that partition from there; otherwise
@@ -112,7 +112,7 @@ struct Events: ParsableCommand {
             case .file(let dir):
                 let log = try EventLog(directory: dir)
                 if let m = log.recovery.message { Console.err(m) }
-                try log.forEach(from: 0, count)
+                try log.forEach(from: log.firstId, count)
                 let s = log.stats
                 print("events \(s.events) in \(s.segments) segment(s), \(s.bytes) bytes; \(summary.users.count) users, \(summary.videos.count) videos")
             case .kafka(let k):
