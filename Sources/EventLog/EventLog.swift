@@ -46,7 +46,12 @@ public enum EventLogAccess: Sendable, Equatable {
 }
 
 public struct EventLogConfig: Sendable {
-        public var segmentBytes: Int = 64 << 20
+        /// Bytes after which the writer starts a new segment (the unit `prune` removes): 64 MiB, or
+        /// the environment's `FORYOU_SEGMENT_BYTES` (at least 256; for tests and small deployments).
+        public var segmentBytes: Int = EventLogConfig.defaultSegmentBytes
+        public static var defaultSegmentBytes: Int {
+            ProcessInfo.processInfo.environment["FORYOU_SEGMENT_BYTES"].flatMap(Int.init).map { max(256, $0) } ?? 64 << 20
+        }
         /// Records in the sparse in-memory index: one entry every `indexEvery` records.
         public var indexEvery: Int = 512
         /// Fault injection for tests: runs after each fsync; a throw is treated as a failed fsync.

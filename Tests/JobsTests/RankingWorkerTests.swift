@@ -205,4 +205,49 @@ final class RankingWorkerTests: XCTestCase {
         XCTAssertGreaterThan(try topicShare(store, user: user, topic: least.0), least.1 + 0.2)
         XCTAssertEqual(try worker.step().refolded, 0)
     }
+    /// The worker's start reads the newest interaction table and the log after it: the same lists
+    /// as a start that reads the whole log, and it still works once the log before the table is
+    /// pruned (a whole read is then impossible).
+    func testAStartReadsTheInteractionTableAndKeepsWorkingOnAPrunedLog() throws {
+        setenv("FORYOU_SEGMENT_BYTES", "8192", 1)
+        defer { unsetenv("FORYOU_SEGMENT_BYTES") }
+        let store = try prepare()  // the rescore wrote a table at the log's end
+        let d = DataDirectory(data)
+        let gen = try XCTUnwrap(try store.liveGeneration()).id
+        let trained = try XCTUnwrap(try store.source(generation: gen)?.eventsThrough)
+        let tables = try FileManager.default.contentsOfDirectory(atPath: d.interactions).filter { $0.hasPrefix("table-") }
+        XCTAssertEqual(tables.count, 1)
+        // New events for 40 users.
+        let videos = try store.videos()
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        try appendEvents((0..<40).flatMap { u in
+            (0..<3).map { k in EventDraft(user: "\(u * 7)", video: videos[(u * 13 + k * 5) % videos.count].id, type: .like, timeMs: now + Int64(k)) }
+        })
+        let users = (0..<40).map { "\($0 * 7)" }
+        // 1: the whole log (the table moved aside).
+        try FileManager.default.moveItem(atPath: d.interactions, toPath: dir + "/tables-aside")
+        try store.replaceLists(generation: gen, lists: [], consumer: "ranker", nextEvent: trained)
+        let whole = try RankingWorker(config: config())
+        XCTAssertEqual(try whole.step().usersUpdated, 40)
+        let fromWhole = try users.map { try store.candidates(generation: gen, user: $0)?.map(\.video) }
+        // 2: the table and the tail, on a log pruned up to the table.
+        try FileManager.default.moveItem(atPath: dir + "/tables-aside", toPath: d.interactions)
+        let log = try EventLog(directory: d.events)
+        let cut = log.pruneCut(before: trained)
+        log.close()
+        XCTAssertGreaterThan(cut, 0)
+        XCTAssertGreaterThan(try EventLog.prune(directory: d.events, to: cut).segments, 0)
+        XCTAssertThrowsError(try EventLog(directory: d.events).forEachEvent { _ in })
+        try store.replaceLists(generation: gen, lists: users.map { (user: $0, videos: [], scores: []) }, consumer: "ranker", nextEvent: trained)
+        let fromTable = try RankingWorker(config: config())
+        let s = try fromTable.step()
+        XCTAssertEqual(s.usersUpdated, 40)
+        XCTAssertEqual(try users.map { try store.candidates(generation: gen, user: $0)?.map(\.video) }, fromWhole)
+        XCTAssertEqual(try store.consumerCursor("ranker")?.nextEvent, trained + 120)
+        // Without any table, a pruned log is an error naming the cause, not a silent partial history.
+        try FileManager.default.removeItem(atPath: d.interactions)
+        XCTAssertThrowsError(try RankingWorker(config: config())) { e in
+            XCTAssertTrue("\(e)".contains("pruned"), "\(e)")
+        }
+    }
 }

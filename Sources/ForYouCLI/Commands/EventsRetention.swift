@@ -30,20 +30,7 @@ extension Events {
 
         func validate() throws {
             guard (olderThan == nil) != (before == nil) else { throw ValidationError("give one of --older-than or --before") }
-            if let o = olderThan, Self.seconds(o) == nil {
-                throw ValidationError("--older-than '\(o)': give a number and a unit, e.g. 30d, 12h, 90m or 3600s")
-            }
-        }
-
-        static func seconds(_ s: String) -> Double? {
-            guard let unit = s.last, let n = Double(s.dropLast()), n >= 0, n.isFinite else { return nil }
-            switch unit {
-            case "d": return n * 86_400
-            case "h": return n * 3_600
-            case "m": return n * 60
-            case "s": return n
-            default: return nil
-            }
+            if let o = olderThan { _ = try Token.seconds(o, option: "--older-than") }
         }
 
         func run() throws {
@@ -59,7 +46,7 @@ extension Events {
                 why = "ids below \(before)"
             } else {
                 // Segments in order until the first holding an event at or after the cutoff.
-                let cutoff = Int64((Date().timeIntervalSince1970 - Self.seconds(olderThan!)!) * 1000)
+                let cutoff = Int64(Date().timeIntervalSince1970 * 1000) - 1000 * (try Token.seconds(olderThan!, option: "--older-than"))
                 let bases = log.segmentBases
                 var upTo = log.firstId
                 for (b, following) in zip(bases, bases.dropFirst()) {
