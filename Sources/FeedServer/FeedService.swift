@@ -77,8 +77,22 @@ public final class FeedService: @unchecked Sendable {
             log = producer
             let f = try KafkaFollower(location: kafka, state: state)
             follower = f
-            let replayed = try f.replay()
-            notes.append("\(kafka): librdkafka \(librdkafkaVersion), \(f.partitions) partitions, replayed \(replayed) events")
+            // The newest snapshot that belongs to this topic, then each partition after it.
+            var from: [Int32: Int64] = [:], pending: [UInt64] = []
+            if config.snapshotEvery > 0 {
+                let (snap, passed) = SnapshotStore(directory: Self.snapshotDirectory(config)).newest(
+                    halfLifeSeconds: config.trendingHalfLifeSeconds, seenPerUser: config.seenPerUser, misfit: f.misfit)
+                notes += passed
+                if let snap {
+                    state.restore(snap)
+                    from = Dictionary(uniqueKeysWithValues: snap.partitions.map { ($0.partition, $0.next) })
+                    pending = snap.pending
+                    lastSnapshot = snap.eventsApplied
+                }
+            }
+            let replayed = try f.replay(from: from, pending: pending)
+            notes.append("\(kafka): librdkafka \(librdkafkaVersion), \(f.partitions) partitions, replayed \(replayed) events"
+                         + (from.isEmpty ? "" : " after the snapshot at offsets " + from.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: " ")))
         } else {
             var logConfig = EventLogConfig()
             logConfig.onCommit = { n in metrics.observeFsyncBatch(n) }
@@ -194,37 +208,46 @@ public final class FeedService: @unchecked Sendable {
     }
 
     /// Where snapshots of this log's replayed state go: `DATA/snapshots` for the data directory's
-    /// own log, `<events dir>-snapshots` beside another one (a snapshot belongs to one log).
+    /// own log, `<events dir>-snapshots` beside another one, `DATA/snapshots/kafka-<topic>` for a
+    /// topic (a snapshot belongs to one log).
     static func snapshotDirectory(_ config: FeedServerConfig) -> String {
         let dir = DataDirectory(config.dataDir)
+        if let k = config.kafka {
+            let safe = String(k.topic.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." ? $0 : "_" })
+            return dir.snapshots + "/kafka-" + safe
+        }
         return dir.companion(ofLog: config.eventsDir, ownPath: dir.snapshots, name: "snapshots")
     }
 
-    /// Whether enough events were applied since the last snapshot (file log only).
+    /// How far the state has come, in the unit snapshots are spaced in: the file log's applied
+    /// position, or the events applied from a shared log.
+    private var progress: UInt64 { follower == nil ? state.appliedThrough : state.eventsApplied }
+
+    /// Whether enough events were applied since the last snapshot.
     var snapshotDue: Bool {
-        guard fileLog != nil, config.snapshotEvery > 0 else { return false }
+        guard fileLog != nil || follower != nil, config.snapshotEvery > 0 else { return false }
         return snapshotLock.withLock {
             !writingSnapshot && Date().timeIntervalSince1970 >= snapshotRetryAt
-                && state.appliedThrough >= lastSnapshot && state.appliedThrough - lastSnapshot >= config.snapshotEvery
+                && progress >= lastSnapshot && progress - lastSnapshot >= config.snapshotEvery
         }
     }
 
     /// Writes a snapshot of the replayed state when one is due; returns what it did.
     @discardableResult
     func snapshotIfDue(force: Bool = false) throws -> String? {
-        guard fileLog != nil, config.snapshotEvery > 0 || force else { return nil }
+        guard fileLog != nil || follower != nil, config.snapshotEvery > 0 || force else { return nil }
         let go = snapshotLock.withLock { () -> Bool in
-            let through = state.appliedThrough
+            let through = progress
             guard !writingSnapshot, force || (through >= lastSnapshot && through - lastSnapshot >= config.snapshotEvery) else { return false }
             writingSnapshot = true
             return true
         }
         guard go else { return nil }
         defer { snapshotLock.withLock { writingSnapshot = false } }
-        guard var snap = state.capture(halfLifeSeconds: config.trendingHalfLifeSeconds), let log = fileLog else { return nil }
+        guard var snap = state.capture(halfLifeSeconds: config.trendingHalfLifeSeconds, shared: follower?.snapshotPositions) else { return nil }
         let t = Date()
         do {
-            if snap.position > 0 {
+            if let log = fileLog, snap.position > 0 {
                 guard let last = try log.read(from: snap.position - 1, limit: 1).first, last.id == snap.position - 1 else {
                     throw EventLogError.io("snapshot: event \(snap.position - 1) cannot be read back")
                 }
@@ -235,7 +258,7 @@ public final class FeedService: @unchecked Sendable {
             snapshotLock.withLock { snapshotRetryAt = Date().timeIntervalSince1970 + 60 }
             throw error
         }
-        snapshotLock.withLock { lastSnapshot = snap.position }
+        snapshotLock.withLock { lastSnapshot = follower == nil ? snap.position : snap.eventsApplied }
         metrics.add("foryou_snapshots_written_total")
         return String(format: "snapshot at event %llu written (%d users) in %.2f s", snap.position, snap.seen.count,
                       Date().timeIntervalSince(t))
@@ -246,6 +269,7 @@ public final class FeedService: @unchecked Sendable {
 
     /// The in-memory state (tests).
     var stateForTests: FeedState { state }
+    var followerForTests: KafkaFollower? { follower }
 
     /// The file log, when events go to one (nil with Kafka).
     public var fileLog: EventLog? { log as? EventLog }

@@ -66,9 +66,14 @@ final class FeedState: Sendable {
     }
 
     /// Applies events appended by this or an earlier run (start-up replay, then each append).
-    func apply(_ events: [Event]) {
-        guard !events.isEmpty else { return }
+    /// `admit` picks the events to apply and `then` runs after them, both inside the section a
+    /// capture excludes (a shared log's follower records its positions there).
+    func apply(_ batch: [Event], admit: ((Event) -> Bool)? = nil, then: (() -> Void)? = nil) {
+        guard !batch.isEmpty else { return }
         gate.shared {
+            defer { then?() }
+            let events = admit.map { batch.filter($0) } ?? batch
+            guard !events.isEmpty else { return }
             let videos = catalog.indices(of: events.lazy.map(\.video))
             seen.insert(events, videos: videos)
             trending.record(events, videos: videos)
@@ -86,12 +91,18 @@ final class FeedState: Sendable {
 
     /// The state as a snapshot at `appliedThrough`; nil while a batch above it is applied out of
     /// order (appends complete concurrently; the next try will find the gap closed).
-    func capture(halfLifeSeconds: Double) -> ServingSnapshot? {
+    /// With a shared log, `shared` gives the follower's positions and the ids applied above them
+    /// (read inside the capture, so they match the copies exactly).
+    func capture(halfLifeSeconds: Double,
+                 shared: (() -> (partitions: [ServingSnapshot.Partition], pending: [UInt64]))? = nil) -> ServingSnapshot? {
         let parts: (position: UInt64, applied: UInt64, seen: [String: SeenSets.User], trend: (score: [Float], stamp: [Double], counts: [Int32: Int]),
-                    keys: IdempotencyKeys.Export, ids: [String])? = gate.exclusive {
-            guard positions.isContiguous else { return nil }
-            return (positions.contiguous, applied.load(ordering: .relaxed), seen.export(), trending.export(), keys.export(),
-                    catalog.idTable)
+                    keys: IdempotencyKeys.Export, ids: [String],
+                    kafka: (partitions: [ServingSnapshot.Partition], pending: [UInt64])?)? = gate.exclusive {
+            let kafka = shared?()
+            guard kafka != nil || (tracksPositions && positions.isContiguous) else { return nil }
+            let position = kafka.map { $0.partitions.reduce(UInt64(0)) { $0 + UInt64($1.next) } } ?? positions.contiguous
+            return (position, applied.load(ordering: .relaxed), seen.export(), trending.export(), keys.export(),
+                    catalog.idTable, kafka)
         }
         guard let p = parts else { return nil }
         // Only the videos the snapshot names, numbered in order of first use.
@@ -117,7 +128,8 @@ final class FeedState: Sendable {
         }
         return ServingSnapshot(position: p.position, eventsApplied: p.applied, halfLifeSeconds: halfLifeSeconds,
                                seenPerUser: UInt32(min(seen.perUser, Int(UInt32.max))), videos: table, seen: seenOut, trending: trends,
-                               keys: p.keys.done.map { .init(entry: $0.entry, id: $0.id, fingerprint: $0.fingerprint, timeMs: $0.timeMs) })
+                               keys: p.keys.done.map { .init(entry: $0.entry, id: $0.id, fingerprint: $0.fingerprint, timeMs: $0.timeMs) },
+                               partitions: p.kafka?.partitions ?? [], pending: p.kafka?.pending ?? [])
     }
 
     /// Loads a snapshot into a state nothing has been applied to yet (start-up, after the

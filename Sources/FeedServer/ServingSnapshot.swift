@@ -16,12 +16,25 @@ import Glibc
 ///   u32 seen-set bound per user | u32 videos, each a string |
 ///   u32 users, each a string + u32 count + count x u32 video (oldest first) + u32 hidden + hidden x u32 video |
 ///   u32 trending entries, each u32 video + f32 score + f64 stamp + u32 event count |
-///   u32 keys, each a string + u64 event id + u64 fingerprint + i64 time ms | u32 CRC-32C of all before
+///   u32 keys, each a string + u64 event id + u64 fingerprint + i64 time ms |
+///   (version 2) u32 Kafka partitions, each u32 partition + u64 next offset + u64 fingerprint of the
+///   record before it (0 at offset 0) | u32 pending, each u64 event id | u32 CRC-32C of all before
 /// (a string is u32 length + UTF-8). Written to a temporary file, fsynced, renamed, the directory
 /// fsynced (`AtomicFile`): a crash mid-write leaves the previous snapshots as they were.
+///
+/// With a Kafka topic, `partitions` holds where the follower stands in each partition (every record
+/// below is applied) and `pending` the ids of events this server applied at their acknowledgement
+/// above those positions (skipped when the follower reaches them); `position` is then the sum of
+/// the next offsets (it orders the files) and `logFingerprint` is unused.
 struct ServingSnapshot: Equatable {
     static let magic = Array("FYSNAP01".utf8)
-    static let version: UInt32 = 1
+    static let version: UInt32 = 2
+
+    struct Partition: Equatable {
+        var partition: Int32
+        var next: Int64
+        var fingerprint: UInt64
+    }
 
     struct Trend: Equatable {
         var video: UInt32
@@ -47,13 +60,15 @@ struct ServingSnapshot: Equatable {
     var seen: [(user: String, videos: [UInt32], hidden: [UInt32])]
     var trending: [Trend]
     var keys: [Key]
+    var partitions: [Partition] = []
+    var pending: [UInt64] = []
 
     static func == (a: ServingSnapshot, b: ServingSnapshot) -> Bool {
         a.position == b.position && a.logFingerprint == b.logFingerprint && a.eventsApplied == b.eventsApplied
             && a.halfLifeSeconds == b.halfLifeSeconds && a.seenPerUser == b.seenPerUser
             && a.videos == b.videos && a.seen.count == b.seen.count
             && zip(a.seen, b.seen).allSatisfy { $0.user == $1.user && $0.videos == $1.videos && $0.hidden == $1.hidden }
-            && a.trending == b.trending && a.keys == b.keys
+            && a.trending == b.trending && a.keys == b.keys && a.partitions == b.partitions && a.pending == b.pending
     }
 
     func encoded() -> [UInt8] {
@@ -71,6 +86,10 @@ struct ServingSnapshot: Equatable {
         for t in trending { w.u32(t.video); w.u32(t.score.bitPattern); w.u64(t.stamp.bitPattern); w.u32(t.count) }
         w.u32(UInt32(keys.count))
         for k in keys { w.string(k.entry); w.u64(k.id); w.u64(k.fingerprint); w.u64(UInt64(bitPattern: k.timeMs)) }
+        w.u32(UInt32(partitions.count))
+        for p in partitions { w.u32(UInt32(bitPattern: p.partition)); w.u64(UInt64(bitPattern: p.next)); w.u64(p.fingerprint) }
+        w.u32(UInt32(pending.count))
+        for id in pending { w.u64(id) }
         return w.finished()
     }
 
@@ -82,7 +101,8 @@ struct ServingSnapshot: Equatable {
     /// Checks the magic, version, checksum and every length before trusting a value.
     static func decode(_ bytes: [UInt8]) throws -> ServingSnapshot {
         var r = try ByteReader(bytes, magic: magic, what: "a snapshot")
-        guard try r.u32() == version else { throw DecodeError.bad("format version is not \(version)") }
+        let v = try r.u32()
+        guard v == 1 || v == version else { throw DecodeError.bad("format version \(v) is not 1 or \(version)") }
         let position = try r.u64(), fingerprint = try r.u64(), applied = try r.u64(), halfLife = Double(bitPattern: try r.u64())
         let perUser = try r.u32()
         let videos = try (0..<r.count(4)).map { _ in try r.string() }
@@ -101,9 +121,18 @@ struct ServingSnapshot: Equatable {
         let keys = try (0..<r.count(28)).map { _ in
             Key(entry: try r.string(), id: try r.u64(), fingerprint: try r.u64(), timeMs: Int64(bitPattern: try r.u64()))
         }
+        var partitions: [Partition] = [], pending: [UInt64] = []
+        if v >= 2 {
+            partitions = try (0..<r.count(20)).map { _ in
+                Partition(partition: Int32(bitPattern: try r.u32()), next: Int64(bitPattern: try r.u64()), fingerprint: try r.u64())
+            }
+            guard partitions.allSatisfy({ $0.partition >= 0 && $0.next >= 0 }) else { throw DecodeError.bad("negative partition or offset") }
+            pending = try (0..<r.count(8)).map { _ in try r.u64() }
+        }
         try r.end()
         return ServingSnapshot(position: position, logFingerprint: fingerprint, eventsApplied: applied, halfLifeSeconds: halfLife,
-                               seenPerUser: perUser, videos: videos, seen: seen, trending: trending, keys: keys)
+                               seenPerUser: perUser, videos: videos, seen: seen, trending: trending, keys: keys,
+                               partitions: partitions, pending: pending)
     }
 }
 
@@ -154,18 +183,26 @@ struct SnapshotStore {
     /// a note for each one passed over.
     func newest(logEnd: UInt64, halfLifeSeconds: Double?, seenPerUser: Int?,
                 fingerprint: (UInt64) -> UInt64?) -> (ServingSnapshot?, [String]) {
+        newest(halfLifeSeconds: halfLifeSeconds, seenPerUser: seenPerUser) { s in
+            guard s.partitions.isEmpty else { return "taken from a Kafka topic" }
+            guard s.position <= logEnd else { return "covers events up to \(s.position) but the log ends at \(logEnd)" }
+            guard s.position == 0 || fingerprint(s.position - 1) == s.logFingerprint else {
+                return "belongs to another log (event \(s.position - 1) differs)"
+            }
+            return nil
+        }
+    }
+
+    /// The same for any log: `misfit` says why a decoded snapshot does not belong to it (nil: it does).
+    func newest(halfLifeSeconds: Double?, seenPerUser: Int?,
+                misfit: (ServingSnapshot) -> String?) -> (ServingSnapshot?, [String]) {
         var notes: [String] = []
         for f in files() {
             do {
                 guard let bytes = FileManager.default.contents(atPath: f.path) else { throw ServingSnapshot.DecodeError.bad("unreadable") }
                 let s = try ServingSnapshot.decode(Array(bytes))
                 guard s.position == f.position else { throw ServingSnapshot.DecodeError.bad("position \(s.position) differs from its name") }
-                guard s.position <= logEnd else {
-                    throw ServingSnapshot.DecodeError.bad("covers events up to \(s.position) but the log ends at \(logEnd)")
-                }
-                guard s.position == 0 || fingerprint(s.position - 1) == s.logFingerprint else {
-                    throw ServingSnapshot.DecodeError.bad("belongs to another log (event \(s.position - 1) differs)")
-                }
+                if let why = misfit(s) { throw ServingSnapshot.DecodeError.bad(why) }
                 if let seenPerUser, Int(s.seenPerUser) < seenPerUser {
                     throw ServingSnapshot.DecodeError.bad("taken with seen sets bounded at \(s.seenPerUser), fewer than \(seenPerUser)")
                 }

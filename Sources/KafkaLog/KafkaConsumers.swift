@@ -82,9 +82,11 @@ public final class KafkaReader {
         ended = []
     }
 
-    /// Every partition from its first record.
-    public func assignAll() throws {
-        try assign(Dictionary(uniqueKeysWithValues: (0..<partitionCount).map { ($0, foryou_rdkafka_offset_beginning) }))
+    /// Every partition from its first record, or from the offset `from` gives it.
+    public func assignAll(from: [Int32: Int64] = [:]) throws {
+        try assign(Dictionary(uniqueKeysWithValues: (0..<partitionCount).map { p in
+            (p, from[p].flatMap { $0 > 0 ? $0 : nil } ?? foryou_rdkafka_offset_beginning)
+        }))
     }
 
     /// True once every assigned partition reached the end of what the broker held (and nothing

@@ -3,6 +3,7 @@ import Foundation
 @testable import FeedServer
 import CandidateStore
 import EventLog
+import KafkaLog
 import TestSupport
 
 /// Issue 21: a start loads the newest valid snapshot of the replayed state and replays the log's
@@ -149,9 +150,18 @@ final class SnapshotTests: XCTestCase {
         let s = ServingSnapshot(position: 12, logFingerprint: 0xABCD, eventsApplied: 12, halfLifeSeconds: 3600, seenPerUser: 7,
                                 videos: ["a", "bé"],
                                 seen: [("u", [0, 1], [1]), ("w", [1], [])], trending: [.init(video: 1, score: 2.5, stamp: 1e9, count: 3)],
-                                keys: [.init(entry: "u\u{0}k", id: 4, fingerprint: 99, timeMs: -5)])
+                                keys: [.init(entry: "u\u{0}k", id: 4, fingerprint: 99, timeMs: -5)],
+                                partitions: [.init(partition: 0, next: 7, fingerprint: 5), .init(partition: 1, next: 0, fingerprint: 0)],
+                                pending: [1 << 40 | 9])
         let bytes = s.encoded()
         XCTAssertEqual(try ServingSnapshot.decode(bytes), s)
+        // A version 1 file (no Kafka section) still decodes.
+        var v1 = ByteWriter(magic: ServingSnapshot.magic)
+        v1.u32(1); v1.u64(3); v1.u64(0); v1.u64(3); v1.u64(Double(60).bitPattern); v1.u32(5)
+        v1.u32(1); v1.string("a"); v1.u32(1); v1.string("u"); v1.u32(1); v1.u32(0); v1.u32(0); v1.u32(0); v1.u32(0)
+        let old = try ServingSnapshot.decode(v1.finished())
+        XCTAssertEqual(old.seen.first?.videos, [0])
+        XCTAssertTrue(old.partitions.isEmpty && old.pending.isEmpty)
         for n in 0..<bytes.count { XCTAssertThrowsError(try ServingSnapshot.decode(Array(bytes.prefix(n))), "prefix \(n)") }
         var flipped = bytes
         flipped[20] ^= 1
@@ -208,5 +218,89 @@ final class SnapshotTests: XCTestCase {
         h.insert([Event(id: 0, draft: EventDraft(user: "u", video: "v", type: .hide, timeMs: 0))], videos: [99])
         for v: Int32 in 0..<10 { h.insert([Event(id: 0, draft: EventDraft(user: "u", video: "v", type: .view, timeMs: 0))], videos: [v]) }
         XCTAssertEqual(h.seen(by: "u"), [8, 9, 99])
+    }
+    /// With a Kafka topic: the snapshot records each partition's position and the ids this server
+    /// applied at acknowledgement above them; a start from it (each partition from its position,
+    /// those ids skipped) builds what a replay of the whole topic builds. A snapshot whose records
+    /// are not the topic's is passed over.
+    func testAKafkaSnapshotPlusEachPartitionsTailIsWhatAFullReplayBuilds() throws {
+        guard let topic = try Fixtures.kafkaTopic() else { throw XCTSkip("no Kafka broker (scripts/test starts one)") }
+        _ = try World.make(dir, lists: ["u1": Array(0..<30)])
+        let location = try KafkaLocation(url: topic, environment: [:])
+        let producer = try KafkaProducer(location: location)
+        defer { producer.close() }
+        func produce(_ n: Int, seed: UInt64) throws -> [Event] {
+            var x = seed
+            func next() -> UInt64 { x = x &* 6364136223846793005 &+ 1442695040888963407; return x >> 33 }
+            let now = Int64(Date().timeIntervalSince1970 * 1000)
+            let drafts = (0..<n).map { k in
+                EventDraft(user: "u\(next() % 40)", video: "v\(next() % 70)", type: EventType.allCases[Int(next() % 6)],
+                           watchMs: UInt32(next() % 20_000), timeMs: now - Int64(next() % 172_800_000),
+                           idempotencyKey: k % 7 == 0 ? "key-\(seed)-\(k)" : "")
+            }
+            return zip(try producer.appendSync(drafts), drafts).map { Event(id: $0, draft: $1) }
+        }
+        func kafkaConfig(every: UInt64) -> FeedServerConfig {
+            var c = config(every: every)
+            c.kafka = location
+            return c
+        }
+        func state(_ s: FeedService) throws -> Canonical {
+            Canonical(try XCTUnwrap(s.stateForTests.capture(halfLifeSeconds: s.config.trendingHalfLifeSeconds,
+                                                             shared: s.followerForTests?.snapshotPositions)))
+        }
+        _ = try produce(3_000, seed: 1)
+        let first = try FeedService(config: kafkaConfig(every: 1_000))
+        XCTAssertTrue(first.startupNotes.contains { $0.contains("replayed 3000 events") }, "\(first.startupNotes)")
+        XCTAssertTrue(first.startupNotes.contains { $0.hasPrefix("snapshot at event 3000 written") }, "\(first.startupNotes)")
+        // 500 more: this server applies 100 of them at their acknowledgement, before its follower
+        // reads them, and checkpoints then.
+        let more = try produce(500, seed: 2)
+        first.applyAppended(Array(more.prefix(100)))
+        XCTAssertNotNil(try first.writeSnapshotNow())
+        first.stop()
+        let snapDir = FeedService.snapshotDirectory(kafkaConfig(every: 1))
+        let store = SnapshotStore(directory: snapDir)
+        let newest = try ServingSnapshot.decode(Array(try XCTUnwrap(FileManager.default.contents(atPath: store.files()[0].path))))
+        XCTAssertEqual(newest.partitions.reduce(0) { $0 + $1.next }, 3_000)
+        XCTAssertEqual(Set(newest.pending), Set(more.prefix(100).map(\.id)))
+        XCTAssertEqual(newest.eventsApplied, 3_100)
+
+        let fromSnapshot = try FeedService(config: kafkaConfig(every: 1_000_000))
+        XCTAssertTrue(fromSnapshot.startupNotes.contains { $0.contains("replayed 500 events after the snapshot at offsets") },
+                      "\(fromSnapshot.startupNotes)")
+        let restored = try state(fromSnapshot)
+        fromSnapshot.stop()
+        let whole = try FeedService(config: kafkaConfig(every: 0))
+        XCTAssertTrue(whole.startupNotes.contains { $0.contains("replayed 3500 events") && !$0.contains("snapshot") }, "\(whole.startupNotes)")
+        let full = try state(whole)
+        whole.stop()
+        // Partitions interleave in whatever order the broker delivers them, so trending's float
+        // sums differ in their last bits between any two replays; everything else is exact.
+        func same(_ a: Canonical, _ b: Canonical, _ what: String) {
+            XCTAssertEqual(a.position, b.position, what); XCTAssertEqual(a.applied, b.applied, what)
+            XCTAssertEqual(a.seen, b.seen, what); XCTAssertEqual(a.keys, b.keys, what)
+            XCTAssertEqual(Set(a.trending.keys), Set(b.trending.keys), what)
+            for (v, x) in a.trending {
+                let y = b.trending[v] ?? []
+                XCTAssertEqual(x.count, y.count, what)
+                for (p, q) in zip(x, y) { XCTAssertEqual(p, q, accuracy: 1e-5 * max(1, abs(p)), "\(what): \(v)") }
+            }
+        }
+        same(restored, full, "snapshot + tail vs the whole topic")
+        XCTAssertEqual(full.applied, 3_500)
+        XCTAssertEqual(full.position, 3_500)
+
+        // A snapshot naming records the topic does not hold is passed over for the older one.
+        var stranger = newest
+        stranger.position += 1
+        stranger.partitions[0].fingerprint ^= 1
+        var keepAll = store
+        keepAll.keep = 9
+        try keepAll.write(stranger)
+        let again = try FeedService(config: kafkaConfig(every: 1_000_000))
+        XCTAssertTrue(again.startupNotes.contains { $0.contains("passed over: partition 0") }, "\(again.startupNotes)")
+        same(try state(again), full, "after passing a stranger over")
+        again.stop()
     }
 }
