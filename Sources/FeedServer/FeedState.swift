@@ -137,10 +137,8 @@ final class FeedState: Sendable {
     func restore(_ s: ServingSnapshot) {
         gate.exclusive {
             let index = catalog.indices(of: s.videos)
-            var users: [String: (videos: [Int32], hidden: [Int32])] = [:]
-            users.reserveCapacity(s.seen.count)
-            for (user, vs, hidden) in s.seen { users[user] = (vs.map { index[Int($0)] }, hidden.map { index[Int($0)] }) }
-            seen.load(users)
+            seen.load(s.seen.lazy.map { (user: $0.user, videos: $0.videos.map { index[Int($0)] }, hidden: $0.hidden.map { index[Int($0)] }) },
+                      count: s.seen.count)
             let n = Int((index.max() ?? -1) + 1)
             var score = [Float](repeating: 0, count: n), stamp = [Double](repeating: 0, count: n)
             var counts: [Int32: Int] = [:]

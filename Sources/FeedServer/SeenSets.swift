@@ -9,32 +9,40 @@ import EventLog
 /// a feed (from a list, trending or the fresh pool); a retrained model's lists leave out
 /// everything its training saw. One lock; every operation under it is short.
 final class SeenSets: @unchecked Sendable {
-    /// One user's videos: membership, and the order they were first touched in (`order[head...]`,
-    /// oldest first).
+    /// One user's videos in the order they were first touched (`order[head...]`, oldest first),
+    /// and the hidden ones. Plain arrays of global indices, 4 bytes a video: membership is a scan
+    /// of at most `perUser` entries (vectorised; cheaper in memory than a hash set per user, which
+    /// cost about 5x as much), and a page builds its `Set` from them once.
     struct User {
-        var set = Set<Int32>()
         var order: [Int32] = []
         var head = 0
         /// Hidden videos: never forgotten.
-        var hidden = Set<Int32>()
+        var hidden: [Int32] = []
 
         /// What a page leaves out.
-        var all: Set<Int32> { hidden.isEmpty ? set : set.union(hidden) }
+        var all: Set<Int32> {
+            var s = Set(order[head...])
+            s.formUnion(hidden)
+            return s
+        }
 
         /// Oldest first.
         var videos: ArraySlice<Int32> { order[head...] }
 
+        var count: Int { order.count - head }
+
         mutating func touch(_ v: Int32, limit: Int) {
-            guard set.insert(v).inserted else { return }
+            guard !order[head...].contains(v) else { return }
             order.append(v)
-            while set.count > limit {
-                set.remove(order[head])
-                head += 1
-            }
+            if order.count - head > limit { head += 1 }
             if head > 64 && head * 2 > order.count {
                 order.removeFirst(head)
                 head = 0
             }
+        }
+
+        mutating func hide(_ v: Int32) {
+            if !hidden.contains(v) { hidden.append(v) }
         }
     }
 
@@ -50,7 +58,7 @@ final class SeenSets: @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         for (e, v) in zip(events, videos) {
             seen[e.user, default: User()].touch(v, limit: perUser)
-            if e.type == .hide { seen[e.user]!.hidden.insert(v) }
+            if e.type == .hide { seen[e.user]!.hide(v) }
         }
     }
 
@@ -68,13 +76,15 @@ final class SeenSets: @unchecked Sendable {
 
     /// Replaces the sets (a snapshot being restored before anything else is applied): each
     /// user's videos oldest first, and the hidden ones.
-    func load(_ users: [String: (videos: [Int32], hidden: [Int32])]) {
+    func load<S: Sequence>(_ users: S, count: Int) where S.Element == (user: String, videos: [Int32], hidden: [Int32]) {
         var out: [String: User] = [:]
-        out.reserveCapacity(users.count)
-        for (u, x) in users {
+        out.reserveCapacity(count)
+        for x in users {
+            let u = x.user
             var s = User()
+            s.order.reserveCapacity(min(x.videos.count, perUser))
             for v in x.videos { s.touch(v, limit: perUser) }
-            s.hidden = Set(x.hidden)
+            for v in x.hidden { s.hide(v) }
             out[u] = s
         }
         lock.lock(); defer { lock.unlock() }
@@ -90,6 +100,6 @@ final class SeenSets: @unchecked Sendable {
     /// Videos remembered over all users.
     var entryCount: Int {
         lock.lock(); defer { lock.unlock() }
-        return seen.values.reduce(0) { $0 + $1.set.count }
+        return seen.values.reduce(0) { $0 + $1.count }
     }
 }

@@ -207,7 +207,7 @@ final class SnapshotTests: XCTestCase {
             XCTAssertEqual(s.export()["u"].map { Array($0.videos) }, model)
             // Restored from its export, it forgets in the same order.
             let r = SeenSets(perUser: limit)
-            r.load(["u": (Array(s.export()["u"]!.videos), [])])
+            r.load([(user: "u", videos: Array(s.export()["u"]!.videos), hidden: [Int32]())], count: 1)
             for v: Int32 in [20, 21] {
                 for t in [s, r] { t.insert([Event(id: 0, draft: EventDraft(user: "u", video: "v", type: .view, timeMs: 0))], videos: [v]) }
             }
