@@ -147,12 +147,14 @@ public final class SQLiteFeedStore: FeedStore, @unchecked Sendable {
 
     static let columns = "id, caption, tags, topic, creator, duration_ms, status, stream_url, thumbnail_url, created_at, upload_id, owner"
 
+    /// A row of `SELECT \(columns)`, read by position (a lookup by name lowercases the name for
+    /// every column of every row: most of a 200k-video catalog load).
     static func video(_ r: Row) -> Video {
-        let tags: String = r["tags"]
-        return Video(id: r["id"], caption: r["caption"], tags: tags.isEmpty ? [] : tags.split(separator: ",").map(String.init),
-                     topic: r["topic"], creator: r["creator"], durationMs: r["duration_ms"],
-                     status: VideoStatus(rawValue: r["status"]) ?? .failed, streamURL: r["stream_url"],
-                     thumbnailURL: r["thumbnail_url"], createdAt: r["created_at"], uploadId: r["upload_id"], owner: r["owner"])
+        let tags: String = r[2]
+        return Video(id: r[0], caption: r[1], tags: tags.isEmpty ? [] : tags.split(separator: ",").map(String.init),
+                     topic: r[3], creator: r[4], durationMs: r[5],
+                     status: VideoStatus(rawValue: r[6]) ?? .failed, streamURL: r[7],
+                     thumbnailURL: r[8], createdAt: r[9], uploadId: r[10], owner: r[11])
     }
 
     public func upsertVideos(_ videos: [Video]) throws {

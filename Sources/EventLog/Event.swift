@@ -157,18 +157,17 @@ enum EventCodec {
         guard let v = take(1), v[0] == version,
               let idB = take(8), let tB = take(8), let tyB = take(1), let wB = take(4),
               let type = EventType(rawValue: tyB[0]) else { return nil }
-        var strings: [String] = []
-        for _ in 0..<4 {
+        // Four length-prefixed strings (no array per record: replay decodes millions).
+        func string() -> String? {
             guard let lB = take(2) else { return nil }
             let n = Int(UInt16(littleEndian: lB.loadUnaligned(as: UInt16.self)))
-            guard let s = take(n) else { return nil }
-            strings.append(String(decoding: s, as: UTF8.self))
+            return take(n).map { String(decoding: $0, as: UTF8.self) }
         }
-        guard pos == p.count else { return nil }
-        let d = EventDraft(user: strings[0], video: strings[1], type: type,
+        guard let user = string(), let video = string(), let key = string(), let extra = string(), pos == p.count else { return nil }
+        let d = EventDraft(user: user, video: video, type: type,
                            watchMs: UInt32(littleEndian: wB.loadUnaligned(as: UInt32.self)),
                            timeMs: Int64(littleEndian: tB.loadUnaligned(as: Int64.self)),
-                           idempotencyKey: strings[2], extra: strings[3])
+                           idempotencyKey: key, extra: extra)
         return Event(id: UInt64(littleEndian: idB.loadUnaligned(as: UInt64.self)), draft: d)
     }
 }

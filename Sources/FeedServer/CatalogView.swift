@@ -41,7 +41,7 @@ final class CatalogView: @unchecked Sendable {
     func reload(_ videos: [Video], version: Int64) {
         lock.lock(); defer { lock.unlock() }
         catalog = Dictionary(videos.map { ($0.id, $0) }, uniquingKeysWith: { $1 })
-        for v in videos { setLocked(Int(indexLocked(v.id)), v) }
+        for v in videos { setLocked(Int(indexLocked(v.id, render: false)), v) }
         catalogVersion = version
     }
 
@@ -92,14 +92,15 @@ final class CatalogView: @unchecked Sendable {
         return (byIndex, meta)
     }
 
-    private func indexLocked(_ id: String) -> Int32 {
+    /// `render`: give a new index its catalog entry now (false when the caller sets it next).
+    private func indexLocked(_ id: String, render: Bool = true) -> Int32 {
         if let i = videoIndex[id] { return i }
         let i = Int32(byIndex.count)
         videoIndex[id] = i
         ids.append(id)
         byIndex.append(nil)
         meta.append(VideoMeta())
-        if let v = catalog[id] { setLocked(Int(i), v) }
+        if render, let v = catalog[id] { setLocked(Int(i), v) }
         return i
     }
 
@@ -136,7 +137,7 @@ final class VideoBox: @unchecked Sendable {
     init(_ v: Video, baseURL: String = "") {
         self.v = v
         idHash = ServedFilter.hash(v.id)
-        let w = JSONWriter()
+        let w = JSONWriter(capacity: 256)
         w.object {
             w.field("id", v.id)
             w.field("caption", v.caption)

@@ -96,8 +96,10 @@ public final class FeedService: @unchecked Sendable {
         } else {
             var logConfig = EventLogConfig()
             logConfig.onCommit = { n in metrics.observeFsyncBatch(n) }
+            let t0 = Date()
             let log = try EventLog(directory: config.eventsDir ?? dir.events, config: logConfig, access: .append)
             self.log = log
+            let tOpen = Date()
             if let m = log.recovery.message { notes.append(m) }
             // The newest valid snapshot, then the log's tail into the in-memory indexes (seen
             // sets, trending, idempotency keys); the whole log without one.
@@ -113,6 +115,7 @@ public final class FeedService: @unchecked Sendable {
                     lastSnapshot = snap.position
                 }
             }
+            let tSnapshot = Date()
             if from < log.firstId {
                 // Pruned, and no snapshot covers the cut: what was removed is not in the state.
                 notes.append("the event log was pruned before event \(log.firstId) and no usable snapshot covers it: "
@@ -126,6 +129,9 @@ public final class FeedService: @unchecked Sendable {
             }
             state.apply(batch)
             notes.append("replayed \(log.endId - from) events" + (from > 0 ? " after the snapshot at event \(from)" : ""))
+            notes.append(String(format: "start-up: log opened in %.2f s, snapshot loaded in %.2f s, %llu events replayed in %.2f s",
+                                tOpen.timeIntervalSince(t0), tSnapshot.timeIntervalSince(tOpen), log.endId - from,
+                                Date().timeIntervalSince(tSnapshot)))
         }
         state.rebuildTrending()
         notes.append("live generation: \(state.generations.live.map { "\($0.id) (\($0.model), \($0.users) users)" } ?? "none")")

@@ -81,10 +81,11 @@ final class SeenSets: @unchecked Sendable {
         out.reserveCapacity(count)
         for x in users {
             let u = x.user
+            // A snapshot's lists are distinct and oldest first (as `export` gave them): kept as
+            // they are, less the oldest beyond this server's bound.
             var s = User()
-            s.order.reserveCapacity(min(x.videos.count, perUser))
-            for v in x.videos { s.touch(v, limit: perUser) }
-            for v in x.hidden { s.hide(v) }
+            s.order = x.videos.count > perUser ? Array(x.videos.suffix(perUser)) : x.videos
+            s.hidden = x.hidden
             out[u] = s
         }
         lock.lock(); defer { lock.unlock() }

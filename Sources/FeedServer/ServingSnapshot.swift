@@ -109,9 +109,10 @@ struct ServingSnapshot: Equatable {
         var seen: [(String, [UInt32], [UInt32])] = []
         for _ in 0..<(try r.count(12)) {
             let user = try r.string()
-            let vs = try (0..<r.count(4)).map { _ in try r.u32() }
-            let hidden = try (0..<r.count(4)).map { _ in try r.u32() }
-            guard (vs + hidden).allSatisfy({ Int($0) < videos.count }) else { throw DecodeError.bad("video index out of range") }
+            let vs = try r.u32s(r.count(4))
+            let hidden = try r.u32s(r.count(4))
+            let top = UInt32(videos.count)
+            guard vs.allSatisfy({ $0 < top }), hidden.allSatisfy({ $0 < top }) else { throw DecodeError.bad("video index out of range") }
             seen.append((user, vs, hidden))
         }
         let trending = try (0..<r.count(20)).map { _ in
