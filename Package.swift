@@ -49,7 +49,8 @@ let package = Package(
         .target(name: "LinearAlgebra", dependencies: ["CBLAS", "CLAPACKE", "CVectorKernels"]),
         // Process-level set-up the CLI does first: OpenBLAS kernel check and re-exec.
         .target(name: "Platform", dependencies: ["LinearAlgebra"]),
-        .target(name: "Checksum"),
+        .target(name: "CChecksum"),
+        .target(name: "Checksum", dependencies: ["CChecksum"]),
         .target(name: "EventLog", dependencies: ["Checksum"]),
         .target(name: "Interactions", dependencies: ["Checksum", "EventLog"]),
         .target(name: "Rankers", dependencies: ["LinearAlgebra", "Interactions"]),

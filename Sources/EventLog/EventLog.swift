@@ -342,18 +342,23 @@ final class EventLogCore: @unchecked Sendable {
         let f = open(path, O_RDONLY | O_CLOEXEC)
         guard f >= 0 else { throw EventLogError.io("cannot open \(path): \(String(cString: strerror(errno)))") }
         defer { Glibc.close(f) }
-        var out = [UInt8](repeating: 0, count: count)
-        var got = 0
-        while got < count {
-            let n = out.withUnsafeMutableBytes { pread(f, $0.baseAddress! + got, count - got, off_t(offset + got)) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw EventLogError.io("cannot read \(path) at byte offset \(offset + got): \(String(cString: strerror(errno)))")
+        // Not zero-filled first (segments are tens of MiB): only the bytes read are kept.
+        var failure: EventLogError?
+        let out = [UInt8](unsafeUninitializedCapacity: count) { buf, initialized in
+            var got = 0
+            while got < count {
+                let n = pread(f, buf.baseAddress! + got, count - got, off_t(offset + got))
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    failure = .io("cannot read \(path) at byte offset \(offset + got): \(String(cString: strerror(errno)))")
+                    break
+                }
+                if n == 0 { break }
+                got += n
             }
-            if n == 0 { break }
-            got += n
+            initialized = failure == nil ? got : 0
         }
-        if got < count { out.removeSubrange(got...) }
+        if let failure { throw failure }
         return out
     }
 

@@ -18,8 +18,8 @@ final class Trending: @unchecked Sendable {
     /// than the catalog's index space (an index past the end has score 0 at time 0).
     private var score: [Float] = []
     private var stamp: [Double] = []
-    /// Events per global video index.
-    private var eventCounts: [Int32: Int] = [:]
+    /// Events per global video index (shorter than the index space: past the end, 0).
+    private var eventCounts: [Int] = []
     private var trendingList: [Int32] = []
     private var freshList: [Int32] = []
 
@@ -33,7 +33,8 @@ final class Trending: @unchecked Sendable {
     func record(_ events: [Event], videos: [Int32]) {
         lock.lock(); defer { lock.unlock() }
         for (e, v) in zip(events, videos) {
-            eventCounts[v, default: 0] += 1
+            if Int(v) >= eventCounts.count { eventCounts.append(contentsOf: repeatElement(0, count: Int(v) + 1 - eventCounts.count)) }
+            eventCounts[Int(v)] += 1
             let w = EventWeights.trending[e.type]
             guard w > 0 else { continue }
             let t = Double(e.timeMs) / 1000
@@ -55,7 +56,9 @@ final class Trending: @unchecked Sendable {
     /// Scores, their stamps and event counts by global index (copy-on-write copies), for a snapshot.
     func export() -> (score: [Float], stamp: [Double], counts: [Int32: Int]) {
         lock.lock(); defer { lock.unlock() }
-        return (score, stamp, eventCounts)
+        var counts: [Int32: Int] = [:]
+        for (i, c) in eventCounts.enumerated() where c > 0 { counts[Int32(i)] = c }
+        return (score, stamp, counts)
     }
 
     /// Replaces scores, stamps and counts (a snapshot being restored).
@@ -63,7 +66,8 @@ final class Trending: @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         self.score = score
         self.stamp = stamp
-        eventCounts = counts
+        eventCounts = [Int](repeating: 0, count: Int((counts.keys.max() ?? -1) + 1))
+        for (i, c) in counts { eventCounts[Int(i)] = c }
     }
 
     /// Recomputes the trending order and the fresh-upload pool of the catalog `videos` (by global
@@ -83,7 +87,7 @@ final class Trending: @unchecked Sendable {
             let (sc, st): (Float, Double) = i < scores.count ? (scores[i], stamps[i]) : (0, 0)
             let s = sc * Float(Foundation.exp2(-(now - st) / halfLifeSeconds))
             scored.append((Int32(i), s, v.createdAt, v.id))
-            if Double(v.createdAt) >= freshCut && (counts[Int32(i)] ?? 0) < freshMaxEvents { fresh.append((Int32(i), v.id)) }
+            if Double(v.createdAt) >= freshCut && (i < counts.count ? counts[i] : 0) < freshMaxEvents { fresh.append((Int32(i), v.id)) }
         }
         // Ties (e.g. no events yet) go to the newest videos, then by id: the same order on every
         // server that has seen the same events (indices differ between servers, ids do not).
