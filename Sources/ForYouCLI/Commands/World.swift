@@ -11,10 +11,13 @@ struct WorldCommand: ParsableCommand {
     @Option(help: "Videos.") var videos = 1_000
     @Option(help: "Topics.") var topics = 16
     @Option(help: "Seed.") var seed: UInt64 = 42
+    @Option(name: .customLong("sessions-per-user"), help: "Past sessions per user, on average (about 15 events each).")
+    var sessionsPerUser = 4.0
     @OptionGroup var data: DataDirOption
 
     func validate() throws {
         guard users > 0, videos > 1, topics > 0 else { throw ValidationError("--users, --videos (> 1) and --topics must be positive") }
+        guard sessionsPerUser > 0, sessionsPerUser <= 1_000 else { throw ValidationError("--sessions-per-user must be in (0, 1000]") }
     }
 
     func run() throws {
@@ -22,7 +25,7 @@ struct WorldCommand: ParsableCommand {
         let log = try EventLog(directory: dir.events, access: .append)
         guard log.endId == 0 else { throw CLIError("\(dir.events) already holds \(log.endId) events; use an empty --data-dir") }
         var c = WorldConfig()
-        c.users = users; c.videos = videos; c.topics = topics; c.seed = seed
+        c.users = users; c.videos = videos; c.topics = topics; c.seed = seed; c.sessionsPerUser = sessionsPerUser
         let s = try WorldGenerator.generate(c, store: try dir.openStore(), log: log)
         log.close()
         // What `foryou simulate` regenerates the users' tastes from.
