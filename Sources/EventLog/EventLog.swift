@@ -126,14 +126,18 @@ final class EventLogCore: @unchecked Sendable {
     private var writer: Thread?
 
     public let access: EventLogAccess
+    // Guarded by cond (a reader's `refresh` sees a prune another process made):
+    private var first: UInt64
+    private var marker: PruneMarker?
     /// The first event the log holds (0 unless pruned; see `PruneMarker`).
-    public let firstId: UInt64
+    var firstId: UInt64 { cond.lock(); defer { cond.unlock() }; return first }
     /// Where a pruned log was cut, and the fingerprint of the last event removed.
-    public let pruneMarker: PruneMarker?
+    var pruneMarker: PruneMarker? { cond.lock(); defer { cond.unlock() }; return marker }
     /// The writer lock's descriptor (append access), held until `close`.
     private var lockFd: Int32 = -1
 
     static let lockName = "writer.lock"
+    static let pruneLockName = "prune.lock"
     /// The writer's published durable end: 8 bytes, the id after the last fsynced record.
     static let durableName = "durable"
     private var watermarkFd: Int32 = -1
@@ -166,6 +170,11 @@ final class EventLogCore: @unchecked Sendable {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         var lock: Int32 = -1
         if access == .append { lock = try EventLogCore.lockWriter(directory) }
+        // No prune removes segments while the open lists and reads them (best effort: a reader
+        // that cannot create the lock file opens without it).
+        let pruneLock = open(directory + "/" + EventLogCore.pruneLockName, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        if pruneLock >= 0 { while flock(pruneLock, LOCK_SH) != 0 && errno == EINTR {} }
+        defer { if pruneLock >= 0 { Glibc.close(pruneLock) } }
         do {
             var names = try FileManager.default.contentsOfDirectory(atPath: directory)
                 .filter { $0.hasSuffix(".log") && $0.count == 24 }.sorted()
@@ -196,7 +205,11 @@ final class EventLogCore: @unchecked Sendable {
             var idx: [IndexEntry] = []
             // The first segment must start at or before the marker (at 0 for a log never pruned):
             // a later start means segments were lost, and the scan below says so.
-            var expected: UInt64 = names.isEmpty ? 0 : min(bases[drop], cut)
+            if cut > 0 && bases[drop] != cut {
+                throw EventLogError.corrupt(file: directory + "/" + String(format: "%020llu.log", cut), offset: 0,
+                                            reason: "the log was pruned to event \(cut) but the segment starting there is missing")
+            }
+            var expected: UInt64 = names.isEmpty ? 0 : bases[drop]
             let first = expected
             var rec = Recovery(segments: names.count, events: 0, truncatedBytes: 0)
             var sinceIdx = 0
@@ -248,8 +261,8 @@ final class EventLogCore: @unchecked Sendable {
                 if scan.reachedBound { break }
             }
             rec.events = expected
-            firstId = first
-            pruneMarker = marker
+            self.first = first
+            self.marker = marker
             segments = segs
             index = idx
             next = expected
@@ -638,6 +651,12 @@ final class EventLogCore: @unchecked Sendable {
     /// follows new segments. For readers; the process that appends does not need it. A file that
     /// cannot be read is an error naming it and the offset.
     func refreshFromDisk() throws {
+        // A prune in another process: reads below its cut now say so (the segments are gone).
+        if let m = try PruneMarker.load(directory) {
+            cond.lock()
+            if m.first > first { first = m.first; marker = m }
+            cond.unlock()
+        }
         cond.lock()
         var segs = segments
         var next = durableNext
@@ -767,8 +786,8 @@ final class EventLogCore: @unchecked Sendable {
 
     public var stats: Stats {
         cond.lock(); defer { cond.unlock() }
-        return Stats(events: durableNext - firstId, segments: segments.count, bytes: segments.reduce(0) { $0 + $1.size },
-                     firstId: durableNext > firstId ? firstId : nil, lastId: durableNext > firstId ? durableNext - 1 : nil)
+        return Stats(events: durableNext - first, segments: segments.count, bytes: segments.reduce(0) { $0 + $1.size },
+                     firstId: durableNext > first ? first : nil, lastId: durableNext > first ? durableNext - 1 : nil)
     }
 
     /// Events per fsync of recent group commits (for metrics).

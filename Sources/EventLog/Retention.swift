@@ -30,15 +30,20 @@ extension EventLog {
     /// nothing still needs the events (`foryou events prune` does: consumer cursors, snapshots,
     /// interaction tables). One prune at a time (`prune.lock`).
     public static func prune(directory: String, to cut: UInt64) throws -> PruneResult {
-        let lockPath = directory + "/prune.lock"
+        // Opened before the lock (an open holds it shared while it lists and reads the segments).
+        let log = try EventLog(directory: directory)
+        defer { log.close() }
+        let lockPath = directory + "/" + EventLogCore.pruneLockName
         let lock = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard lock >= 0 else { throw EventLogError.io("open \(lockPath): \(String(cString: strerror(errno)))") }
         defer { Glibc.close(lock) }
-        guard flock(lock, LOCK_EX | LOCK_NB) == 0 else { throw EventLogError.invalid("another prune of \(directory) is running") }
-        let log = try EventLog(directory: directory)
-        defer { log.close() }
-        let bases = log.segmentBases
-        guard cut > log.firstId else { return PruneResult(first: log.firstId, segments: 0, bytes: 0) }
+        while flock(lock, LOCK_EX) != 0 {
+            guard errno == EINTR else { throw EventLogError.io("lock \(lockPath): \(String(cString: strerror(errno)))") }
+        }
+        // Another prune may have cut meanwhile: its marker is what counts now.
+        let current = max(log.firstId, try PruneMarker.load(directory)?.first ?? 0)
+        let bases = log.segmentBases.filter { $0 >= current }
+        guard cut > current else { return PruneResult(first: current, segments: 0, bytes: 0) }
         guard bases.contains(cut), cut <= log.endId else {
             throw EventLogError.invalid("event \(cut) does not start a segment of \(directory) (segments start at \(bases.prefix(8).map(String.init).joined(separator: ", "))...)")
         }
@@ -47,7 +52,10 @@ extension EventLog {
         }
         try PruneMarker(first: cut, fingerprint: fingerprint).write(directory)
         var removed = PruneResult(first: cut, segments: 0, bytes: 0)
-        for b in bases where b < cut {
+        // Every segment below the cut, including what an interrupted prune left behind.
+        let doomed = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
+            .filter { $0.hasSuffix(".log") && $0.count == 24 }.compactMap { UInt64($0.prefix(20)) }.filter { $0 < cut }.sorted()
+        for b in doomed {
             let path = directory + "/" + String(format: "%020llu.log", b)
             var st = stat()
             if stat(path, &st) == 0 { removed.bytes += Int(st.st_size) }

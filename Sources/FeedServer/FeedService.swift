@@ -104,6 +104,7 @@ public final class FeedService: @unchecked Sendable {
             // The newest valid snapshot, then the log's tail into the in-memory indexes (seen
             // sets, trending, idempotency keys); the whole log without one.
             var from: UInt64 = 0
+            var restored = false
             if config.snapshotEvery > 0 {
                 let (snap, passed) = SnapshotStore(directory: Self.snapshotDirectory(config)).newest(
                     logEnd: log.endId, halfLifeSeconds: config.trendingHalfLifeSeconds, seenPerUser: config.seenPerUser,
@@ -113,6 +114,7 @@ public final class FeedService: @unchecked Sendable {
                     state.restore(snap)
                     from = snap.position
                     lastSnapshot = snap.position
+                    restored = true
                 }
             }
             let tSnapshot = Date()
@@ -121,6 +123,8 @@ public final class FeedService: @unchecked Sendable {
                 notes.append("the event log was pruned before event \(log.firstId) and no usable snapshot covers it: "
                              + "seen sets and trending start from event \(log.firstId)")
                 from = log.firstId
+                state.startPositions(at: from)
+                lastSnapshot = from
             }
             var batch: [Event] = []
             try log.forEach(from: from) { e in
@@ -128,7 +132,7 @@ public final class FeedService: @unchecked Sendable {
                 if batch.count == 10_000 { state.apply(batch); batch.removeAll(keepingCapacity: true) }
             }
             state.apply(batch)
-            notes.append("replayed \(log.endId - from) events" + (from > 0 ? " after the snapshot at event \(from)" : ""))
+            notes.append("replayed \(log.endId - from) events" + (restored ? " after the snapshot at event \(from)" : ""))
             notes.append(String(format: "start-up: log opened in %.2f s, snapshot loaded in %.2f s, %llu events replayed in %.2f s",
                                 tOpen.timeIntervalSince(t0), tSnapshot.timeIntervalSince(tOpen), log.endId - from,
                                 Date().timeIntervalSince(tSnapshot)))
@@ -286,7 +290,8 @@ public final class FeedService: @unchecked Sendable {
     /// Applies events this server appended (once: the follower may have applied them already).
     func applyAppended(_ events: [Event]) {
         guard let f = follower else { return state.apply(events) }
-        state.apply(events.filter { f.firstToApply($0.id) })
+        // Claimed inside the apply's section: a capture never sees an id claimed but not applied.
+        state.apply(events, admit: { f.firstToApply($0.id) })
     }
 
     public func issueToken(user: String, ttlSeconds: Int64) -> String { signer.issue(user: user, ttlSeconds: ttlSeconds) }

@@ -155,6 +155,12 @@ final class FeedState: Sendable {
         }
     }
 
+    /// The log's replay starts at `position` with nothing below it (a pruned log without a snapshot):
+    /// applied positions count from there, so snapshots can be taken.
+    func startPositions(at position: UInt64) {
+        gate.exclusive { positions.reset(to: position) }
+    }
+
     /// Recomputes the trending order and the fresh-upload pool (`Trending.rebuild`).
     func rebuildTrending(now: Double = Date().timeIntervalSince1970) {
         trending.rebuild(videos: catalog.entries.videos, now: now)

@@ -62,10 +62,13 @@ final class SeenSets: @unchecked Sendable {
         }
     }
 
-    /// The user's seen set (a copy-on-write copy: O(1)).
+    /// The user's seen set, built from a copy-on-write copy of their entry taken under the lock
+    /// (O(1)); the set itself (O(videos remembered)) is built outside it.
     func seen(by user: String) -> Set<Int32> {
-        lock.lock(); defer { lock.unlock() }
-        return seen[user]?.all ?? []
+        lock.lock()
+        let entry = seen[user]
+        lock.unlock()
+        return entry?.all ?? []
     }
 
     /// Every user's entry (a copy-on-write copy: O(1)), for a snapshot (`User.videos`: oldest first).

@@ -27,7 +27,7 @@ public enum InteractionTable {
     static let version: UInt32 = 1
 
     /// The mapping as one string (a table built with another mapping is not used).
-    static func key(_ m: EventMapping) -> String {
+    public static func key(_ m: EventMapping) -> String {
         m.params.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ";")
     }
 

@@ -94,10 +94,12 @@ public final class RankingWorker {
     /// SQLite file); the event log is the data directory's unless `config.kafka` names a topic.
     public init(config: Config, store: (any FeedStore)? = nil) throws {
         self.config = config
-        history = EventHistory(mapping: config.mapping ?? EventMapping())
         let dir = DataDirectory(config.dataDir)
         let store = try store ?? dir.openStore()
         self.store = store
+        // The live model's mapping from the start (its interaction table is the one that covers a
+        // pruned log), unless the configuration fixes one.
+        history = EventHistory(mapping: config.mapping ?? EventTrainingData.liveMapping(store: store) ?? EventMapping())
         if let kafka = config.kafka {
             let k = try KafkaWorkerEvents(location: kafka, consumer: config.consumer)
             input = k

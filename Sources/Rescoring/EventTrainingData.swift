@@ -3,6 +3,7 @@ import EventLog
 import Interactions
 import Training
 import CandidateStore
+import Artifacts
 
 /// Training data from events: the log (file or Kafka) mapped to interactions with the catalog's
 /// durations. `foryou train --events`, `rescore` and the worker's retrains read it the same way.
@@ -53,6 +54,14 @@ public struct EventTrainingData {
         }
         return EventTrainingData(interactions: data, events: events, videos: videos, seconds: Date().timeIntervalSince(t0),
                                  fromTable: from)
+    }
+
+    /// The event mapping the live generation's model was trained with (recorded in its run), nil
+    /// when no generation is live or its model directory is not readable.
+    public static func liveMapping(store: any FeedStore) -> EventMapping? {
+        guard let g = try? store.liveGeneration(), let source = try? store.source(generation: g.id), let dir = source.modelDir,
+              let run = try? ModelStore.readRun(dir) else { return nil }
+        return EventMapping(params: run.params)
     }
 
     /// Reads a data directory's file log and catalog.

@@ -96,6 +96,22 @@ final class RetentionTests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("ranking worker 'ranker' is at event 10"), r.stderr)
         XCTAssertFalse(r.stderr.contains("snapshot"), r.stderr)
         try store.replaceLists(generation: gen, lists: [], consumer: "ranker", nextEvent: end)
+        // The live model trained with another event mapping: its table is the one the worker and the
+        // next retrain read, so a table of the default mapping does not count.
+        try run(["rescore", "--data-dir", data, "--models", dir + "/models", "--factors", "8", "--iters", "2", "--top", "20",
+                 "--negatives", "drop"])
+        let tablesDir = DataDirectory(data).interactions
+        for t in InteractionTable.summaries(in: tablesDir).tables where t.mapping.contains("negatives=drop") {
+            try FileManager.default.removeItem(atPath: t.path)
+        }
+        r = try CLIRunner.run(["events", "prune", "--before", "\(wanted)", "--data-dir", data])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("no interaction table built with the live model's event mapping"), r.stderr)
+        // compact writes the live mapping's table too.
+        let compacted = try run(["events", "compact", "--data-dir", data]).stdout
+        XCTAssertTrue(compacted.contains("negatives=drop"), compacted)
+        XCTAssertTrue(InteractionTable.summaries(in: tablesDir).tables.contains { $0.mapping.contains("negatives=drop") && $0.position == end })
+        try store.replaceLists(generation: try XCTUnwrap(try store.liveGeneration()).id, lists: [], consumer: "ranker", nextEvent: end)
         // Every event is recent: nothing is older than a year.
         XCTAssertTrue(try run(["events", "prune", "--older-than", "365d", "--data-dir", data]).stdout.contains("nothing to remove"))
         XCTAssertTrue(try run(["events", "prune", "--before", "\(wanted)", "--dry-run", "--data-dir", data]).stdout

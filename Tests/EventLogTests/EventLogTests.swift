@@ -221,8 +221,18 @@ final class EventLogTests: XCTestCase {
         XCTAssertEqual(log!.pruneCut(before: 0), 0)
         XCTAssertEqual(log!.pruneCut(before: 1_000), bases.last!)
         XCTAssertThrowsError(try EventLog.prune(directory: dir, to: bases[2] + 1))  // not a segment start
+        let reader = try EventLog(directory: dir, config: cfg)  // a consumer process, opened before
         // Beside the running writer.
         let r = try EventLog.prune(directory: dir, to: bases[2])
+        // The reader learns of it at its next refresh: below the cut is `pruned`, not a missing file.
+        XCTAssertEqual(reader.firstId, 0)
+        try reader.refresh()
+        XCTAssertEqual(reader.firstId, bases[2])
+        XCTAssertThrowsError(try reader.read(from: 1)) { e in
+            guard case .pruned? = e as? EventLogError else { return XCTFail("\(e)") }
+        }
+        XCTAssertEqual(try reader.read(from: bases[2], limit: 1).first?.id, bases[2])
+        reader.close()
         XCTAssertEqual(r.first, bases[2])
         XCTAssertEqual(r.segments, 2)
         XCTAssertEqual(segmentFiles().count, bases.count - 2)

@@ -303,4 +303,29 @@ final class SnapshotTests: XCTestCase {
         same(try state(again), full, "after passing a stranger over")
         again.stop()
     }
+    /// A pruned log whose snapshots are all unusable: the start replays from the first event kept
+    /// (and says so), counts positions from there, and can checkpoint again.
+    func testAPrunedLogWithoutASnapshotStartsAtItsFirstEventAndCheckpointsAgain() throws {
+        _ = try World.make(dir, lists: [:])
+        var cfg = EventLogConfig()
+        cfg.segmentBytes = 2_048
+        let log = try EventLog(directory: DataDirectory(dir).events, config: cfg, access: .append)
+        for k in 0..<40 {
+            _ = try log.appendSync((0..<20).map { j in
+                EventDraft(user: "u\(j)", video: "v\((k + j) % 70)", type: .view, watchMs: 1_000, timeMs: 1_700_000_000_000 + Int64(k * 20 + j))
+            })
+        }
+        let cut = log.segmentBases[3]
+        log.close()
+        XCTAssertGreaterThan(try EventLog.prune(directory: DataDirectory(dir).events, to: cut).segments, 0)
+        let s = try FeedService(config: config(every: 1_000_000))
+        XCTAssertTrue(s.startupNotes.contains { $0.contains("pruned before event \(cut)") }, "\(s.startupNotes)")
+        XCTAssertTrue(s.startupNotes.contains("replayed \(800 - cut) events"), "\(s.startupNotes)")
+        XCTAssertEqual(s.stateForTests.appliedThrough, 800)
+        XCTAssertNotNil(try s.writeSnapshotNow())
+        s.stop()
+        let again = try FeedService(config: config(every: 1_000_000))
+        XCTAssertTrue(again.startupNotes.contains("replayed 0 events after the snapshot at event 800"), "\(again.startupNotes)")
+        again.stop()
+    }
 }

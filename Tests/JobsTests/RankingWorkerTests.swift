@@ -244,6 +244,21 @@ final class RankingWorkerTests: XCTestCase {
         XCTAssertEqual(s.usersUpdated, 40)
         XCTAssertEqual(try users.map { try store.candidates(generation: gen, user: $0)?.map(\.video) }, fromWhole)
         XCTAssertEqual(try store.consumerCursor("ranker")?.nextEvent, trained + 120)
+        // 3: a table ahead of the cursor (compacted at the log's end while the worker was at
+        // `trained`): the 120 events below it are only marked touched, not added again.
+        let durations = Dictionary(try store.videos().map { ($0.id, $0.durationMs) }, uniquingKeysWith: { $1 })
+        let pruned = try EventLog(directory: d.events)
+        let (h, at, _) = try InteractionTable.history(log: pruned, directory: d.interactions, mapping: EventMapping(),
+                                                      durations: durations, through: pruned.endId)
+        XCTAssertEqual(at, trained + 120)
+        try InteractionTable.write(h, position: at, logFingerprint: try XCTUnwrap(pruned.fingerprint(of: at - 1)), durations: durations,
+                                   to: d.interactions)
+        pruned.close()
+        try store.replaceLists(generation: gen, lists: users.map { (user: $0, videos: [], scores: []) }, consumer: "ranker", nextEvent: trained)
+        let ahead = try RankingWorker(config: config())
+        XCTAssertEqual(try ahead.step().usersUpdated, 40)
+        XCTAssertEqual(try users.map { try store.candidates(generation: gen, user: $0)?.map(\.video) }, fromWhole,
+                       "a history ahead of the cursor must not count the events below it twice")
         // Without any table, a pruned log is an error naming the cause, not a silent partial history.
         try FileManager.default.removeItem(atPath: d.interactions)
         XCTAssertThrowsError(try RankingWorker(config: config())) { e in

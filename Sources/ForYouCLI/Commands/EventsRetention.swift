@@ -80,12 +80,16 @@ extension Events {
             let tablesDir = d.companion(ofLog: dir, ownPath: d.interactions, name: "interactions")
             let (tables, tableNotes) = InteractionTable.summaries(in: tablesDir)
             tableNotes.forEach { Console.err($0) }
+            // The worker and the next retrain read the table of the live model's mapping.
+            let live = EventTrainingData.liveMapping(store: store)
             let mine = tables.filter { t in
                 t.position <= log.endId && (t.position == 0 || log.fingerprint(of: t.position - 1) == t.logFingerprint)
+                    && (live.map { t.mapping == InteractionTable.key($0) } ?? true)
             }
             if (mine.first?.position ?? 0) < cut {
-                laggards.append(mine.first.map { "the newest interaction table covers events below \($0.position) only" }
-                                ?? "no interaction table of this log in \(tablesDir)")
+                let which = live.map { "built with the live model's event mapping (\(InteractionTable.key($0)))" } ?? "of this log"
+                laggards.append(mine.first.map { "the newest interaction table \(which) covers events below \($0.position) only" }
+                                ?? "no interaction table \(which) in \(tablesDir)")
                 laggards[laggards.count - 1] += " (write one: foryou events compact, or foryou rescore)"
             }
             guard laggards.isEmpty else {
@@ -123,21 +127,28 @@ extension Events {
             let t0 = Date()
             let log = try EventLog(directory: dir)
             defer { log.close() }
-            let durations = Dictionary(try backend.open(dataDir: data.dataDir).videos().map { ($0.id, $0.durationMs) },
-                                       uniquingKeysWith: { $1 })
+            let store = try backend.open(dataDir: data.dataDir)
+            let durations = Dictionary(try store.videos().map { ($0.id, $0.durationMs) }, uniquingKeysWith: { $1 })
             let d = data.directory
             let tablesDir = d.companion(ofLog: dir, ownPath: d.interactions, name: "interactions")
             let end = log.endId
-            let (history, _, from) = try InteractionTable.history(log: log, directory: tablesDir, mapping: mapping.mapping,
-                                                                  durations: durations, through: end, progress: { Console.err($0) })
-            guard end > from else {
-                print("events compact: the table at event \(end) is current; nothing written")
-                return
+            // The mapping asked for and, when it differs, the live model's (what the worker reads).
+            var mappings = [mapping.mapping]
+            if let live = EventTrainingData.liveMapping(store: store), InteractionTable.key(live) != InteractionTable.key(mapping.mapping) {
+                mappings.append(live)
             }
-            guard let last = log.fingerprint(of: end - 1) else { throw CLIError("events compact: event \(end - 1) cannot be read back") }
-            try InteractionTable.write(history, position: end, logFingerprint: last, durations: durations, to: tablesDir)
-            print(String(format: "events compact: table at event %llu written to %@ (%llu events read after the table at %llu; %d users) in %.1f s",
-                         end, tablesDir, end - from, from, history.pairs.count, Date().timeIntervalSince(t0)))
+            for m in mappings {
+                let (history, _, from) = try InteractionTable.history(log: log, directory: tablesDir, mapping: m,
+                                                                      durations: durations, through: end, progress: { Console.err($0) })
+                guard end > from else {
+                    print("events compact: the table at event \(end) (\(InteractionTable.key(m))) is current; nothing written")
+                    continue
+                }
+                guard let last = log.fingerprint(of: end - 1) else { throw CLIError("events compact: event \(end - 1) cannot be read back") }
+                try InteractionTable.write(history, position: end, logFingerprint: last, durations: durations, to: tablesDir)
+                print(String(format: "events compact: table at event %llu written to %@ (%llu events read after the table at %llu; %d users; %@) in %.1f s",
+                             end, tablesDir, end - from, from, history.pairs.count, InteractionTable.key(m), Date().timeIntervalSince(t0)))
+            }
         }
     }
 }
