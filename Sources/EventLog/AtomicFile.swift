@@ -28,6 +28,13 @@ public enum AtomicFile {
         try write(Array(string.utf8), to: path)
     }
 
+    /// The whole file as bytes, read straight into the array (no `Data` copy; checkpoint files
+    /// run to hundreds of MiB). Nil when it cannot be opened or read.
+    public static func read(_ path: String) -> [UInt8]? {
+        guard let bytes = try? EventLogCore.readFile(path) else { return nil }
+        return bytes
+    }
+
     public static func syncDirectory(_ dir: String) throws {
         let fd = open(dir.isEmpty ? "." : dir, O_RDONLY)
         guard fd >= 0 else { throw posixError("open \(dir)") }

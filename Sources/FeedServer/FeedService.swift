@@ -1,4 +1,8 @@
 import Foundation
+#if canImport(Glibc)
+/// glibc's `malloc_trim` (declared in malloc.h, which the Glibc module leaves out).
+@_silgen_name("malloc_trim") private func glibcMallocTrim(_ pad: Int) -> Int32
+#endif
 import NIOPosix
 import Hummingbird
 import CandidateStore
@@ -58,6 +62,7 @@ public final class FeedService: @unchecked Sendable {
     /// the event log is the data directory's unless `config.kafka` names a topic; media and the
     /// signing key are the data directory's either way.
     public init(config: FeedServerConfig, store: (any FeedStore)? = nil) throws {
+        let tStart = Date()
         self.config = config
         mediaCache = MediaCache(capacity: config.mediaCacheBytes)
         let dir = DataDirectory(config.dataDir)
@@ -69,7 +74,35 @@ public final class FeedService: @unchecked Sendable {
         let state = FeedState(config: config)
         self.state = state
         var notes: [String] = []
-        try state.refresh(store: self.store)
+        // A file log: opened, and its newest snapshot read and checked on another thread while the
+        // catalog loads (the two are independent; at a million users each takes seconds).
+        var opened: (log: EventLog, seconds: Double)?
+        let snapshotRead = DispatchGroup()
+        final class Found: @unchecked Sendable { var snapshot: ServingSnapshot?; var notes: [String] = [] }
+        let found = Found()
+        if config.kafka == nil {
+            var logConfig = EventLogConfig()
+            logConfig.onCommit = { n in metrics.observeFsyncBatch(n) }
+            let t0 = Date()
+            let log = try EventLog(directory: config.eventsDir ?? dir.events, config: logConfig, access: .append)
+            opened = (log, Date().timeIntervalSince(t0))
+            if config.snapshotEvery > 0 {
+                let store = SnapshotStore(directory: Self.snapshotDirectory(config))
+                let (end, halfLife, perUser) = (log.endId, config.trendingHalfLifeSeconds, config.seenPerUser)
+                snapshotRead.enter()
+                Thread.detachNewThread {
+                    (found.snapshot, found.notes) = store.newest(logEnd: end, halfLifeSeconds: halfLife, seenPerUser: perUser,
+                                                                 fingerprint: log.fingerprint(of:))
+                    snapshotRead.leave()
+                }
+            }
+        }
+        do {
+            try state.refresh(store: self.store)
+        } catch {
+            snapshotRead.wait()
+            throw error
+        }
         if let kafka = config.kafka {
             // Several servers share the topic: each follows every partition, so seen sets and
             // trending cover what was posted to any of them.
@@ -94,10 +127,7 @@ public final class FeedService: @unchecked Sendable {
             notes.append("\(kafka): librdkafka \(librdkafkaVersion), \(f.partitions) partitions, replayed \(replayed) events"
                          + (from.isEmpty ? "" : " after the snapshot at offsets " + from.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: " ")))
         } else {
-            var logConfig = EventLogConfig()
-            logConfig.onCommit = { n in metrics.observeFsyncBatch(n) }
-            let t0 = Date()
-            let log = try EventLog(directory: config.eventsDir ?? dir.events, config: logConfig, access: .append)
+            let log = opened!.log
             self.log = log
             let tOpen = Date()
             if let m = log.recovery.message { notes.append(m) }
@@ -106,10 +136,10 @@ public final class FeedService: @unchecked Sendable {
             var from: UInt64 = 0
             var restored = false
             if config.snapshotEvery > 0 {
-                let (snap, passed) = SnapshotStore(directory: Self.snapshotDirectory(config)).newest(
-                    logEnd: log.endId, halfLifeSeconds: config.trendingHalfLifeSeconds, seenPerUser: config.seenPerUser,
-                    fingerprint: log.fingerprint(of:))
-                notes += passed
+                snapshotRead.wait()
+                let snap = found.snapshot
+                found.snapshot = nil
+                notes += found.notes
                 if let snap {
                     state.restore(snap)
                     from = snap.position
@@ -133,8 +163,8 @@ public final class FeedService: @unchecked Sendable {
             }
             state.apply(batch)
             notes.append("replayed \(log.endId - from) events" + (restored ? " after the snapshot at event \(from)" : ""))
-            notes.append(String(format: "start-up: log opened in %.2f s, snapshot loaded in %.2f s, %llu events replayed in %.2f s",
-                                tOpen.timeIntervalSince(t0), tSnapshot.timeIntervalSince(tOpen), log.endId - from,
+            notes.append(String(format: "start-up: log opened in %.2f s, catalog loaded and snapshot read (at once) until %.2f s, snapshot restored by %.2f s, %llu events replayed in %.2f s",
+                                opened!.seconds, tOpen.timeIntervalSince(tStart), tSnapshot.timeIntervalSince(tStart), log.endId - from,
                                 Date().timeIntervalSince(tSnapshot)))
         }
         state.rebuildTrending()
@@ -146,6 +176,10 @@ public final class FeedService: @unchecked Sendable {
         } catch {
             startupNotes.append("snapshot not written: \(error)")
         }
+        // The replay's and the snapshot decode's temporaries are freed; give their pages back.
+        #if canImport(Glibc)
+        _ = glibcMallocTrim(0)
+        #endif
     }
 
     /// Periodic refresh of the catalog, the live generation and trending.

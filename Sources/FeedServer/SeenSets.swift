@@ -83,13 +83,12 @@ final class SeenSets: @unchecked Sendable {
         var out: [String: User] = [:]
         out.reserveCapacity(count)
         for x in users {
-            let u = x.user
             // A snapshot's lists are distinct and oldest first (as `export` gave them): kept as
             // they are, less the oldest beyond this server's bound.
             var s = User()
             s.order = x.videos.count > perUser ? Array(x.videos.suffix(perUser)) : x.videos
             s.hidden = x.hidden
-            out[u] = s
+            out[x.user] = s
         }
         lock.lock(); defer { lock.unlock() }
         seen = out

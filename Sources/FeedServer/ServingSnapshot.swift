@@ -200,8 +200,8 @@ struct SnapshotStore {
         var notes: [String] = []
         for f in files() {
             do {
-                guard let bytes = FileManager.default.contents(atPath: f.path) else { throw ServingSnapshot.DecodeError.bad("unreadable") }
-                let s = try ServingSnapshot.decode(Array(bytes))
+                guard let bytes = AtomicFile.read(f.path) else { throw ServingSnapshot.DecodeError.bad("unreadable") }
+                let s = try ServingSnapshot.decode(bytes)
                 guard s.position == f.position else { throw ServingSnapshot.DecodeError.bad("position \(s.position) differs from its name") }
                 if let why = misfit(s) { throw ServingSnapshot.DecodeError.bad(why) }
                 if let seenPerUser, Int(s.seenPerUser) < seenPerUser {

@@ -144,8 +144,8 @@ public enum InteractionTable {
         var notes: [String] = []
         for f in files(directory, mapping: mapping) {
             do {
-                guard let data = FileManager.default.contents(atPath: f.path) else { throw DecodeError(description: "unreadable") }
-                let t = try decode(Array(data), mapping: mapping)
+                guard let data = AtomicFile.read(f.path) else { throw DecodeError(description: "unreadable") }
+                let t = try decode(data, mapping: mapping)
                 guard t.position == f.position else { throw DecodeError(description: "position \(t.position) differs from its name") }
                 guard t.position <= logEnd else {
                     throw DecodeError(description: "covers events up to \(t.position) but the log ends at \(logEnd)")
