@@ -192,8 +192,11 @@ public final class SQLiteFeedStore: FeedStore, @unchecked Sendable {
 
     public func videos() throws -> [Video] {
         try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT \(SQLiteFeedStore.columns) FROM videos ORDER BY created_at, id")
-                .map(SQLiteFeedStore.video)
+            // A cursor reads each row in place (fetchAll copies every row first).
+            var out: [Video] = []
+            let rows = try Row.fetchCursor(db, sql: "SELECT \(SQLiteFeedStore.columns) FROM videos ORDER BY created_at, id")
+            while let r = try rows.next() { out.append(SQLiteFeedStore.video(r)) }
+            return out
         }
     }
 

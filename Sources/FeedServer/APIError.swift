@@ -78,7 +78,10 @@ final class JSONWriter {
         return w.bytes
     }
 
-    private func string(_ s: String) {
+    private func string(_ s: String) { JSONWriter.appendQuoted(s, to: &bytes) }
+
+    /// Appends `s` as a JSON string literal (quotes included) to `bytes`.
+    static func appendQuoted(_ s: String, to bytes: inout [UInt8]) {
         var s = s
         let plain = s.withUTF8 { u in u.allSatisfy { $0 >= 32 && $0 != 34 && $0 != 92 } }
         if plain {

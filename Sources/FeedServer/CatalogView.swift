@@ -137,18 +137,28 @@ final class VideoBox: @unchecked Sendable {
     init(_ v: Video, baseURL: String = "") {
         self.v = v
         idHash = ServedFilter.hash(v.id)
-        let w = JSONWriter(capacity: 256)
-        w.object {
-            w.field("id", v.id)
-            w.field("caption", v.caption)
-            w.field("stream_url", VideoBox.url(v.streamURL, baseURL))
-            w.field("thumbnail_url", VideoBox.url(v.thumbnailURL, baseURL))
-            w.field("duration_ms", v.durationMs)
-            w.field("topic", v.topic)
-            w.field("creator", v.creator)
+        // What `JSONWriter` writes for these fields, without the braces, and a separator for the
+        // fields that follow; built directly (a catalog load renders every video).
+        var b: [UInt8] = []
+        b.reserveCapacity(128 + v.id.utf8.count + v.caption.utf8.count + (v.streamURL?.utf8.count ?? 0) * 2 + baseURL.utf8.count * 2)
+        func key(_ k: StaticString, first: Bool = false) {
+            if !first { b.append(44) }
+            b.append(34)
+            k.withUTF8Buffer { b.append(contentsOf: $0) }
+            b.append(34); b.append(58)
         }
-        // Drop the closing brace and add a separator for the fields that follow.
-        jsonFields = Array(w.bytes.dropFirst().dropLast()) + [44]
+        func string(_ s: String?) {
+            if let s { JSONWriter.appendQuoted(s, to: &b) } else { b.append(contentsOf: "null".utf8) }
+        }
+        key("id", first: true); string(v.id)
+        key("caption"); string(v.caption)
+        key("stream_url"); string(VideoBox.url(v.streamURL, baseURL))
+        key("thumbnail_url"); string(VideoBox.url(v.thumbnailURL, baseURL))
+        key("duration_ms"); b.append(contentsOf: String(v.durationMs).utf8)
+        key("topic"); string(v.topic)
+        key("creator"); string(v.creator)
+        b.append(44)
+        jsonFields = b
     }
 
     static func url(_ u: String?, _ base: String) -> String? {

@@ -79,4 +79,30 @@ final class FeedStateTests: XCTestCase {
         XCTAssertEqual(r.take(user: "u", now: now)!, 0.5, accuracy: 1e-9)
         XCTAssertNil(r.take(user: "u", now: now + 0.5))
     }
+    /// A catalog entry's rendered fields are exactly what `JSONWriter` writes for them (escapes,
+    /// missing URLs as null, relative URLs under the public base).
+    func testVideoBoxRendersWhatTheJSONWriterWrites() {
+        let videos = [
+            Video(id: "v\"1", caption: "line\nbreak \\ and \u{1}", topic: "cats", creator: "é", durationMs: 12_345,
+                  streamURL: "/media/v1/master.m3u8", thumbnailURL: nil),
+            Video(id: "plain", caption: "", topic: "", creator: "", durationMs: 0, streamURL: "https://cdn/x.m3u8", thumbnailURL: "/t.jpg"),
+        ]
+        for base in ["", "https://feed.example"] {
+            for v in videos {
+                let w = JSONWriter()
+                w.object {
+                    w.field("id", v.id)
+                    w.field("caption", v.caption)
+                    w.field("stream_url", VideoBox.url(v.streamURL, base))
+                    w.field("thumbnail_url", VideoBox.url(v.thumbnailURL, base))
+                    w.field("duration_ms", v.durationMs)
+                    w.field("topic", v.topic)
+                    w.field("creator", v.creator)
+                }
+                let expected = Array(w.bytes.dropFirst().dropLast()) + [44]
+                XCTAssertEqual(String(decoding: VideoBox(v, baseURL: base).jsonFields, as: UTF8.self),
+                               String(decoding: expected, as: UTF8.self))
+            }
+        }
+    }
 }
