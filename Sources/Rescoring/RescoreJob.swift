@@ -121,7 +121,14 @@ public enum RescoreJob {
         let t2 = Date()
         // Seen pairs (negatives too) excluded; placed videos are unseen by everyone.
         let seen = CSR(rows: cui.rows, cols: scored.itemCount, indptr: cui.indptr, indices: cui.indices, values: cui.values)
-        let recs = BatchScorer(top: c.top, threads: c.als.threads).recommend(scored, exclude: seen, cancel: cancel)
+        // Scoring a million users takes minutes: progress every 10 s.
+        final class LastReport: @unchecked Sendable { var at = 0.0 }
+        let last = LastReport()
+        let recs = BatchScorer(top: c.top, threads: c.als.threads).recommend(scored, exclude: seen, cancel: cancel) { p in
+            guard p.elapsed - last.at >= 10, p.done < p.total else { return }
+            last.at = p.elapsed
+            progress(String(format: "scoring: %d/%d users, %.0fs elapsed, ETA %.0fs", p.done, p.total, p.elapsed, p.eta))
+        }
         if cancel?.isCancelled == true { throw TrainingError.cancelled }
         let scoreSeconds = Date().timeIntervalSince(t2)
         progress(String(format: "scored %d users x %d videos, top %d, in %.1fs", recs.users.count, scored.itemCount, c.top, scoreSeconds))
