@@ -112,8 +112,27 @@ final class RetentionTests: XCTestCase {
         XCTAssertTrue(compacted.contains("negatives=drop"), compacted)
         XCTAssertTrue(InteractionTable.summaries(in: tablesDir).tables.contains { $0.mapping.contains("negatives=drop") && $0.position == end })
         try store.replaceLists(generation: try XCTUnwrap(try store.liveGeneration()).id, lists: [], consumer: "ranker", nextEvent: end)
-        // Every event is recent: nothing is older than a year.
-        XCTAssertTrue(try run(["events", "prune", "--older-than", "365d", "--data-dir", data]).stdout.contains("nothing to remove"))
+        // Every event is recent: nothing is older than a year. The exposure log goes by the same age
+        // (nothing but reports reads it): 40 pages served 400 days ago, then 10 today.
+        var small = EventLogConfig()
+        small.segmentBytes = 512
+        let exposures = try EventLog(directory: DataDirectory(data).exposures, config: small, access: .append)
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        for k in 0..<50 {
+            _ = try exposures.appendSync([EventDraft(user: "u\(k)", video: "exposure", type: .view,
+                                                     timeMs: k < 40 ? now - 400 * 86_400_000 : now, extra: "{\"experiment\":\"e\"}")])
+        }
+        let exposureSegments = exposures.segmentBases
+        exposures.close()
+        XCTAssertGreaterThan(exposureSegments.count, 3)
+        let old = try run(["events", "prune", "--older-than", "365d", "--data-dir", data]).stdout
+        XCTAssertTrue(old.contains("nothing to remove"), old)
+        XCTAssertTrue(old.contains("exposures: removed"), old)
+        let keptExposures = try EventLog(directory: DataDirectory(data).exposures)
+        XCTAssertGreaterThan(keptExposures.firstId, 0)
+        XCTAssertLessThanOrEqual(keptExposures.firstId, 40)
+        XCTAssertEqual(keptExposures.endId, 50)
+        keptExposures.close()
         XCTAssertTrue(try run(["events", "prune", "--before", "\(wanted)", "--dry-run", "--data-dir", data]).stdout
             .contains("would remove \(segments.count - 2) segment(s)"))
         XCTAssertEqual(try EventLog(directory: events).segmentBases, segments)

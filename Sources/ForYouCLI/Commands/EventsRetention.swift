@@ -45,23 +45,14 @@ extension Events {
                 requested = before
                 why = "ids below \(before)"
             } else {
-                // Segments in order until the first holding an event at or after the cutoff.
-                let cutoff = Int64(Date().timeIntervalSince1970 * 1000) - 1000 * (try Token.seconds(olderThan!, option: "--older-than"))
-                let bases = log.segmentBases
-                var upTo = log.firstId
-                for (b, following) in zip(bases, bases.dropFirst()) {
-                    var newest = Int64.min
-                    try log.forEach(from: b, limit: Int(following - b)) { newest = max(newest, $0.timeMs) }
-                    guard newest < cutoff else { break }
-                    upTo = following
-                }
-                requested = upTo
+                requested = try Self.timeCut(log, olderThan: olderThan!)
                 why = "older than \(olderThan!)"
             }
             let cut = log.pruneCut(before: requested)
             guard cut > log.firstId else {
                 print("events prune: nothing to remove (\(why)): the log starts at event \(log.firstId) and its "
                       + "\(log.segmentBases.count) segment(s) start at \(log.segmentBases.suffix(3).map(String.init).joined(separator: ", "))")
+                try pruneExposures(eventsDir: dir)
                 return
             }
             // Everything that still reads the events below the cut.
@@ -99,11 +90,50 @@ extension Events {
             let doomed = log.segmentBases.filter { $0 < cut }.count
             if dryRun {
                 print("events prune: would remove \(doomed) segment(s), events \(log.firstId)..<\(cut) (\(why)); nothing removed")
+                try pruneExposures(eventsDir: dir)
                 return
             }
             let r = try EventLog.prune(directory: dir, to: cut)
             print(String(format: "events prune: removed %d segment(s), %.1f MB, events %llu..<%llu (%@); the log starts at event %llu",
                          r.segments, Double(r.bytes) / 1e6, log.firstId, cut, why, r.first))
+            try pruneExposures(eventsDir: dir)
+        }
+
+        /// Where a prune of `log` by age cuts: the start of the first segment holding an event at or
+        /// after the cutoff (segments in order; a segment goes only when all of it is older).
+        static func timeCut(_ log: EventLog, olderThan: String) throws -> UInt64 {
+            let cutoff = Int64(Date().timeIntervalSince1970 * 1000) - 1000 * (try Token.seconds(olderThan, option: "--older-than"))
+            let bases = log.segmentBases
+            var upTo = log.firstId
+            for (b, following) in zip(bases, bases.dropFirst()) {
+                var newest = Int64.min
+                try log.forEach(from: b, limit: Int(following - b)) { newest = max(newest, $0.timeMs) }
+                guard newest < cutoff else { break }
+                upTo = following
+            }
+            return upTo
+        }
+
+        /// With --older-than, the exposure log (what the server served under experiments) by the same
+        /// age: nothing reads it but experiment reports, so no laggard holds it back.
+        func pruneExposures(eventsDir: String) throws {
+            guard let olderThan else { return }
+            let d = data.directory
+            let path = d.companion(ofLog: eventsDir, ownPath: d.exposures, name: "exposures")
+            guard FileManager.default.fileExists(atPath: path) else { return }  // (opening would create it)
+            let log = try EventLog(directory: path)
+            defer { log.close() }
+            let cut = log.pruneCut(before: try Self.timeCut(log, olderThan: olderThan))
+            guard cut > log.firstId else {
+                print("events prune: exposures: nothing older than \(olderThan) to remove")
+                return
+            }
+            if dryRun {
+                print("events prune: exposures: would remove \(log.segmentBases.filter { $0 < cut }.count) segment(s) older than \(olderThan)")
+                return
+            }
+            let r = try EventLog.prune(directory: path, to: cut)
+            print(String(format: "events prune: exposures: removed %d segment(s), %.1f MB older than %@", r.segments, Double(r.bytes) / 1e6, olderThan))
         }
     }
 
