@@ -32,6 +32,11 @@ public struct DataDirectory: Sendable {
         func canonical(_ p: String) -> String { URL(fileURLWithPath: p).standardizedFileURL.resolvingSymlinksInPath().path }
         return canonical(events) == canonical(self.events) ? ownPath : events + "-" + name
     }
+    /// The interaction tables, exposure log and serving snapshots that belong to the file log in
+    /// `events` (nil: this directory's own log).
+    public func interactionTables(ofLog events: String?) -> String { companion(ofLog: events, ownPath: interactions, name: "interactions") }
+    public func exposureLog(ofLog events: String?) -> String { companion(ofLog: events, ownPath: exposures, name: "exposures") }
+    public func snapshotDirectory(ofLog events: String?) -> String { companion(ofLog: events, ownPath: snapshots, name: "snapshots") }
     public var cursors: String { root + "/cursors" }
     public var secretKey: String { root + "/secret.key" }
     /// Raw uploads (checked by ffprobe) and the transcoded ladders served under /media.

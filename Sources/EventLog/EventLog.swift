@@ -561,7 +561,8 @@ final class EventLogCore: @unchecked Sendable {
         // The segment being sealed gets its summary, so the next open need not scan it (best
         // effort: without one, the open scans).
         cond.lock()
-        let sealed = segments.count - 1, last = segments[sealed], entries = index.filter { $0.segment == sealed }
+        let sealed = segments.count - 1, last = segments[sealed]
+        let entries = index[((index.lastIndex { $0.segment != sealed }).map { $0 + 1 } ?? 0)...]  // the index's tail
         cond.unlock()
         try? SegmentSummary(base: last.base, count: next - last.base, fileSize: last.size,
                             entries: entries.map { ($0.id, $0.offset) }).write(directory)

@@ -225,7 +225,7 @@ public final class FeedService: @unchecked Sendable {
                                                                                 properties: k.properties))
                     } else {
                         let dir = DataDirectory(config.dataDir)
-                        exposureLog = try EventLog(directory: dir.companion(ofLog: config.eventsDir, ownPath: dir.exposures, name: "exposures"),
+                        exposureLog = try EventLog(directory: dir.exposureLog(ofLog: config.eventsDir),
                                                    access: .append)
                     }
                 } catch {
@@ -260,7 +260,7 @@ public final class FeedService: @unchecked Sendable {
             let safe = String(k.topic.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." ? $0 : "_" })
             return dir.snapshots + "/kafka-" + safe
         }
-        return dir.companion(ofLog: config.eventsDir, ownPath: dir.snapshots, name: "snapshots")
+        return dir.snapshotDirectory(ofLog: config.eventsDir)
     }
 
     /// How far the state has come, in the unit snapshots are spaced in: the file log's applied

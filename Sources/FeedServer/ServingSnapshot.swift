@@ -1,6 +1,7 @@
 import Foundation
 import Checksum
 import EventLog
+import CandidateStore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -144,10 +145,7 @@ public enum ServingSnapshots {
     /// The position of the newest snapshot of `log` that a start could use (any trending half-life
     /// or seen-set bound), with a note for each one passed over; nil when there is none.
     public static func newest(dataDir: String, eventsDir: String?, log: EventLog) -> (position: UInt64?, notes: [String]) {
-        var config = FeedServerConfig()
-        config.dataDir = dataDir
-        config.eventsDir = eventsDir
-        let (s, notes) = SnapshotStore(directory: FeedService.snapshotDirectory(config)).newest(
+        let (s, notes) = SnapshotStore(directory: DataDirectory(dataDir).snapshotDirectory(ofLog: eventsDir)).newest(
             logEnd: log.endId, halfLifeSeconds: nil, seenPerUser: nil, fingerprint: log.fingerprint(of:))
         return (s?.position, notes)
     }

@@ -107,7 +107,7 @@ public final class RankingWorker {
             k.position = { [unowned k] p in try Self.position(p, store: store, source: k, consumer: consumer) }
         } else {
             input = FileWorkerEvents(log: try EventLog(directory: config.eventsDir ?? dir.events),
-                                     tables: dir.companion(ofLog: config.eventsDir, ownPath: dir.interactions, name: "interactions"))
+                                     tables: dir.interactionTables(ofLog: config.eventsDir))
         }
         try reloadCatalog()
         if let fixed = input.fixedPartitions { try adopt(fixed) }

@@ -79,7 +79,7 @@ public enum RescoreJob {
         defer { closeLog?() }
         let store = try c.store ?? dir.openStore()
         // A file log is read from its newest compacted interaction table on (only the tail).
-        let tables = c.kafka == nil ? dir.companion(ofLog: c.eventsDir, ownPath: dir.interactions, name: "interactions") : nil
+        let tables = c.kafka == nil ? dir.interactionTables(ofLog: c.eventsDir) : nil
         let read = try EventTrainingData.read(source, store: store, mapping: c.mapping, tables: tables, progress: progress)
         let data = read.interactions, events = read.events, videos = read.videos
         let cui = data.confidenceMatrix(c.confidence)

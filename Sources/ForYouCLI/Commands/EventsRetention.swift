@@ -68,7 +68,7 @@ extension Events {
                                 ?? "no serving snapshot of this log (serve writes them every --snapshot-every events)")
             }
             let d = data.directory
-            let tablesDir = d.companion(ofLog: dir, ownPath: d.interactions, name: "interactions")
+            let tablesDir = d.interactionTables(ofLog: dir)
             let (tables, tableNotes) = InteractionTable.summaries(in: tablesDir)
             tableNotes.forEach { Console.err($0) }
             // The worker and the next retrain read the table of the live model's mapping.
@@ -119,7 +119,7 @@ extension Events {
         func pruneExposures(eventsDir: String) throws {
             guard let olderThan else { return }
             let d = data.directory
-            let path = d.companion(ofLog: eventsDir, ownPath: d.exposures, name: "exposures")
+            let path = d.exposureLog(ofLog: eventsDir)
             guard FileManager.default.fileExists(atPath: path) else { return }  // (opening would create it)
             let log = try EventLog(directory: path)
             defer { log.close() }
@@ -160,7 +160,7 @@ extension Events {
             let store = try backend.open(dataDir: data.dataDir)
             let durations = Dictionary(try store.videos().map { ($0.id, $0.durationMs) }, uniquingKeysWith: { $1 })
             let d = data.directory
-            let tablesDir = d.companion(ofLog: dir, ownPath: d.interactions, name: "interactions")
+            let tablesDir = d.interactionTables(ofLog: dir)
             let end = log.endId
             // The mapping asked for and, when it differs, the live model's (what the worker reads).
             var mappings = [mapping.mapping]

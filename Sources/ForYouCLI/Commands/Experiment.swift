@@ -175,7 +175,7 @@ struct ExperimentCommand: ParsableCommand {
                 defer { log.close() }
                 var exposures: [Exposure] = []
                 let d = DataDirectory(data.dataDir)
-                let xdir = d.companion(ofLog: dir, ownPath: d.exposures, name: "exposures")
+                let xdir = d.exposureLog(ofLog: dir)
                 if FileManager.default.fileExists(atPath: xdir) {
                     let x = try EventLog(directory: xdir)
                     defer { x.close() }
