@@ -11,11 +11,24 @@ public struct ByteWriter {
     public mutating func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
     public mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
     public mutating func string(_ s: String) { let b = Array(s.utf8); u32(UInt32(b.count)); bytes.append(contentsOf: b) }
+    /// Each value as a u32 (its bit pattern).
+    public mutating func i32s(_ vs: ArraySlice<Int32>) {
+        append(count: vs.count * 4) { out in
+            for (k, v) in vs.enumerated() { out.storeBytes(of: UInt32(bitPattern: v).littleEndian, toByteOffset: 4 * k, as: UInt32.self) }
+        }
+    }
+    public mutating func reserveCapacity(_ n: Int) { bytes.reserveCapacity(n) }
+    /// `count` bytes written in place by `fill` (bulk sections: millions of fixed-width records).
+    public mutating func append(count: Int, _ fill: (UnsafeMutableRawBufferPointer) -> Void) {
+        let start = bytes.count
+        bytes.append(contentsOf: repeatElement(0, count: count))
+        bytes.withUnsafeMutableBytes { fill(UnsafeMutableRawBufferPointer(rebasing: $0[start..<(start + count)])) }
+    }
     /// The bytes with their CRC-32C appended.
-    public func finished() -> [UInt8] {
-        var w = self
-        w.u32(bytes.withUnsafeBytes { CRC32C.checksum($0) })
-        return w.bytes
+    /// (Mutating, so the checksum is appended in place: a copy of a 2 GB table would double it.)
+    public mutating func finished() -> [UInt8] {
+        u32(bytes.withUnsafeBytes { CRC32C.checksum($0) })
+        return bytes
     }
 }
 
@@ -55,6 +68,17 @@ public struct ByteReader {
         return [UInt32](unsafeUninitializedCapacity: n) { out, count in
             raw.withUnsafeBytes { src in
                 for k in 0..<n { out[k] = UInt32(littleEndian: src.loadUnaligned(fromByteOffset: 4 * k, as: UInt32.self)) }
+            }
+            count = n
+        }
+    }
+
+    /// `n` u32 values as their Int32 bit patterns.
+    public mutating func i32s(_ n: Int) throws -> [Int32] {
+        let raw = try take(n * 4)
+        return [Int32](unsafeUninitializedCapacity: n) { out, count in
+            raw.withUnsafeBytes { src in
+                for k in 0..<n { out[k] = Int32(bitPattern: UInt32(littleEndian: src.loadUnaligned(fromByteOffset: 4 * k, as: UInt32.self))) }
             }
             count = n
         }

@@ -77,6 +77,11 @@ public struct EventMapping: Sendable, Equatable {
 /// Per (user, video): the summed signed event weight (decayed to the pair's newest event), the
 /// latest event time and whether a skip or hide was seen. Built by the trainer from the whole log
 /// and kept up to date by the ranking worker, so both read events the same way.
+///
+/// Held by index, not by id: users and videos are interned once (`users`, `videos`), and each
+/// user's row is two parallel arrays (video index, pair) in the order first seen, with a small
+/// index once a row grows long. At 100M pairs this is about 28 bytes a pair, and the interaction
+/// table is read straight into it (`InteractionTable`).
 public struct EventHistory: Sendable {
     public struct Pair: Sendable, Equatable {
         /// Sum of the pair's event weights, each decayed to `lastTimeMs`.
@@ -88,18 +93,57 @@ public struct EventHistory: Sendable {
         }
     }
 
+    /// One user's pairs: `videos[k]` (an index into `EventHistory.videos`) has `pairs[k]`.
+    public struct Row: Sendable {
+        public internal(set) var videos: [Int32] = []
+        public internal(set) var pairs: [Pair] = []
+        /// video -> position, built when an event is added to a row longer than `Row.scan` (a
+        /// linear scan is quicker below that; rows read from a table get one only if added to).
+        var lookup: [Int32: Int32]?
+        static let scan = 48
+
+        init() {}
+        init(videos: [Int32], pairs: [Pair]) { self.videos = videos; self.pairs = pairs }
+
+        func position(of v: Int32) -> Int? {
+            if let lookup { return lookup[v].map(Int.init) }
+            return videos.firstIndex(of: v)
+        }
+
+        mutating func buildLookup() {
+            var d = [Int32: Int32](minimumCapacity: videos.count * 2)
+            for (k, v) in videos.enumerated() { d[v] = Int32(k) }
+            lookup = d
+        }
+
+        mutating func append(_ v: Int32, _ p: Pair) {
+            lookup?[v] = Int32(videos.count)
+            videos.append(v); pairs.append(p)
+        }
+    }
+
     public let mapping: EventMapping
-    public private(set) var pairs: [String: [String: Pair]] = [:]
+    /// Every user with at least one pair, in the order first seen (`rows` is parallel to it).
+    public private(set) var users = IdMap()
+    /// Every video in some pair.
+    public private(set) var videos = IdMap()
+    public private(set) var rows: [Row] = []
     /// The newest event time added: the reference time decay is measured from.
     public private(set) var newestTimeMs: Int64 = .min
+    /// Pairs in all rows.
+    public private(set) var pairCount = 0
 
     public init(mapping: EventMapping = EventMapping()) { self.mapping = mapping }
 
-    /// A history as stored (`InteractionTable`).
-    public init(mapping: EventMapping, pairs: [String: [String: Pair]], newestTimeMs: Int64) {
+    /// A history as stored (`InteractionTable`): `rows` parallel to `users`, row videos indexing
+    /// `videos`, no video twice in a row (the table checks).
+    init(mapping: EventMapping, users: IdMap, videos: IdMap, rows: [Row], newestTimeMs: Int64) {
         self.mapping = mapping
-        self.pairs = pairs
+        self.users = users
+        self.videos = videos
+        self.rows = rows
         self.newestTimeMs = newestTimeMs
+        pairCount = rows.reduce(0) { $0 + $1.videos.count }
     }
 
     private func decay(_ ms: Int64) -> Double {
@@ -110,19 +154,49 @@ public struct EventHistory: Sendable {
     public mutating func add(_ e: Event, duration: Int) {
         let w = Double(mapping.weight(of: e, duration: duration))
         newestTimeMs = max(newestTimeMs, e.timeMs)
-        if var p = pairs[e.user]?[e.video] {
+        let negative = e.type == .skip || e.type == .hide
+        let u = Int(users.index(inserting: e.user))
+        let v = videos.index(inserting: e.video)
+        if u == rows.count { rows.append(Row()) }
+        if rows[u].lookup == nil && rows[u].videos.count > Row.scan { rows[u].buildLookup() }
+        if let k = rows[u].position(of: v) {
+            var p = rows[u].pairs[k]
             if e.timeMs >= p.lastTimeMs {
                 p.weight = p.weight * decay(e.timeMs - p.lastTimeMs) + w
                 p.lastTimeMs = e.timeMs
             } else {
                 p.weight += w * decay(p.lastTimeMs - e.timeMs)
             }
-            p.negative = p.negative || e.type == .skip || e.type == .hide
-            pairs[e.user]![e.video] = p
+            p.negative = p.negative || negative
+            rows[u].pairs[k] = p
         } else {
-            pairs[e.user, default: [:]][e.video] = Pair(weight: w, lastTimeMs: e.timeMs,
-                                                       negative: e.type == .skip || e.type == .hide)
+            rows[u].append(v, Pair(weight: w, lastTimeMs: e.timeMs, negative: negative))
+            pairCount += 1
         }
+    }
+
+    /// The pair of `user` and `video`, if either ever had an event together.
+    public func pair(user: String, video: String) -> Pair? {
+        guard let u = users.index(of: user), let v = videos.index(of: video), let k = rows[Int(u)].position(of: v) else { return nil }
+        return rows[Int(u)].pairs[k]
+    }
+
+    /// `user`'s pairs (video id, pair), in the order first seen.
+    public func forEachPair(of user: String, _ body: (_ video: String, _ pair: Pair) throws -> Void) rethrows {
+        guard let u = users.index(of: user) else { return }
+        let row = rows[Int(u)]
+        for k in row.videos.indices { try body(videos.raw[Int(row.videos[k])], row.pairs[k]) }
+    }
+
+    /// Every user's pairs as nested dictionaries (tests, and studies over small logs).
+    public var dictionary: [String: [String: Pair]] {
+        var out: [String: [String: Pair]] = [:]
+        for (u, row) in rows.enumerated() {
+            var d: [String: Pair] = [:]
+            for k in row.videos.indices { d[videos.raw[Int(row.videos[k])]] = row.pairs[k] }
+            out[users.raw[u]] = d
+        }
+        return out
     }
 
     /// The pair's training weight now (decayed to `newestTimeMs`): positive for a positive,
@@ -135,18 +209,44 @@ public struct EventHistory: Sendable {
         return nil
     }
 
-    /// Every training pair, users and videos indexed in sorted order (deterministic).
+    /// Every training pair: users indexed in sorted id order (each one, trained or not), videos in
+    /// the order they first appear walking users in that order and each user's videos in sorted id
+    /// order, and each user's pairs by video index (a CSR built from them needs no sort).
+    /// Deterministic: the same history gives the same interactions however it was built.
     public func interactions() -> Interactions {
-        var out = Interactions()
+        let userOrder = users.raw.indices.sorted { users.raw[$0] < users.raw[$1] }
+        var videoRank = [UInt64](repeating: 0, count: videos.count)
+        for (rank, v) in videos.raw.indices.sorted(by: { videos.raw[$0] < videos.raw[$1] }).enumerated() { videoRank[v] = UInt64(rank) }
+        // Each video's first training pair in that walk: (user position, video rank).
+        var first = [UInt64](repeating: .max, count: videos.count)
+        var total = 0
+        for (position, u) in userOrder.enumerated() {
+            let row = rows[u]
+            for k in row.videos.indices where trainingWeight(row.pairs[k]) != nil {
+                let v = Int(row.videos[k])
+                first[v] = min(first[v], UInt64(position) << 32 | videoRank[v])
+                total += 1
+            }
+        }
+        let itemOrder = videos.raw.indices.filter { first[$0] != .max }.sorted { first[$0] < first[$1] }
+        var itemOf = [UInt64](repeating: 0, count: videos.count)
+        for (i, v) in itemOrder.enumerated() { itemOf[v] = UInt64(i) }
+        var out = Interactions(users: IdMap(raw: userOrder.map { users.raw[$0] }), items: IdMap(raw: itemOrder.map { videos.raw[$0] }))
+        out.userIndex.reserveCapacity(total); out.itemIndex.reserveCapacity(total); out.weights.reserveCapacity(total)
         var times: [Int64] = []
-        for user in pairs.keys.sorted() {
-            let u = out.users.index(inserting: user)
-            for (video, pair) in pairs[user]!.sorted(by: { $0.key < $1.key }) {
-                guard let w = trainingWeight(pair) else { continue }
-                out.userIndex.append(u)
-                out.itemIndex.append(out.items.index(inserting: video))
-                out.weights.append(w)
-                times.append(pair.lastTimeMs)
+        times.reserveCapacity(total)
+        var keys: [UInt64] = []  // item << 32 | position in the row
+        for (position, u) in userOrder.enumerated() {
+            let row = rows[u]
+            keys.removeAll(keepingCapacity: true)
+            for k in row.videos.indices where trainingWeight(row.pairs[k]) != nil { keys.append(itemOf[Int(row.videos[k])] << 32 | UInt64(k)) }
+            keys.sort()
+            for key in keys {
+                let k = Int(key & 0xFFFF_FFFF), p = row.pairs[k]
+                out.userIndex.append(Int32(position))
+                out.itemIndex.append(Int32(key >> 32))
+                out.weights.append(trainingWeight(p)!)
+                times.append(p.lastTimeMs)
             }
         }
         out.timestamps = times

@@ -36,17 +36,27 @@ public enum InteractionTable {
         String(format: "%016llx", Array(key(m).utf8).withUnsafeBytes { FNV64.digest($0) })
     }
 
+    /// Bytes per stored pair: u32 video + f64 weight + i64 time + u8 negative.
+    static let pairBytes = 21
+
     public static func encode(_ h: EventHistory, position: UInt64, logFingerprint: UInt64, durations: [String: Int]) -> [UInt8] {
         var w = ByteWriter(magic: magic)
+        let names = h.users.raw.reduce(0) { $0 + $1.utf8.count + 8 } + h.videos.raw.reduce(0) { $0 + $1.utf8.count + 12 }
+        w.reserveCapacity(64 + names + h.pairCount * pairBytes)
         w.u32(version); w.u64(position); w.u64(logFingerprint); w.u64(UInt64(bitPattern: h.newestTimeMs)); w.string(key(h.mapping))
-        var videoIds: [String: UInt32] = [:], videos: [String] = []
-        for (_, row) in h.pairs { for v in row.keys where videoIds[v] == nil { videoIds[v] = UInt32(videos.count); videos.append(v) } }
-        w.u32(UInt32(videos.count)); for v in videos { w.string(v); w.u64(UInt64(bitPattern: Int64(durations[v] ?? 0))) }
-        w.u32(UInt32(h.pairs.count))
-        for (user, row) in h.pairs.sorted(by: { $0.key < $1.key }) {
-            w.string(user); w.u32(UInt32(row.count))
-            for (v, p) in row.sorted(by: { $0.key < $1.key }) {
-                w.u32(videoIds[v]!); w.u64(p.weight.bitPattern); w.u64(UInt64(bitPattern: p.lastTimeMs)); w.u8(p.negative ? 1 : 0)
+        w.u32(UInt32(h.videos.count))
+        for v in h.videos.raw { w.string(v); w.u64(UInt64(bitPattern: Int64(durations[v] ?? 0))) }
+        w.u32(UInt32(h.users.count))
+        for (u, row) in h.rows.enumerated() {
+            w.string(h.users.raw[u]); w.u32(UInt32(row.videos.count))
+            w.append(count: row.videos.count * pairBytes) { out in
+                for k in row.videos.indices {
+                    let p = row.pairs[k], at = k * pairBytes
+                    out.storeBytes(of: UInt32(bitPattern: row.videos[k]).littleEndian, toByteOffset: at, as: UInt32.self)
+                    out.storeBytes(of: p.weight.bitPattern.littleEndian, toByteOffset: at + 4, as: UInt64.self)
+                    out.storeBytes(of: UInt64(bitPattern: p.lastTimeMs).littleEndian, toByteOffset: at + 12, as: UInt64.self)
+                    out.storeBytes(of: p.negative ? 1 : 0, toByteOffset: at + 20, as: UInt8.self)
+                }
             }
         }
         return w.finished()
@@ -72,28 +82,53 @@ public enum InteractionTable {
         let position = try r.u64(), fingerprint = try r.u64(), newest = Int64(bitPattern: try r.u64())
         let stored_key = try r.string()
         guard stored_key == key(mapping) else { throw bad("built with another event mapping (\(stored_key))") }
-        var durations: [String: Int] = [:]
-        let videos = try (0..<r.count(12)).map { _ in
+        var durations: [String: Int] = [:], videos = IdMap()
+        let videoCount = try r.count(12)
+        durations.reserveCapacity(videoCount)
+        for k in 0..<videoCount {
             let v = try r.string()
+            guard videos.index(inserting: v) == Int32(k) else { throw bad("video \(v) listed twice") }
             durations[v] = Int(Int64(bitPattern: try r.u64()))
-            return v
         }
-        var pairs: [String: [String: EventHistory.Pair]] = [:]
-        pairs.reserveCapacity(videos.count)
-        for _ in 0..<(try r.count(8)) {
+        var users = IdMap(), rows: [EventHistory.Row] = []
+        let userCount = try r.count(8)
+        users.reserveCapacity(userCount); rows.reserveCapacity(userCount)
+        // The last user each video was seen with: a video twice in one row is damage.
+        var lastUser = [Int32](repeating: -1, count: videoCount)
+        for u in 0..<userCount {
             let user = try r.string()
-            var row: [String: EventHistory.Pair] = [:]
-            for _ in 0..<(try r.count(21)) {
-                let v = Int(try r.u32())
-                guard v < videos.count else { throw bad("video index out of range") }
-                row[videos[v]] = EventHistory.Pair(weight: Double(bitPattern: try r.u64()), lastTimeMs: Int64(bitPattern: try r.u64()),
-                                                   negative: try r.take(1).first! != 0)
+            guard users.index(inserting: user) == Int32(u) else { throw bad("user \(user) listed twice") }
+            let n = try r.count(pairBytes)
+            let raw = try r.take(n * pairBytes)
+            let rowVideos = try [Int32](unsafeUninitializedCapacity: n) { out, made in
+                try raw.withUnsafeBytes { b in
+                    for k in 0..<n {
+                        let v = UInt32(littleEndian: b.loadUnaligned(fromByteOffset: k * pairBytes, as: UInt32.self))
+                        guard v < UInt32(videoCount) else { throw bad("video index out of range") }
+                        guard lastUser[Int(v)] != Int32(u) else { throw bad("user \(user) holds video \(videos.raw[Int(v)]) twice") }
+                        lastUser[Int(v)] = Int32(u)
+                        out[k] = Int32(v)
+                    }
+                }
+                made = n
             }
-            pairs[user] = row
+            let pairs = [EventHistory.Pair](unsafeUninitializedCapacity: n) { out, made in
+                raw.withUnsafeBytes { b in
+                    for k in 0..<n {
+                        let at = k * pairBytes
+                        out.baseAddress!.advanced(by: k).initialize(to: EventHistory.Pair(
+                            weight: Double(bitPattern: UInt64(littleEndian: b.loadUnaligned(fromByteOffset: at + 4, as: UInt64.self))),
+                            lastTimeMs: Int64(bitPattern: UInt64(littleEndian: b.loadUnaligned(fromByteOffset: at + 12, as: UInt64.self))),
+                            negative: b[at + 20] != 0))
+                    }
+                }
+                made = n
+            }
+            rows.append(EventHistory.Row(videos: rowVideos, pairs: pairs))
         }
         try r.end()
-        return Table(history: EventHistory(mapping: mapping, pairs: pairs, newestTimeMs: newest), position: position,
-                     logFingerprint: fingerprint, durations: durations)
+        return Table(history: EventHistory(mapping: mapping, users: users, videos: videos, rows: rows, newestTimeMs: newest),
+                     position: position, logFingerprint: fingerprint, durations: durations)
     }
 
     /// What a table file says of itself after its checksum checked out: the position it covers, the

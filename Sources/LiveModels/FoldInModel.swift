@@ -60,7 +60,7 @@ package final class FoldInModel: LiveModel {
         for video in videos.sorted() where catalog[video] != nil {
             var r: [Int32] = [], c: [Float] = []
             for user in usersOf[video] ?? [] {
-                guard let u = users.index(of: user), let pair = history.pairs[user]?[video], let w = history.trainingWeight(pair) else {
+                guard let u = users.index(of: user), let pair = history.pair(user: user, video: video), let w = history.trainingWeight(pair) else {
                     continue
                 }
                 r.append(u)
@@ -92,10 +92,10 @@ package final class FoldInModel: LiveModel {
         var seenRows: [Int32] = [], seenCols: [Int32] = []
         for user in people {
             var rows: [Int32] = [], conf: [Float] = [], seen: [Int32] = []
-            for (video, pair) in history.pairs[user] ?? [:] {
-                guard let i = index(of: video) else { continue }  // unplaced: the feed's fallback shows it
+            history.forEachPair(of: user) { video, pair in
+                guard let i = index(of: video) else { return }  // unplaced: the feed's fallback shows it
                 seen.append(i)
-                guard Int(i) < self.items.count, let w = history.trainingWeight(pair) else { continue }
+                guard Int(i) < self.items.count, let w = history.trainingWeight(pair) else { return }
                 rows.append(i)
                 conf.append(confidence.apply(w))
             }

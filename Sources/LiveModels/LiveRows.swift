@@ -20,8 +20,8 @@ struct LiveRows {
         var pR: [Int32] = [], pC: [Int32] = [], pW: [Float] = [], rR: [Int32] = [], rC: [Int32] = [], sR: [Int32] = [], sC: [Int32] = []
         for user in people {
             var mine: [(item: Int32, conf: Float, time: Int64, weight: Float)] = [], touched: [Int32] = []
-            for (video, pair) in history.pairs[user] ?? [:] {
-                guard let i = items.index(of: video) else { continue }
+            history.forEachPair(of: user) { video, pair in
+                guard let i = items.index(of: video) else { return }
                 touched.append(i)
                 if let w = history.trainingWeight(pair), confidence.apply(w) > 0 { mine.append((i, confidence.apply(w), pair.lastTimeMs, w)) }
             }

@@ -79,8 +79,8 @@ package final class LiveTwoTower: LiveModel {
     /// The user tower's input history: the user's most recent positives that have a vector.
     package func history(of user: String, _ history: EventHistory) -> (items: [Int32], features: [[Int32]]) {
         var positives: [(video: String, time: Int64)] = []
-        for (video, pair) in history.pairs[user] ?? [:] {
-            guard let w = history.trainingWeight(pair), w > 0 else { continue }
+        history.forEachPair(of: user) { video, pair in
+            guard let w = history.trainingWeight(pair), w > 0 else { return }
             positives.append((video, pair.lastTimeMs))
         }
         positives.sort { $0.time != $1.time ? $0.time < $1.time : $0.video < $1.video }
@@ -113,7 +113,7 @@ package final class LiveTwoTower: LiveModel {
             ids.append(u ?? -1)
             hists.append(h.items)
             histFeats.append(h.features)
-            for video in (history.pairs[user] ?? [:]).keys { if let i = index(of: video) { seenRows.append(row); seenCols.append(i) } }
+            history.forEachPair(of: user) { video, _ in if let i = index(of: video) { seenRows.append(row); seenCols.append(i) } }
         }
         guard !kept.isEmpty else { return [] }
         let vectors = model.embedUsers(ids, histories: hists, historyFeatures: histFeats)

@@ -214,8 +214,10 @@ public final class RankingWorker {
             if l.placesFromCatalog {
                 try l.place(catalog.keys.filter { !l.isModelItem($0) }, history: history, catalog: catalog, usersOf: [:])
             } else {
-                for (user, pairs) in history.pairs {
-                    for video in pairs.keys where !l.isModelItem(video) { usersOfUnplaced[video, default: []].insert(user) }
+                for (u, row) in history.rows.enumerated() {
+                    for v in row.videos where !l.isModelItem(history.videos.raw[Int(v)]) {
+                        usersOfUnplaced[history.videos.raw[Int(v)], default: []].insert(history.users.raw[u])
+                    }
                 }
                 try l.place(usersOfUnplaced.keys.sorted(), history: history, catalog: catalog, usersOf: usersOfUnplaced)
             }

@@ -33,27 +33,50 @@ public struct EventTrainingData {
             (history, _, from) = try InteractionTable.history(log: log, directory: tables, mapping: mapping, durations: durations,
                                                               through: end, progress: progress)
             events = end
+            let read = Date().timeIntervalSince(t0)
+            let what = from > 0 ? "the interaction table covers \(from) events; it and the \(end - from) after it" : "\(end) events"
+            progress(String(format: "events: %@ read in %.1f s", what, read))
             if end > from {
-                do {
-                    guard let last = log.fingerprint(of: end - 1) else { throw EventLogError.io("event \(end - 1) cannot be read back") }
-                    try InteractionTable.write(history, position: end, logFingerprint: last, durations: durations, to: tables)
-                } catch {
-                    progress("interaction table not written: \(error)")
+                // The new table is written on another thread while the interactions are made
+                // (both only read the history); done before this returns.
+                let h = history
+                let fingerprint = log.fingerprint(of: end - 1)
+                let done = DispatchGroup()
+                final class Outcome: @unchecked Sendable { var note = "" }
+                let outcome = Outcome()
+                done.enter()
+                Thread.detachNewThread {
+                    defer { done.leave() }
+                    let t = Date()
+                    do {
+                        guard let last = fingerprint else { throw EventLogError.io("event \(end - 1) cannot be read back") }
+                        try InteractionTable.write(h, position: end, logFingerprint: last, durations: durations, to: tables)
+                        outcome.note = String(format: "events: table at %llu written in %.1f s", end, Date().timeIntervalSince(t))
+                    } catch {
+                        outcome.note = "interaction table not written: \(error)"
+                    }
                 }
+                defer { done.wait(); progress(outcome.note) }
+                return try finish(history, events: end, from: from)
             }
-            if from > 0 { progress("events: the interaction table covers \(from) events; read \(end - from) after it") }
         } else {
             history = EventHistory(mapping: mapping)
             var h = history
             events = try source.forEachEvent { e in h.add(e, duration: durations[e.video] ?? 0) }
             history = h
         }
-        let data = history.interactions()
-        guard data.weights.contains(where: { $0 > 0 }) else {
-            throw TrainingError.noData("\(source.sourceName) holds no positive interactions (\(events) events); nothing to train on")
+        return try finish(history, events: events, from: from)
+
+        func finish(_ history: EventHistory, events: UInt64, from: UInt64) throws -> EventTrainingData {
+            let t1 = Date()
+            let data = history.interactions()
+            progress(String(format: "events: %d pairs -> %d interactions in %.1f s", history.pairCount, data.count, Date().timeIntervalSince(t1)))
+            guard data.weights.contains(where: { $0 > 0 }) else {
+                throw TrainingError.noData("\(source.sourceName) holds no positive interactions (\(events) events); nothing to train on")
+            }
+            return EventTrainingData(interactions: data, events: events, videos: videos, seconds: Date().timeIntervalSince(t0),
+                                     fromTable: from)
         }
-        return EventTrainingData(interactions: data, events: events, videos: videos, seconds: Date().timeIntervalSince(t0),
-                                 fromTable: from)
     }
 
     /// The event mapping the live generation's model was trained with (recorded in its run), nil

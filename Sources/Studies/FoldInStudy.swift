@@ -56,7 +56,7 @@ public struct FoldInStudy {
             if e.timeMs >= t1 && inBetween.insert(e.user).inserted { between.append(e.user) }
         }
         var engaged: [String: Set<String>] = [:]
-        for e in events where e.timeMs >= t2 && inBetween.contains(e.user) && late.pairs[e.user]?[e.video] == nil {
+        for e in events where e.timeMs >= t2 && inBetween.contains(e.user) && late.pair(user: e.user, video: e.video) == nil {
             if MappingStudy.isEngagement(e, duration: durations[e.video] ?? 0) { engaged[e.user, default: []].insert(e.video) }
         }
         var cfg = als
@@ -71,7 +71,7 @@ public struct FoldInStudy {
         let fold = FoldInModel(generation: 0, als: modelA, users: dataA.users, items: dataA.items, confidence: confidence,
                                mapping: mapping)
         var usersOf: [String: Set<String>] = [:]
-        for (user, pairs) in late.pairs {
+        for (user, pairs) in late.dictionary {
             for video in pairs.keys where dataA.items.index(of: video) == nil { usersOf[video, default: []].insert(user) }
         }
         try fold.place(Array(usersOf.keys), history: late, catalog: catalog, usersOf: usersOf)

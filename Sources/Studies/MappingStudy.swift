@@ -144,10 +144,11 @@ public struct MappingStudy {
     /// Every (user, video) pair of the history over the given id maps (pairs outside them dropped).
     static func seenMatrix(_ h: EventHistory, users: IdMap, items: IdMap) -> CSR {
         var r: [Int32] = [], c: [Int32] = []
-        for (user, videos) in h.pairs {
-            guard let u = users.index(of: user) else { continue }
-            for video in videos.keys {
-                guard let i = items.index(of: video) else { continue }
+        let videoIndex = h.videos.raw.map { items.index(of: $0) }
+        for (k, row) in h.rows.enumerated() {
+            guard let u = users.index(of: h.users.raw[k]) else { continue }
+            for v in row.videos {
+                guard let i = videoIndex[Int(v)] else { continue }
                 r.append(u); c.append(i)
             }
         }

@@ -242,7 +242,7 @@ final class RetentionTests: XCTestCase {
             l.close()
             XCTAssertEqual(from, allEnd, "run \(i): the compaction's table is the one read")
             XCTAssertEqual(position, allEnd)
-            XCTAssertEqual(h.pairs, whole.pairs, "run \(i)")
+            XCTAssertEqual(h.dictionary, whole.dictionary, "run \(i)")
         }
 
         // Snapshot: serve killed while it replays and writes its snapshot; the next start is clean

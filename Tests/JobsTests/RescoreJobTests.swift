@@ -113,7 +113,7 @@ final class RescoreJobTests: XCTestCase {
         let second = try read(tables: d.interactions, notes: &notes)
         XCTAssertEqual(second.fromTable, first.events)
         XCTAssertEqual(second.events, first.events + 600)
-        XCTAssertTrue(notes.contains { $0.contains("read 600 after it") }, "\(notes)")
+        XCTAssertTrue(notes.contains { $0.contains("it and the 600 after it read in") }, "\(notes)")
         let full = try read(tables: nil, notes: &notes)
         XCTAssertEqual(full.fromTable, 0)
         same(second.interactions, full.interactions, "table + tail vs the whole log")
@@ -177,7 +177,7 @@ final class RescoreJobTests: XCTestCase {
         XCTAssertEqual(back.position, 4)
         XCTAssertEqual(back.logFingerprint, 77)
         XCTAssertEqual(back.durations, ["v0": 1_000, "v1": 1_000, "v2": 1_000])
-        XCTAssertEqual(back.history.pairs, h.pairs)
+        XCTAssertEqual(back.history.dictionary, h.dictionary)
         XCTAssertEqual(back.history.newestTimeMs, h.newestTimeMs)
         for n in stride(from: 0, to: bytes.count, by: 3) {
             XCTAssertThrowsError(try InteractionTable.decode(Array(bytes.prefix(n)), mapping: EventMapping()), "prefix \(n)")

@@ -149,6 +149,8 @@ extension Events {
         @OptionGroup var backend: StoreOption
         @OptionGroup var mapping: MappingOptions
         @OptionGroup var events: EventsOption
+        @Option(name: .customLong("through"), help: ArgumentHelp("Write the table covering the events below ID instead (a benchmark's older table; ID <= the log's end).", valueName: "ID"))
+        var through: UInt64?
 
         func run() throws {
             guard case .file(let dir) = try events.location(dataDir: data.dataDir) else {
@@ -161,7 +163,10 @@ extension Events {
             let durations = Dictionary(try store.videos().map { ($0.id, $0.durationMs) }, uniquingKeysWith: { $1 })
             let d = data.directory
             let tablesDir = d.interactionTables(ofLog: dir)
-            let end = log.endId
+            let end = through ?? log.endId
+            guard end <= log.endId, end >= log.firstId else {
+                throw CLIError("events compact: --through \(end) is outside the log (events \(log.firstId) to \(log.endId))")
+            }
             // The mapping asked for and, when it differs, the live model's (what the worker reads).
             var mappings = [mapping.mapping]
             if let live = EventTrainingData.liveMapping(store: store), InteractionTable.key(live) != InteractionTable.key(mapping.mapping) {
@@ -177,7 +182,7 @@ extension Events {
                 guard let last = log.fingerprint(of: end - 1) else { throw CLIError("events compact: event \(end - 1) cannot be read back") }
                 try InteractionTable.write(history, position: end, logFingerprint: last, durations: durations, to: tablesDir)
                 print(String(format: "events compact: table at event %llu written to %@ (%llu events read after the table at %llu; %d users; %@) in %.1f s",
-                             end, tablesDir, end - from, from, history.pairs.count, InteractionTable.key(m), Date().timeIntervalSince(t0)))
+                             end, tablesDir, end - from, from, history.users.count, InteractionTable.key(m), Date().timeIntervalSince(t0)))
             }
         }
     }
