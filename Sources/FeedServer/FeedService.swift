@@ -78,7 +78,7 @@ public final class FeedService: @unchecked Sendable {
         // catalog loads (the two are independent; at a million users each takes seconds).
         var opened: (log: EventLog, seconds: Double)?
         let snapshotRead = DispatchGroup()
-        final class Found: @unchecked Sendable { var snapshot: ServingSnapshot?; var notes: [String] = [] }
+        final class Found: @unchecked Sendable { var snapshot: ServingSnapshot?; var notes: [String] = []; var done = Date() }
         let found = Found()
         if config.kafka == nil {
             var logConfig = EventLogConfig()
@@ -93,6 +93,7 @@ public final class FeedService: @unchecked Sendable {
                 Thread.detachNewThread {
                     (found.snapshot, found.notes) = store.newest(logEnd: end, halfLifeSeconds: halfLife, seenPerUser: perUser,
                                                                  fingerprint: log.fingerprint(of:))
+                    found.done = Date()
                     snapshotRead.leave()
                 }
             }
@@ -117,7 +118,7 @@ public final class FeedService: @unchecked Sendable {
                     halfLifeSeconds: config.trendingHalfLifeSeconds, seenPerUser: config.seenPerUser, misfit: f.misfit)
                 notes += passed
                 if let snap {
-                    state.restore(snap)
+                    if state.restore(snap) { notes.append("snapshot's seen sets renumbered: the catalog is in another order than when it was taken") }
                     from = Dictionary(uniqueKeysWithValues: snap.partitions.map { ($0.partition, $0.next) })
                     pending = snap.pending
                     lastSnapshot = snap.eventsApplied
@@ -129,7 +130,7 @@ public final class FeedService: @unchecked Sendable {
         } else {
             let log = opened!.log
             self.log = log
-            let tOpen = Date()
+            let tCatalog = Date()
             if let m = log.recovery.message { notes.append(m) }
             // The newest valid snapshot, then the log's tail into the in-memory indexes (seen
             // sets, trending, idempotency keys); the whole log without one.
@@ -141,7 +142,7 @@ public final class FeedService: @unchecked Sendable {
                 found.snapshot = nil
                 notes += found.notes
                 if let snap {
-                    state.restore(snap)
+                    if state.restore(snap) { notes.append("snapshot's seen sets renumbered: the catalog is in another order than when it was taken") }
                     from = snap.position
                     lastSnapshot = snap.position
                     restored = true
@@ -157,15 +158,22 @@ public final class FeedService: @unchecked Sendable {
                 lastSnapshot = from
             }
             var batch: [Event] = []
+            var applying = 0.0
             try log.forEach(from: from) { e in
                 batch.append(e)
-                if batch.count == 10_000 { state.apply(batch); batch.removeAll(keepingCapacity: true) }
+                if batch.count == 10_000 {
+                    let t = Date()
+                    state.apply(batch)
+                    applying += Date().timeIntervalSince(t)
+                    batch.removeAll(keepingCapacity: true)
+                }
             }
             state.apply(batch)
             notes.append("replayed \(log.endId - from) events" + (restored ? " after the snapshot at event \(from)" : ""))
-            notes.append(String(format: "start-up: log opened in %.2f s, catalog loaded and snapshot read (at once) until %.2f s, snapshot restored by %.2f s, %llu events replayed in %.2f s",
-                                opened!.seconds, tOpen.timeIntervalSince(tStart), tSnapshot.timeIntervalSince(tStart), log.endId - from,
-                                Date().timeIntervalSince(tSnapshot)))
+            notes.append(String(format: "start-up: log opened in %.2f s; catalog loaded by %.2f s and snapshot read by %.2f s (at once); "
+                                + "snapshot restored by %.2f s; %llu events replayed in %.2f s (%.2f s of it applying)",
+                                opened!.seconds, tCatalog.timeIntervalSince(tStart), max(0, found.done.timeIntervalSince(tStart)),
+                                tSnapshot.timeIntervalSince(tStart), log.endId - from, Date().timeIntervalSince(tSnapshot), applying))
         }
         state.rebuildTrending()
         notes.append("live generation: \(state.generations.live.map { "\($0.id) (\($0.model), \($0.users) users)" } ?? "none")")

@@ -105,40 +105,32 @@ final class FeedState: Sendable {
                     catalog.idTable, kafka)
         }
         guard let p = parts else { return nil }
-        // Only the videos the snapshot names, numbered in order of first use.
-        var table: [String] = [], number: [Int32: UInt32] = [:]
-        func id(_ i: Int32) -> UInt32 {
-            if let n = number[i] { return n }
-            let n = UInt32(table.count)
-            table.append(p.ids[Int(i)])
-            number[i] = n
-            return n
-        }
-        // Each user's videos oldest first: after a restore the same ones are forgotten as after a replay.
-        let seenOut = p.seen.sorted { $0.key < $1.key }.map {
-            (user: $0.key, videos: $0.value.videos.map(id), hidden: $0.value.hidden.sorted().map(id))
-        }
+        // Videos by this process's global index: the seen sets go as they are (a copy-on-write copy).
         var trends: [ServingSnapshot.Trend] = []
         let top = max(p.trend.score.count, Int((p.trend.counts.keys.max() ?? -1) + 1))
         for i in 0..<top {
             let score = i < p.trend.score.count ? p.trend.score[i] : 0, stamp = i < p.trend.stamp.count ? p.trend.stamp[i] : 0
             let count = p.trend.counts[Int32(i)] ?? 0
             guard score != 0 || stamp != 0 || count != 0 else { continue }
-            trends.append(.init(video: id(Int32(i)), score: score, stamp: stamp, count: UInt32(min(count, Int(UInt32.max)))))
+            trends.append(.init(video: UInt32(i), score: score, stamp: stamp, count: UInt32(min(count, Int(UInt32.max)))))
         }
         return ServingSnapshot(position: p.position, eventsApplied: p.applied, halfLifeSeconds: halfLifeSeconds,
-                               seenPerUser: UInt32(min(seen.perUser, Int(UInt32.max))), videos: table, seen: seenOut, trending: trends,
+                               seenPerUser: UInt32(min(seen.perUser, Int(UInt32.max))), videos: p.ids, seen: p.seen, trending: trends,
                                keys: p.keys.done.map { .init(entry: $0.entry, id: $0.id, fingerprint: $0.fingerprint, timeMs: $0.timeMs) },
                                partitions: p.kafka?.partitions ?? [], pending: p.kafka?.pending ?? [])
     }
 
     /// Loads a snapshot into a state nothing has been applied to yet (start-up, after the
-    /// catalog's first load); the log's tail from `s.position` is applied after it.
-    func restore(_ s: ServingSnapshot) {
+    /// catalog's first load); the log's tail from `s.position` is applied after it. Returns
+    /// whether the seen sets had to be renumbered (the catalog is indexed otherwise than when the
+    /// snapshot was taken).
+    @discardableResult
+    func restore(_ s: ServingSnapshot) -> Bool {
         gate.exclusive {
             let index = catalog.indices(of: s.videos)
-            seen.load(s.seen.lazy.map { (user: $0.user, videos: $0.videos.map { index[Int($0)] }, hidden: $0.hidden.map { index[Int($0)] }) },
-                      count: s.seen.count)
+            // Usually the catalog is indexed as it was when the snapshot was taken.
+            let same = index.indices.allSatisfy { index[$0] == Int32($0) }
+            seen.load(s.seen, remap: same ? nil : index, bound: Int(s.seenPerUser))
             let n = Int((index.max() ?? -1) + 1)
             var score = [Float](repeating: 0, count: n), stamp = [Double](repeating: 0, count: n)
             var counts: [Int32: Int] = [:]
@@ -152,6 +144,7 @@ final class FeedState: Sendable {
             keys.load(s.keys.map { ($0.entry, $0.id, $0.fingerprint, $0.timeMs) })
             applied.store(s.eventsApplied, ordering: .relaxed)
             positions.reset(to: s.position)
+            return !same
         }
     }
 

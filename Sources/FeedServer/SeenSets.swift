@@ -19,6 +19,10 @@ final class SeenSets: @unchecked Sendable {
         /// Hidden videos: never forgotten.
         var hidden: [Int32] = []
 
+        init() {}
+        /// `videos` distinct, oldest first.
+        init(videos: [Int32], hidden: [Int32]) { order = videos; self.hidden = hidden }
+
         /// What a page leaves out.
         var all: Set<Int32> {
             var s = Set(order[head...])
@@ -78,17 +82,23 @@ final class SeenSets: @unchecked Sendable {
     }
 
     /// Replaces the sets (a snapshot being restored before anything else is applied): each
-    /// user's videos oldest first, and the hidden ones.
-    func load<S: Sequence>(_ users: S, count: Int) where S.Element == (user: String, videos: [Int32], hidden: [Int32]) {
-        var out: [String: User] = [:]
-        out.reserveCapacity(count)
-        for x in users {
-            // A snapshot's lists are distinct and oldest first (as `export` gave them): kept as
-            // they are, less the oldest beyond this server's bound.
-            var s = User()
-            s.order = x.videos.count > perUser ? Array(x.videos.suffix(perUser)) : x.videos
-            s.hidden = x.hidden
-            out[x.user] = s
+    /// user's videos oldest first (as `export` gave them), and the hidden ones, bounded at `bound`
+    /// per user when taken; `remap[i]`: the global index of the snapshot's video `i` (nil: the
+    /// snapshot's numbering is this process's). Taken as they are when nothing needs renumbering
+    /// or trimming (a restart with the same catalog and bound: O(1)); otherwise user by user, less
+    /// the oldest beyond this server's bound.
+    func load(_ users: [String: User], remap: [Int32]?, bound: Int) {
+        var out = users
+        if remap != nil || bound > perUser {
+            out = [:]
+            out.reserveCapacity(users.count)
+            for (user, x) in users {
+                var s = User()
+                let vs = x.videos.suffix(perUser)
+                s.order = remap.map { m in vs.map { m[Int($0)] } } ?? Array(vs)
+                s.hidden = remap.map { m in x.hidden.map { m[Int($0)] } } ?? x.hidden
+                out[user] = s
+            }
         }
         lock.lock(); defer { lock.unlock() }
         seen = out

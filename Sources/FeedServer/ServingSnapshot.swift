@@ -11,7 +11,9 @@ import Glibc
 /// below `position` is in it, none above. A start loads the newest valid snapshot and replays only
 /// the log's tail from `position`, instead of the whole log.
 ///
-/// Videos are named by id (global indices are this process's). Binary, little-endian:
+/// Videos are named by id: the table lists the capturing process's video ids in its global index
+/// order, so a restart that indexes the catalog the same way takes the seen sets as they are
+/// (anything else renumbers them). Binary, little-endian:
 ///   magic "FYSNAP01" | u32 version | u64 position | u64 fingerprint of the event at position - 1
 ///   (`Event.fingerprint`; 0 at position 0) | u64 events applied | f64 trending half-life |
 ///   u32 seen-set bound per user | u32 videos, each a string |
@@ -58,7 +60,8 @@ struct ServingSnapshot: Equatable {
     var halfLifeSeconds: Double
     var seenPerUser: UInt32 = UInt32(FeedServerConfig().seenPerUser)
     var videos: [String]
-    var seen: [(user: String, videos: [UInt32], hidden: [UInt32])]
+    /// Per user: videos (indices into `videos`) oldest first, and the hidden ones.
+    var seen: [String: SeenSets.User]
     var trending: [Trend]
     var keys: [Key]
     var partitions: [Partition] = []
@@ -68,7 +71,7 @@ struct ServingSnapshot: Equatable {
         a.position == b.position && a.logFingerprint == b.logFingerprint && a.eventsApplied == b.eventsApplied
             && a.halfLifeSeconds == b.halfLifeSeconds && a.seenPerUser == b.seenPerUser
             && a.videos == b.videos && a.seen.count == b.seen.count
-            && zip(a.seen, b.seen).allSatisfy { $0.user == $1.user && $0.videos == $1.videos && $0.hidden == $1.hidden }
+            && a.seen.allSatisfy { u in b.seen[u.key].map { $0.videos.elementsEqual(u.value.videos) && $0.hidden == u.value.hidden } ?? false }
             && a.trending == b.trending && a.keys == b.keys && a.partitions == b.partitions && a.pending == b.pending
     }
 
@@ -78,10 +81,10 @@ struct ServingSnapshot: Equatable {
         w.u32(seenPerUser)
         w.u32(UInt32(videos.count)); for v in videos { w.string(v) }
         w.u32(UInt32(seen.count))
-        for (user, vs, hidden) in seen {
+        for (user, s) in seen {
             w.string(user)
-            w.u32(UInt32(vs.count)); for v in vs { w.u32(v) }
-            w.u32(UInt32(hidden.count)); for v in hidden { w.u32(v) }
+            w.u32(UInt32(s.count)); w.i32s(s.videos)
+            w.u32(UInt32(s.hidden.count)); w.i32s(s.hidden[...])
         }
         w.u32(UInt32(trending.count))
         for t in trending { w.u32(t.video); w.u32(t.score.bitPattern); w.u64(t.stamp.bitPattern); w.u32(t.count) }
@@ -107,14 +110,20 @@ struct ServingSnapshot: Equatable {
         let position = try r.u64(), fingerprint = try r.u64(), applied = try r.u64(), halfLife = Double(bitPattern: try r.u64())
         let perUser = try r.u32()
         let videos = try (0..<r.count(4)).map { _ in try r.string() }
-        var seen: [(String, [UInt32], [UInt32])] = []
-        for _ in 0..<(try r.count(12)) {
+        var seen: [String: SeenSets.User] = [:]
+        let users = try r.count(12)
+        seen.reserveCapacity(users)
+        let top = Int32(clamping: videos.count)
+        for _ in 0..<users {
             let user = try r.string()
-            let vs = try r.u32s(r.count(4))
-            let hidden = try r.u32s(r.count(4))
-            let top = UInt32(videos.count)
-            guard vs.allSatisfy({ $0 < top }), hidden.allSatisfy({ $0 < top }) else { throw DecodeError.bad("video index out of range") }
-            seen.append((user, vs, hidden))
+            let vs = try r.i32s(r.count(4))
+            let hidden = try r.i32s(r.count(4))
+            guard vs.allSatisfy({ $0 >= 0 && $0 < top }), hidden.allSatisfy({ $0 >= 0 && $0 < top }) else {
+                throw DecodeError.bad("video index out of range")
+            }
+            guard seen.updateValue(SeenSets.User(videos: vs, hidden: hidden), forKey: user) == nil else {
+                throw DecodeError.bad("user \(user) listed twice")
+            }
         }
         let trending = try (0..<r.count(20)).map { _ in
             Trend(video: try r.u32(), score: Float(bitPattern: try r.u32()), stamp: Double(bitPattern: try r.u64()), count: try r.u32())

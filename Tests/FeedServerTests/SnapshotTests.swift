@@ -49,7 +49,7 @@ final class SnapshotTests: XCTestCase {
         var keys: [String]
         init(_ s: ServingSnapshot) {
             position = s.position; applied = s.eventsApplied
-            seen = Dictionary(uniqueKeysWithValues: s.seen.map { ($0.user, Set(($0.videos + $0.hidden).map { s.videos[Int($0)] })) })
+            seen = s.seen.mapValues { Set((Array($0.videos) + $0.hidden).map { s.videos[Int($0)] }) }
             trending = Dictionary(uniqueKeysWithValues: s.trending.map { (s.videos[Int($0.video)], [Double($0.score), $0.stamp, Double($0.count)]) })
             keys = s.keys.map { "\($0.entry) \($0.id) \($0.fingerprint) \($0.timeMs)" }.sorted()
         }
@@ -74,6 +74,7 @@ final class SnapshotTests: XCTestCase {
         // The next replays only the tail after it.
         let (fromSnapshot, notes2) = try state(every: 1_000)
         XCTAssertTrue(notes2.contains("replayed 1500 events after the snapshot at event 5000"), "\(notes2)")
+        XCTAssertFalse(notes2.contains { $0.contains("renumbered") }, "same catalog, same numbering: \(notes2)")
         // Snapshots off: the whole log.
         let (full, notes3) = try state(every: 0)
         XCTAssertTrue(notes3.contains("replayed 6500 events"), "\(notes3)")
@@ -107,6 +108,24 @@ final class SnapshotTests: XCTestCase {
         XCTAssertEqual(replayed, full)
     }
 
+    /// The snapshot numbers videos as the capturing process indexed them; a start whose catalog
+    /// comes in another order (a video created "earlier" since) renumbers the seen sets and ends
+    /// in the state a full replay builds.
+    func testASnapshotIsRenumberedWhenTheCatalogOrderChanged() throws {
+        _ = try World.make(dir, lists: ["u1": Array(0..<30)])
+        try appendEvents(3_000, seed: 4)
+        let (first, notes1) = try state(every: 1_000)
+        XCTAssertTrue(notes1.contains { $0.hasPrefix("snapshot at event 3000 written") }, "\(notes1)")
+        XCTAssertEqual(first.position, 3_000)
+        try DataDirectory(dir).openStore().insertVideo(Video(id: "a-first", durationMs: 5_000, createdAt: -1))
+        try appendEvents(700, seed: 5)
+        let (restored, notes2) = try state(every: 1_000_000)
+        XCTAssertTrue(notes2.contains("replayed 700 events after the snapshot at event 3000"), "\(notes2)")
+        XCTAssertTrue(notes2.contains { $0.contains("seen sets renumbered") }, "\(notes2)")
+        let (full, _) = try state(every: 0)
+        XCTAssertEqual(restored, full)
+    }
+
     /// A snapshot covering more than the log holds (a log restored from an older backup) or taken
     /// with another trending half-life is passed over.
     func testASnapshotThatDoesNotFitTheLogIsPassedOver() throws {
@@ -117,7 +136,7 @@ final class SnapshotTests: XCTestCase {
         let log = try EventLog(directory: DataDirectory(dir).events)
         let print = { (id: UInt64) in (try? log.read(from: id, limit: 1))?.first?.fingerprint }
         let s = ServingSnapshot(position: 400, eventsApplied: 400, halfLifeSeconds: 6 * 3600, seenPerUser: 30, videos: ["v1"],
-                                seen: [("u1", [0], [])], trending: [], keys: [])
+                                seen: ["u1": .init(videos: [0], hidden: [])], trending: [], keys: [])
         try store.write(s)
         var odd = s
         odd.position = 200
@@ -149,7 +168,7 @@ final class SnapshotTests: XCTestCase {
     func testTheSnapshotFormatRoundTripsAndRejectsEveryTruncation() throws {
         let s = ServingSnapshot(position: 12, logFingerprint: 0xABCD, eventsApplied: 12, halfLifeSeconds: 3600, seenPerUser: 7,
                                 videos: ["a", "bé"],
-                                seen: [("u", [0, 1], [1]), ("w", [1], [])], trending: [.init(video: 1, score: 2.5, stamp: 1e9, count: 3)],
+                                seen: ["u": .init(videos: [0, 1], hidden: [1]), "w": .init(videos: [1], hidden: [])], trending: [.init(video: 1, score: 2.5, stamp: 1e9, count: 3)],
                                 keys: [.init(entry: "u\u{0}k", id: 4, fingerprint: 99, timeMs: -5)],
                                 partitions: [.init(partition: 0, next: 7, fingerprint: 5), .init(partition: 1, next: 0, fingerprint: 0)],
                                 pending: [1 << 40 | 9])
@@ -160,7 +179,7 @@ final class SnapshotTests: XCTestCase {
         v1.u32(1); v1.u64(3); v1.u64(0); v1.u64(3); v1.u64(Double(60).bitPattern); v1.u32(5)
         v1.u32(1); v1.string("a"); v1.u32(1); v1.string("u"); v1.u32(1); v1.u32(0); v1.u32(0); v1.u32(0); v1.u32(0)
         let old = try ServingSnapshot.decode(v1.finished())
-        XCTAssertEqual(old.seen.first?.videos, [0])
+        XCTAssertEqual(old.seen["u"].map { Array($0.videos) }, [0])
         XCTAssertTrue(old.partitions.isEmpty && old.pending.isEmpty)
         for n in 0..<bytes.count { XCTAssertThrowsError(try ServingSnapshot.decode(Array(bytes.prefix(n))), "prefix \(n)") }
         var flipped = bytes
@@ -207,7 +226,7 @@ final class SnapshotTests: XCTestCase {
             XCTAssertEqual(s.export()["u"].map { Array($0.videos) }, model)
             // Restored from its export, it forgets in the same order.
             let r = SeenSets(perUser: limit)
-            r.load([(user: "u", videos: Array(s.export()["u"]!.videos), hidden: [Int32]())], count: 1)
+            r.load(["u": .init(videos: Array(s.export()["u"]!.videos), hidden: [])], remap: nil, bound: limit)
             for v: Int32 in [20, 21] {
                 for t in [s, r] { t.insert([Event(id: 0, draft: EventDraft(user: "u", video: "v", type: .view, timeMs: 0))], videos: [v]) }
             }
