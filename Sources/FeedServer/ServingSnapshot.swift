@@ -110,6 +110,7 @@ struct ServingSnapshot: Equatable {
         let position = try r.u64(), fingerprint = try r.u64(), applied = try r.u64(), halfLife = Double(bitPattern: try r.u64())
         let perUser = try r.u32()
         let videos = try (0..<r.count(4)).map { _ in try r.string() }
+        guard Set(videos).count == videos.count else { throw DecodeError.bad("a video listed twice") }
         var seen: [String: SeenSets.User] = [:]
         let users = try r.count(12)
         seen.reserveCapacity(users)
@@ -118,6 +119,8 @@ struct ServingSnapshot: Equatable {
             let user = try r.string()
             let vs = try r.i32s(r.count(4))
             let hidden = try r.i32s(r.count(4))
+            // (A video twice in one list would only cost a slot; not checked, the reader thread is start-up's critical path.)
+            guard vs.count <= Int(perUser) else { throw DecodeError.bad("user \(user) has \(vs.count) videos, past the bound \(perUser)") }
             guard vs.allSatisfy({ $0 >= 0 && $0 < top }), hidden.allSatisfy({ $0 >= 0 && $0 < top }) else {
                 throw DecodeError.bad("video index out of range")
             }

@@ -56,9 +56,14 @@ public struct Importer: Sendable {
         self.negativeWeights = negativeWeights
     }
 
+    /// Every this many bytes of a mapped file parsed, the pages behind are given back
+    /// (`MappedFile.release`).
+    public var releaseEvery = 64 << 20
+
     public func read(path: String) throws -> Interactions {
-        let file = try MappedFile(path: path)
-        return try parse(file.bytes, name: path)
+        var out = Interactions()
+        try read(path: path, into: &out)
+        return out
     }
 
     public func read(paths: [String]) throws -> Interactions {
@@ -70,7 +75,7 @@ public struct Importer: Sendable {
     /// Appends a file's rows to `into`, extending its id maps.
     public func read(path: String, into: inout Interactions) throws {
         let file = try MappedFile(path: path)
-        try parse(file.bytes, name: path, into: &into)
+        try parse(file.bytes, name: path, into: &into, consumed: file.release(upTo:))
     }
 
     public func parse(_ bytes: UnsafeRawBufferPointer, name: String) throws -> Interactions {
@@ -109,7 +114,10 @@ public struct Importer: Sendable {
         }
     }
 
-    public func parse(_ bytes: UnsafeRawBufferPointer, name: String, into out: inout Interactions) throws {
+    /// `consumed(offset)`: every `releaseEvery` bytes, the offset of the line being read (nothing
+    /// before it is read again).
+    public func parse(_ bytes: UnsafeRawBufferPointer, name: String, into out: inout Interactions,
+                      consumed: ((Int) -> Void)? = nil) throws {
         var lay = layout(name: name)
         var scanner = LineScanner(bytes: bytes, delimiter: lay.delimiter)
         var lineNo = 0
@@ -150,8 +158,13 @@ public struct Importer: Sendable {
         out.weights.reserveCapacity(out.count + estimate)
         let minWeight = self.minWeight
         var dataLines = 0
+        var released = 0
         while let line = scanner.nextLine() {
             lineNo += 1
+            if let consumed, let at = line.baseAddress, let base = bytes.baseAddress, at - base - released >= releaseEvery {
+                released = at - base
+                consumed(released)
+            }
             if line.count == 0 { continue }
             dataLines += 1
             var nf = scanner.split(line, into: fields)

@@ -42,7 +42,7 @@ public enum InteractionTable {
     public static func encode(_ h: EventHistory, position: UInt64, logFingerprint: UInt64, durations: [String: Int]) -> [UInt8] {
         var w = ByteWriter(magic: magic)
         let names = h.users.raw.reduce(0) { $0 + $1.utf8.count + 8 } + h.videos.raw.reduce(0) { $0 + $1.utf8.count + 12 }
-        w.reserveCapacity(64 + names + h.pairCount * pairBytes)
+        w.reserveCapacity(64 + key(h.mapping).utf8.count + names + h.pairCount * pairBytes)
         w.u32(version); w.u64(position); w.u64(logFingerprint); w.u64(UInt64(bitPattern: h.newestTimeMs)); w.string(key(h.mapping))
         w.u32(UInt32(h.videos.count))
         for v in h.videos.raw { w.string(v); w.u64(UInt64(bitPattern: Int64(durations[v] ?? 0))) }
@@ -233,12 +233,13 @@ public enum InteractionTable {
         return (h, end, from)
     }
 
-    /// Writes the table at `position`; keeps the two newest.
+    /// Writes the table at `position`; keeps the two newest and this one (`events compact
+    /// --through` may write one below them).
     public static func write(_ h: EventHistory, position: UInt64, logFingerprint: UInt64, durations: [String: Int],
                              to directory: String) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let name = String(format: "table-%020llu-", position) + tag(h.mapping) + ".bin"
         try AtomicFile.write(encode(h, position: position, logFingerprint: logFingerprint, durations: durations), to: directory + "/" + name)
-        for old in files(directory, mapping: h.mapping).dropFirst(2) { unlink(old.path) }
+        for old in files(directory, mapping: h.mapping).dropFirst(2) where old.position != position { unlink(old.path) }
     }
 }

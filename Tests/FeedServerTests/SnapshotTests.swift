@@ -185,6 +185,13 @@ final class SnapshotTests: XCTestCase {
         var flipped = bytes
         flipped[20] ^= 1
         XCTAssertThrowsError(try ServingSnapshot.decode(flipped))
+        // Checksummed but inconsistent: a list past the snapshot's own bound, a video id twice in the table.
+        var over = s
+        over.seen["u"] = .init(videos: Array(0..<8).map { _ in Int32(0) }, hidden: [])
+        XCTAssertThrowsError(try ServingSnapshot.decode(over.encoded())) { XCTAssertTrue("\($0)".contains("past the bound 7"), "\($0)") }
+        var twice = s
+        twice.videos = ["a", "a"]
+        XCTAssertThrowsError(try ServingSnapshot.decode(twice.encoded())) { XCTAssertTrue("\($0)".contains("listed twice"), "\($0)") }
     }
 
     /// Appends complete in any order: the snapshot position is the end of the applied prefix, and

@@ -119,6 +119,19 @@ final class EventHistoryTests: XCTestCase {
         }
     }
 
+    /// The two newest tables are kept, and one written below them (`events compact --through`) too
+    /// until the next write.
+    func testWritingAnOlderTableKeepsIt() throws {
+        let dir = NSTemporaryDirectory() + "/tables-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var h = EventHistory()
+        for e in events(seed: 7, count: 50) { h.add(e, duration: 10_000) }
+        for p: UInt64 in [10, 20, 5] { try InteractionTable.write(h, position: p, logFingerprint: 0, durations: [:], to: dir) }
+        XCTAssertEqual(InteractionTable.files(dir, mapping: h.mapping).map(\.position), [20, 10, 5])
+        try InteractionTable.write(h, position: 30, logFingerprint: 0, durations: [:], to: dir)
+        XCTAssertEqual(InteractionTable.files(dir, mapping: h.mapping).map(\.position), [30, 20])
+    }
+
     /// A table whose checksum is right but which names a user twice, a video twice, or one video
     /// twice in a row, is refused.
     func testADamagedTableIsRefused() throws {
