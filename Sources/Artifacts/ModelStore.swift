@@ -280,8 +280,14 @@ public enum ModelStore {
     public static func fingerprint(paths: [String]) throws -> String {
         var c = CRC32C()
         for p in paths {
+            // In 64 MiB steps, each given back once summed: a 1.5 GB input no longer adds 1.5 GB
+            // to training's peak resident set.
             let f = try MappedFile(path: p)
-            c.update(f.bytes)
+            let step = 64 << 20
+            for at in stride(from: 0, to: f.bytes.count, by: step) {
+                c.update(UnsafeRawBufferPointer(rebasing: f.bytes[at..<min(f.bytes.count, at + step)]))
+                f.release(upTo: at + step)
+            }
         }
         return hex(c.finalValue)
     }

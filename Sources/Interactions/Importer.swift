@@ -152,7 +152,10 @@ public struct Importer: Sendable {
         let fields = UnsafeMutableBufferPointer<UnsafeRawBufferPointer>.allocate(capacity: maxCol + 1)
         fields.initialize(repeating: UnsafeRawBufferPointer(start: nil, count: 0))
         defer { fields.deallocate() }
-        let estimate = bytes.count / 16
+        // Room for every line the file can hold (a row is at least 6 bytes: "1\t2\t1\n"): reserved
+        // pages nobody writes are not resident, while growing past a short estimate copies every
+        // array with the old and new buffers both resident (at 100M rows that copy was the peak).
+        let estimate = bytes.count / 6 + 1
         out.userIndex.reserveCapacity(out.count + estimate)
         out.itemIndex.reserveCapacity(out.count + estimate)
         out.weights.reserveCapacity(out.count + estimate)

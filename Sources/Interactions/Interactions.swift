@@ -30,7 +30,9 @@ public struct Interactions: Sendable {
 
     /// The user x item matrix of confidences (weights summed per pair first, then transformed).
     public func confidenceMatrix(_ confidence: Confidence) -> CSR {
-        matrix().mapValues { confidence.apply($0) }
+        var m = matrix()
+        m.transformValues { confidence.apply($0) }
+        return m
     }
 
     /// Rows of `self` whose indices are in `keep`, with the same id maps.

@@ -33,6 +33,11 @@ final class ImporterTests: XCTestCase {
         importer.releaseEvery = 4_096
         let mapped = try importer.read(path: p)
         let inMemory = try Array(text.utf8).withUnsafeBytes { try importer.parse($0, name: p) }
+        var offsets: [Int] = []
+        var again = Interactions()
+        try Array(text.utf8).withUnsafeBytes { try importer.parse($0, name: p, into: &again, consumed: { offsets.append($0) }) }
+        XCTAssertEqual(Double(offsets.count), Double(text.utf8.count / 4_096), accuracy: 1, "\(offsets.prefix(5))")
+        XCTAssertTrue(zip(offsets, offsets.dropFirst()).allSatisfy { $1 - $0 >= 4_096 })
         XCTAssertEqual(mapped.count, 20_000)
         XCTAssertEqual(mapped.users, inMemory.users)
         XCTAssertEqual(mapped.items, inMemory.items)
