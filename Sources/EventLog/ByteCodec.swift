@@ -62,18 +62,7 @@ public struct ByteReader {
     public mutating func u32() throws -> UInt32 { try take(4).withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) } }
     public mutating func u64() throws -> UInt64 { try take(8).withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) } }
     public mutating func string() throws -> String { String(decoding: try take(Int(try u32())), as: UTF8.self) }
-    /// `n` u32 values at once (a snapshot's seen sets hold tens of millions).
-    public mutating func u32s(_ n: Int) throws -> [UInt32] {
-        let raw = try take(n * 4)
-        return [UInt32](unsafeUninitializedCapacity: n) { out, count in
-            raw.withUnsafeBytes { src in
-                for k in 0..<n { out[k] = UInt32(littleEndian: src.loadUnaligned(fromByteOffset: 4 * k, as: UInt32.self)) }
-            }
-            count = n
-        }
-    }
-
-    /// `n` u32 values as their Int32 bit patterns.
+    /// `n` u32 values at once, as their Int32 bit patterns (a snapshot's seen sets hold tens of millions).
     public mutating func i32s(_ n: Int) throws -> [Int32] {
         let raw = try take(n * 4)
         return [Int32](unsafeUninitializedCapacity: n) { out, count in
