@@ -54,8 +54,8 @@ let package = Package(
         .target(name: "EventLog", dependencies: ["Checksum"]),
         .target(name: "Interactions", dependencies: ["Checksum", "EventLog"]),
         .target(name: "Rankers", dependencies: ["LinearAlgebra", "Interactions"]),
-        .systemLibrary(name: "CXGBoost", path: "Sources/CXGBoost",
-                       providers: [.apt(["libxgboost-dev"])]),
+        // XGBoost's C API (libxgboost-dev's headers), the library loaded on first use.
+        .target(name: "CXGBoost", linkerSettings: [.linkedLibrary("dl")]),
         // The learned second stage: candidates from several rankers, re-ranked by LambdaMART (XGBoost).
         .target(name: "Reranking", dependencies: ["LinearAlgebra", "Interactions", "Rankers", "Scoring", "CXGBoost"]),
         .target(name: "Scoring", dependencies: ["LinearAlgebra", "Interactions", "Rankers"]),

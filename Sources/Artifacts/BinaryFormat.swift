@@ -35,82 +35,115 @@ enum BinaryFormat {
     static let matrixMagic: [UInt8] = Array("FYMX".utf8)
     static let csrMagic: [UInt8] = Array("FYCS".utf8)
 
+    /// Writes straight to the file (no copy of the payload in memory), the CRC kept as it goes.
     struct Writer {
-        var bytes: [UInt8] = []
-        mutating func raw(_ b: [UInt8]) { bytes.append(contentsOf: b) }
-        mutating func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
-        mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
-        mutating func array<T>(_ a: [T]) { a.withUnsafeBytes { bytes.append(contentsOf: $0) } }
-        mutating func buffer(_ p: UnsafeRawBufferPointer) { bytes.append(contentsOf: p) }
-        mutating func finish() { u32(CRC32C.checksum(UnsafeRawBufferPointer(start: bytes, count: bytes.count))) }
+        var sink: AtomicFile.Sink
+        var crc = CRC32C()
+        mutating func buffer(_ p: UnsafeRawBufferPointer) throws { crc.update(p); try sink.write(p) }
+        mutating func raw(_ b: [UInt8]) throws { try b.withUnsafeBytes { try buffer($0) } }
+        mutating func u32(_ v: UInt32) throws { try withUnsafeBytes(of: v.littleEndian) { try buffer($0) } }
+        mutating func u64(_ v: UInt64) throws { try withUnsafeBytes(of: v.littleEndian) { try buffer($0) } }
+        mutating func array<T>(_ a: [T]) throws { try a.withUnsafeBytes { try buffer($0) } }
+        mutating func finish() throws {
+            try withUnsafeBytes(of: crc.finalValue.littleEndian) { try sink.write($0) }
+        }
+        /// `body` writing through a Writer to a file put in place atomically.
+        static func file(_ path: String, _ body: (inout Writer) throws -> Void) throws {
+            try AtomicFile.write(to: path) { sink in
+                var w = Writer(sink: sink)
+                try body(&w)
+                try w.finish()
+            }
+        }
     }
 
-    struct Reader {
+    /// Reads the file in order from its descriptor: the header into values, each array straight
+    /// into its storage (one copy of the payload in memory, never the file and the arrays
+    /// both), the CRC kept as it goes and checked at `end()`. The size is known up front, so
+    /// truncation is named before any payload is read.
+    final class Reader {
         let name: String
-        let data: [UInt8]
-        var pos = 0
+        let fd: Int32
+        let size: Int
+        private(set) var pos = 0
+        private var crc = CRC32C()
+
         init(path: String) throws {
             name = path
-            guard let d = FileManager.default.contents(atPath: path) else { throw ArtifactError.missing(path) }
-            data = [UInt8](d)
+            fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw ArtifactError.missing(path) }
+            var st = stat()
+            guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { close(fd); throw ArtifactError.missing(path) }
+            size = Int(st.st_size)
         }
+        deinit { close(fd) }
+
         func need(_ n: Int) throws {
-            if pos + n > data.count { throw ArtifactError.truncated(name, expected: pos + n, actual: data.count) }
+            if pos + n > size { throw ArtifactError.truncated(name, expected: pos + n, actual: size) }
         }
-        mutating func magic(_ m: [UInt8]) throws {
+        /// Exactly `n` bytes into `p` (a short read: the file shrank under us, i.e. truncated).
+        private func fill(_ p: UnsafeMutableRawPointer, _ n: Int, checksum: Bool = true) throws {
+            try need(n)
+            var off = 0
+            while off < n {
+                let got = pread(fd, p + off, n - off, off_t(pos + off))
+                if got < 0 && errno == EINTR { continue }
+                guard got > 0 else { throw ArtifactError.truncated(name, expected: pos + n, actual: pos + off) }
+                off += got
+            }
+            if checksum { crc.update(UnsafeRawBufferPointer(start: p, count: n)) }
+            pos += n
+        }
+        func magic(_ m: [UInt8]) throws {
             try need(8)
-            guard Array(data[0..<4]) == m else { throw ArtifactError.badMagic(name) }
-            pos = 4
+            var head = [UInt8](repeating: 0, count: 4)
+            try head.withUnsafeMutableBytes { try fill($0.baseAddress!, 4) }
+            guard head == m else { throw ArtifactError.badMagic(name) }
             let v = try u32()
             guard v == BinaryFormat.version else { throw ArtifactError.unsupportedVersion(name, v) }
         }
-        mutating func u32() throws -> UInt32 {
-            try need(4)
+        func u32() throws -> UInt32 {
             var v: UInt32 = 0
-            withUnsafeMutableBytes(of: &v) { $0.copyBytes(from: data[pos..<(pos + 4)]) }
-            pos += 4
+            try withUnsafeMutableBytes(of: &v) { try fill($0.baseAddress!, 4) }
             return UInt32(littleEndian: v)
         }
-        mutating func u64() throws -> UInt64 {
-            try need(8)
+        func u64() throws -> UInt64 {
             var v: UInt64 = 0
-            withUnsafeMutableBytes(of: &v) { $0.copyBytes(from: data[pos..<(pos + 8)]) }
-            pos += 8
+            try withUnsafeMutableBytes(of: &v) { try fill($0.baseAddress!, 8) }
             return UInt64(littleEndian: v)
         }
-        /// Checks that exactly `payload` bytes and the trailing checksum remain, and the checksum.
-        func verify(payload: Int) throws {
+        /// Checks that exactly `payload` bytes and the trailing checksum remain (before reading them).
+        func expect(payload: Int) throws {
             let expected = pos + payload + 4
-            guard data.count == expected else { throw ArtifactError.truncated(name, expected: expected, actual: data.count) }
-            let body = data.count - 4
-            let stored = data[body..<data.count].withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }
-            let actual = data.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[0..<body])) }
-            guard UInt32(littleEndian: stored) == actual else { throw ArtifactError.checksumMismatch(name) }
+            guard size == expected else { throw ArtifactError.truncated(name, expected: expected, actual: size) }
         }
-        mutating func array<T>(_ type: T.Type, _ count: Int) -> [T] {
-            let n = count * MemoryLayout<T>.stride
-            let out = [T](unsafeUninitializedCapacity: count) { buf, initialized in
-                data.withUnsafeBytes { src in
-                    UnsafeMutableRawBufferPointer(buf).copyMemory(from: UnsafeRawBufferPointer(rebasing: src[pos..<(pos + n)]))
-                }
+        /// `count` bytes of payload into `p`.
+        func read(into p: UnsafeMutableRawPointer, count: Int) throws { try fill(p, count) }
+        func array<T>(_ type: T.Type, _ count: Int) throws -> [T] {
+            try [T](unsafeUninitializedCapacity: count) { buf, initialized in
+                if count > 0 { try fill(UnsafeMutableRawPointer(buf.baseAddress!), count * MemoryLayout<T>.stride) }
                 initialized = count
             }
-            pos += n
-            return out
+        }
+        /// The trailing CRC against everything read before it.
+        func end() throws {
+            var stored: UInt32 = 0
+            try withUnsafeMutableBytes(of: &stored) { try fill($0.baseAddress!, 4, checksum: false) }
+            guard pos == size else { throw ArtifactError.truncated(name, expected: pos, actual: size) }
+            guard UInt32(littleEndian: stored) == crc.finalValue else { throw ArtifactError.checksumMismatch(name) }
         }
     }
 
     static func writeMatrix(_ m: Matrix, to path: String) throws {
-        var w = Writer()
-        w.raw(matrixMagic); w.u32(version)
-        w.u64(UInt64(m.rows)); w.u64(UInt64(m.cols)); w.u32(1) // dtype 1 = float32
-        m.withUnsafeBuffer { w.buffer(UnsafeRawBufferPointer($0)) }
-        w.finish()
-        try AtomicFile.write(w.bytes, to: path)
+        try Writer.file(path) { w in
+            try w.raw(matrixMagic); try w.u32(version)
+            try w.u64(UInt64(m.rows)); try w.u64(UInt64(m.cols)); try w.u32(1) // dtype 1 = float32
+            try m.withUnsafeBuffer { try w.buffer(UnsafeRawBufferPointer($0)) }
+        }
     }
 
     static func readMatrix(_ path: String) throws -> Matrix {
-        var r = try Reader(path: path)
+        let r = try Reader(path: path)
         try r.magic(matrixMagic)
         let rows = Int(try r.u64()), cols = Int(try r.u64())
         let dtype = try r.u32()
@@ -118,30 +151,32 @@ enum BinaryFormat {
         guard rows >= 0, cols >= 0, rows < 1 << 40, cols < 1 << 20 else {
             throw ArtifactError.inconsistent(path, "implausible shape \(rows) x \(cols)")
         }
-        try r.verify(payload: rows * cols * 4)
+        try r.expect(payload: rows * cols * 4)
         let m = Matrix(rows: rows, cols: cols)
-        let values = r.array(Float.self, rows * cols)
-        values.withUnsafeBufferPointer { m.storage.update(from: $0.baseAddress!, count: values.count) }
+        if rows * cols > 0 { try m.withUnsafeBuffer { try r.read(into: UnsafeMutableRawPointer($0.baseAddress!), count: $0.count * 4) } }
+        try r.end()
         return m
     }
 
     static func writeCSR(_ c: CSR, to path: String) throws {
-        var w = Writer()
-        w.raw(csrMagic); w.u32(version)
-        w.u64(UInt64(c.rows)); w.u64(UInt64(c.cols)); w.u64(UInt64(c.nnz))
-        w.array(c.indptr.map { Int64($0) }); w.array(c.indices); w.array(c.values)
-        w.finish()
-        try AtomicFile.write(w.bytes, to: path)
+        try Writer.file(path) { w in
+            try w.raw(csrMagic); try w.u32(version)
+            try w.u64(UInt64(c.rows)); try w.u64(UInt64(c.cols)); try w.u64(UInt64(c.nnz))
+            // Row pointers go as Int64: Int is that on every platform this builds for.
+            if MemoryLayout<Int>.size == 8 { try w.array(c.indptr) } else { try w.array(c.indptr.map { Int64($0) }) }
+            try w.array(c.indices); try w.array(c.values)
+        }
     }
 
     static func readCSR(_ path: String) throws -> CSR {
-        var r = try Reader(path: path)
+        let r = try Reader(path: path)
         try r.magic(csrMagic)
         let rows = Int(try r.u64()), cols = Int(try r.u64()), nnz = Int(try r.u64())
         guard rows < 1 << 40, cols < 1 << 40, nnz < 1 << 40 else { throw ArtifactError.inconsistent(path, "implausible shape") }
-        try r.verify(payload: (rows + 1) * 8 + nnz * 8)
-        let ptr = r.array(Int64.self, rows + 1).map { Int($0) }
-        let idx = r.array(Int32.self, nnz), val = r.array(Float.self, nnz)
+        try r.expect(payload: (rows + 1) * 8 + nnz * 8)
+        let ptr = MemoryLayout<Int>.size == 8 ? try r.array(Int.self, rows + 1) : try r.array(Int64.self, rows + 1).map { Int($0) }
+        let idx = try r.array(Int32.self, nnz), val = try r.array(Float.self, nnz)
+        try r.end()
         guard ptr.first == 0, ptr.last == nnz, zip(ptr, ptr.dropFirst()).allSatisfy({ $0 <= $1 }),
               idx.allSatisfy({ $0 >= 0 && Int($0) < cols }) else {
             throw ArtifactError.inconsistent(path, "row pointers or column indices out of range")

@@ -31,8 +31,8 @@ public enum ModelStore {
         var run = run
         var files: [String: String] = [:]
         func record(_ name: String) throws {
-            let data = try Data(contentsOf: URL(fileURLWithPath: tmp + "/" + name))
-            files[name] = digest(data)
+            guard let d = digest(path: tmp + "/" + name) else { throw ArtifactError.missing(tmp + "/" + name) }
+            files[name] = d
         }
         try AtomicFile.write(users.raw.joined(separator: "\n") + (users.count > 0 ? "\n" : ""), to: tmp + "/users.tsv")
         try AtomicFile.write(items.raw.joined(separator: "\n") + (items.count > 0 ? "\n" : ""), to: tmp + "/items.tsv")
@@ -122,8 +122,8 @@ public enum ModelStore {
         // Every artifact must match the checksum recorded when it was written.
         for (name, crc) in run.files {
             let path = directory + "/" + name
-            guard let data = FileManager.default.contents(atPath: path) else { throw ArtifactError.missing(path) }
-            if digest(data) != crc {
+            guard let d = digest(path: path) else { throw ArtifactError.missing(path) }
+            if d != crc {
                 // Let the binary reader name truncation precisely when it can.
                 if name.hasSuffix(".bin") {
                     if name == "seen.bin" || name == "tt_features.bin" { _ = try BinaryFormat.readCSR(path) } else { _ = try BinaryFormat.readMatrix(path) }
@@ -256,6 +256,25 @@ public enum ModelStore {
         "fnv1a64:" + String(format: "%016llx", data.withUnsafeBytes { FNV64.digest($0) })
     }
 
+    /// The same digest of a file, read 1 MiB at a time (artifacts run to gigabytes; checking
+    /// one never holds it whole); nil when it cannot be read.
+    public static func digest(path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var h = FNV64()
+        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+        defer { buf.deallocate() }
+        while true {
+            let n = read(fd, buf.baseAddress!, buf.count)
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { return nil }
+            if n == 0 { break }
+            h.update(UnsafeRawBufferPointer(rebasing: buf[0..<n]))
+        }
+        return "fnv1a64:" + String(format: "%016llx", h.value)
+    }
+
     /// CRC-32C over files' bytes, in order: the data fingerprint of a run.
     /// How many training users interacted with each item of a stored model (by raw id).
     public static func trainingPopularity(_ directory: String) throws -> [String: Int] {
@@ -293,10 +312,7 @@ public enum ModelStore {
     }
 
     public static func newRunId(model: String, date: Date = Date()) -> String {
-        let f = DateFormatter()
-        f.dateFormat = "yyyyMMdd-HHmmss"
-        f.timeZone = TimeZone(identifier: "UTC")
         var g = SystemRandomNumberGenerator()
-        return "\(model)-\(f.string(from: date))-\(String(format: "%04x", UInt16.random(in: 0...UInt16.max, using: &g)))"
+        return "\(model)-\(UTCStamp.compact(date))-\(String(format: "%04x", UInt16.random(in: 0...UInt16.max, using: &g)))"
     }
 }

@@ -121,3 +121,25 @@ extension RunRecord {
         return r
     }
 }
+
+/// UTC timestamps for run records and run ids, formatted from `gmtime_r`: Foundation's date
+/// formatting loads calendar and ICU data (megabytes of a small training run's peak memory).
+public enum UTCStamp {
+    static func fields(_ date: Date) -> tm {
+        var t = time_t(date.timeIntervalSince1970.rounded(.down)), parts = tm()
+        gmtime_r(&t, &parts)
+        return parts
+    }
+
+    /// `2026-12-05T21:55:19Z`, as `ISO8601DateFormatter` writes it.
+    public static func iso8601(_ date: Date = Date()) -> String {
+        let f = fields(date)
+        return String(format: "%04d-%02d-%02dT%02d:%02d:%02dZ", f.tm_year + 1900, f.tm_mon + 1, f.tm_mday, f.tm_hour, f.tm_min, f.tm_sec)
+    }
+
+    /// `20261205-215519`, for run ids.
+    public static func compact(_ date: Date) -> String {
+        let f = fields(date)
+        return String(format: "%04d%02d%02d-%02d%02d%02d", f.tm_year + 1900, f.tm_mon + 1, f.tm_mday, f.tm_hour, f.tm_min, f.tm_sec)
+    }
+}

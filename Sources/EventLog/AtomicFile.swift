@@ -7,17 +7,37 @@ import Glibc
 /// temporary file beside it, fsync, rename, fsync the directory.
 public enum AtomicFile {
     public static func write(_ bytes: [UInt8], to path: String) throws {
+        try write(to: path) { sink in try bytes.withUnsafeBytes { try sink.write($0) } }
+    }
+
+    /// Where `write(to:_:)` puts a file's bytes: straight to the temporary file, in as many
+    /// pieces as the caller likes (a large artifact is never assembled in memory first).
+    public struct Sink {
+        let fd: Int32
+        let path: String
+        public private(set) var count = 0
+
+        public mutating func write(_ bytes: UnsafeRawBufferPointer) throws {
+            var off = 0
+            while off < bytes.count {
+                let n = Glibc.write(fd, bytes.baseAddress! + off, bytes.count - off)
+                if n < 0 { if errno == EINTR { continue }; throw AtomicFile.posixError("write \(path)") }
+                off += n
+            }
+            count += bytes.count
+        }
+    }
+
+    /// The file `body` writes through the sink, put in place as `write(_:to:)` does; `body`
+    /// throwing leaves nothing behind.
+    public static func write(to path: String, _ body: (inout Sink) throws -> Void) throws {
         let tmp = path + ".tmp-\(getpid())"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         guard fd >= 0 else { throw posixError("open \(tmp)") }
         // A failed write leaves nothing behind (a full disk is not made fuller by retries).
+        var sink = Sink(fd: fd, path: tmp)
+        do { try body(&sink) } catch { close(fd); unlink(tmp); throw error }
         func fail(_ what: String) -> NSError { let e = posixError(what); close(fd); unlink(tmp); return e }
-        var off = 0
-        while off < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + off, bytes.count - off) }
-            if n < 0 { if errno == EINTR { continue }; throw fail("write \(tmp)") }
-            off += n
-        }
         if fsync(fd) != 0 { throw fail("fsync \(tmp)") }
         close(fd)
         if rename(tmp, path) != 0 { let e = posixError("rename \(tmp)"); unlink(tmp); throw e }

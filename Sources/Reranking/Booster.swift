@@ -15,7 +15,7 @@ public final class Booster: @unchecked Sendable {
     public let featureCount: Int
 
     static func check(_ code: Int32) throws {
-        if code != 0 { throw BoosterError(message: String(cString: XGBGetLastError())) }
+        if code != 0 { throw BoosterError(message: String(cString: fy_XGBGetLastError())) }
     }
 
     /// A DMatrix of `rows` x `cols` dense features (row-major), optional labels and group sizes.
@@ -23,16 +23,16 @@ public final class Booster: @unchecked Sendable {
         var handle: DMatrixHandle?
         init(_ x: [Float], rows: Int, cols: Int, labels: [Float]? = nil, groups: [Int]? = nil) throws {
             precondition(x.count == rows * cols)
-            try Booster.check(x.withUnsafeBufferPointer { XGDMatrixCreateFromMat($0.baseAddress, bst_ulong(rows), bst_ulong(cols), .nan, &handle) })
+            try Booster.check(x.withUnsafeBufferPointer { fy_XGDMatrixCreateFromMat($0.baseAddress, bst_ulong(rows), bst_ulong(cols), .nan, &handle) })
             if let labels {
-                try Booster.check(labels.withUnsafeBufferPointer { XGDMatrixSetFloatInfo(handle, "label", $0.baseAddress, bst_ulong(labels.count)) })
+                try Booster.check(labels.withUnsafeBufferPointer { fy_XGDMatrixSetFloatInfo(handle, "label", $0.baseAddress, bst_ulong(labels.count)) })
             }
             if let groups {
                 let g = groups.map { UInt32($0) }
-                try Booster.check(g.withUnsafeBufferPointer { XGDMatrixSetUIntInfo(handle, "group", $0.baseAddress, bst_ulong(g.count)) })
+                try Booster.check(g.withUnsafeBufferPointer { fy_XGDMatrixSetUIntInfo(handle, "group", $0.baseAddress, bst_ulong(g.count)) })
             }
         }
-        deinit { if let handle { XGDMatrixFree(handle) } }
+        deinit { if let handle { fy_XGDMatrixFree(handle) } }
     }
 
     init(handle: BoosterHandle, featureCount: Int) {
@@ -40,7 +40,7 @@ public final class Booster: @unchecked Sendable {
         self.featureCount = featureCount
     }
 
-    deinit { XGBoosterFree(handle) }
+    deinit { fy_XGBoosterFree(handle) }
 
     /// Trains `rounds` trees on grouped rows. `params` are XGBoost parameters
     /// (e.g. objective rank:ndcg, eta, max_depth); `afterRound(r)` runs after each tree and can
@@ -51,11 +51,11 @@ public final class Booster: @unchecked Sendable {
         let data = try Data(x, rows: rows, cols: cols, labels: labels, groups: groups)
         var h: BoosterHandle?
         var dm: [DMatrixHandle?] = [data.handle]
-        try check(dm.withUnsafeMutableBufferPointer { XGBoosterCreate($0.baseAddress, 1, &h) })
+        try check(dm.withUnsafeMutableBufferPointer { fy_XGBoosterCreate($0.baseAddress, 1, &h) })
         let b = Booster(handle: h!, featureCount: cols)
-        for (k, v) in params { try check(XGBoosterSetParam(h, k, v)) }
+        for (k, v) in params { try check(fy_XGBoosterSetParam(h, k, v)) }
         for r in 0..<rounds {
-            try check(XGBoosterUpdateOneIter(h, Int32(r), data.handle))
+            try check(fy_XGBoosterUpdateOneIter(h, Int32(r), data.handle))
             if !afterRound(r + 1) { break }
         }
         withExtendedLifetime(data) {}
@@ -70,7 +70,7 @@ public final class Booster: @unchecked Sendable {
         defer { lock.unlock() }
         var n: bst_ulong = 0
         var out: UnsafePointer<Float>?
-        try Booster.check(XGBoosterPredict(handle, data.handle, 0, UInt32(trees), 0, &n, &out))
+        try Booster.check(fy_XGBoosterPredict(handle, data.handle, 0, UInt32(trees), 0, &n, &out))
         guard Int(n) == rows, let out else { throw BoosterError(message: "predicted \(n) values for \(rows) rows") }
         return Array(UnsafeBufferPointer(start: out, count: rows))
     }
@@ -80,14 +80,14 @@ public final class Booster: @unchecked Sendable {
         var h: BoosterHandle?
         lock.lock()
         defer { lock.unlock() }
-        try Booster.check(XGBoosterSlice(handle, 0, Int32(trees), 1, &h))
+        try Booster.check(fy_XGBoosterSlice(handle, 0, Int32(trees), 1, &h))
         return Booster(handle: h!, featureCount: featureCount)
     }
 
     /// Trees in the model.
     public var rounds: Int {
         var n: Int32 = 0
-        _ = XGBoosterBoostedRounds(handle, &n)
+        _ = fy_XGBoosterBoostedRounds(handle, &n)
         return Int(n)
     }
 
@@ -95,15 +95,15 @@ public final class Booster: @unchecked Sendable {
     public func serialized() throws -> [UInt8] {
         var n: bst_ulong = 0
         var out: UnsafePointer<CChar>?
-        try Booster.check(XGBoosterSaveModelToBuffer(handle, "{\"format\": \"json\"}", &n, &out))
+        try Booster.check(fy_XGBoosterSaveModelToBuffer(handle, "{\"format\": \"json\"}", &n, &out))
         return out!.withMemoryRebound(to: UInt8.self, capacity: Int(n)) { Array(UnsafeBufferPointer(start: $0, count: Int(n))) }
     }
 
     public static func load(_ bytes: [UInt8], featureCount: Int) throws -> Booster {
         var h: BoosterHandle?
-        try check(XGBoosterCreate(nil, 0, &h))
+        try check(fy_XGBoosterCreate(nil, 0, &h))
         let b = Booster(handle: h!, featureCount: featureCount)
-        try check(bytes.withUnsafeBytes { XGBoosterLoadModelFromBuffer(h, $0.baseAddress, bst_ulong(bytes.count)) })
+        try check(bytes.withUnsafeBytes { fy_XGBoosterLoadModelFromBuffer(h, $0.baseAddress, bst_ulong(bytes.count)) })
         return b
     }
 
@@ -113,7 +113,7 @@ public final class Booster: @unchecked Sendable {
         var names: UnsafeMutablePointer<UnsafePointer<CChar>?>?
         var shape: UnsafePointer<bst_ulong>?
         var scores: UnsafePointer<Float>?
-        try Booster.check(XGBoosterFeatureScore(handle, "{\"importance_type\": \"total_gain\"}", &nf, &names, &dim, &shape, &scores))
+        try Booster.check(fy_XGBoosterFeatureScore(handle, "{\"importance_type\": \"total_gain\"}", &nf, &names, &dim, &shape, &scores))
         var out: [Int: Double] = [:]
         for i in 0..<Int(nf) {
             guard let p = names?[i] else { continue }

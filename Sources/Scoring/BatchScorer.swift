@@ -25,9 +25,11 @@ public struct BatchScorer: Sendable {
     public var threads: Int
     public var userBlock: Int
     public var itemBlock: Int
+    /// Scores one GEMM fills per thread: as many rows of the user block as fit (at least 16).
+    public var scoreBufferBytes = 2 << 20
 
-    /// `userBlock` x `itemBlock` scores are computed and scanned while they sit in cache
-    /// (8 MB at the defaults); each user's top-N heap carries across the item blocks.
+    /// A block of `userBlock` users is scored against `itemBlock` items at a time, a few rows'
+    /// scores per GEMM (about 2 MiB); each user's top-N heap carries across the item blocks.
     public init(top: Int, threads: Int = 0, userBlock: Int = 512, itemBlock: Int = 4096) {
         self.top = top
         self.threads = threads
@@ -59,7 +61,11 @@ public struct BatchScorer: Sendable {
         BLASRuntime.setThreads(1)
         defer { BLASRuntime.setThreads(previousBLASThreads) }
         let iBlock = itemBlock > 0 && !(ranker is WholeRowRanker) ? min(itemBlock, max(nItems, 1)) : max(nItems, 1)
-        let buffers = (0..<nThreads).map { _ in Matrix(rows: block, cols: iBlock) }
+        // The GEMM fills at most `scoreBufferBytes` of scores per thread at a time (rows of the
+        // user block in turn): as fast as the whole block at 2 MiB, and a small run's peak
+        // memory is not a block's worth of scores (8 MiB) per thread above its data.
+        let gemmRows = min(block, max(16, scoreBufferBytes / (4 * iBlock)))
+        let buffers = (0..<nThreads).map { _ in Matrix(rows: gemmRows, cols: iBlock) }
         let start = Date()
         let doneCounter = ProgressCounter()
         items.withUnsafeMutableBufferPointer { itemsOut in
@@ -81,23 +87,28 @@ public struct BatchScorer: Sendable {
                             var i0 = 0
                             while i0 < nItems {
                                 let i1 = min(nItems, i0 + iBlock)
-                                scoreRows(ranker, userList, lo..<hi, items: i0..<i1, into: buf, ld: iBlock)
-                                for row in lo..<hi {
-                                    let u = Int(userList[row])
-                                    let scoresRow = buf.row(row - lo)
-                                    if let ex = exclude, u < ex.rows {
-                                        // Seen items are sorted: advance this user's cursor through the block.
-                                        var p = cursor[row - lo]
-                                        let end = ex.indptr[u + 1]
-                                        while p < end {
-                                            let c = Int(ex.indices[p])
-                                            if c >= i1 { break }
-                                            if c >= i0 { scoresRow[c - i0] = -.infinity }
-                                            p += 1
+                                var s0 = lo
+                                while s0 < hi {
+                                    let s1 = min(hi, s0 + gemmRows)
+                                    scoreRows(ranker, userList, s0..<s1, items: i0..<i1, into: buf, ld: iBlock)
+                                    for row in s0..<s1 {
+                                        let u = Int(userList[row])
+                                        let scoresRow = buf.row(row - s0)
+                                        if let ex = exclude, u < ex.rows {
+                                            // Seen items are sorted: advance this user's cursor through the block.
+                                            var p = cursor[row - lo]
+                                            let end = ex.indptr[u + 1]
+                                            while p < end {
+                                                let c = Int(ex.indices[p])
+                                                if c >= i1 { break }
+                                                if c >= i0 { scoresRow[c - i0] = -.infinity }
+                                                p += 1
+                                            }
+                                            cursor[row - lo] = p
                                         }
-                                        cursor[row - lo] = p
+                                        heaps[row - lo].feed(scoresRow, i1 - i0, offset: Int32(i0))
                                     }
-                                    heaps[row - lo].feed(scoresRow, i1 - i0, offset: Int32(i0))
+                                    s0 = s1
                                 }
                                 i0 = i1
                             }

@@ -199,7 +199,7 @@ public enum TrainingPipeline {
     public static func record(id: String, spec: TrainingSpec, trained: TrainedModel, source: RunRecord.DataInfo,
                               importSeconds: Double, extraParams: [String: String] = [:]) -> RunRecord {
         var run = RunRecord(
-            id: id, model: spec.model.rawValue, createdAt: ISO8601DateFormatter().string(from: Date()),
+            id: id, model: spec.model.rawValue, createdAt: UTCStamp.iso8601(),
             codeVersion: CodeVersion.current, params: trained.params.merging(extraParams) { $1 },
             data: source, losses: trained.losses,
             timings: .init(importSeconds: importSeconds, fitSeconds: trained.fitSeconds, iterationSeconds: trained.iterationSeconds,

@@ -244,7 +244,7 @@ public enum Sweep {
         } else {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             record = SweepRecord(id: (directory as NSString).lastPathComponent, model: spec.family.rawValue, spec: spec, dataPaths: dataPaths,
-                                 dataFingerprint: fingerprint, createdAt: ISO8601DateFormatter().string(from: Date()),
+                                 dataFingerprint: fingerprint, createdAt: UTCStamp.iso8601(),
                                  codeVersion: CodeVersion.current, trials: [])
         }
         let v = try spec.carve.carve(data)

@@ -88,6 +88,33 @@ final class ModelStoreTests: XCTestCase {
         }
     }
 
+    /// A damaged artifact whose run.json digest was brought in line with it: the file's own
+    /// CRC (checked as its payload streams in) or its size still refuses it.
+    func testDamageBehindAMatchingDigestIsRejected() throws {
+        let (_, path) = try saved()
+        let f = path + "/seen.bin"
+        func retag() throws {
+            var run = try ModelStore.readRun(path)
+            run.files["seen.bin"] = try XCTUnwrap(ModelStore.digest(path: f))
+            try ModelStore.writeRun(run, to: path + "/run.json")
+        }
+        let original = try Data(contentsOf: URL(fileURLWithPath: f))
+        XCTAssertEqual(ModelStore.digest(path: f), ModelStore.digest(original))
+        var flipped = original
+        flipped[original.count - 6] ^= 0x01  // a value, near the end of the payload
+        try flipped.write(to: URL(fileURLWithPath: f))
+        try retag()
+        XCTAssertThrowsError(try ModelStore.load(path)) { e in XCTAssertEqual(e as? ArtifactError, .checksumMismatch(f)) }
+        try (original + Data([0])).write(to: URL(fileURLWithPath: f))
+        try retag()
+        XCTAssertThrowsError(try ModelStore.load(path)) { e in
+            XCTAssertEqual(e as? ArtifactError, .truncated(f, expected: original.count, actual: original.count + 1))
+        }
+        try original.write(to: URL(fileURLWithPath: f))
+        try retag()
+        XCTAssertEqual(try ModelStore.load(path).seen.indices, [1, 3])
+    }
+
     func testFlippedByteIsRejected() throws {
         let (_, path) = try saved()
         let f = path + "/user_factors.bin"

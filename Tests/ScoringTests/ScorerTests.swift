@@ -30,8 +30,11 @@ final class ScorerTests: XCTestCase {
         return ALSModel(config: ALSConfig(factors: k), userFactors: x, itemFactors: y)
     }
 
-    func check(_ m: ALSModel, exclude: CSR?, n: Int, users: [Int32]? = nil, block: Int = 7, threads: Int = 2) {
-        let recs = BatchScorer(top: n, threads: threads, userBlock: block).recommend(m, users: users, exclude: exclude)
+    func check(_ m: ALSModel, exclude: CSR?, n: Int, users: [Int32]? = nil, block: Int = 7, threads: Int = 2,
+               itemBlock: Int = 4096, bufferBytes: Int? = nil) {
+        var scorer = BatchScorer(top: n, threads: threads, userBlock: block, itemBlock: itemBlock)
+        if let bufferBytes { scorer.scoreBufferBytes = bufferBytes }
+        let recs = scorer.recommend(m, users: users, exclude: exclude)
         for (row, u) in recs.users.enumerated() {
             let expected = bruteForce(m, user: Int(u), exclude: exclude, n: n)
             let got = Array(recs.list(row)), scores = Array(recs.scoreList(row))
@@ -49,6 +52,16 @@ final class ScorerTests: XCTestCase {
         let ex = Fixtures.randomConfidence(users: 37, items: 101, density: 0.1, seed: 2)
         check(m, exclude: ex, n: 10)
         check(m, exclude: nil, n: 25, block: 64, threads: 1)
+    }
+
+    /// A user block scored a few rows per GEMM (the score buffer smaller than the block), and
+    /// the catalog in item blocks: the same lists as brute force.
+    func testScoreBufferSmallerThanTheUserBlock() {
+        let m = model(users: 150, items: 101, k: 8, seed: 11)
+        let ex = Fixtures.randomConfidence(users: 150, items: 101, density: 0.1, seed: 12)
+        // 16 rows of 40 items per GEMM, 64-user blocks; then the whole catalog per GEMM.
+        check(m, exclude: ex, n: 10, block: 64, itemBlock: 40, bufferBytes: 16 * 40 * 4)
+        check(m, exclude: ex, n: 7, block: 64, itemBlock: 0, bufferBytes: 1)
     }
 
     func testTiesBreakByLowerItemIndex() {

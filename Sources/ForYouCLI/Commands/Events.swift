@@ -128,9 +128,8 @@ struct Events: ParsableCommand {
             }
             for t in EventType.allCases { print("  \(t.name)\t\(summary.byType[t] ?? 0)") }
             if let first = summary.firstTimeMs, let last = summary.lastTimeMs {
-                let f = ISO8601DateFormatter()
-                print("  from \(f.string(from: Date(timeIntervalSince1970: Double(first) / 1000))) to "
-                      + f.string(from: Date(timeIntervalSince1970: Double(last) / 1000)))
+                print("  from \(Date(timeIntervalSince1970: Double(first) / 1000).ISO8601Format()) to "
+                      + Date(timeIntervalSince1970: Double(last) / 1000).ISO8601Format())
             }
         }
     }
