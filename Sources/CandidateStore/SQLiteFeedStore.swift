@@ -193,9 +193,13 @@ public final class SQLiteFeedStore: FeedStore, @unchecked Sendable {
     public func videos() throws -> [Video] {
         try pool.read { db in
             // A cursor reads each row in place (fetchAll copies every row first).
+            // In table order, then sorted here by (created_at, id), the order SQLite's
+            // ORDER BY gives (ids bytewise): its sorter copied every row first (a third of a
+            // 200k-video catalog load, on a server's start-up path).
             var out: [Video] = []
-            let rows = try Row.fetchCursor(db, sql: "SELECT \(SQLiteFeedStore.columns) FROM videos ORDER BY created_at, id")
+            let rows = try Row.fetchCursor(db, sql: "SELECT \(SQLiteFeedStore.columns) FROM videos")
             while let r = try rows.next() { out.append(SQLiteFeedStore.video(r)) }
+            out.sort { $0.createdAt != $1.createdAt ? $0.createdAt < $1.createdAt : $0.id.utf8.lexicographicallyPrecedes($1.id.utf8) }
             return out
         }
     }

@@ -59,6 +59,15 @@ final class StoreBehaviourTests: XCTestCase {
         }
     }
 
+    /// The catalog comes back oldest first, ties by id (a server numbers its videos in this order).
+    func testVideosComeOldestFirstTiesById() throws {
+        try onEachStore { store in
+            let ids = ["v3", "v10", "w1", "v2", "a9", "v0"], created: [Int64] = [5, 5, 9, 5, 1, 9]
+            try store.upsertVideos(zip(ids, created).map { Video(id: $0, status: .ready, createdAt: $1) })
+            XCTAssertEqual(try store.videos().map(\.id), ["a9", "v10", "v2", "v3", "v0", "w1"])
+        }
+    }
+
     func testGenerationRoundTripAndSwitch() throws {
         try onEachStore { store in
             let items = (0..<50).map { "v\($0)" }

@@ -105,4 +105,25 @@ final class FeedStateTests: XCTestCase {
             }
         }
     }
+
+    /// The start-up replay's hand-off: every batch arrives once and in order past a full queue,
+    /// then the producer's end; a producer's error comes after the batches it put.
+    func testBatchHandoffDeliversInOrderThenTheProducersOutcome() {
+        struct Stop: Error {}
+        for failing in [false, true] {
+            let h = BatchHandoff<[Int]>(capacity: 2)
+            Thread.detachNewThread {
+                for b in 0..<500 { h.put([b, b + 1]) }
+                h.finish(failing ? Stop() : nil)
+            }
+            var got: [[Int]] = []
+            do {
+                while let b = try h.take() { got.append(b) }
+                XCTAssertFalse(failing)
+            } catch {
+                XCTAssertTrue(failing && error is Stop, "\(error)")
+            }
+            XCTAssertEqual(got, (0..<500).map { [$0, $0 + 1] })
+        }
+    }
 }
