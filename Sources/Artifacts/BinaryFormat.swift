@@ -37,7 +37,7 @@ enum BinaryFormat {
 
     /// Writes straight to the file (no copy of the payload in memory), the CRC kept as it goes.
     struct Writer {
-        var sink: AtomicFile.Sink
+        let sink: AtomicFile.Sink
         var crc = CRC32C()
         mutating func buffer(_ p: UnsafeRawBufferPointer) throws { crc.update(p); try sink.write(p) }
         mutating func raw(_ b: [UInt8]) throws { try b.withUnsafeBytes { try buffer($0) } }
@@ -88,6 +88,7 @@ enum BinaryFormat {
             while off < n {
                 let got = pread(fd, p + off, n - off, off_t(pos + off))
                 if got < 0 && errno == EINTR { continue }
+                if got < 0 { throw AtomicFile.posixError("read \(name)") }
                 guard got > 0 else { throw ArtifactError.truncated(name, expected: pos + n, actual: pos + off) }
                 off += got
             }
@@ -145,7 +146,9 @@ enum BinaryFormat {
     static func readMatrix(_ path: String) throws -> Matrix {
         let r = try Reader(path: path)
         try r.magic(matrixMagic)
-        let rows = Int(try r.u64()), cols = Int(try r.u64())
+        guard let rows = Int(exactly: try r.u64()), let cols = Int(exactly: try r.u64()) else {
+            throw ArtifactError.inconsistent(path, "implausible shape")
+        }
         let dtype = try r.u32()
         guard dtype == 1 else { throw ArtifactError.inconsistent(path, "unknown element type \(dtype)") }
         guard rows >= 0, cols >= 0, rows < 1 << 40, cols < 1 << 20 else {
@@ -171,7 +174,9 @@ enum BinaryFormat {
     static func readCSR(_ path: String) throws -> CSR {
         let r = try Reader(path: path)
         try r.magic(csrMagic)
-        let rows = Int(try r.u64()), cols = Int(try r.u64()), nnz = Int(try r.u64())
+        guard let rows = Int(exactly: try r.u64()), let cols = Int(exactly: try r.u64()), let nnz = Int(exactly: try r.u64()) else {
+            throw ArtifactError.inconsistent(path, "implausible shape")
+        }
         guard rows < 1 << 40, cols < 1 << 40, nnz < 1 << 40 else { throw ArtifactError.inconsistent(path, "implausible shape") }
         try r.expect(payload: (rows + 1) * 8 + nnz * 8)
         let ptr = MemoryLayout<Int>.size == 8 ? try r.array(Int.self, rows + 1) : try r.array(Int64.self, rows + 1).map { Int($0) }

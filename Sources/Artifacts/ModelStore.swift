@@ -126,7 +126,7 @@ public enum ModelStore {
             if d != crc {
                 // Let the binary reader name truncation precisely when it can.
                 if name.hasSuffix(".bin") {
-                    if name == "seen.bin" || name == "tt_features.bin" { _ = try BinaryFormat.readCSR(path) } else { _ = try BinaryFormat.readMatrix(path) }
+                    if ["seen.bin", "tt_features.bin", "rerank_tokens.bin"].contains(name) { _ = try BinaryFormat.readCSR(path) } else { _ = try BinaryFormat.readMatrix(path) }
                 }
                 throw ArtifactError.checksumMismatch(path)
             }

@@ -25,7 +25,7 @@ static void load(void) {
     if (!lib) lib = dlopen("libxgboost.so", RTLD_NOW | RTLD_LOCAL);
     if (!lib) {
         const char *why = dlerror();
-        snprintf(failure, sizeof failure, "libxgboost cannot be loaded (install libxgboost-dev): %s", why ? why : "unknown");
+        snprintf(failure, sizeof failure, "libxgboost cannot be loaded (Debian: libxgboost0, which libxgboost-dev brings): %s", why ? why : "unknown");
         return;
     }
 #define RESOLVE(name) \

@@ -11,13 +11,17 @@ public enum AtomicFile {
     }
 
     /// Where `write(to:_:)` puts a file's bytes: straight to the temporary file, in as many
-    /// pieces as the caller likes (a large artifact is never assembled in memory first).
-    public struct Sink {
-        let fd: Int32
+    /// pieces as the caller likes (a large artifact is never assembled in memory first). Only
+    /// valid inside `body`: a write after it returned throws.
+    public final class Sink {
+        fileprivate var fd: Int32
         let path: String
         public private(set) var count = 0
 
-        public mutating func write(_ bytes: UnsafeRawBufferPointer) throws {
+        fileprivate init(fd: Int32, path: String) { self.fd = fd; self.path = path }
+
+        public func write(_ bytes: UnsafeRawBufferPointer) throws {
+            guard fd >= 0 else { throw AtomicFile.posixError("write \(path) after it was closed") }
             var off = 0
             while off < bytes.count {
                 let n = Glibc.write(fd, bytes.baseAddress! + off, bytes.count - off)
@@ -30,13 +34,14 @@ public enum AtomicFile {
 
     /// The file `body` writes through the sink, put in place as `write(_:to:)` does; `body`
     /// throwing leaves nothing behind.
-    public static func write(to path: String, _ body: (inout Sink) throws -> Void) throws {
+    public static func write(to path: String, _ body: (Sink) throws -> Void) throws {
         let tmp = path + ".tmp-\(getpid())"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         guard fd >= 0 else { throw posixError("open \(tmp)") }
         // A failed write leaves nothing behind (a full disk is not made fuller by retries).
-        var sink = Sink(fd: fd, path: tmp)
-        do { try body(&sink) } catch { close(fd); unlink(tmp); throw error }
+        let sink = Sink(fd: fd, path: tmp)
+        defer { sink.fd = -1 }
+        do { try body(sink) } catch { close(fd); unlink(tmp); throw error }
         func fail(_ what: String) -> NSError { let e = posixError(what); close(fd); unlink(tmp); return e }
         if fsync(fd) != 0 { throw fail("fsync \(tmp)") }
         close(fd)

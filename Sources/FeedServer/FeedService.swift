@@ -168,18 +168,20 @@ public final class FeedService: @unchecked Sendable {
                     try log.forEach(from: start) { e in
                         batch.append(e)
                         if batch.count == 10_000 {
-                            tail.put(batch)
+                            guard tail.put(batch) else { throw CancellationError() }
                             batch = []
                             batch.reserveCapacity(10_000)
                         }
                     }
-                    tail.put(batch)
+                    _ = tail.put(batch)
                     tail.finish(nil)
                 } catch {
                     tail.finish(error)
                 }
             }
             var applying = 0.0
+            // (Should anything here throw, the reader is let go instead of waiting forever.)
+            defer { tail.cancel() }
             while let batch = try tail.take() {
                 let t = Date()
                 state.apply(batch)
@@ -389,21 +391,27 @@ enum Blocking {
 
 /// Hands batches from one producer thread to one consumer, at most `capacity` waiting (the
 /// producer blocks beyond that), then the producer's outcome: `take` gives nil at a clean end
-/// and rethrows the producer's error.
+/// and rethrows the producer's error. A consumer that stops early cancels: `put` then returns
+/// false at once and the producer should stop.
 final class BatchHandoff<T>: @unchecked Sendable {
     private let cond = NSCondition()
     private var waiting: [T] = []
     private var ended = false
+    private var cancelled = false
     private var failure: Error?
     private let capacity: Int
 
     init(capacity: Int) { self.capacity = max(1, capacity) }
 
-    func put(_ item: T) {
+    /// False once the consumer cancelled (the item is dropped).
+    @discardableResult
+    func put(_ item: T) -> Bool {
         cond.lock(); defer { cond.unlock() }
-        while waiting.count >= capacity { cond.wait() }
+        while waiting.count >= capacity && !cancelled { cond.wait() }
+        if cancelled { return false }
         waiting.append(item)
         cond.broadcast()
+        return true
     }
 
     func finish(_ error: Error?) {
@@ -413,9 +421,17 @@ final class BatchHandoff<T>: @unchecked Sendable {
         cond.broadcast()
     }
 
+    /// The consumer is done: waiting items are dropped and the producer is let go.
+    func cancel() {
+        cond.lock(); defer { cond.unlock() }
+        cancelled = true
+        waiting.removeAll()
+        cond.broadcast()
+    }
+
     func take() throws -> T? {
         cond.lock(); defer { cond.unlock() }
-        while waiting.isEmpty && !ended { cond.wait() }
+        while waiting.isEmpty && !ended && !cancelled { cond.wait() }
         if !waiting.isEmpty {
             cond.broadcast()
             return waiting.removeFirst()

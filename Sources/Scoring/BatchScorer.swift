@@ -25,7 +25,8 @@ public struct BatchScorer: Sendable {
     public var threads: Int
     public var userBlock: Int
     public var itemBlock: Int
-    /// Scores one GEMM fills per thread: as many rows of the user block as fit (at least 16).
+    /// Scores one GEMM fills per thread: as many rows of the user block as fit (at least 16;
+    /// a `WholeRowRanker` takes the whole block).
     public var scoreBufferBytes = 2 << 20
 
     /// A block of `userBlock` users is scored against `itemBlock` items at a time, a few rows'
@@ -64,7 +65,9 @@ public struct BatchScorer: Sendable {
         // The GEMM fills at most `scoreBufferBytes` of scores per thread at a time (rows of the
         // user block in turn): as fast as the whole block at 2 MiB, and a small run's peak
         // memory is not a block's worth of scores (8 MiB) per thread above its data.
-        let gemmRows = min(block, max(16, scoreBufferBytes / (4 * iBlock)))
+        // A whole-row ranker (the second stage) scores its rows in one call each: its sources
+        // and booster cost per call, so it keeps the whole block.
+        let gemmRows = ranker is WholeRowRanker ? block : min(block, max(16, scoreBufferBytes / (4 * iBlock)))
         let buffers = (0..<nThreads).map { _ in Matrix(rows: gemmRows, cols: iBlock) }
         let start = Date()
         let doneCounter = ProgressCounter()

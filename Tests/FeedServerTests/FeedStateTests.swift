@@ -125,5 +125,18 @@ final class FeedStateTests: XCTestCase {
             }
             XCTAssertEqual(got, (0..<500).map { [$0, $0 + 1] })
         }
+        // A consumer that stops early lets a producer blocked on the full queue go.
+        let h = BatchHandoff<Int>(capacity: 1)
+        let released = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            var put = 0
+            while h.put(put) { put += 1 }
+            XCTAssertLessThanOrEqual(put, 3)
+            released.signal()
+        }
+        XCTAssertEqual(try h.take(), 0)
+        h.cancel()
+        XCTAssertEqual(released.wait(timeout: .now() + 10), .success)
+        XCTAssertNil(try h.take())
     }
 }
