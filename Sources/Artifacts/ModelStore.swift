@@ -253,8 +253,10 @@ public enum ModelStore {
     public static func hex(_ v: UInt32) -> String { String(format: "%08x", v) }
 
     public static func digest(_ data: Data) -> String {
-        "fnv1a64:" + String(format: "%016llx", data.withUnsafeBytes { FNV64.digest($0) })
+        digestString(data.withUnsafeBytes { FNV64.digest($0) })
     }
+
+    static func digestString(_ fnv: UInt64) -> String { "fnv1a64:" + String(format: "%016llx", fnv) }
 
     /// The same digest of a file, read 1 MiB at a time (artifacts run to gigabytes; checking
     /// one never holds it whole); nil when it cannot be read.
@@ -272,7 +274,7 @@ public enum ModelStore {
             if n == 0 { break }
             h.update(UnsafeRawBufferPointer(rebasing: buf[0..<n]))
         }
-        return "fnv1a64:" + String(format: "%016llx", h.value)
+        return digestString(h.value)
     }
 
     /// CRC-32C over files' bytes, in order: the data fingerprint of a run.

@@ -122,7 +122,7 @@ extension RunRecord {
     }
 }
 
-/// UTC timestamps for run records and run ids, formatted from `gmtime_r`: Foundation's date
+/// UTC timestamps for run records, run ids and printed times, formatted from `gmtime_r`: Foundation's date
 /// formatting loads calendar and ICU data (megabytes of a small training run's peak memory).
 public enum UTCStamp {
     static func fields(_ date: Date) -> tm {

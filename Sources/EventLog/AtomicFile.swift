@@ -16,7 +16,6 @@ public enum AtomicFile {
     public final class Sink {
         fileprivate var fd: Int32
         let path: String
-        public private(set) var count = 0
 
         fileprivate init(fd: Int32, path: String) { self.fd = fd; self.path = path }
 
@@ -28,7 +27,6 @@ public enum AtomicFile {
                 if n < 0 { if errno == EINTR { continue }; throw AtomicFile.posixError("write \(path)") }
                 off += n
             }
-            count += bytes.count
         }
     }
 

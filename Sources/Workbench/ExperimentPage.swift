@@ -11,7 +11,7 @@ public enum ExperimentPage {
         let e = r.experiment
         let esc = Report.esc
         var body = "<h1>Experiment \(esc(e.name))</h1>\n<p class=note>\(esc(e.kind == .interleave ? "interleaving test" : "A/B test")), "
-            + "\(esc(e.status.rawValue)); generated \(esc(Date().ISO8601Format())) by foryou "
+            + "\(esc(e.status.rawValue)); generated \(esc(UTCStamp.iso8601())) by foryou "
             + "\(esc(CodeVersion.semantic)).</p>\n"
         if let il = r.interleaving {
             body += "<h2>Preference</h2>\n<table><tr><th>users served drafted videos</th><th>with credit</th><th>credit A</th>"

@@ -9,7 +9,7 @@ import Evaluation
 public enum Report {
     public static func html(runs: [RunEntry], sweeps: [SweepRecord] = [], title: String = "foryou report",
                             resamples: Int = 10_000, seed: UInt64 = 42) throws -> String {
-        var body = "<h1>\(esc(title))</h1>\n<p class=note>Generated \(esc(Date().ISO8601Format())) by foryou "
+        var body = "<h1>\(esc(title))</h1>\n<p class=note>Generated \(esc(UTCStamp.iso8601())) by foryou "
             + "\(esc(CodeVersion.semantic)); \(runs.count) run(s), \(sweeps.count) sweep(s).</p>\n"
         body += runTable(runs)
         body += try metricTable(runs, resamples: resamples, seed: seed)

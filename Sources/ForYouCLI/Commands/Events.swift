@@ -128,8 +128,8 @@ struct Events: ParsableCommand {
             }
             for t in EventType.allCases { print("  \(t.name)\t\(summary.byType[t] ?? 0)") }
             if let first = summary.firstTimeMs, let last = summary.lastTimeMs {
-                print("  from \(Date(timeIntervalSince1970: Double(first) / 1000).ISO8601Format()) to "
-                      + Date(timeIntervalSince1970: Double(last) / 1000).ISO8601Format())
+                print("  from \(UTCStamp.iso8601(Date(timeIntervalSince1970: Double(first) / 1000))) to "
+                      + UTCStamp.iso8601(Date(timeIntervalSince1970: Double(last) / 1000)))
             }
         }
     }

@@ -10,7 +10,7 @@ struct Generations: ParsableCommand {
     static func describe(_ g: GenerationInfo) -> String {
         let created = Date(timeIntervalSince1970: Double(g.createdAt) / 1000)
         let shards = g.shards.map { n in g.complete ? "\t\(n) shards" : "\tincomplete: \(g.shardsDone ?? 0) of \(n) shards written" } ?? ""
-        return "\(g.live ? "*" : " ") \(g.id)\t\(g.model)\t\(g.runId)\t\(g.users) users\ttop \(g.topN)\t\(created.ISO8601Format())"
+        return "\(g.live ? "*" : " ") \(g.id)\t\(g.model)\t\(g.runId)\t\(g.users) users\ttop \(g.topN)\t\(UTCStamp.iso8601(created))"
             + shards
     }
 
