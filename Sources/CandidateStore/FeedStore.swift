@@ -126,10 +126,14 @@ public protocol FeedStore: CatalogStore, GenerationStore, UploadStore, ConsumerC
     /// Calls wait on a network round trip (a server's request handlers run them off the
     /// cooperative thread pool then); false for the embedded store.
     var waitsOnNetwork: Bool { get }
+    /// Done with the store (a server stopping): the embedded store closes its file, leaving no
+    /// write-ahead log for the next open to read through. Nothing is called on it afterwards.
+    func close()
 }
 
 extension FeedStore {
     public var waitsOnNetwork: Bool { false }
+    public func close() {}
 }
 
 extension GenerationStore {

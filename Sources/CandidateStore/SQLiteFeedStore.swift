@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import GRDBSQLite
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -39,6 +40,9 @@ public final class SQLiteFeedStore: FeedStore, @unchecked Sendable {
             try db.execute(sql: "PRAGMA foreign_keys = ON")
             // Readers map the file instead of copying pages through pread.
             try db.execute(sql: "PRAGMA mmap_size = 1073741824")
+            // The write-ahead log is cut back to this size whenever it restarts: a generation's
+            // lists pass through it by the gigabyte, and an open reads every frame it holds.
+            try db.execute(sql: "PRAGMA journal_size_limit = 67108864")
         }
         pool = try DatabasePool(path: path, configuration: config)
         // GRDB puts WAL connections on synchronous=NORMAL after prepareDatabase, which can lose
@@ -46,6 +50,22 @@ public final class SQLiteFeedStore: FeedStore, @unchecked Sendable {
         // data, so it runs with FULL.
         try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
         try SQLiteFeedStore.migrator.migrate(pool)
+    }
+
+    /// After a large write (a generation's lists, a prune): the write-ahead log copied into the
+    /// database and emptied, so that the next open does not read through gigabytes of frames to
+    /// index them (half a second per 2 GiB, on a server's start-up path). Best effort: when
+    /// readers keep it busy past the busy timeout, a later checkpoint does it.
+    func emptyTheLog() {
+        _ = try? pool.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
+    }
+
+    /// Empties the write-ahead log and closes the file. (GRDB closes the writer before the
+    /// readers, and a reader cannot checkpoint: SQLite's own emptying at the last close never
+    /// happens, so it is done here first.)
+    public func close() {
+        emptyTheLog()
+        try? pool.close()
     }
 
     static var migrator: DatabaseMigrator {
@@ -192,13 +212,30 @@ public final class SQLiteFeedStore: FeedStore, @unchecked Sendable {
 
     public func videos() throws -> [Video] {
         try pool.read { db in
-            // A cursor reads each row in place (fetchAll copies every row first).
-            // In table order, then sorted here by (created_at, id), the order SQLite's
-            // ORDER BY gives (ids bytewise): its sorter copied every row first (a third of a
-            // 200k-video catalog load, on a server's start-up path).
+            // Stepped through SQLite's own API, each column read in place (GRDB's row decoding
+            // was most of a 200k-video catalog load, on a server's start-up path), in table
+            // order, then sorted here by (created_at, id), the order SQLite's ORDER BY gives (ids
+            // bytewise): its sorter copied every row first.
             var out: [Video] = []
-            let rows = try Row.fetchCursor(db, sql: "SELECT \(SQLiteFeedStore.columns) FROM videos")
-            while let r = try rows.next() { out.append(SQLiteFeedStore.video(r)) }
+            let statement = try db.makeStatement(sql: "SELECT \(SQLiteFeedStore.columns) FROM videos")
+            let st = statement.sqliteStatement
+            defer { sqlite3_reset(st) }
+            func text(_ i: Int32) -> String? {
+                guard let p = sqlite3_column_text(st, i) else { return nil }
+                return String(decoding: UnsafeBufferPointer(start: p, count: Int(sqlite3_column_bytes(st, i))), as: UTF8.self)
+            }
+            while true {
+                let rc = sqlite3_step(st)
+                if rc == SQLITE_DONE { break }
+                guard rc == SQLITE_ROW else {
+                    throw DatabaseError(resultCode: ResultCode(rawValue: rc), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
+                }
+                let tags = text(2) ?? ""
+                out.append(Video(id: text(0) ?? "", caption: text(1) ?? "", tags: tags.isEmpty ? [] : tags.split(separator: ",").map(String.init),
+                                 topic: text(3) ?? "", creator: text(4) ?? "", durationMs: Int(sqlite3_column_int64(st, 5)),
+                                 status: VideoStatus(rawValue: text(6) ?? "") ?? .failed, streamURL: text(7),
+                                 thumbnailURL: text(8), createdAt: sqlite3_column_int64(st, 9), uploadId: text(10), owner: text(11)))
+            }
             out.sort { $0.createdAt != $1.createdAt ? $0.createdAt < $1.createdAt : $0.id.utf8.lexicographicallyPrecedes($1.id.utf8) }
             return out
         }
@@ -225,6 +262,7 @@ public final class SQLiteFeedStore: FeedStore, @unchecked Sendable {
                 throw StoreError.invalid("list of user \(l.user) refers to items outside the generation's catalog")
             }
         }
+        defer { emptyTheLog() }
         return try pool.write { db in
             try db.execute(sql: "INSERT INTO generations(model, run_id, created_at, users, top_n, model_dir, events_through) VALUES (?,?,?,?,?,?,?)",
                            arguments: [model, runId, SQLiteFeedStore.now(), lists.count, topN, modelDir,
@@ -358,6 +396,7 @@ public final class SQLiteFeedStore: FeedStore, @unchecked Sendable {
     }
 
     public func prune(keep: Int) throws -> [Int64] {
+        defer { emptyTheLog() }
         let removed: [Int64] = try pool.write { db in
             let live = try Int64.fetchOne(db, sql: "SELECT generation FROM live WHERE singleton = 1")
             let generations = try Row.fetchAll(db, sql: "SELECT * FROM generations").map { SQLiteFeedStore.info($0, live: live) }

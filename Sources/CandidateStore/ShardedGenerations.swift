@@ -74,7 +74,8 @@ extension SQLiteFeedStore {
     /// live. A shard already written is left alone (`alreadyWritten`).
     public func writeShard(generation: Int64, shard: Int, lists: [(user: String, items: [Int32], scores: [Float])],
                            activate: Bool) throws -> ShardProgress {
-        try pool.write { db in
+        defer { emptyTheLog() }
+        return try pool.write { db in
             guard let g = try Row.fetchOne(db, sql: "SELECT shards, events_through FROM generations WHERE id = ?", arguments: [generation]),
                   let shards = g["shards"] as Int? else {
                 throw StoreError.notFound("no sharded generation \(generation)")

@@ -13,7 +13,10 @@ final class CatalogView: @unchecked Sendable {
     let publicBaseURL: String
     private let lock = NSLock()
 
-    private var catalog: [String: Video] = [:]
+    /// By global video index: in the store's catalog now (the others keep their index and their
+    /// last entry: events may still name them).
+    private var inCatalog: [Bool] = []
+    private var catalogCount = 0
     private var catalogVersion: Int64 = -1
     private var videoIndex: [String: Int32] = [:]
     /// Video id by global index.
@@ -36,31 +39,51 @@ final class CatalogView: @unchecked Sendable {
         return catalogVersion
     }
 
-    /// Replaces the catalog with the store's `videos` at `version`. Entries of videos no longer
-    /// in it keep their index and rendered entry (events may still name them).
-    func reload(_ videos: [Video], version: Int64) {
+    /// Numbers videos as a snapshot did (`ids` by index; `index`: their positions, built when
+    /// empty) before anything else is indexed, so the snapshot's seen sets and trending are taken
+    /// as they are and the log's tail can be applied while the catalog loads. False (and nothing
+    /// done) once anything is indexed.
+    func seed(ids: [String], index: [String: Int32]) -> Bool {
+        let index = index.count == ids.count ? index : Dictionary(ids.enumerated().map { ($1, Int32($0)) }, uniquingKeysWith: { a, _ in a })
+        guard index.count == ids.count else { return false }
         lock.lock(); defer { lock.unlock() }
-        catalog = Dictionary(videos.map { ($0.id, $0) }, uniquingKeysWith: { $1 })
-        for v in videos { setLocked(Int(indexLocked(v.id, render: false)), v) }
+        guard self.ids.isEmpty else { return false }
+        self.ids = ids
+        videoIndex = index
+        byIndex = [VideoBox?](repeating: nil, count: ids.count)
+        meta = [VideoMeta](repeating: VideoMeta(), count: ids.count)
+        inCatalog = [Bool](repeating: false, count: ids.count)
+        return true
+    }
+
+    /// Replaces the catalog with the store's `videos` at `version`. Entries of videos no longer
+    /// in it keep their index and rendered entry (events may still name them). The entries are
+    /// rendered before the lock is taken: events keep being indexed meanwhile.
+    func reload(_ videos: [Video], version: Int64) {
+        let boxes = videos.map { VideoBox($0, baseURL: publicBaseURL) }
+        lock.lock(); defer { lock.unlock() }
+        for i in inCatalog.indices { inCatalog[i] = false }
+        catalogCount = 0
+        for (v, box) in zip(videos, boxes) { setLocked(Int(indexLocked(v.id)), v, box) }
         catalogVersion = version
     }
 
     /// Adds (or replaces) one video, e.g. an upload this server accepted.
     func add(_ v: Video) {
         lock.lock(); defer { lock.unlock() }
-        catalog[v.id] = v
         setLocked(Int(indexLocked(v.id)), v)
     }
 
     func video(id: String) -> Video? {
         lock.lock(); defer { lock.unlock() }
-        return catalog[id]
+        guard let i = videoIndex[id].map(Int.init), inCatalog[i] else { return nil }
+        return byIndex[i]?.v
     }
 
     /// Videos in the catalog.
     var count: Int {
         lock.lock(); defer { lock.unlock() }
-        return catalog.count
+        return catalogCount
     }
 
     /// The global index of each video id, assigning new ones, under one lock.
@@ -92,20 +115,21 @@ final class CatalogView: @unchecked Sendable {
         return (byIndex, meta)
     }
 
-    /// `render`: give a new index its catalog entry now (false when the caller sets it next).
-    private func indexLocked(_ id: String, render: Bool = true) -> Int32 {
+    private func indexLocked(_ id: String) -> Int32 {
         if let i = videoIndex[id] { return i }
         let i = Int32(byIndex.count)
         videoIndex[id] = i
         ids.append(id)
         byIndex.append(nil)
         meta.append(VideoMeta())
-        if render, let v = catalog[id] { setLocked(Int(i), v) }
+        inCatalog.append(false)
         return i
     }
 
-    private func setLocked(_ i: Int, _ v: Video) {
-        byIndex[i] = VideoBox(v, baseURL: publicBaseURL)
+    /// Video `i` is `v`, in the catalog (`box`: its entry, rendered already).
+    private func setLocked(_ i: Int, _ v: Video, _ box: VideoBox? = nil) {
+        if !inCatalog[i] { inCatalog[i] = true; catalogCount += 1 }
+        byIndex[i] = box ?? VideoBox(v, baseURL: publicBaseURL)
         func intern(_ s: String, _ table: inout [String: Int32]) -> Int32 {
             if s.isEmpty { return -1 }
             if let k = table[s] { return k }

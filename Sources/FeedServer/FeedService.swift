@@ -74,37 +74,8 @@ public final class FeedService: @unchecked Sendable {
         let state = FeedState(config: config)
         self.state = state
         var notes: [String] = []
-        // A file log: opened, and its newest snapshot read and checked on another thread while the
-        // catalog loads (the two are independent; at a million users each takes seconds).
-        var opened: (log: EventLog, seconds: Double)?
-        let snapshotRead = DispatchGroup()
-        final class Found: @unchecked Sendable { var snapshot: ServingSnapshot?; var notes: [String] = []; var done = Date() }
-        let found = Found()
-        if config.kafka == nil {
-            var logConfig = EventLogConfig()
-            logConfig.onCommit = { n in metrics.observeFsyncBatch(n) }
-            let t0 = Date()
-            let log = try EventLog(directory: config.eventsDir ?? dir.events, config: logConfig, access: .append)
-            opened = (log, Date().timeIntervalSince(t0))
-            if config.snapshotEvery > 0 {
-                let store = SnapshotStore(directory: Self.snapshotDirectory(config))
-                let (end, halfLife, perUser) = (log.endId, config.trendingHalfLifeSeconds, config.seenPerUser)
-                snapshotRead.enter()
-                Thread.detachNewThread {
-                    (found.snapshot, found.notes) = store.newest(logEnd: end, halfLifeSeconds: halfLife, seenPerUser: perUser,
-                                                                 fingerprint: log.fingerprint(of:))
-                    found.done = Date()
-                    snapshotRead.leave()
-                }
-            }
-        }
-        do {
-            try state.refresh(store: self.store)
-        } catch {
-            snapshotRead.wait()
-            throw error
-        }
         if let kafka = config.kafka {
+            try state.refresh(store: self.store)
             // Several servers share the topic: each follows every partition, so seen sets and
             // trending cover what was posted to any of them.
             let producer = try KafkaProducer(location: kafka)
@@ -128,70 +99,72 @@ public final class FeedService: @unchecked Sendable {
             notes.append("\(kafka): librdkafka \(librdkafkaVersion), \(f.partitions) partitions, replayed \(replayed) events"
                          + (from.isEmpty ? "" : " after the snapshot at offsets " + from.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: " ")))
         } else {
-            let log = opened!.log
+            var logConfig = EventLogConfig()
+            logConfig.onCommit = { n in metrics.observeFsyncBatch(n) }
+            let t0 = Date()
+            let log = try EventLog(directory: config.eventsDir ?? dir.events, config: logConfig, access: .append)
+            let tOpened = Date()
             self.log = log
-            let tCatalog = Date()
             if let m = log.recovery.message { notes.append(m) }
-            // The newest valid snapshot, then the log's tail into the in-memory indexes (seen
-            // sets, trending, idempotency keys); the whole log without one.
-            var from: UInt64 = 0
-            var restored = false
-            if config.snapshotEvery > 0 {
-                snapshotRead.wait()
-                let snap = found.snapshot
-                found.snapshot = nil
-                notes += found.notes
-                if let snap {
-                    if state.restore(snap) { notes.append("snapshot's seen sets renumbered: the catalog is in another order than when it was taken") }
-                    from = snap.position
-                    lastSnapshot = snap.position
-                    restored = true
-                }
-            }
-            let tSnapshot = Date()
-            if from < log.firstId {
-                // Pruned, and no snapshot covers the cut: what was removed is not in the state.
-                notes.append("the event log was pruned before event \(log.firstId) and no usable snapshot covers it: "
-                             + "seen sets and trending start from event \(log.firstId)")
-                from = log.firstId
-                state.startPositions(at: from)
-                lastSnapshot = from
-            }
-            // The tail read and decoded on another thread while this one applies it (the two
-            // cores each take half of the work instead of one doing both in turn).
-            let tail = BatchHandoff<[Event]>(capacity: 4)
-            let start = from
+            // Three things at once, each on a thread of its own: the catalog loads from the store;
+            // the newest snapshot is read and restored, numbering the catalog first (so the tail
+            // needs no catalog); the log's tail is read and decoded while this thread applies it.
+            final class Loading: @unchecked Sendable { var error: Error?; var done = Date() }
+            let loading = Loading(), loaded = DispatchGroup(), numbered = DispatchSemaphore(value: 0)
+            let store = self.store
+            loaded.enter()
             Thread.detachNewThread {
-                var batch: [Event] = []
-                batch.reserveCapacity(10_000)
-                do {
-                    try log.forEach(from: start) { e in
-                        batch.append(e)
-                        if batch.count == 10_000 {
-                            guard tail.put(batch) else { throw CancellationError() }
-                            batch = []
-                            batch.reserveCapacity(10_000)
+                do { try state.refresh(store: store, beforeReload: { numbered.wait() }) } catch { loading.error = error }
+                loading.done = Date()
+                loaded.leave()
+            }
+            var signalled = false
+            func letTheCatalogIn() { if !signalled { signalled = true; numbered.signal() } }
+            do {
+                defer { letTheCatalogIn() }
+                // The newest valid snapshot, then the log's tail into the in-memory indexes (seen
+                // sets, trending, idempotency keys); the whole log without one.
+                var from: UInt64 = 0
+                var restored = false
+                if config.snapshotEvery > 0 {
+                    let (snap, passed) = SnapshotStore(directory: Self.snapshotDirectory(config)).newest(
+                        logEnd: log.endId, halfLifeSeconds: config.trendingHalfLifeSeconds, seenPerUser: config.seenPerUser,
+                        fingerprint: log.fingerprint(of:))
+                    notes += passed
+                    if let snap {
+                        let seeded = state.catalog.seed(ids: snap.videos, index: snap.videoIndex)
+                        letTheCatalogIn()
+                        if state.restore(snap, seeded: seeded) {
+                            notes.append("snapshot's seen sets renumbered: the catalog is in another order than when it was taken")
                         }
+                        from = snap.position
+                        lastSnapshot = snap.position
+                        restored = true
                     }
-                    _ = tail.put(batch)
-                    tail.finish(nil)
-                } catch {
-                    tail.finish(error)
                 }
+                letTheCatalogIn()
+                let tSnapshot = Date()
+                if from < log.firstId {
+                    // Pruned, and no snapshot covers the cut: what was removed is not in the state.
+                    notes.append("the event log was pruned before event \(log.firstId) and no usable snapshot covers it: "
+                                 + "seen sets and trending start from event \(log.firstId)")
+                    from = log.firstId
+                    state.startPositions(at: from)
+                    lastSnapshot = from
+                }
+                let applying = try Self.replay(log, from: from, into: state)
+                let tTail = Date()
+                notes.append("replayed \(log.endId - from) events" + (restored ? " after the snapshot at event \(from)" : ""))
+                loaded.wait()
+                if let error = loading.error { throw error }
+                notes.append(String(format: "start-up: log opened in %.2f s; snapshot restored by %.2f s; %llu events replayed by %.2f s "
+                                    + "(%.2f s of it applying); catalog loaded by %.2f s (at once)",
+                                    tOpened.timeIntervalSince(t0), tSnapshot.timeIntervalSince(tStart), log.endId - from,
+                                    tTail.timeIntervalSince(tStart), applying, loading.done.timeIntervalSince(tStart)))
+            } catch {
+                loaded.wait()
+                throw error
             }
-            var applying = 0.0
-            // (Should anything here throw, the reader is let go instead of waiting forever.)
-            defer { tail.cancel() }
-            while let batch = try tail.take() {
-                let t = Date()
-                state.apply(batch)
-                applying += Date().timeIntervalSince(t)
-            }
-            notes.append("replayed \(log.endId - from) events" + (restored ? " after the snapshot at event \(from)" : ""))
-            notes.append(String(format: "start-up: log opened in %.2f s; catalog loaded by %.2f s and snapshot read by %.2f s (at once); "
-                                + "snapshot restored by %.2f s; %llu events replayed in %.2f s (%.2f s of it applying)",
-                                opened!.seconds, tCatalog.timeIntervalSince(tStart), max(0, found.done.timeIntervalSince(tStart)),
-                                tSnapshot.timeIntervalSince(tStart), log.endId - from, Date().timeIntervalSince(tSnapshot), applying))
         }
         state.rebuildTrending()
         notes.append("live generation: \(state.generations.live.map { "\($0.id) (\($0.model), \($0.users) users)" } ?? "none")")
@@ -206,6 +179,40 @@ public final class FeedService: @unchecked Sendable {
         #if canImport(Glibc)
         _ = glibcMallocTrim(0)
         #endif
+    }
+
+    /// Applies `log`'s events from `from` to `state`, read and decoded on another thread while
+    /// this one applies them (the two cores each take half of the work instead of one doing both
+    /// in turn); returns the seconds spent applying.
+    private static func replay(_ log: EventLog, from start: UInt64, into state: FeedState) throws -> Double {
+        let tail = BatchHandoff<[Event]>(capacity: 4)
+        Thread.detachNewThread {
+            var batch: [Event] = []
+            batch.reserveCapacity(10_000)
+            do {
+                try log.forEach(from: start) { e in
+                    batch.append(e)
+                    if batch.count == 10_000 {
+                        guard tail.put(batch) else { throw CancellationError() }
+                        batch = []
+                        batch.reserveCapacity(10_000)
+                    }
+                }
+                _ = tail.put(batch)
+                tail.finish(nil)
+            } catch {
+                tail.finish(error)
+            }
+        }
+        var applying = 0.0
+        // (Should anything here throw, the reader is let go instead of waiting forever.)
+        defer { tail.cancel() }
+        while let batch = try tail.take() {
+            let t = Date()
+            state.apply(batch)
+            applying += Date().timeIntervalSince(t)
+        }
+        return applying
     }
 
     /// Periodic refresh of the catalog, the live generation and trending.

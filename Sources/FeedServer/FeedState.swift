@@ -52,15 +52,18 @@ final class FeedState: Sendable {
     // MARK: loading
 
     /// Reloads the live generation, the experiment and (when its version changed) the catalog
-    /// from the store, then rebuilds trending.
-    func refresh(store: FeedStore) throws {
+    /// from the store, then rebuilds trending. `beforeReload` runs between reading the catalog
+    /// and taking it in (start-up: the catalog is numbered from a snapshot first).
+    func refresh(store: FeedStore, beforeReload: (() -> Void)? = nil) throws {
         let version = try store.catalogVersion()
         let liveNow = try store.liveGeneration()
         let models = Dictionary(try store.generations().map { ($0.id, $0.model) }, uniquingKeysWith: { $1 })
         let running = try store.runningExperiment()
         generations.set(live: liveNow, experiment: running, models: models)
         if version != catalog.version {
-            catalog.reload(try store.videos(), version: version)
+            let videos = try store.videos()
+            beforeReload?()
+            catalog.reload(videos, version: version)
         }
         rebuildTrending()
     }
@@ -95,7 +98,7 @@ final class FeedState: Sendable {
     /// (read inside the capture, so they match the copies exactly).
     func capture(halfLifeSeconds: Double,
                  shared: (() -> (partitions: [ServingSnapshot.Partition], pending: [UInt64]))? = nil) -> ServingSnapshot? {
-        let parts: (position: UInt64, applied: UInt64, seen: [String: SeenSets.User], trend: (score: [Float], stamp: [Double], counts: [Int32: Int]),
+        let parts: (position: UInt64, applied: UInt64, seen: (users: [String: SeenSets.User], base: SeenBase?), trend: (score: [Float], stamp: [Double], counts: [Int32: Int]),
                     keys: IdempotencyKeys.Export, ids: [String],
                     kafka: (partitions: [ServingSnapshot.Partition], pending: [UInt64])?)? = gate.exclusive {
             let kafka = shared?()
@@ -115,22 +118,23 @@ final class FeedState: Sendable {
             trends.append(.init(video: UInt32(i), score: score, stamp: stamp, count: UInt32(min(count, Int(UInt32.max)))))
         }
         return ServingSnapshot(position: p.position, eventsApplied: p.applied, halfLifeSeconds: halfLifeSeconds,
-                               seenPerUser: UInt32(min(seen.perUser, Int(UInt32.max))), videos: p.ids, seen: p.seen, trending: trends,
+                               seenPerUser: UInt32(min(seen.perUser, Int(UInt32.max))), videos: p.ids, seen: p.seen.users, trending: trends,
                                keys: p.keys.done.map { .init(entry: $0.entry, id: $0.id, fingerprint: $0.fingerprint, timeMs: $0.timeMs) },
-                               partitions: p.kafka?.partitions ?? [], pending: p.kafka?.pending ?? [])
+                               partitions: p.kafka?.partitions ?? [], pending: p.kafka?.pending ?? [], base: p.seen.base)
     }
 
-    /// Loads a snapshot into a state nothing has been applied to yet (start-up, after the
-    /// catalog's first load); the log's tail from `s.position` is applied after it. Returns
-    /// whether the seen sets had to be renumbered (the catalog is indexed otherwise than when the
+    /// Loads a snapshot into a state nothing has been applied to yet (start-up); the log's tail
+    /// from `s.position` is applied after it. `seeded`: the catalog was numbered from this
+    /// snapshot's video table (`CatalogView.seed`), so nothing needs renumbering. Returns whether
+    /// the seen sets had to be renumbered (the catalog is indexed otherwise than when the
     /// snapshot was taken).
     @discardableResult
-    func restore(_ s: ServingSnapshot) -> Bool {
+    func restore(_ s: ServingSnapshot, seeded: Bool = false) -> Bool {
         gate.exclusive {
-            let index = catalog.indices(of: s.videos)
+            let index = seeded ? Array(0..<Int32(s.videos.count)) : catalog.indices(of: s.videos)
             // Usually the catalog is indexed as it was when the snapshot was taken.
-            let same = index.indices.allSatisfy { index[$0] == Int32($0) }
-            seen.load(s.seen, remap: same ? nil : index, bound: Int(s.seenPerUser))
+            let same = seeded || index.indices.allSatisfy { index[$0] == Int32($0) }
+            seen.load(s.seen, base: s.base, remap: same ? nil : index, bound: Int(s.seenPerUser))
             let n = Int((index.max() ?? -1) + 1)
             var score = [Float](repeating: 0, count: n), stamp = [Double](repeating: 0, count: n)
             var counts: [Int32: Int] = [:]

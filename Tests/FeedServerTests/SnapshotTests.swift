@@ -3,6 +3,7 @@ import Foundation
 @testable import FeedServer
 import CandidateStore
 import EventLog
+import Checksum
 import KafkaLog
 import TestSupport
 
@@ -49,7 +50,7 @@ final class SnapshotTests: XCTestCase {
         var keys: [String]
         init(_ s: ServingSnapshot) {
             position = s.position; applied = s.eventsApplied
-            seen = s.seen.mapValues { Set((Array($0.videos) + $0.hidden).map { s.videos[Int($0)] }) }
+            seen = s.allSeen.mapValues { Set((Array($0.videos) + $0.hidden).map { s.videos[Int($0)] }) }
             trending = Dictionary(uniqueKeysWithValues: s.trending.map { (s.videos[Int($0.video)], [Double($0.score), $0.stamp, Double($0.count)]) })
             keys = s.keys.map { "\($0.entry) \($0.id) \($0.fingerprint) \($0.timeMs)" }.sorted()
         }
@@ -108,10 +109,11 @@ final class SnapshotTests: XCTestCase {
         XCTAssertEqual(replayed, full)
     }
 
-    /// The snapshot numbers videos as the capturing process indexed them; a start whose catalog
-    /// comes in another order (a video created "earlier" since) renumbers the seen sets and ends
-    /// in the state a full replay builds.
-    func testASnapshotIsRenumberedWhenTheCatalogOrderChanged() throws {
+    /// The snapshot numbers videos as the capturing process indexed them. A start numbers its
+    /// catalog from the snapshot, whatever order the store lists it in now (a video created
+    /// "earlier" since), and ends in the state a full replay builds; a state whose catalog was
+    /// loaded first (as with a Kafka topic) renumbers the snapshot instead, to the same end.
+    func testASnapshotIsTakenAsItIsOrRenumberedWhenTheCatalogOrderChanged() throws {
         _ = try World.make(dir, lists: ["u1": Array(0..<30)])
         try appendEvents(3_000, seed: 4)
         let (first, notes1) = try state(every: 1_000)
@@ -121,9 +123,89 @@ final class SnapshotTests: XCTestCase {
         try appendEvents(700, seed: 5)
         let (restored, notes2) = try state(every: 1_000_000)
         XCTAssertTrue(notes2.contains("replayed 700 events after the snapshot at event 3000"), "\(notes2)")
-        XCTAssertTrue(notes2.contains { $0.contains("seen sets renumbered") }, "\(notes2)")
+        XCTAssertFalse(notes2.contains { $0.contains("renumbered") }, "numbered from the snapshot: \(notes2)")
         let (full, _) = try state(every: 0)
         XCTAssertEqual(restored, full)
+
+        let c = config(every: 1_000_000)
+        let loadedFirst = FeedState(config: c)
+        try loadedFirst.refresh(store: DataDirectory(dir).openStore())
+        let log = try EventLog(directory: DataDirectory(dir).events)
+        defer { log.close() }
+        let (snap, _) = SnapshotStore(directory: DataDirectory(dir).snapshots).newest(
+            logEnd: log.endId, halfLifeSeconds: c.trendingHalfLifeSeconds, seenPerUser: c.seenPerUser, fingerprint: log.fingerprint(of:))
+        let s = try XCTUnwrap(snap)
+        XCTAssertEqual(s.position, 3_000)
+        XCTAssertNotNil(s.base, "a version-3 file: its seen sets stay in place")
+        XCTAssertTrue(loadedFirst.restore(s), "renumbered")
+        loadedFirst.apply(try log.read(from: s.position, limit: 10_000))
+        XCTAssertEqual(Canonical(try XCTUnwrap(loadedFirst.capture(halfLifeSeconds: c.trendingHalfLifeSeconds))), full)
+    }
+
+    /// A version-3 snapshot's seen sets used in place: every user is found through the file's
+    /// hash table (and no one else), a user is copied out when first touched and forgets in the
+    /// order an eager restore does, untouched users are read where they lie, and a capture then
+    /// written holds both (the touched copies, the rest from the old file).
+    func testSeenSetsRestoredInPlaceBehaveAsAnEagerRestore() throws {
+        var x: UInt64 = 11
+        func next() -> UInt64 { x = x &* 6364136223846793005 &+ 1442695040888963407; return x >> 33 }
+        let bound = 9
+        var users: [String: SeenSets.User] = [:]
+        for k in 0..<3_000 {
+            let name = k % 5 == 0 ? "usér-\(k)-\(String(repeating: "x", count: Int(next() % 40)))" : "u\(k)"
+            var vs: [Int32] = []
+            for _ in 0..<Int(next() % UInt64(bound + 1)) {
+                let v = Int32(next() % 500)
+                if !vs.contains(v) { vs.append(v) }
+            }
+            users[name] = .init(videos: vs, hidden: k % 7 == 0 ? [Int32(next() % 500)] : [])
+        }
+        users["empty"] = .init(videos: [], hidden: [])
+        let videos = (0..<500).map { "v\($0)" }
+        let snap = ServingSnapshot(position: 1, eventsApplied: 1, halfLifeSeconds: 60, seenPerUser: UInt32(bound), videos: videos,
+                                   seen: users, trending: [], keys: [])
+        let decoded = try ServingSnapshot.decode(snap.encoded())
+        let base = try XCTUnwrap(decoded.base)
+        XCTAssertTrue(decoded.seen.isEmpty)
+        XCTAssertEqual(base.count, users.count)
+        XCTAssertEqual(base.videoCount, users.values.reduce(0) { $0 + $1.count })
+        for (name, u) in users {
+            let k = try XCTUnwrap(base.find(name), name)
+            let copy = base.user(k, keeping: bound)
+            XCTAssertEqual(Array(copy.videos), Array(u.videos), name)
+            XCTAssertEqual(copy.hidden, u.hidden, name)
+        }
+        for missing in ["", "u", "u3000", "usér-0", "u1 "] { XCTAssertNil(base.find(missing), missing) }
+        XCTAssertEqual(decoded, snap)
+
+        // Against an eager restore of the same snapshot, with a smaller bound (the oldest go).
+        for perUser in [bound, 4] {
+            let lazy = SeenSets(perUser: perUser), eager = SeenSets(perUser: perUser)
+            lazy.load(decoded.seen, base: decoded.base, remap: nil, bound: bound)
+            eager.load(users, base: nil, remap: nil, bound: bound)
+            XCTAssertEqual(lazy.userCount, eager.userCount)
+            XCTAssertEqual(lazy.entryCount, eager.entryCount)
+            let names = users.keys.sorted()
+            for step in 0..<4_000 {
+                let user = step % 3 == 0 ? "new-\(next() % 50)" : names[Int(next() % UInt64(names.count))]
+                let e = Event(id: UInt64(step), draft: EventDraft(user: user, video: "v", type: next() % 9 == 0 ? .hide : .view, timeMs: 0))
+                let v = Int32(next() % 500)
+                lazy.insert([e], videos: [v])
+                eager.insert([e], videos: [v])
+                let probe = names[Int(next() % UInt64(names.count))]
+                XCTAssertEqual(lazy.seen(by: probe), eager.seen(by: probe), "\(probe) at step \(step)")
+            }
+            XCTAssertEqual(lazy.userCount, eager.userCount)
+            XCTAssertEqual(lazy.entryCount, eager.entryCount)
+            // Captured and written: the file holds every user as the eager sets do.
+            let (touched, kept) = lazy.export()
+            var again = snap
+            (again.seen, again.base, again.seenPerUser) = (touched, kept, UInt32(perUser))
+            let written = try ServingSnapshot.decode(again.encoded())
+            var expected = snap
+            (expected.seen, expected.seenPerUser) = (eager.export().users, UInt32(perUser))
+            XCTAssertEqual(written, expected, "bound \(perUser)")
+        }
     }
 
     /// A snapshot covering more than the log holds (a log restored from an older backup) or taken
@@ -186,9 +268,17 @@ final class SnapshotTests: XCTestCase {
         flipped[20] ^= 1
         XCTAssertThrowsError(try ServingSnapshot.decode(flipped))
         // Checksummed but inconsistent: a list past the snapshot's own bound, a video id twice in the table.
+        // (The writer keeps each list within the bound: a file written with 8 is relabelled 7.)
         var over = s
+        over.seenPerUser = 8
         over.seen["u"] = .init(videos: Array(0..<8).map { _ in Int32(0) }, hidden: [])
-        XCTAssertThrowsError(try ServingSnapshot.decode(over.encoded())) { XCTAssertTrue("\($0)".contains("past the bound 7"), "\($0)") }
+        var relabelled = over.encoded()
+        relabelled.replaceSubrange(44..<48, with: [7, 0, 0, 0])
+        relabelled.replaceSubrange((relabelled.count - 4)..., with: withUnsafeBytes(of: relabelled.dropLast(4).withUnsafeBytes { CRC32C.checksum($0) }.littleEndian, Array.init))
+        XCTAssertThrowsError(try ServingSnapshot.decode(relabelled)) { XCTAssertTrue("\($0)".contains("past the bound 7"), "\($0)") }
+        var outside = s
+        outside.seen["w"] = .init(videos: [2], hidden: [])
+        XCTAssertThrowsError(try ServingSnapshot.decode(outside.encoded())) { XCTAssertTrue("\($0)".contains("out of range"), "\($0)") }
         var twice = s
         twice.videos = ["a", "a"]
         XCTAssertThrowsError(try ServingSnapshot.decode(twice.encoded())) { XCTAssertTrue("\($0)".contains("listed twice"), "\($0)") }
@@ -230,10 +320,10 @@ final class SnapshotTests: XCTestCase {
                 if model.count > limit { model.removeFirst() }
                 XCTAssertEqual(s.seen(by: "u"), Set(model), "limit \(limit), step \(k)")
             }
-            XCTAssertEqual(s.export()["u"].map { Array($0.videos) }, model)
+            XCTAssertEqual(s.export().users["u"].map { Array($0.videos) }, model)
             // Restored from its export, it forgets in the same order.
             let r = SeenSets(perUser: limit)
-            r.load(["u": .init(videos: Array(s.export()["u"]!.videos), hidden: [])], remap: nil, bound: limit)
+            r.load(["u": .init(videos: Array(s.export().users["u"]!.videos), hidden: [])], base: nil, remap: nil, bound: limit)
             for v: Int32 in [20, 21] {
                 for t in [s, r] { t.insert([Event(id: 0, draft: EventDraft(user: "u", video: "v", type: .view, timeMs: 0))], videos: [v]) }
             }

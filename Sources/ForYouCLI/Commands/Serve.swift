@@ -97,5 +97,6 @@ struct Serve: ParsableCommand {
         }
         service.stop()
         if let s = candidates.listCacheStats { Console.err("serve: list cache: \(s.hits) hits, \(s.misses) misses, \(s.lists) lists held") }
+        candidates.close()
     }
 }
