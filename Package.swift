@@ -70,7 +70,8 @@ let package = Package(
                        providers: [.apt(["librdkafka-dev"])]),
         // The networked event log: the same events on a Kafka topic (librdkafka).
         .target(name: "KafkaLog", dependencies: ["EventLog", "CRdKafka"]),
-        .target(name: "CandidateStore", dependencies: ["Checksum", .product(name: "GRDB", package: "GRDB.swift")]),
+        .target(name: "CandidateStore", dependencies: ["Checksum", .product(name: "GRDB", package: "GRDB.swift"),
+                                                      .product(name: "GRDBSQLite", package: "GRDB.swift")]),
         // The networked candidate store: the same store behaviour on PostgreSQL (postgres-nio).
         .target(name: "PostgresStore", dependencies: ["CandidateStore",
                                                       .product(name: "PostgresNIO", package: "postgres-nio"),

@@ -218,23 +218,25 @@ public final class SQLiteFeedStore: FeedStore, @unchecked Sendable {
             // bytewise): its sorter copied every row first.
             var out: [Video] = []
             let statement = try db.makeStatement(sql: "SELECT \(SQLiteFeedStore.columns) FROM videos")
-            let st = statement.sqliteStatement
-            defer { sqlite3_reset(st) }
-            func text(_ i: Int32) -> String? {
-                guard let p = sqlite3_column_text(st, i) else { return nil }
-                return String(decoding: UnsafeBufferPointer(start: p, count: Int(sqlite3_column_bytes(st, i))), as: UTF8.self)
-            }
-            while true {
-                let rc = sqlite3_step(st)
-                if rc == SQLITE_DONE { break }
-                guard rc == SQLITE_ROW else {
-                    throw DatabaseError(resultCode: ResultCode(rawValue: rc), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
+            try withExtendedLifetime(statement) {
+                let st = statement.sqliteStatement
+                defer { sqlite3_reset(st) }
+                func text(_ i: Int32) -> String? {
+                    guard let p = sqlite3_column_text(st, i) else { return nil }
+                    return String(decoding: UnsafeBufferPointer(start: p, count: Int(sqlite3_column_bytes(st, i))), as: UTF8.self)
                 }
-                let tags = text(2) ?? ""
-                out.append(Video(id: text(0) ?? "", caption: text(1) ?? "", tags: tags.isEmpty ? [] : tags.split(separator: ",").map(String.init),
-                                 topic: text(3) ?? "", creator: text(4) ?? "", durationMs: Int(sqlite3_column_int64(st, 5)),
-                                 status: VideoStatus(rawValue: text(6) ?? "") ?? .failed, streamURL: text(7),
-                                 thumbnailURL: text(8), createdAt: sqlite3_column_int64(st, 9), uploadId: text(10), owner: text(11)))
+                while true {
+                    let rc = sqlite3_step(st)
+                    if rc == SQLITE_DONE { break }
+                    guard rc == SQLITE_ROW else {
+                        throw DatabaseError(resultCode: ResultCode(rawValue: rc), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
+                    }
+                    let tags = text(2) ?? ""
+                    out.append(Video(id: text(0) ?? "", caption: text(1) ?? "", tags: tags.isEmpty ? [] : tags.split(separator: ",").map(String.init),
+                                     topic: text(3) ?? "", creator: text(4) ?? "", durationMs: Int(sqlite3_column_int64(st, 5)),
+                                     status: VideoStatus(rawValue: text(6) ?? "") ?? .failed, streamURL: text(7),
+                                     thumbnailURL: text(8), createdAt: sqlite3_column_int64(st, 9), uploadId: text(10), owner: text(11)))
+                }
             }
             out.sort { $0.createdAt != $1.createdAt ? $0.createdAt < $1.createdAt : $0.id.utf8.lexicographicallyPrecedes($1.id.utf8) }
             return out

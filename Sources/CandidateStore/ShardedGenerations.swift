@@ -74,8 +74,7 @@ extension SQLiteFeedStore {
     /// live. A shard already written is left alone (`alreadyWritten`).
     public func writeShard(generation: Int64, shard: Int, lists: [(user: String, items: [Int32], scores: [Float])],
                            activate: Bool) throws -> ShardProgress {
-        defer { emptyTheLog() }
-        return try pool.write { db in
+        let progress = try pool.write { db -> ShardProgress in
             guard let g = try Row.fetchOne(db, sql: "SELECT shards, events_through FROM generations WHERE id = ?", arguments: [generation]),
                   let shards = g["shards"] as Int? else {
                 throw StoreError.notFound("no sharded generation \(generation)")
@@ -110,6 +109,9 @@ extension SQLiteFeedStore {
             if done == shards && activate { try SQLiteFeedStore.makeLive(db, generation) }
             return ShardProgress(generation: generation, done: done, shards: shards, live: try live(), alreadyWritten: false)
         }
+        // Once, when the last shard is in (each would pay a checkpoint and its fsync).
+        if progress.done == progress.shards && !progress.alreadyWritten { emptyTheLog() }
+        return progress
     }
 
     /// Throws unless `generation` exists and every shard of it is written.

@@ -337,7 +337,7 @@ public final class FeedService: @unchecked Sendable {
         }
         snapshotLock.withLock { lastSnapshot = follower == nil ? snap.position : snap.eventsApplied }
         metrics.add("foryou_snapshots_written_total")
-        return String(format: "snapshot at event %llu written (%d users) in %.2f s", snap.position, snap.seen.count,
+        return String(format: "snapshot at event %llu written (%d users) in %.2f s", snap.position, state.seen.userCount,
                       Date().timeIntervalSince(t))
     }
 

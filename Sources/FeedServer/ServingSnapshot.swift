@@ -157,7 +157,7 @@ struct ServingSnapshot: Equatable {
             case .base(let k): (videos, hidden) = base!.counts(k, keeping: bound)
             }
             let n = name.utf8.count
-            precondition(nameBytes + n <= Int(UInt32.max), "snapshot: user names past 4 GiB")
+            guard nameBytes + n <= Int(UInt32.max) else { throw DecodeError.bad("user names past 4 GiB: not written") }
             entries.u64(UInt64(words)); entries.u32(UInt32(nameBytes)); entries.u32(UInt32(n))
             entries.u32(UInt32(videos)); entries.u32(UInt32(hidden))
             nameBytes += n
@@ -268,7 +268,9 @@ struct ServingSnapshot: Equatable {
 /// (`SeenSets`), so a start costs nothing per user. Immutable; checked whole when opened (every
 /// offset, count and video index), so nothing read later can fall outside the file or the
 /// snapshot's video table. (A name listed twice is not looked for: the writer takes them from a
-/// dictionary; the lookup would find the first.)
+/// dictionary; the lookup would find the first. Names are matched byte for byte here, where a
+/// Swift dictionary matches canonically equivalent strings: a user id sent once in NFC and once
+/// in NFD is one user to a server that replayed the log and may be two after a restart.)
 final class SeenBase: @unchecked Sendable {
     /// Keeps the mapping alive.
     private let file: MappedBytes
@@ -318,7 +320,7 @@ final class SeenBase: @unchecked Sendable {
         var total = 0
         for k in 0..<users {
             let e = Self.entry(entries, k)
-            guard e.nameStart + e.nameLength <= Int(nameBytes), e.listStart <= Int(words),
+            guard e.nameStart + e.nameLength <= Int(nameBytes), e.listStart >= 0, e.listStart <= Int(words),
                   e.videos + e.hidden <= Int(words) - e.listStart else { throw bad("user \(k)'s name or lists past the section") }
             guard e.videos <= bound else { throw bad("user \(Self.name(names, e)) has \(e.videos) videos, past the bound \(bound)") }
             total += e.videos
@@ -337,7 +339,8 @@ final class SeenBase: @unchecked Sendable {
 
     private static func entry(_ entries: UnsafeRawBufferPointer, _ k: Int) -> Entry {
         let o = 24 * k
-        return Entry(listStart: Int(UInt64(littleEndian: entries.loadUnaligned(fromByteOffset: o, as: UInt64.self))),
+        // (Truncating: a start past the section, however large, is refused at open, not trapped on.)
+        return Entry(listStart: Int(truncatingIfNeeded: UInt64(littleEndian: entries.loadUnaligned(fromByteOffset: o, as: UInt64.self))),
                      nameStart: Int(UInt32(littleEndian: entries.loadUnaligned(fromByteOffset: o + 8, as: UInt32.self))),
                      nameLength: Int(UInt32(littleEndian: entries.loadUnaligned(fromByteOffset: o + 12, as: UInt32.self))),
                      videos: Int(UInt32(littleEndian: entries.loadUnaligned(fromByteOffset: o + 16, as: UInt32.self))),

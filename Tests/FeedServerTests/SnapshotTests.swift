@@ -4,6 +4,7 @@ import Foundation
 import CandidateStore
 import EventLog
 import Checksum
+import GRDB
 import KafkaLog
 import TestSupport
 
@@ -16,7 +17,7 @@ final class SnapshotTests: XCTestCase {
 
     /// `n` events over 40 users and 70 videos (10 not in the catalog), every type, some with an
     /// idempotency key, times spread over two days and not in order.
-    func appendEvents(_ n: Int, seed: UInt64) throws {
+    func appendEvents(_ n: Int, seed: UInt64, users: UInt64 = 40) throws {
         let log = try EventLog(directory: DataDirectory(dir).events, access: .append)
         defer { log.close() }
         var x = seed
@@ -25,7 +26,7 @@ final class SnapshotTests: XCTestCase {
         var drafts: [EventDraft] = []
         for k in 0..<n {
             let type = EventType.allCases[Int(next() % UInt64(EventType.allCases.count))]
-            drafts.append(EventDraft(user: "u\(next() % 40)", video: "v\(next() % 70)", type: type, watchMs: UInt32(next() % 20_000),
+            drafts.append(EventDraft(user: "u\(next() % users)", video: "v\(next() % 70)", type: type, watchMs: UInt32(next() % 20_000),
                                      timeMs: now - Int64(next() % 172_800_000), idempotencyKey: k % 7 == 0 ? "key-\(seed)-\(k)" : ""))
             if drafts.count == 500 { _ = try log.appendSync(drafts); drafts.removeAll() }
         }
@@ -208,6 +209,44 @@ final class SnapshotTests: XCTestCase {
         }
     }
 
+    /// A snapshot written by a server that restored one in place (most users still in the old
+    /// file, a few copied out by the tail) and a start from that one: each step is what a full
+    /// replay builds.
+    func testASnapshotWrittenFromAnInPlaceRestoreRestoresTheSameState() throws {
+        _ = try World.make(dir, lists: ["u1": Array(0..<30)])
+        try appendEvents(5_000, seed: 7, users: 300)
+        let (first, notes1) = try state(every: 1_000)
+        XCTAssertTrue(notes1.contains { $0.hasPrefix("snapshot at event 5000 written (300 users)") }, "\(notes1)")
+        XCTAssertEqual(first.seen.count, 300)
+        // A tail that touches 10 of the 300 users; the start checkpoints after it (every 100).
+        try appendEvents(200, seed: 8, users: 10)
+        let (second, notes2) = try state(every: 100)
+        XCTAssertTrue(notes2.contains("replayed 200 events after the snapshot at event 5000"), "\(notes2)")
+        XCTAssertTrue(notes2.contains { $0.hasPrefix("snapshot at event 5200 written (300 users)") }, "\(notes2)")
+        try appendEvents(100, seed: 9, users: 300)
+        let (third, notes3) = try state(every: 1_000_000)
+        XCTAssertTrue(notes3.contains("replayed 100 events after the snapshot at event 5200"), "\(notes3)")
+        let (full, _) = try state(every: 0)
+        XCTAssertEqual(third, full)
+        XCTAssertEqual(second.seen.count, 300)
+        XCTAssertEqual(second.position, 5_200)
+    }
+
+    /// A catalog that cannot be read with a snapshot present: the start fails (no hang, no
+    /// half-built server).
+    func testAStartWhoseCatalogFailsThrows() throws {
+        _ = try World.make(dir, lists: ["u1": Array(0..<30)])
+        try appendEvents(1_500, seed: 10)
+        _ = try state(every: 1_000)
+        let db = try DatabaseQueue(path: DataDirectory(dir).store)
+        try db.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA foreign_keys = OFF")
+            try db.execute(sql: "DROP TABLE videos")
+        }
+        try db.close()
+        XCTAssertThrowsError(try FeedService(config: config(every: 1_000))) { XCTAssertTrue("\($0)".contains("videos"), "\($0)") }
+    }
+
     /// A snapshot covering more than the log holds (a log restored from an older backup) or taken
     /// with another trending half-life is passed over.
     func testASnapshotThatDoesNotFitTheLogIsPassedOver() throws {
@@ -279,9 +318,58 @@ final class SnapshotTests: XCTestCase {
         var outside = s
         outside.seen["w"] = .init(videos: [2], hidden: [])
         XCTAssertThrowsError(try ServingSnapshot.decode(outside.encoded())) { XCTAssertTrue("\($0)".contains("out of range"), "\($0)") }
+        // Version 2 (no in-place section) still decodes.
+        var v2 = ByteWriter(magic: ServingSnapshot.magic)
+        v2.u32(2); v2.u64(3); v2.u64(0); v2.u64(3); v2.u64(Double(60).bitPattern); v2.u32(5)
+        v2.u32(1); v2.string("a"); v2.u32(1); v2.string("u"); v2.u32(1); v2.u32(0); v2.u32(1); v2.u32(0); v2.u32(0); v2.u32(0)
+        v2.u32(1); v2.u32(3); v2.u64(9); v2.u64(77); v2.u32(1); v2.u64(42)
+        let second = try ServingSnapshot.decode(v2.finished())
+        XCTAssertEqual(second.seen["u"].map { Array($0.videos) }, [0])
+        XCTAssertEqual(second.seen["u"]?.hidden, [0])
+        XCTAssertEqual(second.partitions, [.init(partition: 3, next: 9, fingerprint: 77)])
+        XCTAssertEqual(second.pending, [42])
+        XCTAssertNil(second.base)
         var twice = s
         twice.videos = ["a", "a"]
         XCTAssertThrowsError(try ServingSnapshot.decode(twice.encoded())) { XCTAssertTrue("\($0)".contains("listed twice"), "\($0)") }
+    }
+
+    /// A version-3 seen-set section that passes the checksum but does not hold together (each
+    /// field of its header, of an entry and of the table set out of range, the checksum redone)
+    /// is refused at open, never trapped on or read past.
+    func testAnInconsistentInPlaceSectionIsRefused() throws {
+        let s = ServingSnapshot(position: 2, eventsApplied: 2, halfLifeSeconds: 60, seenPerUser: 4, videos: ["a", "bb"],
+                                seen: ["u": .init(videos: [0, 1], hidden: [1]), "ww": .init(videos: [1], hidden: [])],
+                                trending: [], keys: [])
+        let bytes = s.encoded()
+        XCTAssertEqual(try ServingSnapshot.decode(bytes), s)
+        let section = 48 + 4 + s.videos.reduce(0) { $0 + 4 + $1.utf8.count }
+        let entries = (section + 24 + 7) / 8 * 8
+        let users = 2, slots = SeenBase.slots(forUsers: users), table = entries + 24 * users
+        func patched(_ at: Int, _ value: UInt64, bytes width: Int) -> [UInt8] {
+            var b = bytes
+            for k in 0..<width { b[at + k] = UInt8(truncatingIfNeeded: value >> (8 * UInt64(k))) }
+            let crc = b.dropLast(4).withUnsafeBytes { CRC32C.checksum($0) }
+            for k in 0..<4 { b[b.count - 4 + k] = UInt8(truncatingIfNeeded: crc >> (8 * UInt32(k))) }
+            return b
+        }
+        let cases: [(String, Int, UInt64, Int)] = [
+            ("users", section, 0xFFFF_FFFF, 4), ("users above slots", section, UInt64(slots), 4),
+            ("slots not a power of two", section + 4, 3, 4), ("no slots", section + 4, 0, 4),
+            ("name bytes", section + 8, 1 << 62, 8), ("list words", section + 16, 1 << 62, 8),
+            ("list start, top bit", entries, 1 << 63, 8), ("list start past the words", entries, 5, 8),
+            ("name start", entries + 8, 0xFFFF_FFFF, 4), ("name length", entries + 12, 1_000, 4),
+            ("videos past the bound", entries + 16, 5, 4), ("hidden past the words", entries + 20, 4, 4),
+            ("hidden", entries + 20, 0xFFFF_FFFF, 4), ("table entry", table, UInt64(users + 1), 4),
+        ]
+        for (what, at, value, width) in cases {
+            XCTAssertThrowsError(try ServingSnapshot.decode(patched(at, value, bytes: width)), what)
+        }
+        // And a video index past the table, in the list words (the last word before the trending count).
+        let words = bytes.count - 4 - 4 - 4 - 4 - 4
+        XCTAssertThrowsError(try ServingSnapshot.decode(patched(words - 4, 2, bytes: 4))) {
+            XCTAssertTrue("\($0)".contains("out of range"), "\($0)")
+        }
     }
 
     /// Appends complete in any order: the snapshot position is the end of the applied prefix, and
