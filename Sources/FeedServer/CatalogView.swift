@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import CandidateStore
 import EventLog
 
@@ -150,19 +151,35 @@ struct VideoMeta {
 }
 
 /// A catalog entry shared by reference on the hot path (one retain instead of one per field),
-/// with its feed JSON fields rendered once: `"id":...,"creator":...,` (ranker and generation,
-/// which depend on the request, are appended per response).
+/// with its feed JSON fields rendered once, when first served: `"id":...,"creator":...,` (ranker
+/// and generation, which depend on the request, are appended per response). A catalog load
+/// renders nothing (most of a 200k-video catalog is not served in a server's first minutes).
 final class VideoBox: @unchecked Sendable {
     let v: Video
-    let jsonFields: [UInt8]
     /// The id's hash, as paging cursors' served filters take it.
     let idHash: UInt64
+    private let baseURL: String
+    private let rendered = Mutex<[UInt8]?>(nil)
 
     init(_ v: Video, baseURL: String = "") {
         self.v = v
+        self.baseURL = baseURL
         idHash = ServedFilter.hash(v.id)
-        // What `JSONWriter` writes for these fields, without the braces, and a separator for the
-        // fields that follow; built directly (a catalog load renders every video).
+    }
+
+    /// What `JSONWriter` writes for these fields, without the braces, and a separator for the
+    /// fields that follow.
+    var jsonFields: [UInt8] {
+        rendered.withLock { r in
+            if let r { return r }
+            let b = Self.render(v, baseURL: baseURL)
+            r = b
+            return b
+        }
+    }
+
+    /// Built directly (a page renders ten of them).
+    private static func render(_ v: Video, baseURL: String) -> [UInt8] {
         var b: [UInt8] = []
         b.reserveCapacity(128 + v.id.utf8.count + v.caption.utf8.count + (v.streamURL?.utf8.count ?? 0) * 2 + baseURL.utf8.count * 2)
         func key(_ k: StaticString, first: Bool = false) {
@@ -182,7 +199,7 @@ final class VideoBox: @unchecked Sendable {
         key("topic"); string(v.topic)
         key("creator"); string(v.creator)
         b.append(44)
-        jsonFields = b
+        return b
     }
 
     static func url(_ u: String?, _ base: String) -> String? {

@@ -99,16 +99,10 @@ public final class FeedService: @unchecked Sendable {
             notes.append("\(kafka): librdkafka \(librdkafkaVersion), \(f.partitions) partitions, replayed \(replayed) events"
                          + (from.isEmpty ? "" : " after the snapshot at offsets " + from.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: " ")))
         } else {
-            var logConfig = EventLogConfig()
-            logConfig.onCommit = { n in metrics.observeFsyncBatch(n) }
-            let t0 = Date()
-            let log = try EventLog(directory: config.eventsDir ?? dir.events, config: logConfig, access: .append)
-            let tOpened = Date()
-            self.log = log
-            if let m = log.recovery.message { notes.append(m) }
             // Three things at once, each on a thread of its own: the catalog loads from the store;
-            // the newest snapshot is read and restored, numbering the catalog first (so the tail
-            // needs no catalog); the log's tail is read and decoded while this thread applies it.
+            // the log opens and its newest snapshot is read and restored, numbering the catalog
+            // first (so the tail needs no catalog); the log's tail is read, decoded and indexed
+            // while this thread applies it.
             final class Loading: @unchecked Sendable { var error: Error?; var done = Date() }
             let loading = Loading(), loaded = DispatchGroup(), numbered = DispatchSemaphore(value: 0)
             let store = self.store
@@ -122,6 +116,13 @@ public final class FeedService: @unchecked Sendable {
             func letTheCatalogIn() { if !signalled { signalled = true; numbered.signal() } }
             do {
                 defer { letTheCatalogIn() }
+                var logConfig = EventLogConfig()
+                logConfig.onCommit = { n in metrics.observeFsyncBatch(n) }
+                let t0 = Date()
+                let log = try EventLog(directory: config.eventsDir ?? dir.events, config: logConfig, access: .append)
+                let tOpened = Date()
+                self.log = log
+                if let m = log.recovery.message { notes.append(m) }
                 // The newest valid snapshot, then the log's tail into the in-memory indexes (seen
                 // sets, trending, idempotency keys); the whole log without one.
                 var from: UInt64 = 0
@@ -185,20 +186,22 @@ public final class FeedService: @unchecked Sendable {
     /// this one applies them (the two cores each take half of the work instead of one doing both
     /// in turn); returns the seconds spent applying.
     private static func replay(_ log: EventLog, from start: UInt64, into state: FeedState) throws -> Double {
-        let tail = BatchHandoff<[Event]>(capacity: 4)
+        let tail = BatchHandoff<(events: [Event], videos: [Int32])>(capacity: 4)
         Thread.detachNewThread {
             var batch: [Event] = []
             batch.reserveCapacity(10_000)
+            // Indexed here too: the catalog's lookups off the applying thread.
+            func hand() -> Bool { tail.put((batch, state.catalog.indices(of: batch.lazy.map(\.video)))) }
             do {
                 try log.forEach(from: start) { e in
                     batch.append(e)
                     if batch.count == 10_000 {
-                        guard tail.put(batch) else { throw CancellationError() }
+                        guard hand() else { throw CancellationError() }
                         batch = []
                         batch.reserveCapacity(10_000)
                     }
                 }
-                _ = tail.put(batch)
+                _ = hand()
                 tail.finish(nil)
             } catch {
                 tail.finish(error)
@@ -209,7 +212,7 @@ public final class FeedService: @unchecked Sendable {
         defer { tail.cancel() }
         while let batch = try tail.take() {
             let t = Date()
-            state.apply(batch)
+            state.apply(batch.events, videos: batch.videos)
             applying += Date().timeIntervalSince(t)
         }
         return applying

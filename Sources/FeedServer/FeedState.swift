@@ -77,14 +77,25 @@ final class FeedState: Sendable {
             defer { then?() }
             let events = admit.map { batch.filter($0) } ?? batch
             guard !events.isEmpty else { return }
-            let videos = catalog.indices(of: events.lazy.map(\.video))
-            seen.insert(events, videos: videos)
-            trending.record(events, videos: videos)
-            // Last: a key reads `.done` only once its event is in the seen sets and trending.
-            keys.record(events)
-            applied.add(UInt64(events.count), ordering: .relaxed)
-            if tracksPositions { positions.add(events.lazy.map(\.id)) }
+            applyLocked(events, videos: catalog.indices(of: events.lazy.map(\.video)))
         }
+    }
+
+    /// The same for a replayed batch whose videos were indexed already (`videos[k]`: the global
+    /// index of `batch[k]`'s video), by the thread that decoded it.
+    func apply(_ batch: [Event], videos: [Int32]) {
+        guard !batch.isEmpty else { return }
+        gate.shared { applyLocked(batch, videos: videos) }
+    }
+
+    /// Inside the gate's shared section.
+    private func applyLocked(_ events: [Event], videos: [Int32]) {
+        seen.insert(events, videos: videos)
+        trending.record(events, videos: videos)
+        // Last: a key reads `.done` only once its event is in the seen sets and trending.
+        keys.record(events)
+        applied.add(UInt64(events.count), ordering: .relaxed)
+        if tracksPositions { positions.add(events.lazy.map(\.id)) }
     }
 
     // MARK: snapshots
@@ -98,7 +109,7 @@ final class FeedState: Sendable {
     /// (read inside the capture, so they match the copies exactly).
     func capture(halfLifeSeconds: Double,
                  shared: (() -> (partitions: [ServingSnapshot.Partition], pending: [UInt64]))? = nil) -> ServingSnapshot? {
-        let parts: (position: UInt64, applied: UInt64, seen: (users: [String: SeenSets.User], base: SeenBase?), trend: (score: [Float], stamp: [Double], counts: [Int32: Int]),
+        let parts: (position: UInt64, applied: UInt64, seen: (users: [String: SeenSets.User], base: SeenBase?), trend: [Trending.Slot],
                     keys: IdempotencyKeys.Export, ids: [String],
                     kafka: (partitions: [ServingSnapshot.Partition], pending: [UInt64])?)? = gate.exclusive {
             let kafka = shared?()
@@ -110,12 +121,8 @@ final class FeedState: Sendable {
         guard let p = parts else { return nil }
         // Videos by this process's global index: the seen sets go as they are (a copy-on-write copy).
         var trends: [ServingSnapshot.Trend] = []
-        let top = max(p.trend.score.count, Int((p.trend.counts.keys.max() ?? -1) + 1))
-        for i in 0..<top {
-            let score = i < p.trend.score.count ? p.trend.score[i] : 0, stamp = i < p.trend.stamp.count ? p.trend.stamp[i] : 0
-            let count = p.trend.counts[Int32(i)] ?? 0
-            guard score != 0 || stamp != 0 || count != 0 else { continue }
-            trends.append(.init(video: UInt32(i), score: score, stamp: stamp, count: UInt32(min(count, Int(UInt32.max)))))
+        for (i, t) in p.trend.enumerated() where t.score != 0 || t.stamp != 0 || t.count != 0 {
+            trends.append(.init(video: UInt32(i), score: t.score, stamp: t.stamp, count: t.count))
         }
         return ServingSnapshot(position: p.position, eventsApplied: p.applied, halfLifeSeconds: halfLifeSeconds,
                                seenPerUser: UInt32(min(seen.perUser, Int(UInt32.max))), videos: p.ids, seen: p.seen.users, trending: trends,
@@ -135,16 +142,11 @@ final class FeedState: Sendable {
             // Usually the catalog is indexed as it was when the snapshot was taken.
             let same = seeded || index.indices.allSatisfy { index[$0] == Int32($0) }
             seen.load(s.seen, base: s.base, remap: same ? nil : index, bound: Int(s.seenPerUser))
-            let n = Int((index.max() ?? -1) + 1)
-            var score = [Float](repeating: 0, count: n), stamp = [Double](repeating: 0, count: n)
-            var counts: [Int32: Int] = [:]
+            var slots = [Trending.Slot](repeating: .init(), count: Int((index.max() ?? -1) + 1))
             for t in s.trending {
-                let i = index[Int(t.video)]
-                score[Int(i)] = t.score
-                stamp[Int(i)] = t.stamp
-                if t.count > 0 { counts[i] = Int(t.count) }
+                slots[Int(index[Int(t.video)])] = .init(stamp: t.stamp, score: t.score, count: t.count)
             }
-            trending.load(score: score, stamp: stamp, counts: counts)
+            trending.load(slots)
             keys.load(s.keys.map { ($0.entry, $0.id, $0.fingerprint, $0.timeMs) })
             applied.store(s.eventsApplied, ordering: .relaxed)
             positions.reset(to: s.position)

@@ -14,12 +14,17 @@ final class Trending: @unchecked Sendable {
     let freshMaxEvents: Int
     private let lock = NSLock()
 
-    /// Decayed event weight and the time (s) it is decayed to, by global video index; shorter
-    /// than the catalog's index space (an index past the end has score 0 at time 0).
-    private var score: [Float] = []
-    private var stamp: [Double] = []
-    /// Events per global video index (shorter than the index space: past the end, 0).
-    private var eventCounts: [Int] = []
+    /// Per global video index: the decayed event weight, the time (s) it is decayed to and the
+    /// event count, side by side (applying an event touches one cache line, not three arrays at a
+    /// random place each); shorter than the catalog's index space (past the end: score 0 at time
+    /// 0, no events).
+    struct Slot {
+        var stamp: Double = 0
+        var score: Float = 0
+        /// Saturating (a snapshot stores it as a u32).
+        var count: UInt32 = 0
+    }
+    private var slots: [Slot] = []
     private var trendingList: [Int32] = []
     private var freshList: [Int32] = []
 
@@ -32,42 +37,36 @@ final class Trending: @unchecked Sendable {
     /// Counts `events`, `videos[k]` being the global index of `events[k]`'s video, under one lock.
     func record(_ events: [Event], videos: [Int32]) {
         lock.lock(); defer { lock.unlock() }
-        for (e, v) in zip(events, videos) {
-            if Int(v) >= eventCounts.count { eventCounts.append(contentsOf: repeatElement(0, count: Int(v) + 1 - eventCounts.count)) }
-            eventCounts[Int(v)] += 1
-            let w = EventWeights.trending[e.type]
-            guard w > 0 else { continue }
-            let t = Double(e.timeMs) / 1000
-            let i = Int(v)
-            if i >= score.count {
-                score.append(contentsOf: repeatElement(0, count: i + 1 - score.count))
-                stamp.append(contentsOf: repeatElement(0, count: i + 1 - stamp.count))
-            }
-            let decay = Float(Foundation.exp2(-(t - stamp[i]) / halfLifeSeconds))
-            if t >= stamp[i] {
-                score[i] = score[i] * decay + w
-                stamp[i] = t
-            } else {
-                score[i] += w * Float(Foundation.exp2(-(stamp[i] - t) / halfLifeSeconds))
+        if let top = videos.max(), Int(top) >= slots.count {
+            slots.append(contentsOf: repeatElement(Slot(), count: Int(top) + 1 - slots.count))
+        }
+        slots.withUnsafeMutableBufferPointer { slots in
+            for (e, v) in zip(events, videos) {
+                let i = Int(v)
+                slots[i].count &+= slots[i].count == .max ? 0 : 1
+                let w = EventWeights.trending[e.type]
+                guard w > 0 else { continue }
+                let t = Double(e.timeMs) / 1000
+                if t >= slots[i].stamp {
+                    slots[i].score = slots[i].score * Float(Foundation.exp2(-(t - slots[i].stamp) / halfLifeSeconds)) + w
+                    slots[i].stamp = t
+                } else {
+                    slots[i].score += w * Float(Foundation.exp2(-(slots[i].stamp - t) / halfLifeSeconds))
+                }
             }
         }
     }
 
     /// Scores, their stamps and event counts by global index (copy-on-write copies), for a snapshot.
-    func export() -> (score: [Float], stamp: [Double], counts: [Int32: Int]) {
+    func export() -> [Slot] {
         lock.lock(); defer { lock.unlock() }
-        var counts: [Int32: Int] = [:]
-        for (i, c) in eventCounts.enumerated() where c > 0 { counts[Int32(i)] = c }
-        return (score, stamp, counts)
+        return slots
     }
 
     /// Replaces scores, stamps and counts (a snapshot being restored).
-    func load(score: [Float], stamp: [Double], counts: [Int32: Int]) {
+    func load(_ slots: [Slot]) {
         lock.lock(); defer { lock.unlock() }
-        self.score = score
-        self.stamp = stamp
-        eventCounts = [Int](repeating: 0, count: Int((counts.keys.max() ?? -1) + 1))
-        for (i, c) in counts { eventCounts[Int(i)] = c }
+        self.slots = slots
     }
 
     /// Recomputes the trending order and the fresh-upload pool of the catalog `videos` (by global
@@ -76,7 +75,7 @@ final class Trending: @unchecked Sendable {
     /// `videos.count`.
     func rebuild(videos boxes: [VideoBox?], now: Double) {
         lock.lock()
-        let scores = score, stamps = stamp, counts = eventCounts
+        let slots = self.slots
         lock.unlock()
         var scored: [(Int32, Float, Int64, String)] = []
         scored.reserveCapacity(boxes.count)
@@ -84,10 +83,10 @@ final class Trending: @unchecked Sendable {
         var fresh: [(Int32, String)] = []
         for i in 0..<boxes.count {
             guard let v = boxes[i]?.v, v.status == .ready else { continue }
-            let (sc, st): (Float, Double) = i < scores.count ? (scores[i], stamps[i]) : (0, 0)
-            let s = sc * Float(Foundation.exp2(-(now - st) / halfLifeSeconds))
+            let slot = i < slots.count ? slots[i] : Slot()
+            let s = slot.score * Float(Foundation.exp2(-(now - slot.stamp) / halfLifeSeconds))
             scored.append((Int32(i), s, v.createdAt, v.id))
-            if Double(v.createdAt) >= freshCut && (i < counts.count ? counts[i] : 0) < freshMaxEvents { fresh.append((Int32(i), v.id)) }
+            if Double(v.createdAt) >= freshCut && Int(slot.count) < freshMaxEvents { fresh.append((Int32(i), v.id)) }
         }
         // Ties (e.g. no events yet) go to the newest videos, then by id: the same order on every
         // server that has seen the same events (indices differ between servers, ids do not).
