@@ -58,8 +58,8 @@ final class CatalogView: @unchecked Sendable {
     }
 
     /// Replaces the catalog with the store's `videos` at `version`. Entries of videos no longer
-    /// in it keep their index and rendered entry (events may still name them). The entries are
-    /// rendered before the lock is taken: events keep being indexed meanwhile.
+    /// in it keep their index and entry (events may still name them). The entries are made
+    /// before the lock is taken: events keep being indexed meanwhile.
     func reload(_ videos: [Video], version: Int64) {
         let boxes = videos.map { VideoBox($0, baseURL: publicBaseURL) }
         lock.lock(); defer { lock.unlock() }

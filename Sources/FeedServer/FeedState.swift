@@ -81,9 +81,10 @@ final class FeedState: Sendable {
         }
     }
 
-    /// The same for a replayed batch whose videos were indexed already (`videos[k]`: the global
-    /// index of `batch[k]`'s video), by the thread that decoded it.
+    /// The same for a replayed batch whose videos were indexed already by this state's catalog
+    /// (`videos[k]`: the global index of `batch[k]`'s video), by the thread that decoded it.
     func apply(_ batch: [Event], videos: [Int32]) {
+        precondition(videos.count == batch.count, "one video index per event")
         guard !batch.isEmpty else { return }
         gate.shared { applyLocked(batch, videos: videos) }
     }

@@ -51,8 +51,8 @@ enum FeedRoutes {
         } else {
             page = try await Blocking.run { try builder.page(user: user, cursor: pageCursor, limit: pageLimit) }
         }
-        // Each video's catalog fields are pre-rendered (VideoBox.jsonFields); only the ranker,
-        // generation and cursor are written per request.
+        // Each video's catalog fields are rendered once, when first served (VideoBox.jsonFields);
+        // only the ranker, generation and cursor are written per request.
         var out = ByteBuffer()
         out.reserveCapacity(256 + page.items.count * 320)
         out.writeString(#"{"videos":["#)
