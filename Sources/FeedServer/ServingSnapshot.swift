@@ -137,7 +137,7 @@ struct ServingSnapshot: Equatable {
     /// The version-3 seen-set section: the users of `seen`, then those of `base` not in it.
     private func writeSeen(to w: ByteStream) throws {
         let bound = Int(seenPerUser)
-        // Who goes in, in order: a user of `seen` (index into `fromSeen`) or of `base` (its index there).
+        // Who goes in, in order: a user of `seen` (their entry) or of `base` (their index there).
         enum From { case seen(SeenSets.User), base(Int) }
         var names: [String] = [], from: [From] = []
         names.reserveCapacity(seen.count + (base?.count ?? 0))
@@ -291,10 +291,14 @@ final class SeenBase: @unchecked Sendable {
         return s
     }
 
+    /// Where probing for a name starts (the writer and `find` both come here).
     static func slot(of name: String, slots: Int) -> Int {
         var n = name
-        let h = n.withUTF8 { FNV64.digest(UnsafeRawBufferPointer($0)) }
-        return Int(truncatingIfNeeded: h) & (slots - 1)
+        return n.withUTF8 { slot(ofUTF8: UnsafeRawBufferPointer($0), slots: slots) }
+    }
+
+    static func slot(ofUTF8 name: UnsafeRawBufferPointer, slots: Int) -> Int {
+        Int(truncatingIfNeeded: FNV64.digest(name)) & (slots - 1)
     }
 
     /// Reads the section at `r`'s position (the checksum already checked), checking it whole.
@@ -359,8 +363,7 @@ final class SeenBase: @unchecked Sendable {
     func find(_ name: String) -> Int? {
         var n = name
         return n.withUTF8 { key -> Int? in
-            let h = FNV64.digest(UnsafeRawBufferPointer(key))
-            var slot = Int(truncatingIfNeeded: h) & (slots - 1)
+            var slot = Self.slot(ofUTF8: UnsafeRawBufferPointer(key), slots: slots)
             for _ in 0..<slots {
                 let k = Int(UInt32(littleEndian: table.loadUnaligned(fromByteOffset: 4 * slot, as: UInt32.self)))
                 if k == 0 { return nil }
