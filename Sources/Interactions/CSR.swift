@@ -19,6 +19,13 @@ public struct CSR: Sendable, Equatable {
     /// Builds from coordinates; duplicate (row, col) pairs are summed, columns sorted per row.
     public init(rows: Int, cols: Int, rowIndex: [Int32], colIndex: [Int32], values: [Float]) {
         let n = rowIndex.count
+        // Coordinates already in this order (rows ascending, columns strictly ascending within
+        // each: what `EventHistory.interactions()` gives) keep their column and value arrays as
+        // they are (shared, not copied: at 100M entries that is 800 MB not allocated).
+        if let indptr = CSR.indptrIfOrdered(rows: rows, rowIndex: rowIndex, colIndex: colIndex) {
+            self.init(rows: rows, cols: cols, indptr: indptr, indices: colIndex, values: values)
+            return
+        }
         var counts = [Int](repeating: 0, count: rows + 1)
         for r in rowIndex { counts[Int(r) + 1] += 1 }
         for r in 0..<rows { counts[r + 1] += counts[r] }
@@ -60,6 +67,32 @@ public struct CSR: Sendable, Equatable {
         idx.removeLast(n - w)
         val.removeLast(n - w)
         self.init(rows: rows, cols: cols, indptr: outPtr, indices: idx, values: val)
+    }
+
+    /// The row pointers of coordinates sorted by row then strictly by column (in range); nil
+    /// when they are not.
+    static func indptrIfOrdered(rows: Int, rowIndex: [Int32], colIndex: [Int32]) -> [Int]? {
+        var ptr = [Int](repeating: 0, count: rows + 1)
+        let ordered = rowIndex.withUnsafeBufferPointer { r in
+            colIndex.withUnsafeBufferPointer { c in
+                ptr.withUnsafeMutableBufferPointer { ptr -> Bool in
+                    var lastRow = -1, lastCol: Int32 = -1
+                    for k in 0..<r.count {
+                        let row = Int(r[k])
+                        if row != lastRow {
+                            guard row > lastRow, row < rows else { return false }
+                            for q in (lastRow + 1)...row { ptr[q] = k }
+                            lastRow = row; lastCol = -1
+                        }
+                        guard c[k] > lastCol else { return false }
+                        lastCol = c[k]
+                    }
+                    for q in (lastRow + 1)...rows { ptr[q] = r.count }
+                    return true
+                }
+            }
+        }
+        return ordered ? ptr : nil
     }
 
     public var nnz: Int { indices.count }

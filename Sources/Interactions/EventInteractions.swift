@@ -80,8 +80,10 @@ public struct EventMapping: Sendable, Equatable {
 ///
 /// Held by index, not by id: users and videos are interned once (`users`, `videos`), and each
 /// user's row is two parallel arrays (video index, pair) in the order first seen, with a small
-/// index once a row grows long. At 100M pairs this is about 28 bytes a pair, and the interaction
-/// table is read straight into it (`InteractionTable`).
+/// index once a row grows long (about 28 bytes a pair). A history read from an interaction table
+/// leaves the table's rows where they lie in the mapped file (`StoredRows`) and copies a row out
+/// only when an event is added to it: a day's tail touches a few of a million users, and the
+/// rest are read in place by `interactions()` and copied byte for byte into the next table.
 public struct EventHistory: Sendable {
     public struct Pair: Sendable, Equatable {
         /// Sum of the pair's event weights, each decayed to `lastTimeMs`.
@@ -93,17 +95,20 @@ public struct EventHistory: Sendable {
         }
     }
 
-    /// One user's pairs: `videos[k]` (an index into `EventHistory.videos`) has `pairs[k]`.
-    public struct Row: Sendable {
-        public internal(set) var videos: [Int32] = []
-        public internal(set) var pairs: [Pair] = []
+    /// One user's pairs: `videos[k]` (an index into `EventHistory.videos`) has `pairs[k]`; or,
+    /// `stored`, the user's row in the table the history was read from (`EventHistory.stored`).
+    struct Row: Sendable {
+        var videos: [Int32] = []
+        var pairs: [Pair] = []
         /// video -> position, built when an event is added to a row longer than `Row.scan` (a
-        /// linear scan is quicker below that; rows read from a table get one only if added to).
+        /// linear scan is quicker below that).
         var lookup: [Int32: Int32]?
+        var stored = false
         static let scan = 48
 
         init() {}
         init(videos: [Int32], pairs: [Pair]) { self.videos = videos; self.pairs = pairs }
+        static let inTable: Row = { var r = Row(); r.stored = true; return r }()
 
         func position(of v: Int32) -> Int? {
             if let lookup { return lookup[v].map(Int.init) }
@@ -127,23 +132,26 @@ public struct EventHistory: Sendable {
     public private(set) var users = IdMap()
     /// Every video in some pair.
     public private(set) var videos = IdMap()
-    public private(set) var rows: [Row] = []
+    private(set) var rows: [Row] = []
+    /// The rows of the table this history was read from (users `0..<stored.counts.count`).
+    let stored: StoredRows?
     /// The newest event time added: the reference time decay is measured from.
     public private(set) var newestTimeMs: Int64 = .min
     /// Pairs in all rows.
     public private(set) var pairCount = 0
 
-    public init(mapping: EventMapping = EventMapping()) { self.mapping = mapping }
+    public init(mapping: EventMapping = EventMapping()) { self.mapping = mapping; stored = nil }
 
-    /// A history as stored (`InteractionTable`): `rows` parallel to `users`, row videos indexing
-    /// `videos`, no video twice in a row (the table checks).
-    init(mapping: EventMapping, users: IdMap, videos: IdMap, rows: [Row], newestTimeMs: Int64) {
+    /// A history as stored (`InteractionTable`): users and videos in the table's order, every
+    /// user's row in `stored` (checked: video indices in range, no video twice in a row).
+    init(mapping: EventMapping, users: IdMap, videos: IdMap, stored: StoredRows, newestTimeMs: Int64) {
         self.mapping = mapping
         self.users = users
         self.videos = videos
-        self.rows = rows
+        self.stored = stored
+        rows = Array(repeating: .inTable, count: stored.counts.count)
         self.newestTimeMs = newestTimeMs
-        pairCount = rows.reduce(0) { $0 + $1.videos.count }
+        pairCount = stored.counts.reduce(0) { $0 + Int($1) }
     }
 
     private func decay(_ ms: Int64) -> Double {
@@ -158,6 +166,7 @@ public struct EventHistory: Sendable {
         let u = Int(users.index(inserting: e.user))
         let v = videos.index(inserting: e.video)
         if u == rows.count { rows.append(Row()) }
+        if rows[u].stored { rows[u] = stored!.row(u) }
         if rows[u].lookup == nil && rows[u].videos.count > Row.scan { rows[u].buildLookup() }
         if let k = rows[u].position(of: v) {
             var p = rows[u].pairs[k]
@@ -175,25 +184,40 @@ public struct EventHistory: Sendable {
         }
     }
 
+    /// Pairs in user `u`'s row (an index into `users`).
+    @inline(__always) func count(ofRow u: Int) -> Int { rows[u].stored ? Int(stored!.counts[u]) : rows[u].videos.count }
+    /// The video of pair `k` in user `u`'s row.
+    @inline(__always) func video(row u: Int, _ k: Int) -> Int32 { rows[u].stored ? stored!.video(u, k) : rows[u].videos[k] }
+    /// Pair `k` in user `u`'s row.
+    @inline(__always) func pair(row u: Int, _ k: Int) -> Pair { rows[u].stored ? stored!.pair(u, k) : rows[u].pairs[k] }
+
     /// The pair of `user` and `video`, if either ever had an event together.
     public func pair(user: String, video: String) -> Pair? {
-        guard let u = users.index(of: user), let v = videos.index(of: video), let k = rows[Int(u)].position(of: v) else { return nil }
-        return rows[Int(u)].pairs[k]
+        guard let u = users.index(of: user).map(Int.init), let v = videos.index(of: video) else { return nil }
+        if rows[u].stored {
+            for k in 0..<count(ofRow: u) where stored!.video(u, k) == v { return stored!.pair(u, k) }
+            return nil
+        }
+        return rows[u].position(of: v).map { rows[u].pairs[$0] }
     }
 
     /// `user`'s pairs (video id, pair), in the order first seen.
     public func forEachPair(of user: String, _ body: (_ video: String, _ pair: Pair) throws -> Void) rethrows {
-        guard let u = users.index(of: user) else { return }
-        let row = rows[Int(u)]
-        for k in row.videos.indices { try body(videos.raw[Int(row.videos[k])], row.pairs[k]) }
+        guard let u = users.index(of: user).map(Int.init) else { return }
+        for k in 0..<count(ofRow: u) { try body(videos.raw[Int(video(row: u, k))], pair(row: u, k)) }
+    }
+
+    /// Every (user, video) pair by index into `users` and `videos`, user by user.
+    public func forEachUserVideo(_ body: (_ user: Int, _ video: Int) throws -> Void) rethrows {
+        for u in rows.indices { for k in 0..<count(ofRow: u) { try body(u, Int(video(row: u, k))) } }
     }
 
     /// Every user's pairs as nested dictionaries (tests, and studies over small logs).
     public var dictionary: [String: [String: Pair]] {
         var out: [String: [String: Pair]] = [:]
-        for (u, row) in rows.enumerated() {
+        for u in rows.indices {
             var d: [String: Pair] = [:]
-            for k in row.videos.indices { d[videos.raw[Int(row.videos[k])]] = row.pairs[k] }
+            for k in 0..<count(ofRow: u) { d[videos.raw[Int(video(row: u, k))]] = pair(row: u, k) }
             out[users.raw[u]] = d
         }
         return out
@@ -213,44 +237,163 @@ public struct EventHistory: Sendable {
     /// the order they first appear walking users in that order and each user's videos in sorted id
     /// order, and each user's pairs by video index (a CSR built from them needs no sort).
     /// Deterministic: the same history gives the same interactions however it was built.
+    ///
+    /// Both walks run on every core, each over its own range of users: the first finds each
+    /// range's first pair per video and each user's count of training pairs, the second writes
+    /// each user's pairs at its place in the output (the counts' running sum).
     public func interactions() -> Interactions {
         let userOrder = users.raw.indices.sorted { users.raw[$0] < users.raw[$1] }
         var videoRank = [UInt64](repeating: 0, count: videos.count)
         for (rank, v) in videos.raw.indices.sorted(by: { videos.raw[$0] < videos.raw[$1] }).enumerated() { videoRank[v] = UInt64(rank) }
-        // Each video's first training pair in that walk: (user position, video rank).
-        var first = [UInt64](repeating: .max, count: videos.count)
-        var total = 0
-        for (position, u) in userOrder.enumerated() {
-            let row = rows[u]
-            for k in row.videos.indices where trainingWeight(row.pairs[k]) != nil {
-                let v = Int(row.videos[k])
-                first[v] = min(first[v], UInt64(position) << 32 | videoRank[v])
-                total += 1
+        let n = userOrder.count
+        let parts = max(1, min(ProcessInfo.processInfo.activeProcessorCount, 8, n / 1024))
+        let bounds = (0...parts).map { n * $0 / parts }
+        // Each video's first training pair in that walk: (user position, video rank); and each
+        // user's (by position) count of training pairs.
+        var trained = [Int](repeating: 0, count: n + 1)
+        var firsts = [[UInt64]](repeating: [], count: parts)
+        trained.withUnsafeMutableBufferPointer { trained in
+            firsts.withUnsafeMutableBufferPointer { firsts in
+                DispatchQueue.concurrentPerform(iterations: parts) { part in
+                    var first = [UInt64](repeating: .max, count: videos.count)
+                    var scratch = RowScratch()
+                    for position in bounds[part]..<bounds[part + 1] {
+                        var count = 0
+                        withRow(userOrder[position], &scratch) { videos, pairs in
+                            for k in videos.indices where trainingWeight(pairs[k]) != nil {
+                                let v = Int(videos[k])
+                                first[v] = min(first[v], UInt64(position) << 32 | videoRank[v])
+                                count += 1
+                            }
+                        }
+                        trained[position + 1] = count
+                    }
+                    firsts[part] = first
+                }
             }
         }
+        var first = firsts[0]
+        for other in firsts.dropFirst() { for v in first.indices { first[v] = min(first[v], other[v]) } }
+        // Where each user's pairs start in the output.
+        for position in 0..<n { trained[position + 1] += trained[position] }
+        let total = trained[n]
         let itemOrder = videos.raw.indices.filter { first[$0] != .max }.sorted { first[$0] < first[$1] }
         var itemOf = [UInt64](repeating: 0, count: videos.count)
         for (i, v) in itemOrder.enumerated() { itemOf[v] = UInt64(i) }
-        var out = Interactions(users: IdMap(raw: userOrder.map { users.raw[$0] }), items: IdMap(raw: itemOrder.map { videos.raw[$0] }))
-        out.userIndex.reserveCapacity(total); out.itemIndex.reserveCapacity(total); out.weights.reserveCapacity(total)
-        var times: [Int64] = []
-        times.reserveCapacity(total)
-        var keys: [UInt64] = []  // item << 32 | position in the row
-        for (position, u) in userOrder.enumerated() {
-            let row = rows[u]
-            keys.removeAll(keepingCapacity: true)
-            for k in row.videos.indices where trainingWeight(row.pairs[k]) != nil { keys.append(itemOf[Int(row.videos[k])] << 32 | UInt64(k)) }
-            keys.sort()
-            for key in keys {
-                let k = Int(key & 0xFFFF_FFFF), p = row.pairs[k]
-                out.userIndex.append(Int32(position))
-                out.itemIndex.append(Int32(key >> 32))
-                out.weights.append(trainingWeight(p)!)
-                times.append(p.lastTimeMs)
+        var userIndex: [Int32] = [], itemIndex: [Int32] = [], weights: [Float] = [], times: [Int64] = []
+        // Every slot below `total` is written by exactly one user's walk.
+        userIndex = [Int32](unsafeUninitializedCapacity: total) { userOut, userCount in
+            itemIndex = [Int32](unsafeUninitializedCapacity: total) { itemOut, itemCount in
+                weights = [Float](unsafeUninitializedCapacity: total) { weightOut, weightCount in
+                    times = [Int64](unsafeUninitializedCapacity: total) { timeOut, timeCount in
+                        DispatchQueue.concurrentPerform(iterations: parts) { part in
+                            var scratch = RowScratch()
+                            var keys: [UInt64] = []  // item << 32 | position in the row
+                            var rowWeights: [Float] = []  // per position in the row: its training weight, 0 when it does not train
+                            for position in bounds[part]..<bounds[part + 1] {
+                                withRow(userOrder[position], &scratch) { videos, pairs in
+                                    keys.removeAll(keepingCapacity: true)
+                                    rowWeights.removeAll(keepingCapacity: true)
+                                    for k in videos.indices {
+                                        let w = trainingWeight(pairs[k]) ?? 0
+                                        rowWeights.append(w)
+                                        if w != 0 { keys.append(itemOf[Int(videos[k])] << 32 | UInt64(k)) }
+                                    }
+                                    keys.sort()
+                                    var o = trained[position]
+                                    for key in keys {
+                                        let k = Int(key & 0xFFFF_FFFF)
+                                        userOut[o] = Int32(position)
+                                        itemOut[o] = Int32(truncatingIfNeeded: key >> 32)
+                                        weightOut[o] = rowWeights[k]
+                                        timeOut[o] = pairs[k].lastTimeMs
+                                        o += 1
+                                    }
+                                }
+                            }
+                        }
+                        timeCount = total
+                    }
+                    weightCount = total
+                }
+                itemCount = total
             }
+            userCount = total
         }
-        out.timestamps = times
-        return out
+        return Interactions(users: IdMap(raw: userOrder.map { users.raw[$0] }), items: IdMap(raw: itemOrder.map { videos.raw[$0] }),
+                            userIndex: userIndex, itemIndex: itemIndex, weights: weights, timestamps: times)
+    }
+
+    /// Where a row read from the table is decoded to be walked (reused from row to row).
+    struct RowScratch {
+        var videos: [Int32] = []
+        var pairs: [Pair] = []
+    }
+
+    /// `body` with user `u`'s row: its own arrays, or the stored row decoded into `scratch`.
+    @inline(__always)
+    func withRow(_ u: Int, _ scratch: inout RowScratch, _ body: (UnsafeBufferPointer<Int32>, UnsafeBufferPointer<Pair>) -> Void) {
+        if rows[u].stored {
+            stored!.decode(u, into: &scratch)
+            scratch.videos.withUnsafeBufferPointer { v in scratch.pairs.withUnsafeBufferPointer { p in body(v, p) } }
+        } else {
+            rows[u].videos.withUnsafeBufferPointer { v in rows[u].pairs.withUnsafeBufferPointer { p in body(v, p) } }
+        }
+    }
+}
+
+/// The rows of an interaction table, where they lie in its mapped file: per stored user the
+/// offset of its first 21-byte pair record (`InteractionTable.pairBytes`: u32 video, f64 weight,
+/// i64 time, u8 negative) and the record count. Checked whole when the table was opened. The file
+/// stays mapped as long as a history reads from it (tables are only ever replaced by rename and
+/// removed by unlink, which leave a mapping intact).
+final class StoredRows: Sendable {
+    let file: MappedBytes
+    let starts: [Int]
+    let counts: [Int32]
+
+    init(file: MappedBytes, starts: [Int], counts: [Int32]) {
+        self.file = file; self.starts = starts; self.counts = counts
+    }
+
+    @inline(__always) func video(_ u: Int, _ k: Int) -> Int32 {
+        Int32(bitPattern: UInt32(littleEndian: file.bytes.loadUnaligned(fromByteOffset: starts[u] + k * InteractionTable.pairBytes,
+                                                                         as: UInt32.self)))
+    }
+
+    @inline(__always) func pair(_ u: Int, _ k: Int) -> EventHistory.Pair {
+        let at = starts[u] + k * InteractionTable.pairBytes, b = file.bytes
+        return EventHistory.Pair(weight: Double(bitPattern: UInt64(littleEndian: b.loadUnaligned(fromByteOffset: at + 4, as: UInt64.self))),
+                                 lastTimeMs: Int64(bitPattern: UInt64(littleEndian: b.loadUnaligned(fromByteOffset: at + 12, as: UInt64.self))),
+                                 negative: b[at + 20] != 0)
+    }
+
+    /// User `u`'s records as they are in the file.
+    func records(_ u: Int) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(rebasing: file.bytes[starts[u]..<(starts[u] + Int(counts[u]) * InteractionTable.pairBytes)])
+    }
+
+    /// User `u`'s row decoded into `scratch` (replacing what it held).
+    func decode(_ u: Int, into scratch: inout EventHistory.RowScratch) {
+        let n = Int(counts[u])
+        scratch.videos.removeAll(keepingCapacity: true)
+        scratch.pairs.removeAll(keepingCapacity: true)
+        guard n > 0 else { return }
+        let b = UnsafeRawBufferPointer(rebasing: file.bytes[starts[u]..<(starts[u] + n * InteractionTable.pairBytes)])
+        for k in 0..<n {
+            let at = k * InteractionTable.pairBytes
+            scratch.videos.append(Int32(bitPattern: UInt32(littleEndian: b.loadUnaligned(fromByteOffset: at, as: UInt32.self))))
+            scratch.pairs.append(EventHistory.Pair(
+                weight: Double(bitPattern: UInt64(littleEndian: b.loadUnaligned(fromByteOffset: at + 4, as: UInt64.self))),
+                lastTimeMs: Int64(bitPattern: UInt64(littleEndian: b.loadUnaligned(fromByteOffset: at + 12, as: UInt64.self))),
+                negative: b[at + 20] != 0))
+        }
+    }
+
+    /// User `u`'s row copied out (an event is being added to it).
+    func row(_ u: Int) -> EventHistory.Row {
+        let n = Int(counts[u])
+        return EventHistory.Row(videos: (0..<n).map { video(u, $0) }, pairs: (0..<n).map { pair(u, $0) })
     }
 }
 

@@ -39,27 +39,46 @@ public enum InteractionTable {
     /// Bytes per stored pair: u32 video + f64 weight + i64 time + u8 negative.
     static let pairBytes = 21
 
+    /// The table as bytes (tests; `write` streams it to its file).
     public static func encode(_ h: EventHistory, position: UInt64, logFingerprint: UInt64, durations: [String: Int]) -> [UInt8] {
-        var w = ByteWriter(magic: magic)
-        let names = h.users.raw.reduce(0) { $0 + $1.utf8.count + 8 } + h.videos.raw.reduce(0) { $0 + $1.utf8.count + 12 }
-        w.reserveCapacity(64 + key(h.mapping).utf8.count + names + h.pairCount * pairBytes)
-        w.u32(version); w.u64(position); w.u64(logFingerprint); w.u64(UInt64(bitPattern: h.newestTimeMs)); w.string(key(h.mapping))
-        w.u32(UInt32(h.videos.count))
-        for v in h.videos.raw { w.string(v); w.u64(UInt64(bitPattern: Int64(durations[v] ?? 0))) }
-        w.u32(UInt32(h.users.count))
+        var out: [UInt8] = []
+        let stream = ByteStream(magic: magic) { out.append(contentsOf: $0) }
+        try! encode(h, position: position, logFingerprint: logFingerprint, durations: durations, to: stream)
+        return out
+    }
+
+    /// Streams the table, its checksum last. A row still in the table the history was read from
+    /// is copied as it lies there (its records are already in this format).
+    static func encode(_ h: EventHistory, position: UInt64, logFingerprint: UInt64, durations: [String: Int],
+                       to stream: ByteStream) throws {
+        try stream.write { w in
+            w.u32(version); w.u64(position); w.u64(logFingerprint); w.u64(UInt64(bitPattern: h.newestTimeMs)); w.string(key(h.mapping))
+            w.u32(UInt32(h.videos.count))
+        }
+        for v in h.videos.raw { try stream.write { w in w.string(v); w.u64(UInt64(bitPattern: Int64(durations[v] ?? 0))) } }
+        try stream.write { $0.u32(UInt32(h.users.count)) }
         for (u, row) in h.rows.enumerated() {
-            w.string(h.users.raw[u]); w.u32(UInt32(row.videos.count))
-            w.append(count: row.videos.count * pairBytes) { out in
-                for k in row.videos.indices {
-                    let p = row.pairs[k], at = k * pairBytes
-                    out.storeBytes(of: UInt32(bitPattern: row.videos[k]).littleEndian, toByteOffset: at, as: UInt32.self)
-                    out.storeBytes(of: p.weight.bitPattern.littleEndian, toByteOffset: at + 4, as: UInt64.self)
-                    out.storeBytes(of: UInt64(bitPattern: p.lastTimeMs).littleEndian, toByteOffset: at + 12, as: UInt64.self)
-                    out.storeBytes(of: p.negative ? 1 : 0, toByteOffset: at + 20, as: UInt8.self)
+            try stream.write { w in
+                w.string(h.users.raw[u])
+                if row.stored {
+                    let records = h.stored!.records(u)
+                    w.u32(UInt32(records.count / pairBytes))
+                    w.raw(records)
+                    return
+                }
+                w.u32(UInt32(row.videos.count))
+                w.append(count: row.videos.count * pairBytes) { out in
+                    for k in row.videos.indices {
+                        let p = row.pairs[k], at = k * pairBytes
+                        out.storeBytes(of: UInt32(bitPattern: row.videos[k]).littleEndian, toByteOffset: at, as: UInt32.self)
+                        out.storeBytes(of: p.weight.bitPattern.littleEndian, toByteOffset: at + 4, as: UInt64.self)
+                        out.storeBytes(of: UInt64(bitPattern: p.lastTimeMs).littleEndian, toByteOffset: at + 12, as: UInt64.self)
+                        out.storeBytes(of: p.negative ? 1 : 0, toByteOffset: at + 20, as: UInt8.self)
+                    }
                 }
             }
         }
-        return w.finished()
+        try stream.finish()
     }
 
     public struct DecodeError: Error, CustomStringConvertible {
@@ -75,9 +94,16 @@ public enum InteractionTable {
         public var durations: [String: Int]
     }
 
+    /// A table from bytes in memory (tests).
     public static func decode(_ bytes: [UInt8], mapping: EventMapping) throws -> Table {
+        try decode(MappedBytes(copying: bytes), mapping: mapping)
+    }
+
+    /// A table from its mapped file. Every record is checked here, in one pass; the rows are then
+    /// read where they lie (`StoredRows`), so `file` is kept as long as the history is.
+    static func decode(_ file: MappedBytes, mapping: EventMapping) throws -> Table {
         func bad(_ s: String) -> DecodeError { DecodeError(description: s) }
-        var r = try ByteReader(bytes, magic: magic, what: "an interaction table")
+        var r = try RawByteReader(file.bytes, magic: magic, what: "an interaction table")
         guard try r.u32() == version else { throw bad("format version is not \(version)") }
         let position = try r.u64(), fingerprint = try r.u64(), newest = Int64(bitPattern: try r.u64())
         let stored_key = try r.string()
@@ -90,9 +116,9 @@ public enum InteractionTable {
             guard videos.index(inserting: v) == Int32(k) else { throw bad("video \(v) listed twice") }
             durations[v] = Int(Int64(bitPattern: try r.u64()))
         }
-        var users = IdMap(), rows: [EventHistory.Row] = []
+        var users = IdMap(), starts: [Int] = [], counts: [Int32] = []
         let userCount = try r.count(8)
-        users.reserveCapacity(userCount); rows.reserveCapacity(userCount)
+        users.reserveCapacity(userCount); starts.reserveCapacity(userCount); counts.reserveCapacity(userCount)
         // The last user each video was seen with: a video twice in one row is damage.
         var lastUser = [Int32](repeating: -1, count: videoCount)
         for u in 0..<userCount {
@@ -100,34 +126,19 @@ public enum InteractionTable {
             guard users.index(inserting: user) == Int32(u) else { throw bad("user \(user) listed twice") }
             let n = try r.count(pairBytes)
             let raw = try r.take(n * pairBytes)
-            let rowVideos = try [Int32](unsafeUninitializedCapacity: n) { out, made in
-                try raw.withUnsafeBytes { b in
-                    for k in 0..<n {
-                        let v = UInt32(littleEndian: b.loadUnaligned(fromByteOffset: k * pairBytes, as: UInt32.self))
-                        guard v < UInt32(videoCount) else { throw bad("video index out of range") }
-                        guard lastUser[Int(v)] != Int32(u) else { throw bad("user \(user) holds video \(videos.raw[Int(v)]) twice") }
-                        lastUser[Int(v)] = Int32(u)
-                        out[k] = Int32(v)
-                    }
+            starts.append(r.position - n * pairBytes); counts.append(Int32(n))
+            try lastUser.withUnsafeMutableBufferPointer { last in
+                for k in 0..<n {
+                    let v = UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: k * pairBytes, as: UInt32.self))
+                    guard v < UInt32(videoCount) else { throw bad("video index out of range") }
+                    guard last[Int(v)] != Int32(u) else { throw bad("user \(user) holds video \(videos.raw[Int(v)]) twice") }
+                    last[Int(v)] = Int32(u)
                 }
-                made = n
             }
-            let pairs = [EventHistory.Pair](unsafeUninitializedCapacity: n) { out, made in
-                raw.withUnsafeBytes { b in
-                    for k in 0..<n {
-                        let at = k * pairBytes
-                        out.baseAddress!.advanced(by: k).initialize(to: EventHistory.Pair(
-                            weight: Double(bitPattern: UInt64(littleEndian: b.loadUnaligned(fromByteOffset: at + 4, as: UInt64.self))),
-                            lastTimeMs: Int64(bitPattern: UInt64(littleEndian: b.loadUnaligned(fromByteOffset: at + 12, as: UInt64.self))),
-                            negative: b[at + 20] != 0))
-                    }
-                }
-                made = n
-            }
-            rows.append(EventHistory.Row(videos: rowVideos, pairs: pairs))
         }
         try r.end()
-        return Table(history: EventHistory(mapping: mapping, users: users, videos: videos, rows: rows, newestTimeMs: newest),
+        let rows = StoredRows(file: file, starts: starts, counts: counts)
+        return Table(history: EventHistory(mapping: mapping, users: users, videos: videos, stored: rows, newestTimeMs: newest),
                      position: position, logFingerprint: fingerprint, durations: durations)
     }
 
@@ -148,8 +159,8 @@ public enum InteractionTable {
         for n in names {
             let path = directory + "/" + n
             do {
-                guard let data = FileManager.default.contents(atPath: path) else { throw DecodeError(description: "unreadable") }
-                var r = try ByteReader(Array(data), magic: magic, what: "an interaction table")
+                guard let file = MappedBytes(path: path) else { throw DecodeError(description: "unreadable") }
+                var r = try RawByteReader(file.bytes, magic: magic, what: "an interaction table")
                 guard try r.u32() == version else { throw DecodeError(description: "format version is not \(version)") }
                 let position = try r.u64(), fingerprint = try r.u64()
                 _ = try r.u64()
@@ -179,8 +190,8 @@ public enum InteractionTable {
         var notes: [String] = []
         for f in files(directory, mapping: mapping) {
             do {
-                guard let data = AtomicFile.read(f.path) else { throw DecodeError(description: "unreadable") }
-                let t = try decode(data, mapping: mapping)
+                guard let file = MappedBytes(path: f.path) else { throw DecodeError(description: "unreadable") }
+                let t = try decode(file, mapping: mapping)
                 guard t.position == f.position else { throw DecodeError(description: "position \(t.position) differs from its name") }
                 guard t.position <= logEnd else {
                     throw DecodeError(description: "covers events up to \(t.position) but the log ends at \(logEnd)")
@@ -239,7 +250,10 @@ public enum InteractionTable {
                              to directory: String) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let name = String(format: "table-%020llu-", position) + tag(h.mapping) + ".bin"
-        try AtomicFile.write(encode(h, position: position, logFingerprint: logFingerprint, durations: durations), to: directory + "/" + name)
+        try AtomicFile.write(to: directory + "/" + name) { sink in
+            try encode(h, position: position, logFingerprint: logFingerprint, durations: durations,
+                       to: ByteStream(magic: magic, output: sink.write))
+        }
         for old in files(directory, mapping: h.mapping).dropFirst(2) where old.position != position { unlink(old.path) }
     }
 }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// A table of (user, item, weight[, time]) interactions over dense id maps: what importers
 /// produce and splitters and `CSR` consume. Duplicated (user, item) pairs are allowed here and
 /// summed when a matrix is built.
@@ -29,7 +31,22 @@ public struct Interactions: Sendable {
     }
 
     /// The user x item matrix of confidences (weights summed per pair first, then transformed).
+    /// Interactions already in CSR order (`EventHistory.interactions()`) keep their item array as
+    /// the columns, and the confidences are computed on every core straight into a new array.
     public func confidenceMatrix(_ confidence: Confidence) -> CSR {
+        if let indptr = CSR.indptrIfOrdered(rows: users.count, rowIndex: userIndex, colIndex: itemIndex) {
+            let n = weights.count
+            let parts = n >= 1 << 20 ? max(1, min(ProcessInfo.processInfo.activeProcessorCount, 8)) : 1
+            let values = weights.withUnsafeBufferPointer { w in
+                [Float](unsafeUninitializedCapacity: n) { out, made in
+                    DispatchQueue.concurrentPerform(iterations: parts) { part in
+                        for k in (n * part / parts)..<(n * (part + 1) / parts) { out[k] = confidence.apply(w[k]) }
+                    }
+                    made = n
+                }
+            }
+            return CSR(rows: users.count, cols: items.count, indptr: indptr, indices: itemIndex, values: values)
+        }
         var m = matrix()
         m.transformValues { confidence.apply($0) }
         return m

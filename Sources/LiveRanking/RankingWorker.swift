@@ -214,10 +214,9 @@ public final class RankingWorker {
             if l.placesFromCatalog {
                 try l.place(catalog.keys.filter { !l.isModelItem($0) }, history: history, catalog: catalog, usersOf: [:])
             } else {
-                for (u, row) in history.rows.enumerated() {
-                    for v in row.videos where !l.isModelItem(history.videos.raw[Int(v)]) {
-                        usersOfUnplaced[history.videos.raw[Int(v)], default: []].insert(history.users.raw[u])
-                    }
+                history.forEachUserVideo { u, v in
+                    guard !l.isModelItem(history.videos.raw[v]) else { return }
+                    usersOfUnplaced[history.videos.raw[v], default: []].insert(history.users.raw[u])
                 }
                 try l.place(usersOfUnplaced.keys.sorted(), history: history, catalog: catalog, usersOf: usersOfUnplaced)
             }

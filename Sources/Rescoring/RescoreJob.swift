@@ -103,7 +103,10 @@ public enum RescoreJob {
                 return r
             }()
         }
-        let trained = try TrainingPipeline.fit(data, spec, cancel: cancel) { progress((c.model == .twoTower ? "two-tower " : "") + $0) }
+        // ALS trains on the confidence matrix built above (not a second one).
+        let trained = try TrainingPipeline.fit(data, spec, confidence: cui, cancel: cancel) {
+            progress((c.model == .twoTower ? "two-tower " : "") + $0)
+        }
         if !trained.completed { throw TrainingError.cancelled }
         let ranker = trained.ranker
         var itemIds = data.items.raw

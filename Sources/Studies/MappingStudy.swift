@@ -145,12 +145,10 @@ public struct MappingStudy {
     static func seenMatrix(_ h: EventHistory, users: IdMap, items: IdMap) -> CSR {
         var r: [Int32] = [], c: [Int32] = []
         let videoIndex = h.videos.raw.map { items.index(of: $0) }
-        for (k, row) in h.rows.enumerated() {
-            guard let u = users.index(of: h.users.raw[k]) else { continue }
-            for v in row.videos {
-                guard let i = videoIndex[Int(v)] else { continue }
-                r.append(u); c.append(i)
-            }
+        let userIndex = h.users.raw.map { users.index(of: $0) }
+        h.forEachUserVideo { k, v in
+            guard let u = userIndex[k], let i = videoIndex[v] else { return }
+            r.append(u); c.append(i)
         }
         return CSR(rows: users.count, cols: items.count, rowIndex: r, colIndex: c, values: [Float](repeating: 1, count: r.count))
     }

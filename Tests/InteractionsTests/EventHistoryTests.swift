@@ -119,6 +119,78 @@ final class EventHistoryTests: XCTestCase {
         }
     }
 
+    /// Enough users that `interactions()` splits them over the cores (at least 1,024 per part), from
+    /// a table and with a tail: the same interactions as the definition.
+    func testInteractionsSplitOverCoresMatchTheDefinition() throws {
+        var m = EventMapping()
+        m.halfLifeDays = 2
+        var g = SeededGenerator(seed: 77)
+        let types = EventType.allCases
+        let evs = (0..<30_000).map { k in
+            Event(id: UInt64(k), draft: EventDraft(user: "u\(Int.random(in: 0..<4_000, using: &g))", video: "v\(Int.random(in: 0..<500, using: &g))",
+                                                   type: types.randomElement(using: &g)!, watchMs: UInt32.random(in: 0..<20_000, using: &g),
+                                                   timeMs: Int64.random(in: 0..<(10 * 86_400_000), using: &g)))
+        }
+        var h = EventHistory(mapping: m), ref = Reference(mapping: m)
+        for e in evs.prefix(25_000) { h.add(e, duration: 10_000); ref.add(e, duration: 10_000) }
+        var back = try InteractionTable.decode(InteractionTable.encode(h, position: 25_000, logFingerprint: 1, durations: [:]), mapping: m).history
+        for e in evs.dropFirst(25_000) { back.add(e, duration: 10_000); ref.add(e, duration: 10_000) }
+        XCTAssertGreaterThan(back.users.count, 3_900)
+        let got = back.interactions(), want = ref.interactions()
+        XCTAssertEqual(got.users.raw, want.users)
+        XCTAssertEqual(got.items.raw, want.items)
+        XCTAssertEqual(got.count, want.rows.count)
+        XCTAssertEqual(got.userIndex, want.rows.map(\.0))
+        XCTAssertEqual(got.itemIndex, want.rows.map(\.1))
+        XCTAssertEqual(got.weights, want.rows.map(\.2))
+        XCTAssertEqual(got.timestamps, want.rows.map(\.3))
+    }
+
+    /// A history read from a table keeps the rows no event touched where they lie in the table,
+    /// and copies out the ones a tail adds to: its pairs, its interactions and the next table it
+    /// writes (untouched rows copied as they lie) are those of the same events read in one go.
+    func testATableReadWithATailIsTheSameHistoryAsOneRead() throws {
+        var m = EventMapping()
+        m.halfLifeDays = 5
+        let head = events(seed: 41, count: 3_000)
+        // The tail touches two of the table's users (one with a long, indexed row) and two new ones,
+        // and brings a new video.
+        let tail = events(seed: 42, count: 600).filter { $0.user == "heavy" || $0.user == "u3" }.map { e in
+            e.id % 5 == 0 ? Event(id: e.id, draft: EventDraft(user: "new\(e.id % 2)", video: e.id % 3 == 0 ? "fresh" : e.video,
+                                                              type: e.type, watchMs: e.watchMs, timeMs: e.timeMs)) : e
+        }
+        var one = EventHistory(mapping: m), first = EventHistory(mapping: m)
+        for e in head { one.add(e, duration: 10_000); first.add(e, duration: 10_000) }
+        for e in tail { one.add(e, duration: 10_000) }
+        var back = try InteractionTable.decode(InteractionTable.encode(first, position: 3_000, logFingerprint: 9, durations: [:]),
+                                               mapping: m).history
+        for e in tail { back.add(e, duration: 10_000) }
+        XCTAssertEqual(back.pairCount, one.pairCount)
+        XCTAssertEqual(back.dictionary, one.dictionary)
+        XCTAssertEqual(back.pair(user: "u5", video: "v3"), one.pair(user: "u5", video: "v3"))
+        XCTAssertNotNil(back.pair(user: "u5", video: one.dictionary["u5"]!.keys.sorted()[0]))
+        XCTAssertNil(back.pair(user: "u5", video: "fresh"))
+        var seen: [String: Set<String>] = [:]
+        back.forEachUserVideo { u, v in seen[back.users.raw[u], default: []].insert(back.videos.raw[v]) }
+        XCTAssertEqual(seen, one.dictionary.mapValues { Set($0.keys) })
+        let a = back.interactions(), b = one.interactions()
+        XCTAssertEqual(a.users.raw, b.users.raw); XCTAssertEqual(a.items.raw, b.items.raw)
+        XCTAssertEqual(a.userIndex, b.userIndex); XCTAssertEqual(a.itemIndex, b.itemIndex)
+        XCTAssertEqual(a.weights, b.weights); XCTAssertEqual(a.timestamps, b.timestamps)
+        XCTAssertEqual(InteractionTable.encode(back, position: 3_600, logFingerprint: 3, durations: ["v1": 5]),
+                       InteractionTable.encode(one, position: 3_600, logFingerprint: 3, durations: ["v1": 5]))
+        // Through a file, as rescore reads it.
+        let dir = NSTemporaryDirectory() + "/tables-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try InteractionTable.write(first, position: 3_000, logFingerprint: 9, durations: [:], to: dir)
+        var mapped = try XCTUnwrap(InteractionTable.newest(in: dir, mapping: m, logEnd: 3_000, durations: [:], fingerprint: { _ in 9 }).table).history
+        for e in tail { mapped.add(e, duration: 10_000) }
+        try InteractionTable.write(mapped, position: 3_600, logFingerprint: 3, durations: [:], to: dir)
+        let written = try XCTUnwrap(InteractionTable.files(dir, mapping: m).first)
+        XCTAssertEqual(written.position, 3_600)
+        XCTAssertEqual(AtomicFile.read(written.path), InteractionTable.encode(one, position: 3_600, logFingerprint: 3, durations: [:]))
+    }
+
     /// The two newest tables are kept, and one written below them (`events compact --through`) too
     /// until the next write.
     func testWritingAnOlderTableKeepsIt() throws {

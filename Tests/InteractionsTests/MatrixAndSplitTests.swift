@@ -1,5 +1,5 @@
 import XCTest
-import Interactions
+@testable import Interactions
 import TestSupport
 
 final class MatrixAndSplitTests: XCTestCase {
@@ -10,6 +10,45 @@ final class MatrixAndSplitTests: XCTestCase {
         XCTAssertEqual(c.values, [3, 7, 5])
         XCTAssertTrue(c.contains(row: 0, col: 3))
         XCTAssertFalse(c.contains(row: 0, col: 2))
+    }
+
+    /// Coordinates already in CSR order (empty rows first, between and last) take the path that
+    /// keeps their arrays; the same coordinates shuffled take the sorting one; both give the same
+    /// matrix. A repeated or descending column within a row is not "in order".
+    func testOrderedCoordinatesGiveTheSameMatrixAsShuffledOnes() {
+        let rows: [Int32] = [1, 1, 1, 3, 4, 4, 6], cols: [Int32] = [0, 2, 5, 1, 3, 4, 2], vals: [Float] = [1, 2, 3, 4, 5, 6, 7]
+        let ordered = CSR(rows: 8, cols: 6, rowIndex: rows, colIndex: cols, values: vals)
+        XCTAssertEqual(ordered.indptr, [0, 0, 3, 3, 4, 6, 6, 7, 7])
+        XCTAssertEqual(ordered.indices, cols)
+        XCTAssertEqual(ordered.values, vals)
+        let perm = [4, 0, 6, 2, 5, 1, 3]
+        XCTAssertEqual(CSR(rows: 8, cols: 6, rowIndex: perm.map { rows[$0] }, colIndex: perm.map { cols[$0] }, values: perm.map { vals[$0] }),
+                       ordered)
+        XCTAssertNotNil(CSR.indptrIfOrdered(rows: 8, rowIndex: rows, colIndex: cols))
+        XCTAssertNil(CSR.indptrIfOrdered(rows: 8, rowIndex: [1, 1], colIndex: [2, 2]))
+        XCTAssertNil(CSR.indptrIfOrdered(rows: 8, rowIndex: [1, 1], colIndex: [2, 1]))
+        XCTAssertNil(CSR.indptrIfOrdered(rows: 8, rowIndex: [2, 1], colIndex: [0, 1]))
+        XCTAssertNil(CSR.indptrIfOrdered(rows: 2, rowIndex: [2], colIndex: [0]))
+        XCTAssertEqual(CSR(rows: 2, cols: 4, rowIndex: [1, 1], colIndex: [2, 2], values: [1, 2]).values, [3])
+        XCTAssertEqual(CSR(rows: 3, cols: 1, rowIndex: [], colIndex: [], values: []).indptr, [0, 0, 0, 0])
+    }
+
+    /// The confidence matrix of ordered interactions (computed on every core, past 2^20 entries)
+    /// and of the same interactions unordered: both the raw matrix with each value transformed.
+    func testConfidenceMatrixOfOrderedAndUnorderedInteractions() {
+        var g = SeededGenerator(seed: 3)
+        var d = Interactions(users: IdMap(raw: (0..<3_000).map { "u\($0)" }), items: IdMap(raw: (0..<2_000).map { "i\($0)" }))
+        for u in 0..<3_000 where u % 7 != 3 {
+            for i in stride(from: Int.random(in: 0..<5, using: &g), to: 2_000, by: Int.random(in: 2..<8, using: &g)) {
+                d.userIndex.append(Int32(u)); d.itemIndex.append(Int32(i)); d.weights.append(Float.random(in: 0.1..<4, using: &g))
+            }
+        }
+        XCTAssertGreaterThan(d.count, 1 << 20)
+        let conf = Confidence(scheme: .log, alpha: 3)
+        let want = d.matrix().mapValues { conf.apply($0) }
+        XCTAssertEqual(d.confidenceMatrix(conf), want)
+        let unordered = d.subset(Array((0..<d.count).reversed()))
+        XCTAssertEqual(unordered.confidenceMatrix(conf), want)
     }
 
     func testTransposeRoundTrip() {
