@@ -22,7 +22,7 @@ public struct CSR: Sendable, Equatable {
         // Coordinates already in this order (rows ascending, columns strictly ascending within
         // each: what `EventHistory.interactions()` gives) keep their column and value arrays as
         // they are (shared, not copied: at 100M entries that is 800 MB not allocated).
-        if let indptr = CSR.indptrIfOrdered(rows: rows, rowIndex: rowIndex, colIndex: colIndex) {
+        if values.count == n, let indptr = CSR.indptrIfOrdered(rows: rows, rowIndex: rowIndex, colIndex: colIndex) {
             self.init(rows: rows, cols: cols, indptr: indptr, indices: colIndex, values: values)
             return
         }
@@ -69,9 +69,10 @@ public struct CSR: Sendable, Equatable {
         self.init(rows: rows, cols: cols, indptr: outPtr, indices: idx, values: val)
     }
 
-    /// The row pointers of coordinates sorted by row then strictly by column (in range); nil
-    /// when they are not.
+    /// The row pointers of coordinates sorted by row (each below `rows`) then strictly by
+    /// column; nil when they are not, or the two arrays differ in length.
     static func indptrIfOrdered(rows: Int, rowIndex: [Int32], colIndex: [Int32]) -> [Int]? {
+        guard rowIndex.count == colIndex.count else { return nil }
         var ptr = [Int](repeating: 0, count: rows + 1)
         let ordered = rowIndex.withUnsafeBufferPointer { r in
             colIndex.withUnsafeBufferPointer { c in

@@ -295,9 +295,9 @@ public struct EventHistory: Sendable {
                                     keys.removeAll(keepingCapacity: true)
                                     rowWeights.removeAll(keepingCapacity: true)
                                     for k in videos.indices {
-                                        let w = trainingWeight(pairs[k]) ?? 0
-                                        rowWeights.append(w)
-                                        if w != 0 { keys.append(itemOf[Int(videos[k])] << 32 | UInt64(k)) }
+                                        let w = trainingWeight(pairs[k])
+                                        rowWeights.append(w ?? 0)
+                                        if w != nil { keys.append(itemOf[Int(videos[k])] << 32 | UInt64(k)) }
                                     }
                                     keys.sort()
                                     var o = trained[position]
@@ -309,6 +309,8 @@ public struct EventHistory: Sendable {
                                         timeOut[o] = pairs[k].lastTimeMs
                                         o += 1
                                     }
+                                    // The first walk counted the same pairs: every slot is written once.
+                                    precondition(o == trained[position + 1])
                                 }
                             }
                         }
@@ -346,7 +348,9 @@ public struct EventHistory: Sendable {
 /// offset of its first 21-byte pair record (`InteractionTable.pairBytes`: u32 video, f64 weight,
 /// i64 time, u8 negative) and the record count. Checked whole when the table was opened. The file
 /// stays mapped as long as a history reads from it (tables are only ever replaced by rename and
-/// removed by unlink, which leave a mapping intact).
+/// removed by unlink, which leave a mapping intact): a ranking worker's history holds the table
+/// it started from, and its disk space once newer tables unlink it, until the worker rebuilds its
+/// history or stops.
 final class StoredRows: Sendable {
     let file: MappedBytes
     let starts: [Int]

@@ -160,11 +160,13 @@ public enum InteractionTable {
             let path = directory + "/" + n
             do {
                 guard let file = MappedBytes(path: path) else { throw DecodeError(description: "unreadable") }
-                var r = try RawByteReader(file.bytes, magic: magic, what: "an interaction table")
-                guard try r.u32() == version else { throw DecodeError(description: "format version is not \(version)") }
-                let position = try r.u64(), fingerprint = try r.u64()
-                _ = try r.u64()
-                out.append(Summary(path: path, position: position, logFingerprint: fingerprint, mapping: try r.string()))
+                try withExtendedLifetime(file) {
+                    var r = try RawByteReader(file.bytes, magic: magic, what: "an interaction table")
+                    guard try r.u32() == version else { throw DecodeError(description: "format version is not \(version)") }
+                    let position = try r.u64(), fingerprint = try r.u64()
+                    _ = try r.u64()
+                    out.append(Summary(path: path, position: position, logFingerprint: fingerprint, mapping: try r.string()))
+                }
             } catch {
                 notes.append("interaction table \(path): \(error)")
             }

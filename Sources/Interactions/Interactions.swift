@@ -34,7 +34,7 @@ public struct Interactions: Sendable {
     /// Interactions already in CSR order (`EventHistory.interactions()`) keep their item array as
     /// the columns, and the confidences are computed on every core straight into a new array.
     public func confidenceMatrix(_ confidence: Confidence) -> CSR {
-        if let indptr = CSR.indptrIfOrdered(rows: users.count, rowIndex: userIndex, colIndex: itemIndex) {
+        if weights.count == userIndex.count, let indptr = CSR.indptrIfOrdered(rows: users.count, rowIndex: userIndex, colIndex: itemIndex) {
             let n = weights.count
             let parts = n >= 1 << 20 ? max(1, min(ProcessInfo.processInfo.activeProcessorCount, 8)) : 1
             let values = weights.withUnsafeBufferPointer { w in

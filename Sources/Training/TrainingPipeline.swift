@@ -73,8 +73,9 @@ public enum TrainingPipeline {
     /// Trains `spec.model` on `data`. An interrupted ALS or two-tower run returns what was
     /// trained with `completed == false` (the caller decides whether to keep it); an
     /// interrupted blend throws `TrainingError.cancelled` (no half blend exists).
-    /// `confidence`: ALS's confidence matrix when the caller already built it (it may then have
-    /// dropped `data`'s rows to save their memory; ALS needs only the matrix).
+    /// `confidence`: `data`'s confidence matrix under `spec.confidence` when the caller already
+    /// built it (used by ALS, EASE and popularity instead of building a second; for ALS the caller
+    /// may then have dropped `data`'s rows to save their memory, as ALS needs only the matrix).
     public static func fit(_ data: Interactions, _ spec: TrainingSpec, confidence given: CSR? = nil, cancel: CancellationToken? = nil,
                            progress: @escaping (String) -> Void = { _ in }) throws -> TrainedModel {
         let t0 = Date()
@@ -85,13 +86,13 @@ public enum TrainingPipeline {
         carve.seed = spec.twoTower.seed
         switch spec.model {
         case .popularity:
-            trained = TrainedModel(ranker: PopularityModel(fit: data.confidenceMatrix(spec.confidence)), params: params)
+            trained = TrainedModel(ranker: PopularityModel(fit: given ?? data.confidenceMatrix(spec.confidence)), params: params)
         case .ease:
             var config = spec.ease
             config.threads = spec.als.threads
             params["lambda"] = "\(config.lambda)"
             params["gram"] = config.gram.rawValue
-            let model = try EASEModel.fit(data.confidenceMatrix(spec.confidence), config: config, progress: progress)
+            let model = try EASEModel.fit(given ?? data.confidenceMatrix(spec.confidence), config: config, progress: progress)
             trained = TrainedModel(ranker: model, params: params)
         case .rerank:
             var c = spec.rerank
