@@ -26,6 +26,13 @@ public struct CSR: Sendable, Equatable {
             self.init(rows: rows, cols: cols, indptr: indptr, indices: colIndex, values: values)
             return
         }
+        self.init(sorting: rows, cols: cols, rowIndex: rowIndex, colIndex: colIndex, values: values)
+    }
+
+    /// The general case of the above: a counting sort by row, then each row sorted by column with
+    /// duplicates summed (coordinates known not to be in order skip the check).
+    init(sorting rows: Int, cols: Int, rowIndex: [Int32], colIndex: [Int32], values: [Float]) {
+        let n = rowIndex.count
         var counts = [Int](repeating: 0, count: rows + 1)
         for r in rowIndex { counts[Int(r) + 1] += 1 }
         for r in 0..<rows { counts[r + 1] += counts[r] }

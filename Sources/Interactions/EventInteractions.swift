@@ -246,18 +246,17 @@ public struct EventHistory: Sendable {
         var videoRank = [UInt64](repeating: 0, count: videos.count)
         for (rank, v) in videos.raw.indices.sorted(by: { videos.raw[$0] < videos.raw[$1] }).enumerated() { videoRank[v] = UInt64(rank) }
         let n = userOrder.count
-        let parts = max(1, min(ProcessInfo.processInfo.activeProcessorCount, 8, n / 1024))
-        let bounds = (0...parts).map { n * $0 / parts }
+        let parts = Cores.parts(of: n, minimum: 1024)
         // Each video's first training pair in that walk: (user position, video rank); and each
         // user's (by position) count of training pairs.
         var trained = [Int](repeating: 0, count: n + 1)
         var firsts = [[UInt64]](repeating: [], count: parts)
         trained.withUnsafeMutableBufferPointer { trained in
             firsts.withUnsafeMutableBufferPointer { firsts in
-                DispatchQueue.concurrentPerform(iterations: parts) { part in
+                Cores.forEachPart(of: n, minimum: 1024) { part, positions in
                     var first = [UInt64](repeating: .max, count: videos.count)
                     var scratch = RowScratch()
-                    for position in bounds[part]..<bounds[part + 1] {
+                    for position in positions {
                         var count = 0
                         withRow(userOrder[position], &scratch) { videos, pairs in
                             for k in videos.indices where trainingWeight(pairs[k]) != nil {
@@ -286,11 +285,11 @@ public struct EventHistory: Sendable {
             itemIndex = [Int32](unsafeUninitializedCapacity: total) { itemOut, itemCount in
                 weights = [Float](unsafeUninitializedCapacity: total) { weightOut, weightCount in
                     times = [Int64](unsafeUninitializedCapacity: total) { timeOut, timeCount in
-                        DispatchQueue.concurrentPerform(iterations: parts) { part in
+                        Cores.forEachPart(of: n, minimum: 1024) { _, positions in
                             var scratch = RowScratch()
                             var keys: [UInt64] = []  // item << 32 | position in the row
                             var rowWeights: [Float] = []  // per position in the row: its training weight, 0 when it does not train
-                            for position in bounds[part]..<bounds[part + 1] {
+                            for position in positions {
                                 withRow(userOrder[position], &scratch) { videos, pairs in
                                     keys.removeAll(keepingCapacity: true)
                                     rowWeights.removeAll(keepingCapacity: true)
@@ -361,15 +360,11 @@ final class StoredRows: Sendable {
     }
 
     @inline(__always) func video(_ u: Int, _ k: Int) -> Int32 {
-        Int32(bitPattern: UInt32(littleEndian: file.bytes.loadUnaligned(fromByteOffset: starts[u] + k * InteractionTable.pairBytes,
-                                                                         as: UInt32.self)))
+        InteractionTable.recordVideo(file.bytes, at: starts[u] + k * InteractionTable.pairBytes)
     }
 
     @inline(__always) func pair(_ u: Int, _ k: Int) -> EventHistory.Pair {
-        let at = starts[u] + k * InteractionTable.pairBytes, b = file.bytes
-        return EventHistory.Pair(weight: Double(bitPattern: UInt64(littleEndian: b.loadUnaligned(fromByteOffset: at + 4, as: UInt64.self))),
-                                 lastTimeMs: Int64(bitPattern: UInt64(littleEndian: b.loadUnaligned(fromByteOffset: at + 12, as: UInt64.self))),
-                                 negative: b[at + 20] != 0)
+        InteractionTable.recordPair(file.bytes, at: starts[u] + k * InteractionTable.pairBytes)
     }
 
     /// User `u`'s records as they are in the file.
@@ -382,22 +377,17 @@ final class StoredRows: Sendable {
         let n = Int(counts[u])
         scratch.videos.removeAll(keepingCapacity: true)
         scratch.pairs.removeAll(keepingCapacity: true)
-        guard n > 0 else { return }
-        let b = UnsafeRawBufferPointer(rebasing: file.bytes[starts[u]..<(starts[u] + n * InteractionTable.pairBytes)])
         for k in 0..<n {
-            let at = k * InteractionTable.pairBytes
-            scratch.videos.append(Int32(bitPattern: UInt32(littleEndian: b.loadUnaligned(fromByteOffset: at, as: UInt32.self))))
-            scratch.pairs.append(EventHistory.Pair(
-                weight: Double(bitPattern: UInt64(littleEndian: b.loadUnaligned(fromByteOffset: at + 4, as: UInt64.self))),
-                lastTimeMs: Int64(bitPattern: UInt64(littleEndian: b.loadUnaligned(fromByteOffset: at + 12, as: UInt64.self))),
-                negative: b[at + 20] != 0))
+            scratch.videos.append(video(u, k))
+            scratch.pairs.append(pair(u, k))
         }
     }
 
     /// User `u`'s row copied out (an event is being added to it).
     func row(_ u: Int) -> EventHistory.Row {
-        let n = Int(counts[u])
-        return EventHistory.Row(videos: (0..<n).map { video(u, $0) }, pairs: (0..<n).map { pair(u, $0) })
+        var scratch = EventHistory.RowScratch()
+        decode(u, into: &scratch)
+        return EventHistory.Row(videos: scratch.videos, pairs: scratch.pairs)
     }
 }
 

@@ -39,6 +39,27 @@ public enum InteractionTable {
     /// Bytes per stored pair: u32 video + f64 weight + i64 time + u8 negative.
     static let pairBytes = 21
 
+    /// A pair record's fields, written at `at` / read from there (the one place the layout is).
+    @inline(__always)
+    static func storeRecord(video: Int32, _ p: EventHistory.Pair, to out: UnsafeMutableRawBufferPointer, at: Int) {
+        out.storeBytes(of: UInt32(bitPattern: video).littleEndian, toByteOffset: at, as: UInt32.self)
+        out.storeBytes(of: p.weight.bitPattern.littleEndian, toByteOffset: at + 4, as: UInt64.self)
+        out.storeBytes(of: UInt64(bitPattern: p.lastTimeMs).littleEndian, toByteOffset: at + 12, as: UInt64.self)
+        out.storeBytes(of: p.negative ? 1 : 0, toByteOffset: at + 20, as: UInt8.self)
+    }
+
+    @inline(__always)
+    static func recordVideo(_ b: UnsafeRawBufferPointer, at: Int) -> Int32 {
+        Int32(bitPattern: UInt32(littleEndian: b.loadUnaligned(fromByteOffset: at, as: UInt32.self)))
+    }
+
+    @inline(__always)
+    static func recordPair(_ b: UnsafeRawBufferPointer, at: Int) -> EventHistory.Pair {
+        EventHistory.Pair(weight: Double(bitPattern: UInt64(littleEndian: b.loadUnaligned(fromByteOffset: at + 4, as: UInt64.self))),
+                          lastTimeMs: Int64(bitPattern: UInt64(littleEndian: b.loadUnaligned(fromByteOffset: at + 12, as: UInt64.self))),
+                          negative: b[at + 20] != 0)
+    }
+
     /// The table as bytes (tests; `write` streams it to its file).
     public static func encode(_ h: EventHistory, position: UInt64, logFingerprint: UInt64, durations: [String: Int]) -> [UInt8] {
         var out: [UInt8] = []
@@ -68,13 +89,7 @@ public enum InteractionTable {
                 }
                 w.u32(UInt32(row.videos.count))
                 w.append(count: row.videos.count * pairBytes) { out in
-                    for k in row.videos.indices {
-                        let p = row.pairs[k], at = k * pairBytes
-                        out.storeBytes(of: UInt32(bitPattern: row.videos[k]).littleEndian, toByteOffset: at, as: UInt32.self)
-                        out.storeBytes(of: p.weight.bitPattern.littleEndian, toByteOffset: at + 4, as: UInt64.self)
-                        out.storeBytes(of: UInt64(bitPattern: p.lastTimeMs).littleEndian, toByteOffset: at + 12, as: UInt64.self)
-                        out.storeBytes(of: p.negative ? 1 : 0, toByteOffset: at + 20, as: UInt8.self)
-                    }
+                    for k in row.videos.indices { storeRecord(video: row.videos[k], row.pairs[k], to: out, at: k * pairBytes) }
                 }
             }
         }
@@ -129,7 +144,7 @@ public enum InteractionTable {
             starts.append(r.position - n * pairBytes); counts.append(Int32(n))
             try lastUser.withUnsafeMutableBufferPointer { last in
                 for k in 0..<n {
-                    let v = UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: k * pairBytes, as: UInt32.self))
+                    let v = UInt32(bitPattern: recordVideo(raw, at: k * pairBytes))
                     guard v < UInt32(videoCount) else { throw bad("video index out of range") }
                     guard last[Int(v)] != Int32(u) else { throw bad("user \(user) holds video \(videos.raw[Int(v)]) twice") }
                     last[Int(v)] = Int32(u)

@@ -34,22 +34,19 @@ public struct Interactions: Sendable {
     /// Interactions already in CSR order (`EventHistory.interactions()`) keep their item array as
     /// the columns, and the confidences are computed on every core straight into a new array.
     public func confidenceMatrix(_ confidence: Confidence) -> CSR {
-        if weights.count == userIndex.count, let indptr = CSR.indptrIfOrdered(rows: users.count, rowIndex: userIndex, colIndex: itemIndex) {
-            let n = weights.count
-            let parts = n >= 1 << 20 ? max(1, min(ProcessInfo.processInfo.activeProcessorCount, 8)) : 1
-            let values = weights.withUnsafeBufferPointer { w in
-                [Float](unsafeUninitializedCapacity: n) { out, made in
-                    DispatchQueue.concurrentPerform(iterations: parts) { part in
-                        for k in (n * part / parts)..<(n * (part + 1) / parts) { out[k] = confidence.apply(w[k]) }
-                    }
-                    made = n
-                }
-            }
-            return CSR(rows: users.count, cols: items.count, indptr: indptr, indices: itemIndex, values: values)
+        let n = weights.count
+        guard n == userIndex.count, let indptr = CSR.indptrIfOrdered(rows: users.count, rowIndex: userIndex, colIndex: itemIndex) else {
+            var m = CSR(sorting: users.count, cols: items.count, rowIndex: userIndex, colIndex: itemIndex, values: weights)
+            m.transformValues { confidence.apply($0) }
+            return m
         }
-        var m = matrix()
-        m.transformValues { confidence.apply($0) }
-        return m
+        let values = weights.withUnsafeBufferPointer { w in
+            [Float](unsafeUninitializedCapacity: n) { out, made in
+                Cores.forEachPart(of: n, minimum: 1 << 19) { _, range in for k in range { out[k] = confidence.apply(w[k]) } }
+                made = n
+            }
+        }
+        return CSR(rows: users.count, cols: items.count, indptr: indptr, indices: itemIndex, values: values)
     }
 
     /// Rows of `self` whose indices are in `keep`, with the same id maps.
@@ -115,3 +112,17 @@ public struct Confidence: Sendable, Equatable, Codable {
 }
 
 import Foundation
+
+/// The parallel loops of this module: `0..<count` cut into one contiguous range per core (up to
+/// 8), each at least `minimum` long (fewer parts, down to one run inline, for small counts).
+enum Cores {
+    static func parts(of count: Int, minimum: Int) -> Int {
+        max(1, min(ProcessInfo.processInfo.activeProcessorCount, 8, count / max(1, minimum)))
+    }
+
+    /// `body(part, range)` for each part, concurrently.
+    static func forEachPart(of count: Int, minimum: Int, _ body: (Int, Range<Int>) -> Void) {
+        let parts = parts(of: count, minimum: minimum)
+        DispatchQueue.concurrentPerform(iterations: parts) { part in body(part, (count * part / parts)..<(count * (part + 1) / parts)) }
+    }
+}
